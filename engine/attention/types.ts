@@ -1,0 +1,84 @@
+// The one seam between the model runner and attention. The runner computes q, k, v (post-RoPE) with ONNX graphs and
+// hands them here; everything about the KV cache (CPU RAM) and how attention is computed (dense, MagicPIG, TopK, Quest)
+// lives behind this interface. See ../../ARCHITECTURE.md.
+
+export type AttentionMethod = 'dense' | 'magicpig' | 'topk' | 'quest';
+export type KvDtype = 'float32' | 'bfloat16';
+
+/** Every knob is data (per model and per request), never a constant in the kernels. */
+export interface AttentionConfig {
+  method: AttentionMethod;
+  /** SimHash bits per table (magicpig). */
+  K: number;
+  /** Number of hash tables (magicpig). */
+  L: number;
+  /** First tokens of the context always attended exactly. */
+  sinks: number;
+  /** Most recent context tokens always attended exactly. */
+  window: number;
+  /** Layers that always use dense attention (default: 0 and the middle layer). Negative = none. */
+  denseLayers: number[];
+  /** TopK/Quest budget as a fraction of indexed keys (or pages); 'auto' = what MagicPIG sampled for that head/step. */
+  budget: number | 'auto';
+  /** Exact-tail length above which new tokens are folded into the LSH index. */
+  tailThreshold: number;
+  kvDtype: KvDtype;
+  /** Seed of the SimHash Gaussian matrix. */
+  seed: number;
+}
+
+export interface AttentionShape {
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+}
+
+export interface AttentionStats {
+  method: AttentionMethod;
+  /** Tokens currently cached. */
+  length: number;
+  /** Mean fraction of indexed keys attended over sampled layers/heads/steps since the last resetStats (1 for dense). */
+  sampledFraction: number;
+  /** Bytes held by the KV cache and indexes. */
+  bytes: number;
+}
+
+/**
+ * One sequence's KV cache plus an attention method. Tensors are row-major float32:
+ * q: [n, numHeads, headDim], k/v: [n, numKvHeads, headDim], out: [n, numHeads, headDim].
+ */
+export interface SequenceAttention {
+  readonly shape: AttentionShape;
+  /** Tokens cached (all layers have the same length between forward passes). */
+  readonly length: number;
+  /**
+   * Append n tokens' keys and values to `layer` and write attention for their n queries into `out`
+   * (causal: query j sees every cached token plus tokens 0..j of this call). n > 1 is a prefill chunk and is always
+   * computed exactly (chunked, O(n · chunk) memory); n === 1 is a decode step and uses the configured method.
+   * Called once per layer per chunk/step, layer 0 first.
+   */
+  forward(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): void;
+  /** Prompt done: tokens so far are "context" (may be indexed); later tokens are generated and stay exact. */
+  endPrefill(): void;
+  /** Drop tokens at positions >= length (prefix reuse). */
+  truncate(length: number): void;
+  /** Change the method/knobs for the next request (indexes rebuilt lazily if K/L/seed change). */
+  configure(config: Partial<AttentionConfig>): void;
+  stats(): AttentionStats;
+  resetStats(): void;
+  dispose(): void;
+}
+
+export const defaultAttentionConfig = (numLayers: number): AttentionConfig => ({
+  method: 'dense',
+  K: 10,
+  L: 150,
+  sinks: 4,
+  window: 64,
+  denseLayers: numLayers > 1 ? [0, Math.floor(numLayers / 2)] : [0],
+  budget: 'auto',
+  tailThreshold: 256,
+  kvDtype: 'float32',
+  seed: 1234,
+});

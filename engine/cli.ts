@@ -1,0 +1,40 @@
+// `snout <command>`: one small module per command under engine/cli/. User errors print one clear line, never a stack.
+import { UserError } from './errors';
+
+const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<number | void> }>> = {
+  logits: () => import('./cli/logits'),
+  generate: () => import('./cli/generate'),
+  serve: () => import('./cli/serve'),
+  bench: () => import('./cli/bench'),
+  eval: () => import('./cli/eval'),
+};
+
+const usage = `usage: snout <command> [options]
+  logits    --model DIR (--prompt TEXT | --ids 1,2,3) [--attention dense|magicpig|topk|quest]
+  generate  --model DIR --prompt TEXT --max-tokens N [--greedy | --temperature T --top-p P --seed S] [--json]
+  serve     --stdio | --http 127.0.0.1:PORT --model DIR [--token T]
+  bench     engine|attention|prefix [--json]
+  eval      repobench|build|fidelity ...`;
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || !(name in commands)) {
+    process.stderr.write(usage + '\n');
+    return name && !['--help', '-h'].includes(name) ? 2 : 0;
+  }
+  const mod = await commands[name]();
+  return (await mod.run(rest)) ?? 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => { process.exitCode = code; },
+  (err) => {
+    if (err instanceof UserError) {
+      process.stderr.write(`snout: ${err.message}\n`);
+      process.exitCode = 1;
+    } else {
+      process.stderr.write(`snout: internal error: ${err?.stack ?? err}\n`);
+      process.exitCode = 70;
+    }
+  },
+);
