@@ -1,0 +1,94 @@
+// onnxruntime sessions and the execution-provider choice. Asking onnxruntime-node for a provider it was not built with
+// (or that finds no device) throws; we catch that, fall back to cpu and say so in one log line.
+import * as ort from 'onnxruntime-node';
+
+// onnxruntime's own logger prints a second, multi-line copy of every failure (e.g. a missing CUDA library) that we
+// already report or throw; it is process-wide and fixed when the first session is created, so set it at import.
+ort.env.logLevel = 'fatal';
+
+export type ProviderSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+export type Provider = 'cpu' | 'cuda' | 'webgpu';
+
+export interface SessionOptions {
+  /** Threads for one operator (0 = onnxruntime's default: one per physical core). Env SNOUT_THREADS overrides. */
+  threads?: number;
+  /** Where the one fallback line goes (stderr by default: stdout may carry a protocol). */
+  log?: (line: string) => void;
+}
+
+export interface CreatedSession {
+  session: ort.InferenceSession;
+  /** Provider actually in use after any fallback. */
+  provider: Provider;
+}
+
+/** Providers tried for a setting, best first; cpu always ends the list. */
+export function providerCandidates(setting: ProviderSetting): Provider[] {
+  switch (setting) {
+    case 'cpu': return ['cpu'];
+    case 'cuda': return ['cuda', 'cpu'];
+    case 'webgpu': return ['webgpu', 'cpu'];
+    // auto: a GPU provider only where this platform's onnxruntime-node build ships one.
+    case 'auto': return [...gpuProvidersBuiltIn(), 'cpu'];
+    default: throw new Error(`unknown execution provider "${setting as string}"`);
+  }
+}
+
+function gpuProvidersBuiltIn(): Provider[] {
+  let backends: { name: string }[] = [];
+  try {
+    backends = (ort as unknown as { listSupportedBackends?: () => { name: string }[] }).listSupportedBackends?.() ?? [];
+  } catch { /* older builds: cpu only */ }
+  const names = new Set(backends.map((b) => b.name));
+  return (['cuda', 'webgpu'] as Provider[]).filter((p) => names.has(p) && gpuAllowedForAuto(p));
+}
+
+// webgpu without a real adapter can end up on a software rasteriser that is far slower than the cpu provider, so auto
+// uses it only when asked to through env SNOUT_AUTO_WEBGPU=1; an explicit 'webgpu' setting always tries it.
+function gpuAllowedForAuto(p: Provider): boolean {
+  return p === 'cuda' || process.env.SNOUT_AUTO_WEBGPU === '1';
+}
+
+export function sessionOptions(provider: Provider, options: SessionOptions = {}): ort.InferenceSession.SessionOptions {
+  const envThreads = Number(process.env.SNOUT_THREADS);
+  const threads = Number.isFinite(envThreads) && envThreads > 0 ? envThreads : options.threads ?? 0;
+  return {
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+    executionMode: 'sequential',
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    logSeverityLevel: 3,
+  };
+}
+
+/**
+ * Create a session for `modelBytes` on the requested provider, falling back to cpu (one log line) if it fails.
+ * Callers that build many sessions pass the provider the first one reported, so the fallback is logged once.
+ */
+export async function createSession(
+  modelBytes: Uint8Array,
+  provider: ProviderSetting = 'auto',
+  options: SessionOptions = {},
+): Promise<CreatedSession> {
+  const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+  const candidates = providerCandidates(provider);
+  let lastError: unknown;
+  for (const candidate of candidates) {
+    try {
+      const session = await ort.InferenceSession.create(modelBytes, sessionOptions(candidate, options));
+      if (candidate !== candidates[0]) {
+        const first = (lastError instanceof Error ? lastError.message : String(lastError)).split('\n')[0];
+        const why = first.length > 160 ? '…' + first.slice(-160) : first;
+        log(`snout: execution provider "${candidates[0]}" unavailable (${why}); using ${candidate}`);
+      }
+      return { session, provider: candidate };
+    } catch (err) {
+      lastError = err;
+      if (candidate === 'cpu') throw err;
+    }
+  }
+  throw lastError;
+}
+
+export { ort };
