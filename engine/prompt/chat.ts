@@ -1,0 +1,59 @@
+// Renders an ask conversation: the model's own chat_template (tokenizer_config.json, run by @huggingface/jinja) when
+// it has one, else a plain "User:/Assistant:" layout. Repository files go first (in front of the first user message
+// for templates, as comment blocks for the plain layout). Over budget: drop files from the end, then the oldest
+// messages (never the last), then trim the front of the rendered prompt.
+import { Template } from '@huggingface/jinja';
+import type { TokenizerLike } from '../generate/types';
+import type { ChatMessage, RepoFile } from '../protocol';
+import { encodeSegments } from './segments';
+import type { RenderedPrompt } from './completion';
+
+const filesText = (files: RepoFile[]) =>
+  files.map((f) => `# Path: ${f.path}\n${f.text.endsWith('\n') || f.text === '' ? f.text : f.text + '\n'}\n`).join('');
+
+const templates = new Map<string, Template>();
+function compiled(source: string): Template {
+  let t = templates.get(source);
+  if (!t) { t = new Template(source); templates.set(source, t); }
+  return t;
+}
+
+function renderText(tok: TokenizerLike, messages: ChatMessage[], files: RepoFile[]): { text: string; bos: boolean } {
+  const context = files.length ? `Repository files:\n\n${filesText(files)}` : '';
+  if (tok.chatTemplate) {
+    const msgs = messages.map((m) => ({ role: m.role, content: m.content }));
+    if (context) {
+      const i = msgs.findIndex((m) => m.role === 'user');
+      const at = i >= 0 ? i : msgs.length;
+      if (i >= 0) msgs[at] = { ...msgs[at], content: `${context}${msgs[at].content}` };
+      else msgs.push({ role: 'user', content: context });
+    }
+    const bosToken = tok.bosId !== undefined ? tok.decode([tok.bosId], { skipSpecialTokens: false }) : '';
+    const eosToken = tok.eosIds.length ? tok.decode([tok.eosIds[0]], { skipSpecialTokens: false }) : '';
+    const text = compiled(tok.chatTemplate).render({ messages: msgs, add_generation_prompt: true, bos_token: bosToken, eos_token: eosToken });
+    return { text, bos: false }; // templates write their own BOS
+  }
+  const names = { system: 'System', user: 'User', assistant: 'Assistant' } as const;
+  const turns = messages.map((m) => `${names[m.role]}: ${m.content.trim()}\n\n`).join('');
+  return { text: `${context}${turns}Assistant:`, bos: true };
+}
+
+export function renderChat(tok: TokenizerLike, messages: ChatMessage[], files: RepoFile[], budget: number): RenderedPrompt {
+  let kept = files.length;
+  let msgs = messages;
+  const encode = () => {
+    const r = renderText(tok, msgs, files.slice(0, kept));
+    return encodeSegments(tok, [{ text: r.text }], r.bos);
+  };
+  let ids = encode();
+  const full = ids.length;
+  while (ids.length > budget && kept > 0) { kept--; ids = encode(); }
+  while (ids.length > budget && msgs.length > 1) {
+    // Keep a leading system message; drop the oldest turn after it.
+    const drop = msgs[0].role === 'system' && msgs.length > 2 ? 1 : 0;
+    msgs = [...msgs.slice(0, drop), ...msgs.slice(drop + 1)];
+    ids = encode();
+  }
+  if (ids.length > budget) ids = ids.slice(ids.length - budget);
+  return { ids, truncatedTokens: full - ids.length, filesKept: kept };
+}

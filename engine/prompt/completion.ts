@@ -1,0 +1,128 @@
+// Renders a structured completion request (repository files + the current file's prefix and suffix) in the model's
+// own layout, within a token budget:
+//   qwen/starcoder: <|repo_name|>repo\n <|file_sep|>path\ncode … <|file_sep|>path\n <|fim_prefix|>pre<|fim_suffix|>suf<|fim_middle|>
+//                   (no suffix → the current file is written plainly after its header, like every other file)
+//   deepseek/codellama: FIM tokens around "# Path: file" comment blocks; plain: the comment blocks only.
+// Over budget: drop whole context files from the END of the list (the client orders them by importance), then trim the
+// prefix from its start and the suffix from its end (quantised, see trim.ts).
+import type { TokenizerLike } from '../generate/types';
+import type { RepoFile } from '../protocol';
+import type { PromptFormat } from './format';
+import { countTokens, encodeSegments, type Segment } from './segments';
+import { quantise, trimEnd, trimStart } from './trim';
+
+export interface CompletionParts {
+  repoName?: string;
+  files?: RepoFile[];
+  path?: string;
+  prefix: string;
+  suffix?: string;
+}
+
+export interface RenderedPrompt {
+  ids: number[];
+  /** Tokens of context left out to fit the budget (files dropped without tokenizing are estimated at 4 chars/token). */
+  truncatedTokens: number;
+  /** Context files kept (a prefix of the files list). */
+  filesKept: number;
+}
+
+const withNewline = (s: string) => (s === '' || s.endsWith('\n') ? s : s + '\n');
+const pathComment = (p: string) => `# Path: ${p}\n`;
+
+/** Text of one context file block (after its separator token, if the format has one). */
+function fileBlock(fmt: PromptFormat, f: RepoFile): string {
+  return fmt.fileSep ? `${f.path}\n${withNewline(f.text)}` : `${pathComment(f.path)}${withNewline(f.text)}\n`;
+}
+
+function layout(fmt: PromptFormat, parts: CompletionParts, files: RepoFile[], prefix: string, suffix: string): Segment[] {
+  const seg: Segment[] = [];
+  if (fmt.fileSep) {
+    if (fmt.repoName && parts.repoName) seg.push({ special: fmt.repoName }, { text: `${parts.repoName}\n` });
+    for (const f of files) seg.push({ special: fmt.fileSep }, { text: fileBlock(fmt, f) });
+    if (parts.path) seg.push({ special: fmt.fileSep }, { text: `${parts.path}\n` });
+    if (fmt.fim && suffix) {
+      seg.push({ special: fmt.fim.prefix }, { text: prefix }, { special: fmt.fim.suffix }, { text: suffix }, { special: fmt.fim.middle });
+    } else {
+      seg.push({ text: prefix });
+    }
+    return seg;
+  }
+  // No file separator: repository context as comment blocks in front of the current file, all inside the FIM prefix.
+  const context = files.map((f) => fileBlock(fmt, f)).join('') + (parts.path ? pathComment(parts.path) : '');
+  if (fmt.fim && suffix) {
+    const sp = fmt.fimSpaced ? ' ' : '';
+    seg.push({ special: fmt.fim.prefix }, { text: sp + context + prefix + sp }, { special: fmt.fim.suffix }, { text: suffix + sp }, { special: fmt.fim.middle });
+  } else {
+    seg.push({ text: context + prefix });
+  }
+  return seg;
+}
+
+/**
+ * Renders `parts` into at most `budget` tokens. Deterministic: the same inputs give the same ids.
+ * Throws if even an empty prefix does not fit (budget smaller than the fixed tokens of the layout).
+ */
+export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: CompletionParts, budget: number): RenderedPrompt {
+  const files = parts.files ?? [];
+  const block = Math.max(16, budget >> 4);
+  let prefix = parts.prefix;
+  let suffix = fmt.fim && parts.suffix && parts.suffix.trim() !== '' ? parts.suffix : '';
+  let truncated = 0;
+
+  // A prefix far longer than any budget is pre-cut by characters (no token has more than ~32 characters), at a
+  // quantised offset so the cut does not move with every keystroke.
+  const maxChars = budget * 32;
+  if (prefix.length > maxChars) {
+    const blockChars = block * 32;
+    const cut = Math.ceil((prefix.length - maxChars) / blockChars) * blockChars;
+    const nl = prefix.indexOf('\n', cut);
+    const at = nl >= 0 && nl - cut < 400 ? nl + 1 : cut;
+    truncated += Math.ceil(at / 4);
+    prefix = prefix.slice(at);
+  }
+  if (suffix.length > maxChars) { truncated += Math.ceil((suffix.length - maxChars) / 4); suffix = suffix.slice(0, maxChars); }
+
+  const fixed = encodeSegments(tok, layout(fmt, parts, [], '', suffix ? ' ' : ''), true).length + 2;
+  let prefixTokens = countTokens(tok, prefix);
+  let suffixTokens = countTokens(tok, suffix);
+  if (fixed > budget) throw new Error(`the prompt layout alone needs ${fixed} tokens, more than the budget of ${budget}`);
+
+  // Files in order while they fit; the first that does not fit and everything after it are dropped.
+  let used = fixed + prefixTokens + suffixTokens;
+  let kept = 0;
+  for (; kept < files.length; kept++) {
+    const n = countTokens(tok, fileBlock(fmt, files[kept])) + 1;
+    if (used + n > budget) break;
+    used += n;
+  }
+  for (let i = kept; i < files.length; i++) {
+    // Tokenize dropped files only while that is cheap; beyond, estimate.
+    truncated += files[i].text.length < 64 * 1024 ? countTokens(tok, fileBlock(fmt, files[i])) + 1 : Math.ceil(files[i].text.length / 4);
+  }
+
+  // Still over: the suffix keeps at most a quarter of what is left (or all it needs), the prefix the rest.
+  const room = budget - (used - prefixTokens - suffixTokens);
+  if (prefixTokens + suffixTokens > room) {
+    const suffixKeep = Math.min(suffixTokens, Math.max(room >> 2, room - prefixTokens));
+    if (suffixKeep < suffixTokens) { suffix = trimEnd(tok, suffix, suffixKeep); }
+    const prefixKeep = room - countTokens(tok, suffix);
+    if (prefixKeep < prefixTokens) prefix = trimStart(tok, prefix, quantise(prefixTokens - prefixKeep, block));
+    const after = countTokens(tok, prefix) + countTokens(tok, suffix);
+    truncated += prefixTokens + suffixTokens - after;
+    prefixTokens = countTokens(tok, prefix);
+    suffixTokens = countTokens(tok, suffix);
+  }
+
+  const kept_ = files.slice(0, kept);
+  let ids = encodeSegments(tok, layout(fmt, parts, kept_, prefix, suffix), true);
+  // Chunk boundaries can shift counts by a token or two; shave the prefix until the whole prompt fits.
+  for (let tries = 0; ids.length > budget && prefix && tries < 4; tries++) {
+    const before = countTokens(tok, prefix);
+    prefix = trimStart(tok, prefix, ids.length - budget + tries * 4 + 1);
+    truncated += before - countTokens(tok, prefix);
+    ids = encodeSegments(tok, layout(fmt, parts, kept_, prefix, suffix), true);
+  }
+  if (ids.length > budget) throw new Error(`prompt of ${ids.length} tokens does not fit the budget of ${budget}`);
+  return { ids, truncatedTokens: truncated, filesKept: kept };
+}
