@@ -1,0 +1,123 @@
+// One layer's KV cache in CPU RAM: per KV head, a contiguous [capacity, headDim] block of keys and one of values.
+// Float32 or bfloat16 (Uint16Array holding the top 16 bits of the float32; widening is one shift). Capacity doubles
+// on growth, so appending n tokens one at a time costs O(n) copies in total, never O(n²). Buffers are
+// SharedArrayBuffers so worker threads can read them without a copy.
+import type { KvDtype } from './types';
+
+export type KvArray = Float32Array | Uint16Array;
+
+// Scratch views for bf16 <-> f32 bit casts (one shift; round-to-nearest-even on the way in).
+const castF32 = new Float32Array(1);
+const castU32 = new Uint32Array(castF32.buffer);
+
+export function toBf16(x: number): number {
+  castF32[0] = x;
+  const bits = castU32[0];
+  if ((bits & 0x7f800000) === 0x7f800000) return bits >>> 16; // inf/NaN: truncate
+  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
+}
+
+export function fromBf16(h: number): number {
+  castU32[0] = h << 16;
+  return castF32[0];
+}
+
+function alloc(dtype: KvDtype, elements: number): KvArray {
+  const bytesPer = dtype === 'float32' ? 4 : 2;
+  const sab = new SharedArrayBuffer(Math.max(1, elements) * bytesPer);
+  return dtype === 'float32' ? new Float32Array(sab) : new Uint16Array(sab);
+}
+
+export class KvStore {
+  /** keys[g], values[g]: [capacity, headDim] for KV head g. */
+  keys: KvArray[] = [];
+  values: KvArray[] = [];
+  length = 0;
+  capacity = 0;
+
+  constructor(readonly numKvHeads: number, readonly headDim: number, readonly dtype: KvDtype) {
+    this.reserve(64);
+  }
+
+  /** Make room for `tokens` tokens (doubling, so repeated appends stay amortised O(1) per token). */
+  reserve(tokens: number): void {
+    if (tokens <= this.capacity) return;
+    const cap = Math.max(tokens, this.capacity * 2, 64);
+    const d = this.headDim;
+    for (let g = 0; g < this.numKvHeads; g++) {
+      const k = alloc(this.dtype, cap * d);
+      const v = alloc(this.dtype, cap * d);
+      if (this.keys[g]) {
+        k.set(this.keys[g].subarray(0, this.length * d) as never);
+        v.set(this.values[g].subarray(0, this.length * d) as never);
+      }
+      this.keys[g] = k;
+      this.values[g] = v;
+    }
+    this.capacity = cap;
+  }
+
+  /**
+   * Append n tokens from row-major k/v [n, numKvHeads, headDim]. `keyShift[g]` (if given) is subtracted from every
+   * key of head g: the MagicPIG centring k̃ = k − k̄ applies to every key once the index exists (spec §2).
+   */
+  append(k: Float32Array, v: Float32Array, n: number, keyShift?: (Float32Array | null)[]): void {
+    this.reserve(this.length + n);
+    const d = this.headDim, G = this.numKvHeads;
+    for (let g = 0; g < G; g++) {
+      const K = this.keys[g], V = this.values[g];
+      const shift = keyShift?.[g] ?? null;
+      for (let j = 0; j < n; j++) {
+        const src = (j * G + g) * d, dst = (this.length + j) * d;
+        if (K instanceof Float32Array) {
+          const Vf = V as Float32Array;
+          for (let c = 0; c < d; c++) {
+            K[dst + c] = shift ? k[src + c] - shift[c] : k[src + c];
+            Vf[dst + c] = v[src + c];
+          }
+        } else {
+          const Vh = V as Uint16Array;
+          for (let c = 0; c < d; c++) {
+            K[dst + c] = toBf16(shift ? k[src + c] - shift[c] : k[src + c]);
+            Vh[dst + c] = toBf16(v[src + c]);
+          }
+        }
+      }
+    }
+    this.length += n;
+  }
+
+  /** Subtract `delta` from keys [0, length) of head g (used once, when k̄ is first fixed, or to undo it). */
+  shiftKeys(g: number, delta: Float32Array, sign = 1): void {
+    const K = this.keys[g], d = this.headDim;
+    for (let i = 0; i < this.length; i++) {
+      const o = i * d;
+      if (K instanceof Float32Array) for (let c = 0; c < d; c++) K[o + c] -= sign * delta[c];
+      else for (let c = 0; c < d; c++) K[o + c] = toBf16(fromBf16(K[o + c]) - sign * delta[c]);
+    }
+  }
+
+  /** Read key i of head g as float32 into dst (for code that wants one f32 row). */
+  keyRow(g: number, i: number, dst: Float32Array): Float32Array {
+    const K = this.keys[g], o = i * this.headDim;
+    if (K instanceof Float32Array) dst.set(K.subarray(o, o + this.headDim));
+    else for (let c = 0; c < this.headDim; c++) dst[c] = fromBf16(K[o + c]);
+    return dst;
+  }
+
+  truncate(length: number): void {
+    this.length = Math.min(this.length, Math.max(0, length));
+  }
+
+  /** Bytes held (capacity, i.e. what is really allocated). */
+  bytes(): number {
+    const per = this.dtype === 'float32' ? 4 : 2;
+    return 2 * this.numKvHeads * this.capacity * this.headDim * per;
+  }
+
+  /** Bytes of the cached tokens (length, not capacity). */
+  usedBytes(): number {
+    const per = this.dtype === 'float32' ? 4 : 2;
+    return 2 * this.numKvHeads * this.length * this.headDim * per;
+  }
+}

@@ -1,0 +1,55 @@
+// Independent float64 references for the attention tests: written the obvious way (full score vector, softmax,
+// weighted sum), sharing no code with the engine's kernels.
+
+/** Deterministic uniform [0,1) stream for test data (xorshift32; independent of the engine's PRNG). */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5; s >>>= 0;
+    return s / 4294967296;
+  };
+}
+
+export function gaussians(n: number, rand: () => number, scale = 1): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u = Math.max(rand(), 1e-12), v = rand();
+    out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+  }
+  return out;
+}
+
+/** softmax(q·k_i/√d) over the given key rows, applied to the value rows (float64). keys/vals: arrays of rows. */
+export function attendNaive(q: ArrayLike<number>, keys: ArrayLike<number>[], vals: ArrayLike<number>[], logBias?: number[]): number[] {
+  const d = q.length;
+  const s = keys.map((k, i) => {
+    let x = 0;
+    for (let c = 0; c < d; c++) x += q[c] * k[c];
+    return x / Math.sqrt(d) - (logBias ? logBias[i] : 0);
+  });
+  const m = Math.max(...s);
+  const p = s.map((x) => Math.exp(x - m));
+  const z = p.reduce((a, b) => a + b, 0);
+  const o = new Array(d).fill(0);
+  vals.forEach((v, i) => { for (let c = 0; c < d; c++) o[c] += (p[i] / z) * v[c]; });
+  return o;
+}
+
+/** Row r of head h in a row-major [n, heads, d] tensor. */
+export function row(t: Float32Array, r: number, h: number, heads: number, d: number): Float32Array {
+  return t.subarray((r * heads + h) * d, (r * heads + h + 1) * d);
+}
+
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let num = 0, den = 0;
+  for (let i = 0; i < a.length; i++) { num += (a[i] - b[i]) ** 2; den += b[i] ** 2; }
+  return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
