@@ -1,0 +1,211 @@
+// Packs the repository into a completion request, RepoBench order: the files the current file imports (whole, or
+// just the definitions it uses when too large), then other files by recency and proximity, then the current file as
+// FIM prefix/suffix. The file list is computed once per "epoch" (file switch, save, settings change) and reused
+// verbatim on every keystroke in between, so the engine's prefix cache covers everything before the current file.
+import type { RepoFile } from '../../engine/protocol';
+import { languageOfPath, type CodeLanguage } from '../../engine/code/languages';
+import { relevantDefinitions } from '../../engine/code/definitions';
+import { resolvedImports } from '../../engine/code/imports';
+import { fimWindow } from './fim';
+import type { WorkspaceFiles } from './files';
+import { rankFiles } from './rank';
+import type { Recency } from './recency';
+import { TokenEstimator } from './tokens';
+
+export interface PackBudget {
+  /** snout.contextTokens. */
+  contextTokens: number;
+  /** Tokens to leave for the completion itself. */
+  maxTokens: number;
+  /** The model's window (ModelInfo.contextLength); caps contextTokens. */
+  modelContextLength?: number;
+}
+
+export interface ContextSource {
+  path: string;
+  kind: 'import' | 'ranked' | 'current';
+  /** Only the relevant definitions of a too-large imported file were kept. */
+  shrunk: boolean;
+  tokens: number;
+}
+
+export interface PackedContext {
+  repoName: string;
+  files: RepoFile[];
+  sources: ContextSource[];
+  path: string;
+  prefix: string;
+  suffix: string;
+  /** Estimated prompt tokens (files + current window + framing). */
+  estimatedTokens: number;
+  /** Total characters of everything packed (for calibrating the estimator against the engine's count). */
+  chars: number;
+  /** The file list came from the current epoch (no re-ranking on this call). */
+  reused: boolean;
+  epoch: number;
+}
+
+export interface PackRequest {
+  /** Workspace-relative path of the current file. */
+  path: string;
+  text: string;
+  /** Cursor offset in `text`. */
+  offset: number;
+  language?: CodeLanguage;
+}
+
+interface Epoch {
+  key: string;
+  id: number;
+  files: RepoFile[];
+  sources: ContextSource[];
+  filesTokens: number;
+  filesChars: number;
+  /** Tokens set aside for the current file's window. */
+  reserve: number;
+}
+
+/** Framing the prompt format adds per file (<|file_sep|>, path, newline) beyond the path itself. */
+const perFileFraming = 3;
+/** Repo name, FIM markers and slack for estimate error. */
+const promptFraming = 16;
+
+export class ContextPacker {
+  private epoch: Epoch | undefined;
+  private epochs = 0;
+
+  constructor(
+    readonly store: WorkspaceFiles,
+    readonly recency: Recency,
+    readonly estimator = new TokenEstimator(),
+    readonly repoName = 'repository',
+  ) {}
+
+  /** Forget the file list: the next pack re-ranks (call on save, file create/delete, settings change). */
+  invalidate(): void {
+    this.epoch = undefined;
+  }
+
+  get currentEpoch(): number | undefined {
+    return this.epoch?.id;
+  }
+
+  private usable(budget: PackBudget): number {
+    const window = Math.min(budget.contextTokens, budget.modelContextLength ?? Infinity);
+    // 5% under the estimate: the engine cuts from the front, which is where the imported files are.
+    return Math.max(0, Math.floor((window - budget.maxTokens - promptFraming) * 0.95));
+  }
+
+  async pack(req: PackRequest, budget: PackBudget): Promise<PackedContext> {
+    const total = this.usable(budget);
+    const key = `${req.path}|${total}`;
+    let epoch = this.epoch;
+    const reused = epoch?.key === key;
+    if (!reused) {
+      epoch = await this.rank(req, total, key);
+      this.epoch = epoch;
+    }
+    const e = epoch!;
+    // The current file may also use whatever the repository files left over.
+    const windowTokens = Math.max(e.reserve, total - e.filesTokens);
+    const w = fimWindow(req.text, req.offset, this.estimator.chars(windowTokens));
+    const currentTokens = this.estimator.estimate(w.prefix.length + w.suffix.length + req.path.length) + perFileFraming;
+    return {
+      repoName: this.repoName, files: e.files, sources: e.sources, path: req.path, prefix: w.prefix, suffix: w.suffix,
+      estimatedTokens: e.filesTokens + currentTokens + promptFraming,
+      chars: e.filesChars + w.prefix.length + w.suffix.length + req.path.length,
+      reused, epoch: e.id,
+    };
+  }
+
+  private cost(path: string, text: string): number {
+    return this.estimator.estimate(path.length + text.length + 1) + perFileFraming;
+  }
+
+  /** Chooses the context files for `req` within `total` tokens. */
+  private async rank(req: PackRequest, total: number, key: string): Promise<Epoch> {
+    const currentTokens = this.cost(req.path, req.text);
+    // The current file keeps room to grow while the user types; at most half the window, so the repository always
+    // gets the other half.
+    const reserve = Math.min(Math.ceil(currentTokens * 1.1) + 64, Math.floor(total / 2));
+    const selected = await this.select(req, total - reserve, new Set([req.path]));
+    return { key, id: ++this.epochs, reserve, ...selected };
+  }
+
+  /**
+   * Imported files first (whole, or shrunk to the definitions the importer names), then the rest by rank, each
+   * while it fits `budget` tokens.
+   */
+  private async select(req: { path: string; text: string; language?: CodeLanguage }, budget: number, exclude: Set<string>) {
+    const files: RepoFile[] = [];
+    const sources: ContextSource[] = [];
+    let used = 0;
+    let chars = 0;
+    const add = (path: string, text: string, kind: ContextSource['kind'], shrunk: boolean) => {
+      const tokens = this.cost(path, text);
+      files.push({ path, text });
+      sources.push({ path, kind, shrunk, tokens });
+      used += tokens;
+      chars += path.length + text.length + 1;
+      exclude.add(path);
+    };
+
+    const lang = req.language ?? languageOfPath(req.path);
+    const imports = lang ? await resolvedImports(req.path, req.text, lang, (p) => this.store.has(p)).catch(() => []) : [];
+    // An import may take a quarter of the repository budget whole; a bigger one is shrunk to that quarter.
+    const importCap = Math.floor(budget / 4);
+    const secondHop = new Set<string>();
+    for (const imp of imports) {
+      for (const path of imp.files) {
+        if (exclude.has(path)) continue;
+        const text = await this.store.read(path);
+        if (text === undefined || !text.trim()) continue; // an empty __init__.py resolves imports but says nothing
+        const room = Math.min(budget - used, importCap);
+        if (this.cost(path, text) <= room) add(path, text, 'import', false);
+        else if (room > 32) {
+          const fileLang = languageOfPath(path);
+          const chars = this.estimator.chars(room - this.estimator.estimate(path.length) - perFileFraming);
+          const shrunk = fileLang ? await relevantDefinitions(text, fileLang, imp.names, chars).catch(() => '') : text.slice(0, chars);
+          if (shrunk.trim() && this.cost(path, shrunk) <= room) add(path, shrunk, 'import', true);
+        }
+        // What the imported file imports is the next most likely thing the current code touches.
+        const l = languageOfPath(path);
+        if (l) for (const r of await resolvedImports(path, text, l, (p) => this.store.has(p)).catch(() => [])) r.files.forEach((f) => secondHop.add(f));
+      }
+    }
+
+    const candidates = this.store.list().map((f) => f.path).filter((p) => !exclude.has(p));
+    const ranked = rankFiles({ current: req.path, candidates, recency: (p) => this.recency.rank(p) });
+    // Files two import hops away go first among the rest; the ranking decides within each group.
+    const ordered = [...ranked.filter((p) => secondHop.has(p)), ...ranked.filter((p) => !secondHop.has(p))];
+    let examined = 0;
+    for (const path of ordered) {
+      if (budget - used < 32 || ++examined > 2000) break;
+      // Bytes ≥ characters, so the on-disk size bounds the cost from above: skip reading what cannot fit anyway.
+      const bytes = this.store.size(path) ?? 0;
+      if (this.estimator.estimate(path.length + 1) + perFileFraming > budget - used) continue;
+      if (bytes > this.estimator.chars(budget - used) * 4) continue;
+      const text = await this.store.read(path);
+      if (text === undefined || !text.trim()) continue;
+      if (this.cost(path, text) <= budget - used) add(path, text, 'ranked', false);
+    }
+    return { files, sources, filesTokens: used, filesChars: chars };
+  }
+
+  /**
+   * Context for a question about the repository: the active file's imports, the ranked rest, and the active file
+   * itself last (nearest the question). Without an active file, files are ranked from the workspace root.
+   */
+  async packForQuestion(active: { path: string; text: string } | undefined, budget: PackBudget): Promise<{ files: RepoFile[]; sources: ContextSource[]; estimatedTokens: number }> {
+    const total = this.usable(budget);
+    const current = active && this.estimator.estimate(active.text.length) < total / 2 ? active : undefined;
+    const reserve = current ? this.cost(current.path, current.text) : 0;
+    const req = active ?? { path: 'README.md', text: '' };
+    const sel = await this.select(req, total - reserve, new Set(active ? [active.path] : []));
+    if (current) {
+      sel.files.push({ path: current.path, text: current.text });
+      sel.sources.push({ path: current.path, kind: 'current', shrunk: false, tokens: reserve });
+    }
+    return { files: sel.files, sources: sel.sources, estimatedTokens: sel.filesTokens + reserve + promptFraming };
+  }
+}

@@ -1,0 +1,43 @@
+// Ranks the non-imported files for the context: recently touched files first, then files near the current one in
+// the folder tree. Deterministic (ties break by path) so the same inputs give the same prompt prefix.
+
+/** Folder steps from a's folder to b's folder: up to the common ancestor, then down. Siblings are 0. */
+export function pathDistance(a: string, b: string): number {
+  const da = a.split('/').slice(0, -1);
+  const db = b.split('/').slice(0, -1);
+  let common = 0;
+  while (common < da.length && common < db.length && da[common] === db[common]) common++;
+  return da.length - common + (db.length - common);
+}
+
+/** Same base name, different extension (foo.ts ↔ foo.test.ts ↔ test_foo.py): a strong hint of relatedness. */
+function stem(p: string): string {
+  const base = p.slice(p.lastIndexOf('/') + 1).toLowerCase();
+  return base.replace(/^test_/, '').replace(/(\.(test|spec))?\.[^.]+$/, '').replace(/_test$/, '');
+}
+
+export interface RankInput {
+  current: string;
+  candidates: readonly string[];
+  /** 0 = most recently touched; undefined = not recent. */
+  recency: (path: string) => number | undefined;
+}
+
+/**
+ * Score = recency (1 for the most recent file, decaying as 1/(1+rank)) × 2 + proximity 1/(1+distance)
+ * + 0.5 for a shared stem. Recency dominates: a file the user just looked at beats a quiet neighbour.
+ */
+export function scoreFile(current: string, candidate: string, recencyRank: number | undefined): number {
+  const recency = recencyRank === undefined ? 0 : 1 / (1 + recencyRank);
+  const proximity = 1 / (1 + pathDistance(current, candidate));
+  const related = stem(current) === stem(candidate) ? 0.5 : 0;
+  return 2 * recency + proximity + related;
+}
+
+export function rankFiles({ current, candidates, recency }: RankInput): string[] {
+  return candidates
+    .filter((c) => c !== current)
+    .map((c) => ({ c, s: scoreFile(current, c, recency(c)) }))
+    .sort((x, y) => y.s - x.s || (x.c < y.c ? -1 : x.c > y.c ? 1 : 0))
+    .map((x) => x.c);
+}
