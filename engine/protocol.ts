@@ -23,6 +23,8 @@ export interface LoadParams {
   attention?: AttentionSettings;
   /** RAM budget for the prefix cache, bytes. */
   prefixCacheBytes?: number;
+  /** Context window to enforce, tokens (default: the model's max_position_embeddings). */
+  contextLength?: number;
 }
 
 export interface ModelInfo {
@@ -145,6 +147,10 @@ export const ErrorCodes = {
   ModelNotLoaded: -32001,
   BadModel: -32002,
   PromptTooLong: -32003,
+  /** The request queue is full; retry later. */
+  Overloaded: -32004,
+  /** The engine is loading a model. */
+  Loading: -32005,
   Cancelled: -32800,
 } as const;
 

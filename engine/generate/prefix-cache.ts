@@ -1,0 +1,111 @@
+// A pool of recent Sequences (each a KV cache + LSH index). A request takes the one sharing the longest token prefix
+// with its prompt; generate() then truncates it to that prefix and prefills only the rest. Idle sequences are evicted
+// least-recently-used first when the pool's bytes exceed its RAM budget.
+import type { AttentionConfig } from '../attention/types';
+import type { Sequence } from './types';
+
+export interface SequenceFactory {
+  newSequence(attention?: Partial<AttentionConfig>): Sequence;
+}
+
+interface Entry {
+  seq: Sequence;
+  busy: boolean;
+  lastUsed: number;
+}
+
+export interface Lease {
+  seq: Sequence;
+  /** Tokens of the prompt already in the sequence's cache. */
+  cachedTokens: number;
+}
+
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+export class PrefixCache {
+  private entries: Entry[] = [];
+  private clock = 0;
+
+  constructor(private readonly model: SequenceFactory, public budgetBytes: number, readonly maxEntries = 8) {}
+
+  /**
+   * A sequence for a prompt. Reused in place when it shares at least half of the prompt or half of itself with it
+   * (typing extends or edits the tail of the last prompt); otherwise a fresh one, so that an unrelated prompt (another
+   * file) does not wipe a cache that the next keystroke in the first file will want again.
+   */
+  acquire(ids: readonly number[], attention?: Partial<AttentionConfig>): Lease {
+    let best: Entry | undefined;
+    let bestLen = -1;
+    for (const e of this.entries) {
+      if (e.busy) continue;
+      const n = commonPrefix(e.seq.tokens, ids);
+      if (n > bestLen || (n === bestLen && best && e.lastUsed > best.lastUsed)) { best = e; bestLen = n; }
+    }
+    if (best && bestLen > 0 && (2 * bestLen >= ids.length || 2 * bestLen >= best.seq.tokens.length)) {
+      return this.take(best, bestLen);
+    }
+    if (this.entries.length >= this.maxEntries) {
+      const lru = this.lruIdle();
+      if (lru) return this.take(lru, commonPrefix(lru.seq.tokens, ids));
+    }
+    const e: Entry = { seq: this.model.newSequence(attention), busy: false, lastUsed: 0 };
+    this.entries.push(e);
+    return this.take(e, 0);
+  }
+
+  /** Returns a sequence to the pool (its tokens are now prompt + generated) and evicts down to the budget. */
+  release(seq: Sequence): void {
+    const e = this.entries.find((x) => x.seq === seq);
+    if (!e) return;
+    e.busy = false;
+    e.lastUsed = ++this.clock;
+    this.evict(e);
+  }
+
+  /** Drops a sequence whose state can no longer be trusted (generation threw midway). */
+  discard(seq: Sequence): void {
+    const i = this.entries.findIndex((x) => x.seq === seq);
+    if (i >= 0) this.entries.splice(i, 1);
+    seq.dispose();
+  }
+
+  bytes(): number {
+    return this.entries.reduce((s, e) => s + e.seq.bytes(), 0);
+  }
+
+  get size(): number {
+    return this.entries.length;
+  }
+
+  clear(): void {
+    for (const e of this.entries) if (!e.busy) e.seq.dispose();
+    this.entries = this.entries.filter((e) => e.busy);
+  }
+
+  private take(e: Entry, cachedTokens: number): Lease {
+    e.busy = true;
+    e.lastUsed = ++this.clock;
+    return { seq: e.seq, cachedTokens };
+  }
+
+  private lruIdle(except?: Entry): Entry | undefined {
+    let lru: Entry | undefined;
+    for (const e of this.entries) if (!e.busy && e !== except && (!lru || e.lastUsed < lru.lastUsed)) lru = e;
+    return lru;
+  }
+
+  /** Evicts idle sequences, oldest first, until the pool fits its budget; the one just used is kept if it can be. */
+  private evict(keep: Entry) {
+    while (this.bytes() > this.budgetBytes) {
+      const victim = this.lruIdle(keep) ?? (keep.busy ? undefined : keep);
+      if (!victim) return;
+      this.discard(victim.seq);
+      if (victim === keep) return;
+    }
+  }
+}

@@ -1,0 +1,267 @@
+// The engine as a service, independent of transport (stdio JSON-RPC and local HTTP both drive this): load a model,
+// render requests into prompts, run them through the scheduler and the prefix cache, stream text back.
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { AttentionConfig } from '../attention/types';
+import { PrefixCache, type Lease } from '../generate/prefix-cache';
+import type { GenerateResult, LoadedModel, LoadProgress } from '../generate/types';
+import { detectPromptFormat, encodeSegments, renderChat, renderCompletion, type PromptFormat } from '../prompt';
+import {
+  ErrorCodes, type AskParams, type AttentionSettings, type CompleteParams, type CompleteResult, type LoadParams,
+  type ModelInfo, type ProgressParams, type StatusResult, type ExecutionProvider,
+} from '../protocol';
+import { ModelScheduler, Overloaded, Superseded, type Priority } from './scheduler';
+
+export interface LoaderOptions {
+  provider?: ExecutionProvider;
+  onProgress?: (p: LoadProgress) => void;
+  /** Context to enforce (tokens); default the model's own. */
+  contextLimit?: number;
+  attention?: Partial<AttentionConfig>;
+}
+export type ModelLoader = (dir: string, opts: LoaderOptions) => Promise<LoadedModel>;
+export type Logger = (level: 'info' | 'warn' | 'error', message: string) => void;
+
+/** An error with a JSON-RPC code; transports map it (HTTP: 4xx/5xx). */
+export class ServiceError extends Error {
+  constructor(readonly code: number, message: string) { super(message); }
+}
+
+export interface StreamOptions {
+  /** Requests from one client supersede that client's older completions. */
+  client?: string;
+  signal?: AbortSignal;
+  onText?: (text: string) => void;
+  onProgress?: (p: ProgressParams) => void;
+}
+
+export const DEFAULT_PREFIX_CACHE_BYTES = 1 << 30;
+const DEFAULT_COMPLETION_TOKENS = 64;
+const DEFAULT_ASK_TOKENS = 256;
+
+function attentionConfig(a?: AttentionSettings): Partial<AttentionConfig> | undefined {
+  if (!a) return undefined;
+  const c: Partial<AttentionConfig> = {};
+  for (const [k, v] of Object.entries(a)) if (v !== undefined) (c as Record<string, unknown>)[k] = v;
+  return c;
+}
+
+export class EngineService {
+  private model?: LoadedModel;
+  private info?: ModelInfo;
+  private format?: PromptFormat;
+  private cache?: PrefixCache;
+  private defaults?: Partial<AttentionConfig>;
+  private loading?: Promise<ModelInfo>;
+  private failed = false;
+  private readonly scheduler = new ModelScheduler();
+  private readonly latest = new Map<string, AbortController>();
+
+  constructor(private readonly loader: ModelLoader, private readonly log: Logger) {}
+
+  async load(p: LoadParams, onProgress?: (p: ProgressParams) => void): Promise<ModelInfo> {
+    if (this.loading) throw new ServiceError(ErrorCodes.Loading, 'a model is already loading');
+    const dir = path.resolve(p.modelDir);
+    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ServiceError(ErrorCodes.BadModel, `model folder not found: ${dir}`);
+    if (!existsSync(path.join(dir, 'config.json'))) throw new ServiceError(ErrorCodes.BadModel, `not a model folder (no config.json): ${dir}`);
+    this.loading = this.doLoad(dir, p, onProgress);
+    try { return await this.loading; } finally { this.loading = undefined; }
+  }
+
+  private async doLoad(dir: string, p: LoadParams, onProgress?: (p: ProgressParams) => void): Promise<ModelInfo> {
+    await this.unload();
+    let model: LoadedModel;
+    try {
+      model = await this.loader(dir, {
+        provider: p.provider,
+        contextLimit: p.contextLength,
+        attention: attentionConfig(p.attention),
+        onProgress: (x) => onProgress?.({ kind: 'load', message: x.message, fraction: x.fraction }),
+      });
+    } catch (e) {
+      this.failed = true;
+      throw new ServiceError(ErrorCodes.BadModel, `cannot load ${dir}: ${(e as Error)?.message ?? e}`);
+    }
+    this.failed = false;
+    this.model = model;
+    this.format = detectPromptFormat(model.tokenizer);
+    this.defaults = attentionConfig(p.attention);
+    this.cache = new PrefixCache(model, p.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES);
+    this.info = {
+      modelDir: dir,
+      modelType: model.spec.modelType,
+      contextLength: p.contextLength ?? model.spec.maxPositionEmbeddings,
+      vocabSize: model.spec.vocabSize,
+      numLayers: model.spec.numLayers,
+      provider: model.provider,
+      promptFormat: this.format.name,
+      hasChatTemplate: !!model.tokenizer.chatTemplate,
+    };
+    this.log('info', `loaded ${dir} (${this.info.modelType}, ${this.info.promptFormat} prompts, context ${this.info.contextLength}, ${model.provider})`);
+    return this.info;
+  }
+
+  private async unload() {
+    for (const c of this.latest.values()) c.abort();
+    this.cache?.clear();
+    const m = this.model;
+    this.model = this.info = this.format = this.cache = undefined;
+    await m?.dispose();
+  }
+
+  private ready(): { model: LoadedModel; info: ModelInfo; format: PromptFormat; cache: PrefixCache } {
+    if (this.loading) throw new ServiceError(ErrorCodes.Loading, 'the model is still loading');
+    if (!this.model || !this.info || !this.format || !this.cache) throw new ServiceError(ErrorCodes.ModelNotLoaded, 'no model loaded: call snout/load first');
+    return { model: this.model, info: this.info, format: this.format, cache: this.cache };
+  }
+
+  private budgetFor(maxTokens: number, ctx: number, what: string): number {
+    if (maxTokens >= ctx) throw new ServiceError(-32602, `${what}.maxTokens ${maxTokens} leaves no room for a prompt in the context of ${ctx} tokens`);
+    return ctx - maxTokens;
+  }
+
+  async complete(p: CompleteParams, o: StreamOptions = {}): Promise<CompleteResult> {
+    const { model, info, format } = this.ready();
+    const maxTokens = p.maxTokens ?? DEFAULT_COMPLETION_TOKENS;
+    const budget = this.budgetFor(maxTokens, info.contextLength, 'complete');
+    let ids: number[];
+    let truncatedTokens = 0;
+    if (p.prompt !== undefined) {
+      ids = encodeSegments(model.tokenizer, [{ text: p.prompt }], true);
+      if (ids.length > budget) {
+        throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${ids.length} tokens; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget}`);
+      }
+    } else {
+      try {
+        const r = renderCompletion(model.tokenizer, format, { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix }, budget);
+        ids = r.ids;
+        truncatedTokens = r.truncatedTokens;
+      } catch (e) {
+        throw new ServiceError(ErrorCodes.PromptTooLong, (e as Error).message);
+      }
+    }
+    if (ids.length === 0) ids = model.tokenizer.bosId !== undefined ? [model.tokenizer.bosId] : ids;
+    if (ids.length === 0) throw new ServiceError(-32602, 'complete: the prompt is empty');
+    const priority: Priority = p.priority ?? 'completion';
+    // A new completion from a client makes its previous one stale.
+    const ctrl = new AbortController();
+    const key = o.client !== undefined && priority === 'completion' ? o.client : undefined;
+    if (key !== undefined) { this.latest.get(key)?.abort(); this.latest.set(key, ctrl); }
+    try {
+      return await this.run(p.id, ids, truncatedTokens, maxTokens, priority, p, ctrl, o);
+    } finally {
+      if (key !== undefined && this.latest.get(key) === ctrl) this.latest.delete(key);
+    }
+  }
+
+  async ask(p: AskParams, o: StreamOptions = {}): Promise<CompleteResult> {
+    const { model, info } = this.ready();
+    const maxTokens = p.maxTokens ?? DEFAULT_ASK_TOKENS;
+    const budget = this.budgetFor(maxTokens, info.contextLength, 'ask');
+    const r = renderChat(model.tokenizer, p.messages, p.files ?? [], budget);
+    return this.run(p.id, r.ids, r.truncatedTokens, maxTokens, 'ask', p, new AbortController(), o);
+  }
+
+  /**
+   * Runs one request to completion. Asks may be interrupted between tokens by waiting completions: the segment ends
+   * 'cancelled', the lock is released, and generation resumes later from prompt + generated tokens on the same
+   * (pinned) sequence, so nothing is recomputed.
+   */
+  private async run(
+    id: string, ids: number[], truncatedTokens: number, maxTokens: number, priority: Priority,
+    p: CompleteParams | AskParams, ctrl: AbortController, o: StreamOptions,
+  ): Promise<CompleteResult> {
+    const { model, cache } = this.ready();
+    const onUserAbort = () => ctrl.abort();
+    o.signal?.addEventListener('abort', onUserAbort, { once: true });
+    if (o.signal?.aborted) ctrl.abort();
+    const sampling = { temperature: p.sampling?.temperature ?? 0, topP: p.sampling?.topP ?? 1, seed: p.sampling?.seed ?? 0 };
+    const attention = { ...this.defaults, ...attentionConfig(p.attention) };
+    const stats = { promptTokens: ids.length, cachedTokens: 0, truncatedTokens, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: attention.method ?? 'dense', sampledFraction: 1 };
+    const generated: number[] = [];
+    let text = '';
+    let finishReason: CompleteResult['finishReason'] = 'cancelled';
+    let lease: Lease | undefined;
+    let segments = 0;
+    let lastProgress = 0;
+    try {
+      while (generated.length < maxTokens) {
+        const yieldCtrl = new AbortController();
+        const stopSegment = () => yieldCtrl.abort();
+        ctrl.signal.addEventListener('abort', stopSegment, { once: true });
+        let release: () => void;
+        try {
+          release = await this.scheduler.acquire(priority, ctrl.signal, stopSegment);
+        } catch (e) {
+          ctrl.signal.removeEventListener('abort', stopSegment);
+          if (e instanceof Superseded) break;
+          if (e instanceof Overloaded) throw new ServiceError(ErrorCodes.Overloaded, e.message);
+          throw e;
+        }
+        let r: GenerateResult;
+        try {
+          if (ctrl.signal.aborted) break;
+          if (!lease) {
+            lease = cache.acquire(ids, attention);
+          }
+          r = await model.generate(lease.seq, {
+            ids: generated.length ? ids.concat(generated) : ids,
+            maxTokens: maxTokens - generated.length,
+            sampling: { ...sampling, seed: (sampling.seed + generated.length) >>> 0 },
+            stop: 'stop' in p ? p.stop : undefined,
+            attention,
+            signal: yieldCtrl.signal,
+            onText: (t) => { text += t; o.onText?.(t); },
+            onPrefillProgress: o.onProgress && ((done, total) => {
+              const now = Date.now();
+              if (now - lastProgress < 100 && done < total) return;
+              lastProgress = now;
+              o.onProgress!({ kind: 'prefill', id, message: `prefill ${done}/${total}`, fraction: total ? done / total : 1 });
+            }),
+          });
+          if (segments === 0) stats.cachedTokens = r.stats.cachedTokens;
+        } catch (e) {
+          if (lease) { cache.discard(lease.seq); lease = undefined; }
+          throw e;
+        } finally {
+          ctrl.signal.removeEventListener('abort', stopSegment);
+          release();
+        }
+        segments++;
+        generated.push(...r.ids);
+        stats.prefillMs += r.stats.prefillMs;
+        stats.decodeMs += r.stats.decodeMs;
+        stats.decodeTokens += r.stats.decodeTokens;
+        stats.attention = r.stats.attention;
+        stats.sampledFraction = r.stats.sampledFraction;
+        finishReason = r.finishReason;
+        // Cancelled but not by the client: the segment yielded to a completion; resume.
+        if (r.finishReason === 'cancelled' && !ctrl.signal.aborted) continue;
+        break;
+      }
+      if (generated.length >= maxTokens && finishReason === 'cancelled' && !ctrl.signal.aborted) finishReason = 'length';
+    } finally {
+      o.signal?.removeEventListener('abort', onUserAbort);
+      if (lease) cache.release(lease.seq);
+    }
+    // The streamed pieces are exact per segment; the final text is the exact decode when generation was not split.
+    if (segments > 1) text = model.tokenizer.decode(generated, { skipSpecialTokens: true });
+    return { id, text, finishReason, stats };
+  }
+
+  status(): StatusResult {
+    const state = this.loading ? 'loading' : this.model ? (this.scheduler.busy ? 'busy' : 'ready') : this.failed ? 'error' : 'idle';
+    return {
+      state,
+      model: this.info,
+      rssBytes: process.memoryUsage().rss,
+      prefixCacheBytes: this.cache?.bytes() ?? 0,
+      prefixCacheEntries: this.cache?.size ?? 0,
+      queued: this.scheduler.queued,
+    };
+  }
+
+  async shutdown(): Promise<void> {
+    await this.unload();
+  }
+}

@@ -1,0 +1,147 @@
+// Checks request params field by field and names the first bad one ("complete: maxTokens must be an integer in
+// 1..1023"), so a hostile or buggy client gets a clear InvalidParams error instead of a crash deep in the engine.
+import type { AskParams, AttentionSettings, ChatMessage, CompleteParams, LoadParams, RepoFile, SamplingParams } from '../protocol';
+
+export class ParamError extends Error {}
+
+/** Largest text the engine accepts in one request field (characters). The framing limit bounds whole messages. */
+export const MAX_TEXT_CHARS = 16 * 1024 * 1024;
+const MAX_FILES = 10000;
+const MAX_STOPS = 16;
+
+type Obj = Record<string, unknown>;
+
+function obj(v: unknown, where: string): Obj {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new ParamError(`${where} must be an object`);
+  return v as Obj;
+}
+function str(o: Obj, key: string, where: string, opt: { required?: boolean; max?: number } = {}): string | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) {
+    if (opt.required) throw new ParamError(`${where}.${key} is required`);
+    return undefined;
+  }
+  if (typeof v !== 'string') throw new ParamError(`${where}.${key} must be a string`);
+  const max = opt.max ?? MAX_TEXT_CHARS;
+  if (v.length > max) throw new ParamError(`${where}.${key} is ${v.length} characters, more than the limit of ${max}`);
+  return v;
+}
+function num(o: Obj, key: string, where: string, min: number, max: number, integer = false): number | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isFinite(v) || (integer && !Number.isInteger(v)) || v < min || v > max) {
+    throw new ParamError(`${where}.${key} must be ${integer ? 'an integer' : 'a number'} in ${min}..${max}`);
+  }
+  return v;
+}
+function oneOf<T extends string>(o: Obj, key: string, where: string, values: readonly T[]): T | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !values.includes(v as T)) throw new ParamError(`${where}.${key} must be one of ${values.join(', ')}`);
+  return v as T;
+}
+function arr(o: Obj, key: string, where: string, max: number): unknown[] | undefined {
+  const v = o[key];
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v)) throw new ParamError(`${where}.${key} must be an array`);
+  if (v.length > max) throw new ParamError(`${where}.${key} has ${v.length} entries, more than the limit of ${max}`);
+  return v;
+}
+
+function attention(v: unknown, where: string): AttentionSettings | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = obj(v, where);
+  const a: AttentionSettings = {
+    method: oneOf(o, 'method', where, ['dense', 'magicpig', 'topk', 'quest'] as const),
+    K: num(o, 'K', where, 1, 64, true),
+    L: num(o, 'L', where, 1, 4096, true),
+    sinks: num(o, 'sinks', where, 0, 1 << 20, true),
+    window: num(o, 'window', where, 0, 1 << 20, true),
+  };
+  const dl = arr(o, 'denseLayers', where, 1024);
+  if (dl) {
+    if (!dl.every((x) => Number.isInteger(x))) throw new ParamError(`${where}.denseLayers must be integers`);
+    a.denseLayers = dl as number[];
+  }
+  if (o.budget !== undefined && o.budget !== null) a.budget = o.budget === 'auto' ? 'auto' : num(o, 'budget', where, 0, 1);
+  for (const k of Object.keys(a) as (keyof AttentionSettings)[]) if (a[k] === undefined) delete a[k];
+  return a;
+}
+
+function sampling(v: unknown, where: string): SamplingParams | undefined {
+  if (v === undefined || v === null) return undefined;
+  const o = obj(v, where);
+  return { temperature: num(o, 'temperature', where, 0, 100), topP: num(o, 'topP', where, 0, 1), seed: num(o, 'seed', where, 0, 2 ** 32 - 1, true) };
+}
+
+function files(o: Obj, where: string): RepoFile[] | undefined {
+  const a = arr(o, 'files', where, MAX_FILES);
+  return a?.map((f, i) => {
+    const fo = obj(f, `${where}.files[${i}]`);
+    return { path: str(fo, 'path', `${where}.files[${i}]`, { required: true, max: 4096 })!, text: str(fo, 'text', `${where}.files[${i}]`, { required: true })! };
+  });
+}
+
+function id(o: Obj, where: string): string {
+  const v = o.id;
+  if (typeof v === 'number' && Number.isFinite(v)) return String(v);
+  return str(o, 'id', where, { required: true, max: 256 })!;
+}
+
+export function loadParams(v: unknown): LoadParams {
+  const o = obj(v, 'load params');
+  return {
+    modelDir: str(o, 'modelDir', 'load', { required: true, max: 4096 })!,
+    provider: oneOf(o, 'provider', 'load', ['auto', 'cpu', 'cuda', 'webgpu'] as const),
+    attention: attention(o.attention, 'load.attention'),
+    prefixCacheBytes: num(o, 'prefixCacheBytes', 'load', 0, 2 ** 45, true),
+    contextLength: num(o, 'contextLength', 'load', 16, 1 << 22, true),
+  };
+}
+
+export function completeParams(v: unknown): CompleteParams {
+  const o = obj(v, 'complete params');
+  const p: CompleteParams = {
+    id: id(o, 'complete'),
+    prompt: str(o, 'prompt', 'complete'),
+    repoName: str(o, 'repoName', 'complete', { max: 4096 }),
+    files: files(o, 'complete'),
+    path: str(o, 'path', 'complete', { max: 4096 }),
+    prefix: str(o, 'prefix', 'complete'),
+    suffix: str(o, 'suffix', 'complete'),
+    maxTokens: num(o, 'maxTokens', 'complete', 1, 1 << 20, true),
+    stop: stops(o, 'complete'),
+    sampling: sampling(o.sampling, 'complete.sampling'),
+    attention: attention(o.attention, 'complete.attention'),
+    priority: oneOf(o, 'priority', 'complete', ['completion', 'ask'] as const),
+  };
+  if (p.prompt === undefined && p.prefix === undefined) throw new ParamError('complete needs either prompt or prefix');
+  if (p.prompt !== undefined && (p.prefix !== undefined || p.suffix !== undefined || p.files !== undefined)) {
+    throw new ParamError('complete takes either a raw prompt or structured parts (prefix, suffix, files), not both');
+  }
+  return p;
+}
+
+function stops(o: Obj, where: string): string[] | undefined {
+  const a = arr(o, 'stop', where, MAX_STOPS);
+  if (a && !a.every((s) => typeof s === 'string' && s.length > 0 && s.length <= 256)) throw new ParamError(`${where}.stop must hold non-empty strings of at most 256 characters`);
+  return a as string[] | undefined;
+}
+
+export function askParams(v: unknown): AskParams {
+  const o = obj(v, 'ask params');
+  const msgs = arr(o, 'messages', 'ask', 10000);
+  if (!msgs || msgs.length === 0) throw new ParamError('ask.messages must be a non-empty array');
+  const messages: ChatMessage[] = msgs.map((m, i) => {
+    const mo = obj(m, `ask.messages[${i}]`);
+    return { role: oneOf(mo, 'role', `ask.messages[${i}]`, ['system', 'user', 'assistant'] as const) ?? (() => { throw new ParamError(`ask.messages[${i}].role is required`); })(), content: str(mo, 'content', `ask.messages[${i}]`, { required: true })! };
+  });
+  return {
+    id: id(o, 'ask'),
+    messages,
+    files: files(o, 'ask'),
+    maxTokens: num(o, 'maxTokens', 'ask', 1, 1 << 20, true),
+    sampling: sampling(o.sampling, 'ask.sampling'),
+    attention: attention(o.attention, 'ask.attention'),
+  };
+}
