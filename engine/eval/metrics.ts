@@ -61,21 +61,36 @@ export function codeSim(prediction: string, gt: string): number {
 }
 
 /**
- * RepoBench's get_first_line_not_comment (Python branch): skip blank lines, '#' comments and triple-quoted blocks;
- * if no line qualifies, the first line.
+ * Index of the line RepoBench's get_first_line_not_comment (Python branch) picks: skip blank lines, '#' comments and
+ * triple-quoted blocks (a line starting a block opens it even if it also closes it, as upstream does); -1 if none.
  */
-export function firstLineNotComment(code: string, language: 'python' | 'java' = 'python'): string {
-  const lines = code.replace(/^\n+/, '').split('\n');
+export function firstNonCommentIndex(lines: string[], language: 'python' | 'java' = 'python'): number {
   let inComment = false;
   const [open, close, single] = language === 'python' ? [['"""', "'''"], ['"""', "'''"], '#'] : [['/*'], ['*/'], '//'];
-  for (const line of lines) {
-    const t = pyStrip(line);
+  for (let i = 0; i < lines.length; i++) {
+    const t = pyStrip(lines[i]);
     if (!t) continue;
     if (!inComment && open.some((o) => t.startsWith(o))) { inComment = true; continue; }
     if (inComment && close.some((c) => t.endsWith(c))) { inComment = false; continue; }
     if (inComment) continue;
     if (t.startsWith(single)) continue;
-    return line;
+    return i;
   }
-  return lines[0];
+  return -1;
+}
+
+/** RepoBench's get_first_line_not_comment: that line, or the first line when there is none. */
+export function firstLineNotComment(code: string, language: 'python' | 'java' = 'python'): string {
+  const lines = code.replace(/^\n+/, '').split('\n');
+  const i = firstNonCommentIndex(lines, language);
+  return i >= 0 ? lines[i] : lines[0];
+}
+
+/**
+ * True once a streamed completion decides both the RepoBench line and LongBench's code_sim line among its complete
+ * lines, so decoding can stop early without changing either score.
+ */
+export function completionDecided(text: string): boolean {
+  const complete = text.replace(/^\n+/, '').split('\n').slice(0, -1);
+  return firstNonCommentIndex(complete) >= 0 && complete.some((l) => !/`|#|\/\//.test(l));
 }
