@@ -105,6 +105,23 @@ export class KvStore {
     return dst;
   }
 
+  /** The same tokens stored as `dtype` (a new store; used when a request switches precision). */
+  converted(dtype: KvDtype): KvStore {
+    if (dtype === this.dtype) return this;
+    const out = new KvStore(this.numKvHeads, this.headDim, dtype);
+    out.reserve(this.length);
+    const n = this.length * this.headDim;
+    for (let g = 0; g < this.numKvHeads; g++) {
+      const ks = this.keys[g], vs = this.values[g], kd = out.keys[g], vd = out.values[g];
+      for (let i = 0; i < n; i++) {
+        kd[i] = dtype === 'float32' ? fromBf16(ks[i]) : toBf16(ks[i]);
+        vd[i] = dtype === 'float32' ? fromBf16(vs[i]) : toBf16(vs[i]);
+      }
+    }
+    out.length = this.length;
+    return out;
+  }
+
   truncate(length: number): void {
     this.length = Math.min(this.length, Math.max(0, length));
   }

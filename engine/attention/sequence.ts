@@ -1,59 +1,276 @@
 // One sequence's KV cache (per layer) plus the configured attention method. Prefill chunks are always exact; decode
-// steps dispatch on the method. See types.ts for the contract and ../../../shared/design/magicpig.md for MagicPIG.
-import type { AttentionConfig, AttentionShape, AttentionStats, SequenceAttention } from './types';
+// steps dispatch on the method. Contract: types.ts. Algorithm: ../shared/design/magicpig.md (section numbers "§n").
+//
+// Token ranges, per non-dense layer:  [0, sinks) sinks · [sinks, indexedEnd) indexed I · [indexedEnd, length) exact
+// tail (old window + not-yet-folded context + tokens generated in this request). T = sinks ∪ tail.
+// Folding: at a decode step (or in prepare()), context tokens older than the window, [indexedEnd, contextEnd − window),
+// are folded into the index once there are more than tailThreshold of them. So a context of at most
+// sinks + window + tailThreshold tokens is attended exactly (magicpig equals dense there).
+// k̄: fixed by the first fold (mean of the keys folded, sinks and window excluded) and subtracted in place from every
+// cached key of that layer/head; later folds and new tokens are shifted by the same k̄ (spec §2), it is not updated.
+// If a truncate empties the index, k̄ is added back and forgotten, so the next fold computes a fresh one.
+import type { AttentionConfig, AttentionShape, AttentionStats, SequenceAttention, PrepareOptions } from './types';
 import { KvStore } from './kv-store';
 import { DenseKernel } from './dense';
+import { HeadIndex, PAGE } from './head-index';
+import { LshTables } from './lsh-tables';
+import { SimHash } from './simhash';
+import { DecodeKernels, type HeadInput, type Ranges } from './decode-kernels';
+
+interface LayerState {
+  kv: KvStore;
+  heads: HeadIndex[];
+  /** I = [sinks, indexedEnd). */
+  indexedEnd: number;
+}
+
+const simhashes = new Map<string, SimHash>();
+export function simhashFor(d: number, K: number, L: number, seed: number): SimHash {
+  const key = `${d}/${K}/${L}/${seed}`;
+  let h = simhashes.get(key);
+  if (!h) simhashes.set(key, (h = new SimHash(d, K, L, seed)));
+  return h;
+}
 
 export class Sequence implements SequenceAttention {
   private config: AttentionConfig;
-  private layers: KvStore[];
+  private layers: LayerState[];
   private readonly dense: DenseKernel;
+  private readonly kernels: DecodeKernels;
+  private qCodes = new Int32Array(0);
+  private readonly row: Float32Array;
+  private readonly headInput: HeadInput;
+  private readonly ranges: Ranges = { sinks: 0, indexedEnd: 0, length: 0 };
+  /** Tokens before this are context (may be indexed); set by endPrefill. */
+  private contextEnd = 0;
   private sampledSum = 0;
   private sampledCount = 0;
+  /** Per step: keys of I MagicPIG sampled for the last head processed (read by benches; 'auto' budgets use it). */
+  lastSampled = 0;
 
   constructor(readonly shape: AttentionShape, config: AttentionConfig) {
-    this.config = { ...config };
-    this.layers = this.makeLayers();
-    this.dense = new DenseKernel(shape.numHeads, shape.numKvHeads, shape.headDim);
     if (shape.numHeads % shape.numKvHeads !== 0) throw new Error('numHeads must be a multiple of numKvHeads');
+    this.config = { ...config };
+    this.layers = Array.from({ length: shape.numLayers }, () => this.makeLayer());
+    this.dense = new DenseKernel(shape.numHeads, shape.numKvHeads, shape.headDim);
+    this.kernels = new DecodeKernels(shape.headDim);
+    this.row = new Float32Array(shape.headDim);
+    this.headInput = { q: this.row, qo: 0, K: this.row, V: this.row, index: new HeadIndex(0, shape.headDim) };
   }
 
-  private makeLayers(): KvStore[] {
-    const { numLayers, numKvHeads, headDim } = this.shape;
-    return Array.from({ length: numLayers }, () => new KvStore(numKvHeads, headDim, this.config.kvDtype));
+  private makeLayer(): LayerState {
+    const { numKvHeads, headDim } = this.shape;
+    return {
+      kv: new KvStore(numKvHeads, headDim, this.config.kvDtype),
+      heads: Array.from({ length: numKvHeads }, (_, g) => new HeadIndex(g, headDim)),
+      indexedEnd: this.config.sinks,
+    };
   }
 
   get length(): number {
-    return this.layers[this.layers.length - 1].length;
+    return this.layers[this.layers.length - 1].kv.length;
+  }
+
+  private isDenseLayer(layer: number): boolean {
+    return this.config.denseLayers.includes(layer);
+  }
+
+  private simhash(): SimHash {
+    return simhashFor(this.shape.headDim, this.config.K, this.config.L, this.config.seed);
   }
 
   forward(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): void {
-    const kv = this.layers[layer];
-    kv.append(k, v, n);
-    this.dense.causal(kv, q, n, out);
+    const st = this.layers[layer];
+    st.kv.append(k, v, n, st.heads.map((h) => h.kbar));
+    if (n > 1 || this.config.method === 'dense' || this.isDenseLayer(layer)) {
+      this.dense.causal(st.kv, q, n, out);
+      return;
+    }
+    const end = this.foldTarget(layer);
+    if (end >= 0) this.fold(layer, end, null);
+    this.decode(st, q, out);
   }
 
-  endPrefill(): void {}
+  /** One decode step on a sampled layer (n = 1). */
+  private decode(st: LayerState, q: Float32Array, out: Float32Array): void {
+    const { numHeads: H, numKvHeads: G, headDim: d } = this.shape;
+    const { method, K, L, budget } = this.config;
+    const r = this.ranges;
+    r.sinks = this.config.sinks;
+    r.indexedEnd = st.indexedEnd;
+    r.length = st.kv.length;
+    const count = st.indexedEnd - r.sinks;
+    const ker = this.kernels, x = this.headInput;
+    ker.reserve(count);
+    if (this.qCodes.length < L) this.qCodes = new Int32Array(L);
+    const hasher = count > 0 && (method === 'magicpig' || budget === 'auto') ? this.simhash() : null;
+    if (method === 'quest' && count > 0) {
+      for (const hi of st.heads) hi.updatePages(st.kv, r.sinks, st.indexedEnd, this.row);
+    }
+    const group = H / G;
+    for (let h = 0; h < H; h++) {
+      const g = (h / group) | 0;
+      x.q = q; x.qo = h * d; x.K = st.kv.keys[g]; x.V = st.kv.values[g]; x.index = st.heads[g];
+      ker.exact(x, r);
+      if (count > 0) {
+        let m = 0;
+        if (hasher) {
+          hasher.hashInto(q, h * d, this.qCodes, 0); // query hash per step, on the CPU (see hashQueries note)
+          m = ker.retrieve(x, this.qCodes);
+        }
+        let used = m;
+        if (method === 'magicpig') ker.sampled(x, m, K, L);
+        else if (method === 'topk') used = ker.topk(x, r, budget === 'auto' ? m : Math.round(budget * count));
+        else if (method === 'quest') {
+          const pages = budget === 'auto' ? Math.ceil(m / PAGE) : Math.ceil(budget * Math.ceil(count / PAGE));
+          used = ker.quest(x, r, pages);
+        }
+        this.lastSampled = m;
+        this.sampledSum += used / count;
+        this.sampledCount++;
+      }
+      ker.acc.finish(out, h * d);
+    }
+  }
+
+  /** End of the range to fold into layer's index now, or −1 (see the header comment). */
+  private foldTarget(layer: number): number {
+    if (this.config.method === 'dense' || this.isDenseLayer(layer)) return -1;
+    const st = this.layers[layer];
+    const end = Math.min(this.contextEnd, st.kv.length) - this.config.window;
+    return end - st.indexedEnd > this.config.tailThreshold ? end : -1;
+  }
+
+  /** Fix k̄ if needed, then add [indexedEnd, end) to every head's index. codes[g] (if given) are the keys' codes. */
+  private fold(layer: number, end: number, codes: (Int32Array | null)[] | null): void {
+    const st = this.layers[layer];
+    const { sinks, K, L } = this.config;
+    const start = st.indexedEnd, n = end - start, d = this.shape.headDim;
+    for (const hi of st.heads) {
+      this.fixCentre(st, hi, end);
+      hi.ensureNorms(end);
+      const row = this.row;
+      for (let i = start; i < end; i++) {
+        st.kv.keyRow(hi.g, i, row);
+        let s = 0;
+        for (let c = 0; c < d; c++) s += row[c] * row[c];
+        hi.norms[i] = Math.sqrt(s);
+      }
+      let c = codes?.[hi.g] ?? null;
+      if (!c) {
+        const h = this.simhash();
+        c = new Int32Array(n * L);
+        for (let j = 0; j < n; j++) h.hashInto(st.kv.keyRow(hi.g, start + j, row), 0, c, j * L);
+      }
+      if (!hi.tables) hi.tables = new LshTables(K, L, sinks);
+      hi.tables.fold(c, n);
+      hi.invalidatePagesFrom(sinks, start);
+    }
+    st.indexedEnd = end;
+  }
+
+  /** First fold of this head: k̄ = mean of keys [sinks, end), subtracted from every cached key (spec §2). */
+  private fixCentre(st: LayerState, hi: HeadIndex, end: number): void {
+    if (hi.kbar) return;
+    const d = this.shape.headDim, sinks = this.config.sinks, row = this.row;
+    const mean = new Float64Array(d);
+    for (let i = sinks; i < end; i++) {
+      st.kv.keyRow(hi.g, i, row);
+      for (let c = 0; c < d; c++) mean[c] += row[c];
+    }
+    hi.kbar = Float32Array.from(mean, (x) => x / Math.max(1, end - sinks));
+    st.kv.shiftKeys(hi.g, hi.kbar);
+  }
+
+  /** Drop a head's index; un-centre its keys so the next fold starts fresh. */
+  private dropIndex(st: LayerState, hi: HeadIndex): void {
+    if (hi.kbar) st.kv.shiftKeys(hi.g, hi.kbar, -1);
+    hi.kbar = null;
+    hi.tables = null;
+    hi.pagesValid = 0;
+  }
+
+  endPrefill(): void {
+    this.contextEnd = this.length;
+  }
+
+  /**
+   * Do pending index folds now, hashing keys with the ONNX graph on `provider` (spec §3: keys hashed in batches as
+   * they enter the index). Call (and await) after endPrefill(); without it, the first decode step folds on the CPU.
+   */
+  async prepare(options: PrepareOptions = {}): Promise<void> {
+    const { KeyHashGraph } = await import('./hash-graph');
+    const L = this.config.L, d = this.shape.headDim;
+    for (let layer = 0; layer < this.layers.length; layer++) {
+      const end = this.foldTarget(layer);
+      if (end < 0) continue;
+      const st = this.layers[layer], start = st.indexedEnd, n = end - start;
+      const graph = await KeyHashGraph.create(this.simhash(), options.provider ?? 'auto');
+      const codes: Int32Array[] = [];
+      const batch = Math.min(n, 8192), rows = new Float32Array(batch * d);
+      for (const hi of st.heads) {
+        this.fixCentre(st, hi, end); // rows must be hashed centred
+        const c = new Int32Array(n * L);
+        for (let b = 0; b < n; b += batch) {
+          const m = Math.min(batch, n - b);
+          for (let j = 0; j < m; j++) st.kv.keyRow(hi.g, start + b + j, rows.subarray(j * d, (j + 1) * d));
+          c.set(await graph.hash(rows, m), b * L);
+        }
+        codes[hi.g] = c;
+      }
+      this.fold(layer, end, codes);
+    }
+  }
 
   truncate(length: number): void {
-    for (const kv of this.layers) kv.truncate(length);
+    const len = Math.max(0, Math.min(length, this.length));
+    const sinks = this.config.sinks;
+    for (const st of this.layers) {
+      st.kv.truncate(len);
+      if (st.indexedEnd <= len) continue;
+      for (const hi of st.heads) {
+        hi.tables?.truncate(len);
+        hi.invalidatePagesFrom(sinks, len);
+        if (!hi.tables || hi.tables.count === 0) this.dropIndex(st, hi);
+      }
+      st.indexedEnd = Math.max(sinks, len);
+    }
+    this.contextEnd = Math.min(this.contextEnd, len);
   }
 
   configure(config: Partial<AttentionConfig>): void {
-    const dtypeChanged = config.kvDtype !== undefined && config.kvDtype !== this.config.kvDtype;
-    this.config = { ...this.config, ...config };
-    if (dtypeChanged && this.length > 0) throw new Error('kvDtype cannot change on a non-empty cache');
-    if (dtypeChanged) this.layers = this.makeLayers();
+    const old = this.config;
+    this.config = { ...old, ...config };
+    const c = this.config;
+    if (c.kvDtype !== old.kvDtype) {
+      for (const st of this.layers) st.kv = st.kv.converted(c.kvDtype);
+    }
+    const indexChanged = c.K !== old.K || c.L !== old.L || c.seed !== old.seed || c.sinks !== old.sinks
+      || c.window !== old.window || c.denseLayers.join() !== old.denseLayers.join();
+    if (indexChanged) {
+      for (const st of this.layers) {
+        for (const hi of st.heads) this.dropIndex(st, hi);
+        st.indexedEnd = c.sinks;
+      }
+    }
   }
 
   stats(): AttentionStats {
-    let bytes = 0;
-    for (const kv of this.layers) bytes += kv.bytes();
+    let kv = 0, norms = 0, tables = 0, pages = 0;
+    for (const st of this.layers) {
+      kv += st.kv.bytes();
+      for (const hi of st.heads) {
+        norms += hi.norms.byteLength + (hi.kbar?.byteLength ?? 0);
+        tables += hi.tables?.bytes() ?? 0;
+        pages += hi.pageMin.byteLength + hi.pageMax.byteLength;
+      }
+    }
     return {
       method: this.config.method,
       length: this.length,
       sampledFraction: this.sampledCount > 0 ? this.sampledSum / this.sampledCount : 1,
-      bytes,
+      bytes: kv + norms + tables + pages,
+      memory: { kv, norms, tables, pages },
     };
   }
 

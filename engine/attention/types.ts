@@ -42,6 +42,13 @@ export interface AttentionStats {
   sampledFraction: number;
   /** Bytes held by the KV cache and indexes. */
   bytes: number;
+  /** The same bytes by part: K+V cache, key norms (+k̄), LSH table ids + bucket offsets, Quest page min/max. */
+  memory?: { kv: number; norms: number; tables: number; pages: number };
+}
+
+export interface PrepareOptions {
+  /** Execution provider for the key-hashing graph (falls back to cpu with one log line). */
+  provider?: 'auto' | 'cpu' | 'cuda' | 'webgpu';
 }
 
 /**
@@ -61,6 +68,12 @@ export interface SequenceAttention {
   forward(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): void;
   /** Prompt done: tokens so far are "context" (may be indexed); later tokens are generated and stay exact. */
   endPrefill(): void;
+  /**
+   * Build pending index work (hash keys with the ONNX SimHash graph, fill the tables) before decoding. The runner
+   * awaits it after endPrefill(); skipping it is correct but the first decode step then hashes keys on the CPU (slow
+   * for long prompts). Cheap no-op for dense.
+   */
+  prepare(options?: PrepareOptions): Promise<void>;
   /** Drop tokens at positions >= length (prefix reuse). */
   truncate(length: number): void;
   /** Change the method/knobs for the next request (indexes rebuilt lazily if K/L/seed change). */

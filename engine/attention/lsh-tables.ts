@@ -1,0 +1,103 @@
+// The L bucket tables of one layer and KV head (spec §4): for table l, the ids of the indexed keys grouped by code
+// (counting sort, so ids stay ascending inside a bucket), with bucket offsets. Retrieval (spec §5) walks q's L buckets
+// counting collisions per key and emits a key the moment its count reaches 2.
+//
+// Layout: ids[l·count + p] for table l; bucket c of table l is p ∈ [offsets[l·(B+1) + c], offsets[l·(B+1) + c + 1]).
+// Indexed ids are the contiguous range [base, base + count) of token positions.
+
+export class LshTables {
+  readonly B: number;
+  count = 0;
+  offsets: Int32Array;
+  ids = new Int32Array(0);
+
+  constructor(readonly K: number, readonly L: number, readonly base: number) {
+    this.B = 1 << K;
+    this.offsets = new Int32Array(L * (this.B + 1));
+  }
+
+  /**
+   * Add ids [base + count, base + count + n) with codes[j·L + l] (table l's code of the j-th new id). Old and new ids
+   * are merged bucket by bucket: O(L · (count + n)), one new id array (the old one is dropped).
+   */
+  fold(codes: Uint16Array | Int32Array, n: number): void {
+    const { L, B } = this;
+    const oldCount = this.count, newCount = oldCount + n, first = this.base + oldCount;
+    const ids = new Int32Array(L * newCount);
+    const offsets = new Int32Array(L * (B + 1));
+    const hist = new Int32Array(B + 1);
+    for (let l = 0; l < L; l++) {
+      hist.fill(0);
+      for (let j = 0; j < n; j++) hist[codes[j * L + l] + 1]++;
+      for (let c = 0; c < B; c++) hist[c + 1] += hist[c]; // hist[c] = new ids in buckets < c
+      const ob = l * (B + 1), src = l * oldCount, dst = l * newCount;
+      for (let c = 0; c <= B; c++) offsets[ob + c] = this.offsets[ob + c] + hist[c];
+      // Old ids of bucket c, then room for its new ids (cursor per bucket reuses hist as the write position).
+      for (let c = 0; c < B; c++) {
+        const s = this.offsets[ob + c], e = this.offsets[ob + c + 1];
+        ids.set(this.ids.subarray(src + s, src + e), dst + offsets[ob + c]);
+        hist[c] = offsets[ob + c] + (e - s);
+      }
+      for (let j = 0; j < n; j++) {
+        const c = codes[j * L + l];
+        ids[dst + hist[c]++] = first + j;
+      }
+    }
+    this.ids = ids;
+    this.offsets = offsets;
+    this.count = newCount;
+  }
+
+  /** Drop ids >= end (prefix reuse). Ids are ascending inside each bucket, so each bucket is cut at one point. */
+  truncate(end: number): void {
+    const keep = Math.max(0, Math.min(this.count, end - this.base));
+    if (keep === this.count) return;
+    const { L, B } = this;
+    const ids = new Int32Array(L * keep);
+    const offsets = new Int32Array(L * (B + 1));
+    for (let l = 0; l < L; l++) {
+      const ob = l * (B + 1), src = l * this.count, dst = l * keep;
+      let w = 0;
+      for (let c = 0; c < B; c++) {
+        offsets[ob + c] = w;
+        for (let p = this.offsets[ob + c], e = this.offsets[ob + c + 1]; p < e; p++) {
+          const id = this.ids[src + p];
+          if (id < end) ids[dst + w++] = id;
+        }
+      }
+      offsets[ob + B] = w;
+    }
+    this.ids = ids;
+    this.offsets = offsets;
+    this.count = keep;
+  }
+
+  /**
+   * Ids colliding with qCodes in at least 2 tables, in emission order, into out; returns how many. `counts` is
+   * scratch of at least `count` bytes, all zero on entry and left zero on exit.
+   */
+  retrieve(qCodes: Int32Array, qo: number, counts: Uint8Array, out: Int32Array): number {
+    const { L, B, ids, offsets, count, base } = this;
+    let m = 0;
+    for (let l = 0; l < L; l++) {
+      const ob = l * (B + 1) + qCodes[qo + l], t = l * count;
+      for (let p = offsets[ob], e = offsets[ob + 1]; p < e; p++) {
+        const id = ids[t + p], j = id - base;
+        const c = counts[j];
+        if (c < 2) { // saturate at 2: emitted exactly once, no wrap-around for L > 255
+          counts[j] = c + 1;
+          if (c === 1) out[m++] = id;
+        }
+      }
+    }
+    for (let l = 0; l < L; l++) {
+      const ob = l * (B + 1) + qCodes[qo + l], t = l * count;
+      for (let p = offsets[ob], e = offsets[ob + 1]; p < e; p++) counts[ids[t + p] - base] = 0;
+    }
+    return m;
+  }
+
+  bytes(): number {
+    return this.ids.byteLength + this.offsets.byteLength;
+  }
+}

@@ -1,0 +1,62 @@
+// SimHash (spec §3): one Gaussian matrix W [d, K·L] from a fixed seed, shared by all layers and heads; table l gives
+// x the K-bit code Σ_b [x·W[:, l·K+b] > 0] · 2^b. This file holds W and the CPU (TypeScript) hasher, used for the
+// per-step query hash and as the fallback key hasher; hash-graph.ts runs the same product as an ONNX graph.
+
+/**
+ * The seeded Gaussian stream behind W: mulberry32 (32-bit state, public domain) for uniforms, Box–Muller for
+ * normals (both outputs used, in order). W[r, c] is the (r·K·L + c)-th normal of the stream, row-major over [d, K·L].
+ */
+export function gaussianStream(seed: number): () => number {
+  let a = seed >>> 0;
+  const uniform = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  let spare: number | null = null;
+  return () => {
+    if (spare !== null) { const s = spare; spare = null; return s; }
+    const u = Math.max(uniform(), 1e-300), v = uniform();
+    const r = Math.sqrt(-2 * Math.log(u));
+    spare = r * Math.sin(2 * Math.PI * v);
+    return r * Math.cos(2 * Math.PI * v);
+  };
+}
+
+export class SimHash {
+  /** W row-major [d, K·L] (the ONNX graph's constant). */
+  readonly W: Float32Array;
+  /** W transposed, [K·L, d]: one contiguous hyperplane per row for the CPU dot products. */
+  readonly Wt: Float32Array;
+
+  constructor(readonly d: number, readonly K: number, readonly L: number, readonly seed: number) {
+    if (K < 1 || K > 16) throw new Error(`SimHash K=${K}: codes are stored in 16 bits (1 <= K <= 16)`);
+    if (L < 2) throw new Error(`SimHash L=${L}: sampling needs 2 collisions, so L >= 2`);
+    const cols = K * L;
+    const next = gaussianStream(seed);
+    this.W = new Float32Array(d * cols);
+    this.Wt = new Float32Array(d * cols);
+    for (let r = 0; r < d; r++) for (let c = 0; c < cols; c++) {
+      const w = next();
+      this.W[r * cols + c] = w;
+      this.Wt[c * d + r] = w;
+    }
+  }
+
+  /** Codes of x[xo..xo+d) for all L tables into codes[co..co+L). */
+  hashInto(x: Float32Array, xo: number, codes: Uint16Array | Int32Array, co: number): void {
+    const { d, K, L, Wt } = this;
+    for (let l = 0; l < L; l++) {
+      let code = 0;
+      for (let b = 0; b < K; b++) {
+        const wo = (l * K + b) * d;
+        let s = 0;
+        for (let c = 0; c < d; c++) s += x[xo + c] * Wt[wo + c];
+        if (s > 0) code |= 1 << b;
+      }
+      codes[co + l] = code;
+    }
+  }
+}

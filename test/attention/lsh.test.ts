@@ -1,0 +1,81 @@
+// LSH pieces against brute force: bucket tables (fold, truncate, retrieval at ≥ 2 collisions), the ONNX key-hash graph
+// against the CPU hasher, and the sampling probability u_i against Monte Carlo over hash seeds.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LshTables } from '../../engine/attention/lsh-tables';
+import { SimHash } from '../../engine/attention/simhash';
+import { samplingProbability } from '../../engine/attention/decode-kernels';
+import { KeyHashGraph } from '../../engine/attention/hash-graph';
+import { gaussians, rng } from './reference';
+
+function bruteForce(codes: number[][], q: number[], base: number, end: number): number[] {
+  const out: number[] = [];
+  codes.forEach((c, j) => {
+    if (base + j >= end) return;
+    let hits = 0;
+    for (let l = 0; l < q.length; l++) if (c[l] === q[l]) hits++;
+    if (hits >= 2) out.push(base + j);
+  });
+  return out;
+}
+
+test('retrieval equals a brute-force collision count (after two folds and a truncate)', () => {
+  const K = 3, L = 12, base = 5, n1 = 300, n2 = 170, rand = rng(3);
+  const codes = Array.from({ length: n1 + n2 }, () => Array.from({ length: L }, () => Math.floor(rand() * (1 << K))));
+  const t = new LshTables(K, L, base);
+  const flat = (rows: number[][]) => Int32Array.from(rows.flat());
+  t.fold(flat(codes.slice(0, n1)), n1);
+  t.fold(flat(codes.slice(n1)), n2);
+  const counts = new Uint8Array(n1 + n2), out = new Int32Array(n1 + n2);
+  for (const end of [base + n1 + n2, base + 333, base + 1]) {
+    t.truncate(end);
+    for (let trial = 0; trial < 20; trial++) {
+      const q = Array.from({ length: L }, () => Math.floor(rand() * (1 << K)));
+      const m = t.retrieve(Int32Array.from(q), 0, counts, out);
+      assert.deepEqual([...out.subarray(0, m)].sort((a, b) => a - b), bruteForce(codes, q, base, end));
+      assert.ok(counts.every((c) => c === 0), 'scratch counts left zero');
+    }
+  }
+});
+
+test('ONNX key-hash graph gives the CPU hasher codes', async () => {
+  const d = 32, h = new SimHash(d, 10, 20, 99), n = 300;
+  const x = gaussians(n * d, rng(5));
+  const graph = await KeyHashGraph.create(h, 'cpu');
+  const onnx = await graph.hash(x, n);
+  const cpu = new Int32Array(n * h.L);
+  for (let j = 0; j < n; j++) h.hashInto(x, j * d, cpu, j * h.L);
+  let same = 0;
+  for (let i = 0; i < cpu.length; i++) if (cpu[i] === onnx[i]) same++;
+  // Only a projection within float rounding of 0 may flip a bit between the two summation orders.
+  assert.ok(same >= cpu.length - 2, `${cpu.length - same} codes differ`);
+});
+
+test('u_i matches the empirical sampling frequency over hash seeds', () => {
+  const d = 16, K = 4, L = 12, seeds = 600, rand = rng(11);
+  const q = gaussians(d, rand);
+  // Keys at spread-out angles to q: q blended with noise.
+  const keys = [0.95, 0.7, 0.4, 0.0, -0.3].map((a) => {
+    const noise = gaussians(d, rand);
+    return Float32Array.from(q, (x, c) => a * x + (1 - Math.abs(a)) * noise[c]);
+  });
+  const hits = new Array(keys.length).fill(0);
+  const qc = new Int32Array(L), kc = new Int32Array(L);
+  for (let s = 0; s < seeds; s++) {
+    const h = new SimHash(d, K, L, 1000 + s);
+    h.hashInto(q, 0, qc, 0);
+    keys.forEach((k, i) => {
+      h.hashInto(k, 0, kc, 0);
+      let c = 0;
+      for (let l = 0; l < L; l++) if (qc[l] === kc[l]) c++;
+      if (c >= 2) hits[i]++;
+    });
+  }
+  keys.forEach((k, i) => {
+    let dot = 0, nq = 0, nk = 0;
+    for (let c = 0; c < d; c++) { dot += q[c] * k[c]; nq += q[c] ** 2; nk += k[c] ** 2; }
+    const u = samplingProbability(dot / Math.sqrt(nq * nk), K, L);
+    const freq = hits[i] / seeds, sd = Math.sqrt(Math.max(u * (1 - u), 1e-3) / seeds);
+    assert.ok(Math.abs(freq - u) < 4 * sd + 0.01, `key ${i}: u = ${u.toFixed(3)}, empirical ${freq.toFixed(3)}`);
+  });
+});
