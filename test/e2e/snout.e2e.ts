@@ -1,0 +1,267 @@
+// End-to-end: the packaged VSIX in a real VS Code (code-server 4.139 driven through Debian's chromium).
+// Installs the VSIX with --install-extension, opens test/e2e/fixture-repo (a copy), and checks what a user sees:
+// ghost text while typing (and Tab inserts exactly it), "Snout: Ask about repository" streaming into a webview,
+// and an engine that comes back after being killed. Screenshots and timings go to test-results/.
+//
+// A feature's test runs when the VSIX contributes its command (the contract: snout.triggerCompletion,
+// snout.askRepository, snout.restartEngine); until then it is skipped and says so.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ensureE2eTools, repoRoot } from '../../scripts/e2e-setup.mjs';
+import { CodeServer } from './code-server';
+import { GHOST_SELECTOR, Workbench } from './workbench';
+
+const resultsDir = path.join(repoRoot, 'test-results');
+const EXTENSION_ID = 'snout.snout';
+const timings: Record<string, number> = {};
+const latencies: { label: string; ms: number }[] = [];
+const report: string[] = [];
+const note = (s: string) => { report.push(s); console.log(`  e2e: ${s}`); };
+
+let cs: CodeServer | undefined;
+let wb: Workbench | undefined;
+let fixture = '';
+let tmp = '';
+let commands = new Set<string>();
+
+const settings = {
+  'snout.enabled': true,
+  'snout.debounceMs': 25,
+  'snout.maxTokens': 24,
+  'workbench.startupEditor': 'none',
+  'workbench.tips.enabled': false,
+  'workbench.enableExperiments': false,
+  'security.workspace.trust.enabled': false,
+  'telemetry.telemetryLevel': 'off',
+  'update.mode': 'none',
+  'extensions.autoCheckUpdates': false,
+  'extensions.autoUpdate': false,
+  'git.enabled': false,
+  // VS Code 1.139 opens the Chat view in the secondary side bar with focus in its input: keep it closed.
+  'workbench.secondarySideBar.defaultVisibility': 'hidden',
+  'chat.commandCenter.enabled': false,
+  // Only Snout's inline suggestions: no suggest widget to steal Tab, no auto-inserted brackets or indentation, so the
+  // document holds exactly what was typed plus what was accepted.
+  'editor.inlineSuggest.enabled': true,
+  'editor.quickSuggestions': { other: false, comments: false, strings: false },
+  'editor.suggestOnTriggerCharacters': false,
+  'editor.wordBasedSuggestions': 'off',
+  'editor.acceptSuggestionOnEnter': 'off',
+  'editor.tabCompletion': 'off',
+  'editor.autoClosingBrackets': 'never',
+  'editor.autoClosingQuotes': 'never',
+  'editor.autoSurround': 'never',
+  'editor.autoIndent': 'none',
+  'editor.formatOnType': false,
+  'files.autoSave': 'off',
+  'files.insertFinalNewline': false,
+  'files.trimTrailingWhitespace': false,
+};
+
+const since = (t0: number) => Date.now() - t0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+
+async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs: number, everyMs = 100): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: T | undefined;
+  while (Date.now() < deadline) {
+    last = await fn();
+    if (last) return last as NonNullable<T>;
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+}
+
+/** The Snout output channel as VS Code writes it to the extension host's log folder. */
+const outputChannel = () => cs!.readLog(/Snout\.log$/);
+
+function skipUnless(t: { skip: (msg: string) => void }, command: string): boolean {
+  if (commands.has(command)) return false;
+  const msg = `the VSIX does not contribute ${command} yet`;
+  note(`skipped: ${msg}`);
+  t.skip(msg);
+  return true;
+}
+
+describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_000 }, () => {
+  before(async () => {
+    let t0 = Date.now();
+    const tools = ensureE2eTools();
+    timings.toolsSeconds = since(t0) / 1000;
+
+    t0 = Date.now();
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'snout-e2e-'));
+    const vsix = path.join(tmp, 'snout-linux-x64.vsix');
+    // test.mjs has just built dist/; package it as a user would get it.
+    const pack = spawnSync(process.execPath, ['scripts/package.mjs', '--no-build', '--out', vsix], { cwd: repoRoot, encoding: 'utf8' });
+    assert.equal(pack.status, 0, `npm run package failed:\n${pack.stdout}${pack.stderr}`);
+    timings.packageSeconds = since(t0) / 1000;
+    const manifest = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8'));
+    commands = new Set((manifest.contributes?.commands ?? []).map((c: { command: string }) => c.command));
+
+    fixture = path.join(tmp, 'fixture-repo');
+    cpSync(path.join(repoRoot, 'test', 'e2e', 'fixture-repo'), fixture, { recursive: true });
+    cs = new CodeServer(tools, path.join(tmp, 'code-server'));
+    cs.writeSettings(settings);
+    t0 = Date.now();
+    cs.installExtension(vsix);
+    timings.installExtensionSeconds = since(t0) / 1000;
+
+    t0 = Date.now();
+    const url = await cs.start();
+    timings.serverStartSeconds = since(t0) / 1000;
+    t0 = Date.now();
+    wb = await Workbench.open(tools.chromium, url, fixture, resultsDir);
+    timings.workbenchLoadSeconds = since(t0) / 1000;
+  });
+
+  after(async () => {
+    await wb?.close();
+    await cs?.stop();
+    mkdirSync(resultsDir, { recursive: true });
+    const summary = { timings, latencies, medianLatencyMs: latencies.length ? median(latencies.map((l) => l.ms)) : null, report };
+    writeFileSync(path.join(resultsDir, 'e2e-summary.json'), JSON.stringify(summary, null, 2));
+    console.log(`  e2e summary: ${JSON.stringify({ timings, latencies })}`);
+    if (tmp && !process.env.SNOUT_E2E_KEEP) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('installs the VSIX with --install-extension and activates it', async () => {
+    const installed = cs!.listExtensions();
+    assert.ok(installed.some((e) => e.toLowerCase().startsWith(`${EXTENSION_ID}@`)), `installed: ${installed.join(', ')}`);
+    // VS Code logs each activation in the extension host's log.
+    const t0 = Date.now();
+    const line = await waitFor('the extension host to activate snout.snout', () =>
+      cs!.readLog(/exthost\.log$/).split('\n').find((l) => l.includes('_doActivateExtension') && l.includes(EXTENSION_ID)), 90_000, 250);
+    timings.activationSeconds = since(t0) / 1000;
+    note(`activated: ${line.trim()}`);
+    await wb!.screenshot('e2e-activated');
+  });
+
+  it('starts the engine: output channel and status bar say so', async (t) => {
+    if (skipUnless(t, 'snout.restartEngine')) return;
+    const t0 = Date.now();
+    await waitFor('"Snout engine ready" in the Snout output channel', () => outputChannel().includes('Snout engine ready'), 180_000, 250);
+    timings.engineReadySeconds = since(t0) / 1000;
+    const started = outputChannel().match(/engine started \(pid (\d+)\)/);
+    assert.ok(started, `no "engine started (pid N)" line in:\n${outputChannel()}`);
+    assert.ok(cs!.pids('engine.js').includes(Number(started[1])), `engine pid ${started[1]} is not running`);
+    const items = await waitFor('a Snout status bar item', () => wb!.statusBarItems('snout').then((xs) => xs.length ? xs : undefined), 30_000);
+    note(`status bar: ${items.join(' ; ')}`);
+  });
+
+  it('shows ghost text while typing and Tab inserts exactly it', async (t) => {
+    if (skipUnless(t, 'snout.triggerCompletion')) return;
+    const w = wb!;
+    const file = path.join(fixture, 'shapes', 'report.py');
+    const original = readFileSync(file, 'utf8');
+    await w.openFile('shapes/report.py');
+    await w.focusEditorEnd();
+
+    const body = 'def total_area(shapes):\n    """Return the sum of the areas."""\n    return sum';
+    await w.page.keyboard.type(body, { delay: 15 });
+    // Let any suggestion for the partial text arrive, dismiss it, then time a fresh keystroke.
+    await sleep(500);
+    await w.page.keyboard.press('Escape');
+    await waitFor('ghost text to clear', async () => !(await w.ghostVisible()), 5000);
+    await w.page.keyboard.type('(');
+    const t0 = Date.now();
+    await w.page.waitForSelector(GHOST_SELECTOR, { timeout: 60_000 });
+    latencies.push({ label: 'first keystroke in report.py', ms: since(t0) });
+    const ghost = await waitFor('non-empty ghost text', () => w.ghostText().then((g) => g.trim() ? g : undefined), 10_000, 50);
+    await w.screenshot('e2e-ghost-text');
+    note(`ghost text after ${latencies.at(-1)!.ms} ms: ${JSON.stringify(ghost)}`);
+    assert.ok(!/<\|[a-z_]+\|>/.test(ghost), `special token leaked into ghost text: ${JSON.stringify(ghost)}`);
+
+    const before = original + body + '(';
+    await w.page.keyboard.press('Tab');
+    await sleep(200);
+    await w.page.keyboard.press('Control+S');
+    const saved = await waitFor('the accepted text on disk', () => {
+      const s = readFileSync(file, 'utf8');
+      return s !== original ? s : undefined;
+    }, 15_000);
+    assert.ok(saved.startsWith(before), `document lost what was typed:\n${saved}`);
+    const inserted = saved.slice(before.length);
+    assert.equal(inserted, ghost, 'Tab must insert exactly the ghost text');
+    note(`accepted ${JSON.stringify(inserted)}`);
+
+    // Two more fresh requests on new lines: the packed context is the same, so the prefix cache should serve them.
+    for (const [i, line] of ['\n\n\ndef smallest(shapes):\n    return min', '\n\n\ndef count(shapes):\n    return len'].entries()) {
+      await w.page.keyboard.press('Escape');
+      await w.page.keyboard.press('Control+End');
+      await w.page.keyboard.type(line, { delay: 15 });
+      await sleep(500);
+      await w.page.keyboard.press('Escape');
+      await waitFor('ghost text to clear', async () => !(await w.ghostVisible()), 5000);
+      await w.page.keyboard.type('(');
+      const t1 = Date.now();
+      await w.page.waitForSelector(GHOST_SELECTOR, { timeout: 60_000 });
+      latencies.push({ label: `fresh line ${i + 2}`, ms: since(t1) });
+    }
+    note(`keystroke-to-ghost-text latency: ${latencies.map((l) => `${l.ms} ms (${l.label})`).join(', ')}`);
+  });
+
+  it('"Snout: Ask about repository" streams an answer into a webview', async (t) => {
+    if (skipUnless(t, 'snout.askRepository')) return;
+    const w = wb!;
+    await w.runCommand('Snout: Ask about repository');
+    const input = w.page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    const question = 'What does geometry.py define?';
+    await input.fill(question);
+    const t0 = Date.now();
+    await w.page.keyboard.press('Enter');
+    const frame = await w.webviewFrame(60_000);
+    // Watch the answer grow: a streamed answer passes through several lengths before it settles.
+    const lengths: number[] = [];
+    let stableSince = Date.now();
+    while (since(t0) < 120_000) {
+      const len = (await frame.evaluate(() => document.body.innerText.length).catch(() => -1));
+      if (len !== lengths.at(-1)) { lengths.push(len); stableSince = Date.now(); }
+      if (lengths.length > 1 && since(stableSince) > 3000) break;
+      await sleep(30);
+    }
+    timings.askSeconds = since(t0) / 1000;
+    const text = await frame.evaluate(() => document.body.innerText);
+    const csp = await frame.evaluate(() => document.querySelector('meta[http-equiv="Content-Security-Policy"]')?.getAttribute('content') ?? '');
+    await w.screenshot('e2e-ask');
+    note(`ask: ${lengths.length} distinct lengths while streaming, final ${text.length} chars; CSP: ${csp}`);
+    assert.ok(text.replace(question, '').trim().length > 0, `no answer in the webview:\n${text}`);
+    assert.ok(lengths.filter((l) => l > 0).length >= 2, `the answer did not stream (lengths seen: ${lengths.join(', ')})`);
+    assert.ok(csp.includes("default-src 'none'"), `webview CSP is not strict: ${csp}`);
+    assert.ok(!/<\|[a-z_]+\|>/.test(text), 'special tokens leaked into the answer');
+  });
+
+  it('a killed engine comes back and completes again', async (t) => {
+    if (skipUnless(t, 'snout.restartEngine')) return;
+    const w = wb!;
+    const before = cs!.pids('engine.js');
+    assert.ok(before.length > 0, 'no engine process under the extensions dir');
+    const readyBefore = outputChannel().split('Snout engine ready').length;
+    const t0 = Date.now();
+    for (const pid of before) process.kill(pid, 'SIGKILL');
+    const pid = await waitFor('a new engine process', () => cs!.pids('engine.js').find((p) => !before.includes(p)), 60_000);
+    await waitFor(`"engine started (pid ${pid})"`, () => outputChannel().includes(`engine started (pid ${pid})`), 60_000, 250);
+    await waitFor('"Snout engine ready" again', () => outputChannel().split('Snout engine ready').length > readyBefore, 120_000, 250);
+    timings.engineRestartSeconds = since(t0) / 1000;
+    note(`engine ${before.join(',')} killed; ${pid} ready after ${timings.engineRestartSeconds} s`);
+    await w.screenshot('e2e-engine-restarted');
+    // And it serves completions again.
+    if (commands.has('snout.triggerCompletion')) {
+      await w.openFile('shapes/report.py');
+      await w.focusEditorEnd();
+      await w.page.keyboard.type('\n\n\ndef perimeter_sum(shapes):\n    return sum', { delay: 15 });
+      await sleep(300);
+      await w.page.keyboard.press('Escape');
+      await w.page.keyboard.type('(');
+      const t1 = Date.now();
+      await w.page.waitForSelector(GHOST_SELECTOR, { timeout: 60_000 });
+      latencies.push({ label: 'after engine restart', ms: since(t1) });
+    }
+  });
+});

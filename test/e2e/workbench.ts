@@ -1,0 +1,125 @@
+// Drives the VS Code workbench in code-server through chromium the way a user does: keyboard, command palette,
+// quick open, the editor's own DOM (ghost text is rendered by Monaco, so the DOM is the user's view of it).
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Frame, type Page } from 'playwright-core';
+
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+// Monaco's inline-suggestion rendering: the inline part of the first line and, for multi-line suggestions, extra
+// lines in a view zone. Class names as in VS Code's ghostTextView.
+export const GHOST_SELECTOR = '.monaco-editor .ghost-text-decoration, .monaco-editor .ghost-text-decoration-preview, .monaco-editor .ghost-text';
+
+export class Workbench {
+  private constructor(readonly browser: Browser, readonly page: Page, readonly screenshotDir: string) {}
+
+  static async open(executablePath: string, url: string, folder: string, screenshotDir: string): Promise<Workbench> {
+    mkdirSync(screenshotDir, { recursive: true });
+    const browser = await chromium.launch({ executablePath, args: CHROMIUM_ARGS, headless: true });
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    await page.goto(`${url}/?folder=${encodeURIComponent(folder)}`);
+    await page.waitForSelector('.monaco-workbench', { timeout: 90_000 });
+    // The explorer shows the folder once the workbench is up and the remote file system answers.
+    await page.waitForSelector('.explorer-folders-view .monaco-list-row', { timeout: 90_000 });
+    return new Workbench(browser, page, screenshotDir);
+  }
+
+  async screenshot(name: string): Promise<string> {
+    const file = path.join(this.screenshotDir, `${name}.png`);
+    await this.page.screenshot({ path: file });
+    return file;
+  }
+
+  /** F1, type, pick the first matching entry. `prefix` replaces the palette's '>' (quick open uses none). */
+  private async quickPick(text: string, rowText: string, commandMode: boolean): Promise<void> {
+    const { page } = this;
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill(commandMode ? `>${text}` : text);
+    const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: rowText }).first();
+    await row.waitFor({ state: 'visible', timeout: 30_000 });
+    await page.keyboard.press('Enter');
+  }
+
+  /** Runs a command from the palette by its title ("Snout: Ask about repository"). */
+  async runCommand(title: string): Promise<void> {
+    await this.quickPick(title, title, true);
+  }
+
+  /** Titles of the commands the palette lists for `query`. */
+  async paletteCommands(query: string): Promise<string[]> {
+    const { page } = this;
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill(`>${query}`);
+    await page.waitForTimeout(500);
+    const labels = await page.locator('.quick-input-widget .monaco-list-row .label-name').allInnerTexts();
+    await page.keyboard.press('Escape');
+    return labels.map((s) => s.replace(/\s+/g, ' ').trim());
+  }
+
+  /** Quick open (the palette without '>') a workspace file by relative path and wait for its editor. */
+  async openFile(relPath: string): Promise<void> {
+    const base = path.basename(relPath);
+    await this.quickPick(relPath, base, false);
+    await this.page.locator(`.tabs-container .tab[aria-label*="${base}"]`).first().waitFor({ timeout: 30_000 });
+    await this.page.locator('.editor-instance .monaco-editor .view-lines').first().waitFor({ timeout: 30_000 });
+  }
+
+  /** Focus the active editor and put the cursor at the end of the document. */
+  async focusEditorEnd(): Promise<void> {
+    await this.page.locator('.editor-instance .monaco-editor .view-lines').first().click();
+    await this.page.keyboard.press('Control+End');
+  }
+
+  /** The ghost text as the user sees it: first line inline, further lines from the view zone; '' when none. */
+  async ghostText(): Promise<string> {
+    return this.page.evaluate(() => {
+      const clean = (s: string) => s.replace(/\u00a0/g, ' ');
+      const editor = document.querySelector('.editor-instance .monaco-editor');
+      if (!editor) return '';
+      const inline = Array.from(editor.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview'))
+        .map((e) => clean(e.textContent ?? '')).join('');
+      const zoneLines = Array.from(editor.querySelectorAll('.ghost-text .view-line, .ghost-text > div'))
+        .map((e) => clean(e.textContent ?? ''));
+      return zoneLines.length ? [inline, ...zoneLines].join('\n') : inline;
+    });
+  }
+
+  async ghostVisible(): Promise<boolean> {
+    return (await this.page.locator(GHOST_SELECTOR).count()) > 0;
+  }
+
+  /** The status bar entries (text and accessible label) that mention `needle`. */
+  async statusBarItems(needle: string): Promise<string[]> {
+    return this.page.evaluate((n) => Array.from(document.querySelectorAll('.statusbar-item'))
+      .map((e) => `${(e as HTMLElement).innerText} | ${e.getAttribute('aria-label') ?? ''} | ${e.id}`)
+      .filter((s) => s.toLowerCase().includes(n.toLowerCase())), needle);
+  }
+
+  /** The innermost frame of the webview panel whose title contains `title` (webviews nest two iframes). */
+  async webviewFrame(timeoutMs = 30_000): Promise<Frame> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      for (const f of this.page.frames()) {
+        const parent = f.parentFrame();
+        if (parent && parent !== this.page.mainFrame() && /webview|fake\.html|index\.html/.test(parent.url() + f.url())) {
+          try {
+            if ((await f.evaluate(() => document.body?.innerText ?? '')).trim()) return f;
+          } catch { /* frame navigating */ }
+        }
+      }
+      await this.page.waitForTimeout(100);
+    }
+    throw new Error('no webview content appeared');
+  }
+
+  async close(): Promise<void> {
+    await this.browser.close().catch(() => undefined);
+  }
+}
