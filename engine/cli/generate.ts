@@ -1,5 +1,66 @@
-// snout generate — placeholder until its issue lands (owned by the helper working on it).
+// snout generate --model DIR --prompt TEXT --max-tokens N [--greedy | --temperature T --top-p P --seed S]
+//                [--stop S]... [--attention METHOD] [--provider P] [--json]
+// Streams the completion to stdout; with --json a final line {"ids", "text", "stats": {...}} follows.
 import { UserError } from '../errors';
-export async function run(_argv: string[]): Promise<number> {
-  throw new UserError('"generate" is not implemented yet');
+import { loadModel } from '../generate/load';
+import { attentionArg, modelArg, numberArg, parseArgs, providerArg, stringArg } from './model-args';
+
+export async function run(argv: string[]): Promise<number> {
+  const cmd = 'generate';
+  const args = parseArgs(cmd, argv, {
+    model: 'value', prompt: 'value', 'max-tokens': 'value', greedy: 'switch', temperature: 'value', 'top-p': 'value',
+    seed: 'value', stop: 'value', attention: 'value', provider: 'value', json: 'switch',
+  });
+  const dir = modelArg(cmd, args);
+  const prompt = stringArg(args, 'prompt');
+  if (prompt === undefined) throw new UserError(`${cmd}: --prompt TEXT is required`);
+  const maxTokens = numberArg(cmd, args, 'max-tokens', (x) => Number.isInteger(x) && x >= 0, 'a whole number >= 0') ?? 64;
+  const temperature = numberArg(cmd, args, 'temperature', (x) => x >= 0, 'a number >= 0');
+  const topP = numberArg(cmd, args, 'top-p', (x) => x > 0 && x <= 1, 'in (0, 1]') ?? 1;
+  const seed = numberArg(cmd, args, 'seed', (x) => Number.isInteger(x), 'an integer') ?? 0;
+  if (args.switches.has('greedy') && temperature !== undefined && temperature > 0) {
+    throw new UserError(`${cmd}: --greedy and --temperature > 0 contradict each other`);
+  }
+  const method = attentionArg(cmd, args);
+  const json = args.switches.has('json');
+
+  const model = await loadModel(dir, { provider: providerArg(cmd, args) });
+  try {
+    const ids = model.tokenizer.encode(prompt);
+    const abort = new AbortController();
+    const onSigint = () => abort.abort();
+    process.once('SIGINT', onSigint);
+    const result = await model.generate(model.newSequence(), {
+      ids,
+      maxTokens,
+      sampling: { temperature: args.switches.has('greedy') ? 0 : temperature ?? 0, topP, seed },
+      stop: args.values.get('stop'),
+      attention: method ? { method } : undefined,
+      signal: abort.signal,
+      onText: (t) => process.stdout.write(t),
+    });
+    process.off('SIGINT', onSigint);
+    process.stdout.write('\n');
+    if (json) {
+      const s = result.stats;
+      process.stdout.write(JSON.stringify({
+        ids: result.ids,
+        text: result.text,
+        finish_reason: result.finishReason,
+        stats: {
+          prefill_tokens: s.promptTokens - s.cachedTokens,
+          prefill_ms: round(s.prefillMs),
+          decode_tokens: s.decodeTokens,
+          decode_ms: round(s.decodeMs),
+          attention: s.attention,
+          provider: model.provider,
+        },
+      }) + '\n');
+    }
+    return result.finishReason === 'cancelled' ? 130 : 0;
+  } finally {
+    await model.dispose();
+  }
 }
+
+const round = (x: number) => Math.round(x * 10) / 10;

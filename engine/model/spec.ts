@@ -21,6 +21,10 @@ export interface ModelSpec {
   tieWordEmbeddings: boolean;
   /** q/k/v projections carry a bias (qwen2; llama with attention_bias). */
   attentionBias: boolean;
+  /** o_proj carries a bias (llama with attention_bias). Absent = false. */
+  outputBias?: boolean;
+  /** gate/up/down projections carry a bias (llama mlp_bias). Absent = false. */
+  mlpBias?: boolean;
   bosTokenId?: number;
   eosTokenIds: number[];
 }

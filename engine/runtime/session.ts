@@ -59,6 +59,9 @@ export function sessionOptions(provider: Provider, options: SessionOptions = {})
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     logSeverityLevel: 3,
+    // Idle pool threads spin by default; with one session per layer run back to back (and attention in JS between
+    // them) spinning threads only steal cycles from the work that follows. SNOUT_SPIN=1 restores it.
+    extra: { session: { intra_op: { allow_spinning: process.env.SNOUT_SPIN === '1' ? '1' : '0' } } },
   };
 }
 

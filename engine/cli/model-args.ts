@@ -1,0 +1,72 @@
+// Flag parsing shared by the model commands (logits, generate): `--name value` pairs and bare switches, with every
+// mistake reported as one UserError line.
+import { UserError } from '../errors';
+
+export interface ParsedArgs {
+  values: Map<string, string[]>;
+  switches: Set<string>;
+}
+
+/** `spec` maps each flag (without --) to 'value' or 'switch'. */
+export function parseArgs(command: string, argv: string[], spec: Record<string, 'value' | 'switch'>): ParsedArgs {
+  const values = new Map<string, string[]>();
+  const switches = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (!arg.startsWith('--')) throw new UserError(`${command}: unexpected argument "${arg}"`);
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq > 0 ? eq : undefined);
+    const kind = spec[name];
+    if (!kind) throw new UserError(`${command}: unknown option --${name} (options: ${Object.keys(spec).map((k) => '--' + k).join(' ')})`);
+    if (kind === 'switch') { switches.add(name); continue; }
+    const value = eq > 0 ? arg.slice(eq + 1) : argv[++i];
+    if (value === undefined) throw new UserError(`${command}: --${name} needs a value`);
+    values.set(name, [...(values.get(name) ?? []), value]);
+  }
+  return { values, switches };
+}
+
+export function stringArg(a: ParsedArgs, name: string): string | undefined {
+  const v = a.values.get(name);
+  return v ? v[v.length - 1] : undefined;
+}
+
+export function numberArg(command: string, a: ParsedArgs, name: string, check: (x: number) => boolean, what: string): number | undefined {
+  const raw = stringArg(a, name);
+  if (raw === undefined) return undefined;
+  const x = Number(raw);
+  if (raw.trim() === '' || !Number.isFinite(x) || !check(x)) throw new UserError(`${command}: --${name} must be ${what}, got "${raw}"`);
+  return x;
+}
+
+/** --model DIR, else env SNOUT_MODEL. */
+export function modelArg(command: string, a: ParsedArgs): string {
+  const dir = stringArg(a, 'model') ?? process.env.SNOUT_MODEL;
+  if (!dir) throw new UserError(`${command}: --model DIR is required (or set SNOUT_MODEL)`);
+  return dir;
+}
+
+const providers = ['auto', 'cpu', 'cuda', 'webgpu'] as const;
+export function providerArg(command: string, a: ParsedArgs): (typeof providers)[number] {
+  const p = stringArg(a, 'provider') ?? 'auto';
+  if (!(providers as readonly string[]).includes(p)) throw new UserError(`${command}: --provider must be one of ${providers.join(', ')}`);
+  return p as (typeof providers)[number];
+}
+
+const methods = ['dense', 'magicpig', 'topk', 'quest'] as const;
+export function attentionArg(command: string, a: ParsedArgs): (typeof methods)[number] | undefined {
+  const m = stringArg(a, 'attention');
+  if (m === undefined) return undefined;
+  if (!(methods as readonly string[]).includes(m)) throw new UserError(`${command}: --attention must be one of ${methods.join(', ')}`);
+  return m as (typeof methods)[number];
+}
+
+/** "1,2,3" → [1, 2, 3]. */
+export function idsArg(command: string, raw: string): number[] {
+  const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  const ids = parts.map(Number);
+  if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) {
+    throw new UserError(`${command}: --ids must be comma-separated token ids, got "${raw}"`);
+  }
+  return ids;
+}

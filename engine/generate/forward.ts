@@ -1,0 +1,115 @@
+// The forward pass, top to bottom (as in llama2.c): embed → for each layer [pre-attention → attention → post-attention]
+// → final norm + lm_head on the last position. Dense parts are onnxruntime sessions built from the weights; attention
+// is engine code over the sequence's CPU-RAM KV cache (engine/attention), reached through one interface.
+import type { SequenceAttention } from '../attention/types';
+import { buildEmbedHeadGraph, buildLayerGraph, io, type WeightSource } from '../model/graphs';
+import { RopeTables } from '../model/rope';
+import type { ModelSpec } from '../model/spec';
+import { createSession, ort, type Provider, type ProviderSetting } from '../runtime/session';
+
+/** One layer graph: post-attention of layer `post` and/or pre-attention of layer `pre`. */
+interface LayerStep {
+  post?: number;
+  pre?: number;
+  session: ort.InferenceSession;
+}
+
+export interface RunnerOptions {
+  provider?: ProviderSetting;
+  /** Fuse post-attention(l) with pre-attention(l+1) into one graph (L+2 onnxruntime calls per token, not 2L+2). */
+  fuseLayers?: boolean;
+  threads?: number;
+  log?: (line: string) => void;
+  onProgress?: (message: string, fraction: number) => void;
+}
+
+export class ModelRunner {
+  private constructor(
+    readonly spec: ModelSpec,
+    readonly provider: Provider,
+    private readonly embedHead: ort.InferenceSession,
+    private readonly steps: LayerStep[],
+    private readonly rope: RopeTables,
+  ) {}
+
+  static async create(spec: ModelSpec, weight: WeightSource, options: RunnerOptions = {}): Promise<ModelRunner> {
+    const L = spec.numLayers;
+    const plan: { post?: number; pre?: number }[] = [];
+    if (options.fuseLayers ?? true) {
+      for (let l = 0; l <= L; l++) plan.push({ post: l > 0 ? l - 1 : undefined, pre: l < L ? l : undefined });
+    } else {
+      for (let l = 0; l < L; l++) plan.push({ pre: l }, { post: l });
+    }
+    const total = plan.length + 1;
+    const progress = (i: number, what: string) => options.onProgress?.(`building ${what}`, i / total);
+    const sessionOptions = { threads: options.threads, log: options.log };
+
+    // The first session settles the provider (and logs any fallback once); the rest use what it got.
+    progress(0, 'embedding and head');
+    const first = await createSession(buildEmbedHeadGraph(spec, weight), options.provider ?? 'auto', sessionOptions);
+    const steps: LayerStep[] = [];
+    for (const [i, layers] of plan.entries()) {
+      progress(i + 1, `layer graph ${i + 1}/${plan.length}`);
+      const { session } = await createSession(buildLayerGraph(spec, weight, layers), first.provider, sessionOptions);
+      steps.push({ ...layers, session });
+    }
+    options.onProgress?.('model ready', 1);
+    return new ModelRunner(spec, first.provider, first.session, steps, new RopeTables(spec));
+  }
+
+  /**
+   * Run `ids` (the next tokens of the sequence, at positions attention.length ...) through the model, appending
+   * their keys/values to the cache. Returns the last position's logits when `wantLogits`, else undefined.
+   */
+  async forward(attention: SequenceAttention, ids: readonly number[], wantLogits: boolean): Promise<Float32Array | undefined> {
+    const { hiddenSize: H, numHeads, headDim: D } = this.spec;
+    const n = ids.length;
+    const start = attention.length;
+
+    // Rotary tables for these positions, shared by every layer.
+    const cos = new Float32Array(n * (D / 2));
+    const sin = new Float32Array(n * (D / 2));
+    this.rope.fill(start, n, cos, sin);
+    const cosT = new ort.Tensor('float32', cos, [n, 1, D / 2]);
+    const sinT = new ort.Tensor('float32', sin, [n, 1, D / 2]);
+
+    // Token embeddings.
+    let x = (await this.embedHead.run({
+      [io.ids]: new ort.Tensor('int64', BigInt64Array.from(ids, (id) => BigInt(id)), [n]),
+      [io.hidden]: new ort.Tensor('float32', new Float32Array(0), [0, H]),
+    }))[io.embeds];
+
+    // Layers: each graph finishes layer l (post-attention) and starts layer l+1 (pre-attention); attention runs
+    // between graphs on the KV cache.
+    const attnOut = new Float32Array(n * numHeads * D);
+    const attnT = new ort.Tensor('float32', attnOut, [n, numHeads * D]);
+    for (const step of this.steps) {
+      const feeds: Record<string, ort.Tensor> = { [io.x]: x };
+      if (step.post !== undefined) feeds[io.attn] = attnT;
+      if (step.pre !== undefined) { feeds[io.cos] = cosT; feeds[io.sin] = sinT; }
+      const out = await step.session.run(feeds);
+      if (step.post !== undefined) x = out[io.xOut];
+      if (step.pre !== undefined) {
+        const q = out[io.q].data as Float32Array;
+        const k = out[io.k].data as Float32Array;
+        const v = out[io.v].data as Float32Array;
+        attention.forward(step.pre, q, k, v, n, attnOut);
+      }
+    }
+    if (!wantLogits) return undefined;
+
+    // Final norm + lm_head on the last position only.
+    const hidden = x.data as Float32Array;
+    const last = hidden.subarray((n - 1) * H, n * H);
+    const head = await this.embedHead.run({
+      [io.ids]: new ort.Tensor('int64', new BigInt64Array(0), [0]),
+      [io.hidden]: new ort.Tensor('float32', last.slice(), [1, H]),
+    });
+    return head[io.logits].data as Float32Array;
+  }
+
+  async dispose(): Promise<void> {
+    await this.embedHead.release();
+    for (const s of this.steps) await s.session.release();
+  }
+}

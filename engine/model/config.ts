@@ -1,0 +1,132 @@
+// config.json → ModelSpec. Only what the engine computes exactly is accepted; anything else is a UserError naming the
+// file and the field, so a user learns at load time (not from garbage text) that a checkpoint is unsupported.
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors';
+import type { ModelSpec, RopeScaling } from './spec';
+
+type Json = Record<string, unknown>;
+
+const supportedTypes = ['llama', 'qwen2', 'mistral'] as const;
+
+export function readConfig(modelDir: string): ModelSpec {
+  const file = path.join(modelDir, 'config.json');
+  if (!existsSync(file)) throw new UserError('not found (is this a Hugging Face model folder?)', file);
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new UserError(`not valid JSON (${(err as Error).message})`, file);
+  }
+  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new UserError('expected a JSON object', file);
+  return parseConfig(json as Json, file);
+}
+
+export function parseConfig(c: Json, file = 'config.json'): ModelSpec {
+  const fail = (msg: string): never => { throw new UserError(msg, file); };
+  const int = (key: string, fallback?: number): number => {
+    const v = c[key] ?? fallback;
+    if (v === undefined || v === null) return fail(`missing "${key}"`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) return fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const num = (key: string, fallback?: number): number => {
+    const v = c[key] ?? fallback;
+    if (v === undefined || v === null) return fail(`missing "${key}"`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const bool = (key: string, fallback: boolean): boolean => {
+    const v = c[key] ?? fallback;
+    if (typeof v !== 'boolean') return fail(`"${key}" must be true or false, got ${JSON.stringify(v)}`);
+    return v;
+  };
+
+  const modelType = c.model_type;
+  if (typeof modelType !== 'string') fail('missing "model_type"');
+  if (!(supportedTypes as readonly string[]).includes(modelType as string)) {
+    fail(`unsupported model_type "${modelType}" (supported: ${supportedTypes.join(', ')})`);
+  }
+  const act = c.hidden_act ?? c.hidden_activation ?? 'silu';
+  if (act !== 'silu') fail(`unsupported hidden_act "${act}" (only silu/SwiGLU)`);
+
+  const hiddenSize = int('hidden_size');
+  const numHeads = int('num_attention_heads');
+  const numKvHeads = int('num_key_value_heads', numHeads);
+  if (numHeads % numKvHeads !== 0) fail(`num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`);
+  const headDim = c.head_dim === undefined || c.head_dim === null ? hiddenSize / numHeads : int('head_dim');
+  if (!Number.isInteger(headDim)) fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads} (set head_dim)`);
+  if (headDim % 2 !== 0) fail(`head_dim ${headDim} must be even for RoPE`);
+  if (c.partial_rotary_factor !== undefined && c.partial_rotary_factor !== 1) fail('partial_rotary_factor is not supported');
+
+  let maxPositionEmbeddings = int('max_position_embeddings', 2048);
+  // Sliding-window attention is not implemented; within one window it equals full attention, so cap the context there.
+  const usesWindow = modelType === 'mistral' || (modelType === 'qwen2' && c.use_sliding_window === true);
+  if (usesWindow && typeof c.sliding_window === 'number' && c.sliding_window < maxPositionEmbeddings) {
+    maxPositionEmbeddings = c.sliding_window;
+  }
+
+  const attentionBias = modelType === 'qwen2' ? true : bool('attention_bias', false);
+  const spec: ModelSpec = {
+    modelType: modelType as ModelSpec['modelType'],
+    hiddenSize,
+    intermediateSize: int('intermediate_size'),
+    numLayers: int('num_hidden_layers'),
+    numHeads,
+    numKvHeads,
+    headDim,
+    vocabSize: int('vocab_size'),
+    maxPositionEmbeddings,
+    rmsNormEps: num('rms_norm_eps', 1e-6),
+    ropeTheta: num('rope_theta', 10000),
+    ropeScaling: parseRopeScaling(c.rope_scaling, fail),
+    tieWordEmbeddings: bool('tie_word_embeddings', false),
+    attentionBias,
+    // Llama's attention_bias also puts a bias on o_proj; Qwen2 has q/k/v biases only.
+    outputBias: modelType !== 'qwen2' && attentionBias,
+    mlpBias: modelType === 'llama' ? bool('mlp_bias', false) : false,
+    bosTokenId: optionalId(c.bos_token_id, 'bos_token_id', fail),
+    eosTokenIds: eosIds(c.eos_token_id, fail),
+  };
+  return spec;
+}
+
+function optionalId(v: unknown, key: string, fail: (m: string) => never): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0) fail(`"${key}" must be a token id, got ${JSON.stringify(v)}`);
+  return v as number;
+}
+
+function eosIds(v: unknown, fail: (m: string) => never): number[] {
+  if (v === undefined || v === null) return [];
+  const list = Array.isArray(v) ? v : [v];
+  return list.map((x) => optionalId(x, 'eos_token_id', fail) as number);
+}
+
+function parseRopeScaling(v: unknown, fail: (m: string) => never): RopeScaling {
+  if (v === undefined || v === null) return { type: 'none' };
+  if (typeof v !== 'object' || Array.isArray(v)) return fail('"rope_scaling" must be an object or null');
+  const r = v as Json;
+  const type = r.rope_type ?? r.type;
+  const positive = (key: string): number => {
+    const x = r[key];
+    if (typeof x !== 'number' || !(x > 0)) return fail(`rope_scaling.${key} must be a positive number, got ${JSON.stringify(x)}`);
+    return x;
+  };
+  switch (type) {
+    case 'default':
+      return { type: 'none' };
+    case 'linear':
+      return { type: 'linear', factor: positive('factor') };
+    case 'llama3':
+      return {
+        type: 'llama3',
+        factor: positive('factor'),
+        lowFreqFactor: positive('low_freq_factor'),
+        highFreqFactor: positive('high_freq_factor'),
+        originalMaxPositionEmbeddings: positive('original_max_position_embeddings'),
+      };
+    default:
+      return fail(`unsupported rope_scaling type ${JSON.stringify(type)} (supported: linear, llama3)`);
+  }
+}

@@ -1,0 +1,129 @@
+// The model's dense parts as ONNX graphs built from the weights. All activations are 2-D [n, features] for one
+// sequence; n (tokens in the chunk) is dynamic, so one set of graphs serves prefill chunks and decode steps.
+//
+//   embed_head:  ids [n] → embeds [n, H];  hidden [m, H] → final RMSNorm → lm_head → logits [m, V]
+//                (one session, so tied embeddings are held once; the unused half gets a zero-length input)
+//   layer graph: [post-attention of layer l] then [pre-attention of layer l+1]; either half may be absent:
+//     post(l):  attn [n, heads·D] → o_proj → + residual → RMSNorm → SwiGLU MLP → + residual → x
+//     pre(l):   x → RMSNorm → fused q|k|v projection (+ bias) → RoPE on q, k (rotate_half) → q, k, v
+//   Fusing post(l) with pre(l+1) halves the onnxruntime calls per token (L+2 instead of 2L+2).
+import { GraphBuilder, attr } from '../runtime/onnx-graph';
+import type { ModelSpec } from './spec';
+import { embedName, finalNormName, layerWeightNames, lmHeadName } from './weights';
+
+export type WeightSource = (name: string) => Float32Array;
+
+/** Graph input/output names shared with the runner. */
+export const io = {
+  ids: 'ids', embeds: 'embeds', hidden: 'hidden', logits: 'logits',
+  x: 'x', attn: 'attn', cos: 'cos', sin: 'sin', xOut: 'x_out', q: 'q', k: 'k', v: 'v',
+} as const;
+
+function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, stem: string): string {
+  // transformers LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w. This Pow/ReduceMean/Add/Sqrt/Div/Mul chain is the
+  // pattern onnxruntime fuses into its SimplifiedLayerNormalization kernel.
+  const sq = g.op('Pow', [x, g.float(`${stem}_two`, 2)]);
+  const mean = g.op('ReduceMean', [sq], { axes: attr.ints([-1]), keepdims: attr.i(1) });
+  const std = g.op('Sqrt', [g.op('Add', [mean, g.float(`${stem}_eps`, eps)])]);
+  const normed = g.op('Div', [x, std]);
+  return g.op('Mul', [normed, g.initializer(`${stem}_weight`, weight, [weight.length])], undefined, stem);
+}
+
+/** y = x · Wᵀ (+ b) with W stored [out, in] as in the checkpoint (Gemm transB avoids a transposed copy). */
+function linear(g: GraphBuilder, x: string, w: Float32Array, outFeatures: number, inFeatures: number, stem: string, bias?: Float32Array): string {
+  const inputs = [x, g.initializer(`${stem}_weight`, w, [outFeatures, inFeatures])];
+  if (bias) inputs.push(g.initializer(`${stem}_bias`, bias, [outFeatures]));
+  return g.op('Gemm', inputs, { transB: attr.i(1) }, stem);
+}
+
+function concatRows(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
+  let at = 0;
+  for (const p of parts) { out.set(p, at); at += p.length; }
+  return out;
+}
+
+/** rotate_half RoPE on [n, heads·D]: returns [n, heads, D] with out = x·cos + rotate_half(x)·sin. */
+function rope(g: GraphBuilder, x: string, heads: number, headDim: number, stem: string): string {
+  const half = headDim / 2;
+  const shaped = g.op('Reshape', [x, g.int64s(`${stem}_shape`, [-1, heads, headDim])]);
+  const axis = g.int64s(`${stem}_axis`, [2]);
+  const x1 = g.op('Slice', [shaped, g.int64s(`${stem}_s0`, [0]), g.int64s(`${stem}_e0`, [half]), axis]);
+  const x2 = g.op('Slice', [shaped, g.int64s(`${stem}_s1`, [half]), g.int64s(`${stem}_e1`, [headDim]), axis]);
+  // cos/sin are [n, 1, D/2] and broadcast over heads.
+  const first = g.op('Sub', [g.op('Mul', [x1, io.cos]), g.op('Mul', [x2, io.sin])]);
+  const second = g.op('Add', [g.op('Mul', [x2, io.cos]), g.op('Mul', [x1, io.sin])]);
+  return g.op('Concat', [first, second], { axis: attr.i(2) }, stem);
+}
+
+function addPreAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string): void {
+  const { hiddenSize: H, numHeads, numKvHeads, headDim: D } = spec;
+  const n = layerWeightNames(spec, l);
+  const h = rmsNorm(g, x, weight(n.inputNorm), spec.rmsNormEps, `l${l}_input_norm`);
+  const qSize = numHeads * D;
+  const kvSize = numKvHeads * D;
+  // One Gemm for q|k|v: a single weight read per token instead of three.
+  const qkvW = concatRows([weight(n.q), weight(n.k), weight(n.v)]);
+  const qkvB = n.qBias && n.kBias && n.vBias ? concatRows([weight(n.qBias), weight(n.kBias), weight(n.vBias)]) : undefined;
+  const qkv = linear(g, h, qkvW, qSize + 2 * kvSize, H, `l${l}_qkv`, qkvB);
+  const [q, k, v] = g.node('Split', [qkv, g.int64s(`l${l}_qkv_split`, [qSize, kvSize, kvSize])], {
+    outputs: 3, attrs: { axis: attr.i(1) }, name: `l${l}_qkv_split`,
+  });
+  g.output(rope(g, q, numHeads, D, `l${l}_q_rope`), io.q, 'float32', ['n', numHeads, D]);
+  g.output(rope(g, k, numKvHeads, D, `l${l}_k_rope`), io.k, 'float32', ['n', numKvHeads, D]);
+  g.output(v, io.v, 'float32', ['n', kvSize]);
+}
+
+function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string): string {
+  const { hiddenSize: H, intermediateSize: I, numHeads, headDim: D } = spec;
+  const n = layerWeightNames(spec, l);
+  const o = linear(g, io.attn, weight(n.o), H, numHeads * D, `l${l}_o`, n.oBias ? weight(n.oBias) : undefined);
+  const afterAttn = g.op('Add', [x, o], undefined, `l${l}_attn_residual`);
+  const h = rmsNorm(g, afterAttn, weight(n.postNorm), spec.rmsNormEps, `l${l}_post_norm`);
+  const guBias = n.gateBias && n.upBias ? concatRows([weight(n.gateBias), weight(n.upBias)]) : undefined;
+  const gu = linear(g, h, concatRows([weight(n.gate), weight(n.up)]), 2 * I, H, `l${l}_gate_up`, guBias);
+  const [gate, up] = g.node('Split', [gu, g.int64s(`l${l}_gu_split`, [I, I])], {
+    outputs: 2, attrs: { axis: attr.i(1) }, name: `l${l}_gu_split`,
+  });
+  const swiglu = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up], undefined, `l${l}_swiglu`);
+  const down = linear(g, swiglu, weight(n.down), H, I, `l${l}_down`, n.downBias ? weight(n.downBias) : undefined);
+  return g.op('Add', [afterAttn, down], undefined, `l${l}_mlp_residual`);
+}
+
+/**
+ * One layer graph: post-attention of `post` (if given) followed by pre-attention of `pre` (if given).
+ * Inputs: x [n, H], attn [n, heads·D] (with post), cos/sin [n, 1, D/2] (with pre).
+ * Outputs: x_out [n, H] (with post), q [n, heads, D], k [n, kvHeads, D], v [n, kvHeads·D] (with pre).
+ */
+export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, layers: { post?: number; pre?: number }): Uint8Array {
+  const { hiddenSize: H, numHeads, headDim: D } = spec;
+  const name = [layers.post !== undefined ? `post${layers.post}` : '', layers.pre !== undefined ? `pre${layers.pre}` : '']
+    .filter(Boolean).join('_');
+  const g = new GraphBuilder(name);
+  let x = g.input(io.x, 'float32', ['n', H]);
+  if (layers.post !== undefined) {
+    g.input(io.attn, 'float32', ['n', numHeads * D]);
+    x = addPostAttention(g, spec, weight, layers.post, x);
+    g.output(x, io.xOut, 'float32', ['n', H]);
+  }
+  if (layers.pre !== undefined) {
+    g.input(io.cos, 'float32', ['n', 1, D / 2]);
+    g.input(io.sin, 'float32', ['n', 1, D / 2]);
+    addPreAttention(g, spec, weight, layers.pre, x);
+  }
+  return g.serialize();
+}
+
+/** Embedding lookup and the output head in one graph (shared tied matrix). */
+export function buildEmbedHeadGraph(spec: ModelSpec, weight: WeightSource): Uint8Array {
+  const { hiddenSize: H, vocabSize: V } = spec;
+  const g = new GraphBuilder('embed_head');
+  g.input(io.ids, 'int64', ['n']);
+  g.input(io.hidden, 'float32', ['m', H]);
+  const table = g.initializer('embed_tokens', weight(embedName), [V, H]);
+  g.output(g.op('Gather', [table, io.ids], { axis: attr.i(0) }), io.embeds, 'float32', ['n', H]);
+  const normed = rmsNorm(g, io.hidden, weight(finalNormName), spec.rmsNormEps, 'final_norm');
+  const head = spec.tieWordEmbeddings ? table : g.initializer('lm_head', weight(lmHeadName), [V, H]);
+  g.output(g.op('Gemm', [normed, head], { transB: attr.i(1) }), io.logits, 'float32', ['m', V]);
+  return g.serialize();
+}
