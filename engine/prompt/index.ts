@@ -3,3 +3,4 @@ export { detectPromptFormat, type PromptFormat, type PromptFormatName } from './
 export { renderCompletion, type CompletionParts, type RenderedPrompt } from './completion';
 export { renderChat } from './chat';
 export { encodeSegments } from './segments';
+export { CachedTokenizer } from './cached-tokenizer';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { AttentionConfig } from '../attention/types';
 import { PrefixCache, type Lease } from '../generate/prefix-cache';
 import type { GenerateResult, LoadedModel, LoadProgress } from '../generate/types';
-import { detectPromptFormat, encodeSegments, renderChat, renderCompletion, type PromptFormat } from '../prompt';
+import { CachedTokenizer, detectPromptFormat, encodeSegments, renderChat, renderCompletion, type PromptFormat } from '../prompt';
 import {
   ErrorCodes, type AskParams, type AttentionSettings, type CompleteParams, type CompleteResult, type LoadParams,
   type ModelInfo, type ProgressParams, type StatusResult, type ExecutionProvider,
@@ -50,6 +50,7 @@ export class EngineService {
   private model?: LoadedModel;
   private info?: ModelInfo;
   private format?: PromptFormat;
+  private tokenizer?: CachedTokenizer;
   private cache?: PrefixCache;
   private defaults?: Partial<AttentionConfig>;
   private loading?: Promise<ModelInfo>;
@@ -69,7 +70,6 @@ export class EngineService {
   }
 
   private async doLoad(dir: string, p: LoadParams, onProgress?: (p: ProgressParams) => void): Promise<ModelInfo> {
-    await this.unload();
     let model: LoadedModel;
     try {
       model = await this.loader(dir, {
@@ -83,8 +83,10 @@ export class EngineService {
       throw new ServiceError(ErrorCodes.BadModel, `cannot load ${dir}: ${(e as Error)?.message ?? e}`);
     }
     this.failed = false;
+    await this.unload(); // the previous model stays usable until the new one has loaded
     this.model = model;
     this.format = detectPromptFormat(model.tokenizer);
+    this.tokenizer = new CachedTokenizer(model.tokenizer);
     this.defaults = attentionConfig(p.attention);
     this.cache = new PrefixCache(model, p.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES);
     this.info = {
@@ -105,14 +107,14 @@ export class EngineService {
     for (const c of this.latest.values()) c.abort();
     this.cache?.clear();
     const m = this.model;
-    this.model = this.info = this.format = this.cache = undefined;
+    this.model = this.info = this.format = this.cache = this.tokenizer = undefined;
     await m?.dispose();
   }
 
-  private ready(): { model: LoadedModel; info: ModelInfo; format: PromptFormat; cache: PrefixCache } {
+  private ready(): { model: LoadedModel; info: ModelInfo; format: PromptFormat; cache: PrefixCache; tok: CachedTokenizer } {
     if (this.loading) throw new ServiceError(ErrorCodes.Loading, 'the model is still loading');
-    if (!this.model || !this.info || !this.format || !this.cache) throw new ServiceError(ErrorCodes.ModelNotLoaded, 'no model loaded: call snout/load first');
-    return { model: this.model, info: this.info, format: this.format, cache: this.cache };
+    if (!this.model || !this.info || !this.format || !this.cache || !this.tokenizer) throw new ServiceError(ErrorCodes.ModelNotLoaded, 'no model loaded: call snout/load first');
+    return { model: this.model, info: this.info, format: this.format, cache: this.cache, tok: this.tokenizer };
   }
 
   private budgetFor(maxTokens: number, ctx: number, what: string): number {
@@ -121,26 +123,26 @@ export class EngineService {
   }
 
   async complete(p: CompleteParams, o: StreamOptions = {}): Promise<CompleteResult> {
-    const { model, info, format } = this.ready();
+    const { info, format, tok } = this.ready();
     const maxTokens = p.maxTokens ?? DEFAULT_COMPLETION_TOKENS;
     const budget = this.budgetFor(maxTokens, info.contextLength, 'complete');
     let ids: number[];
     let truncatedTokens = 0;
     if (p.prompt !== undefined) {
-      ids = encodeSegments(model.tokenizer, [{ text: p.prompt }], true);
+      ids = encodeSegments(tok, [{ text: p.prompt }], true);
       if (ids.length > budget) {
         throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${ids.length} tokens; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget}`);
       }
     } else {
       try {
-        const r = renderCompletion(model.tokenizer, format, { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix }, budget);
+        const r = renderCompletion(tok, format, { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix }, budget);
         ids = r.ids;
         truncatedTokens = r.truncatedTokens;
       } catch (e) {
         throw new ServiceError(ErrorCodes.PromptTooLong, (e as Error).message);
       }
     }
-    if (ids.length === 0) ids = model.tokenizer.bosId !== undefined ? [model.tokenizer.bosId] : ids;
+    if (ids.length === 0) ids = tok.bosId !== undefined ? [tok.bosId] : ids;
     if (ids.length === 0) throw new ServiceError(-32602, 'complete: the prompt is empty');
     const priority: Priority = p.priority ?? 'completion';
     // A new completion from a client makes its previous one stale.
@@ -155,10 +157,10 @@ export class EngineService {
   }
 
   async ask(p: AskParams, o: StreamOptions = {}): Promise<CompleteResult> {
-    const { model, info } = this.ready();
+    const { info, tok } = this.ready();
     const maxTokens = p.maxTokens ?? DEFAULT_ASK_TOKENS;
     const budget = this.budgetFor(maxTokens, info.contextLength, 'ask');
-    const r = renderChat(model.tokenizer, p.messages, p.files ?? [], budget);
+    const r = renderChat(tok, p.messages, p.files ?? [], budget);
     return this.run(p.id, r.ids, r.truncatedTokens, maxTokens, 'ask', p, new AbortController(), o);
   }
 

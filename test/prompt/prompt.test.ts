@@ -120,3 +120,17 @@ test('ask over budget drops files, then old turns, never the last question', () 
   assert.ok(text.includes('new question?') && !text.includes('pkg/mod0.py') && !text.includes('old answer'));
   assert.ok(r.truncatedTokens > 0);
 });
+
+test('the memoising tokenizer gives the real tokenizer\'s ids (line-split only where that is exact)', async () => {
+  const { CachedTokenizer } = await import('../../engine/prompt');
+  const c = new CachedTokenizer(coder);
+  const s = new CachedTokenizer(stories);
+  assert.equal(c.lineSeparable, true);
+  assert.equal(s.lineSeparable, false, 'SentencePiece with a prepended ▁ per call is not line-separable');
+  const source = readFileSync(path.join(__dirname, '../../engine/prompt/completion.ts'), 'utf8');
+  for (const text of [source, ...golden.cases.map((x: any) => x.text), ...golden.tokenizer_cases.map((x: any) => x.text)]) {
+    assert.deepEqual(c.encode(text), coder.encode(text));
+    assert.deepEqual(c.encode(text), coder.encode(text), 'second (cached) encode');
+    assert.deepEqual(s.encode(text), stories.encode(text));
+  }
+});
