@@ -36,7 +36,7 @@ export function serveStdio(loader: ModelLoader, input: NodeJS.ReadableStream = p
   const writer = new StreamMessageWriter(output);
   const reader = new SafeMessageReader(input, (id, code, message) => {
     writer.write({ jsonrpc: '2.0', id, error: { code, message } } as never).catch(() => {});
-  }, (m) => log('warn', m));
+  }, (m) => log('warn', m), Number(process.env.SNOUT_MAX_MESSAGE_BYTES) || undefined);
   const service = new EngineService(loader, log);
   connection = createMessageConnection(reader, writer, {
     error: (m) => process.stderr.write(`snout engine [rpc] ${m}\n`),
@@ -45,7 +45,7 @@ export function serveStdio(loader: ModelLoader, input: NodeJS.ReadableStream = p
     log: () => {},
   });
   const conn = connection;
-  const guard = <T>(f: () => Promise<T>) => f().catch((e) => {
+  const guard = <T>(f: () => Promise<T>) => Promise.resolve().then(f).catch((e) => {
     if (!(e instanceof ParamError || e instanceof ServiceError)) log('error', (e as Error)?.stack ?? String(e));
     throw toResponseError(e);
   });
