@@ -1,5 +1,282 @@
-// Placeholder until its issue lands.
+// snout bench attention [--n N[,N…]] [--json] [--dtype float32|bfloat16] [--steps S] [--K k] [--L l]
+// One decode step of one layer (32 query / 8 KV heads, d = 128) at context n: dense vs MagicPIG vs oracle TopK vs
+// Quest, on synthetic keys shaped like real ones (shared offset, a flat Gaussian tail, and on "peaked" KV heads a few
+// heavy hitters aligned with the queries). Errors are relative L2 of the output vs exact, TopK/Quest at MagicPIG's
+// per-head budget ('auto'). floor_ms = bytes MagicPIG must read (table ids walked, sampled K/V/norms, exact-set K/V)
+// / copy bandwidth measured in the same run. Writes bench-results/attention.svg (+ attention-error.svg).
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Sequence } from '../engine/attention/sequence';
+import { defaultAttentionConfig, type AttentionConfig, type AttentionMethod, type KvDtype } from '../engine/attention/types';
 import { UserError } from '../engine/errors';
-export async function run(_argv: string[]): Promise<number> {
-  throw new UserError('bench attention is not implemented yet');
+import { barChart, lineChart } from './svg';
+
+const H = 32, G = 8, D = 128;
+/** The reference C++/AVX-512 kernels on this machine kind, one layer-step at 64K (spec, last section). */
+const REFERENCE_MS_64K = 4.04;
+
+interface Row {
+  n: number;
+  dtype: KvDtype;
+  index_ms: number;
+  dense_ms: number;
+  magicpig_ms: number;
+  hash_ms: number;
+  retrieval_ms: number;
+  attend_ms: number;
+  topk_ms: number;
+  quest_ms: number;
+  sampled_fraction: number;
+  speedup: number;
+  err_magicpig_flat: number;
+  err_topk_flat: number;
+  err_quest_flat: number;
+  err_magicpig_peaked: number;
+  err_topk_peaked: number;
+  err_quest_peaked: number;
+  floor_ms: number;
+  floor_ratio: number;
+  bytes_read: number;
+  bandwidth_gbs: number;
+  kv_bytes_per_token: number;
+  index_bytes_per_token: number;
+  ratio_to_reference?: number;
+}
+
+function arg(argv: string[], name: string): string | undefined {
+  const i = argv.indexOf(name);
+  return i >= 0 ? argv[i + 1] : undefined;
+}
+
+/** Seeded normals (mulberry32 + Box–Muller): bench data, independent of the engine's W stream seed. */
+function normals(seed: number): () => number {
+  let a = seed >>> 0, spare = NaN;
+  const u = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  return () => {
+    if (!Number.isNaN(spare)) { const s = spare; spare = NaN; return s; }
+    const r = Math.sqrt(-2 * Math.log(Math.max(u(), 1e-300))), th = 2 * Math.PI * u();
+    spare = r * Math.sin(th);
+    return r * Math.cos(th);
+  };
+}
+
+const isPeaked = (g: number) => g < G / 2;
+const HEAVY = 16;
+
+/** Queries [32, 128]: each KV group's 4 heads share a base direction; |q| = 1.5·√d, so tail scores have std 1.5. */
+function makeQueries(rand: () => number): { q: Float32Array; base: Float32Array } {
+  const base = new Float32Array(G * D), q = new Float32Array(H * D);
+  for (let i = 0; i < base.length; i++) base[i] = rand();
+  for (let h = 0; h < H; h++) {
+    const g = Math.floor(h / (H / G));
+    let norm = 0;
+    for (let c = 0; c < D; c++) { q[h * D + c] = base[g * D + c] + 0.5 * rand(); norm += q[h * D + c] ** 2; }
+    const s = (1.5 * Math.sqrt(D)) / Math.sqrt(norm);
+    for (let c = 0; c < D; c++) q[h * D + c] *= s;
+  }
+  return { q, base };
+}
+
+/** Fill the cache with n context tokens, chunk by chunk (never the whole [n, G, D] at once). */
+function fillCache(seq: Sequence, n: number, base: Float32Array, rand: () => number): void {
+  const offset = Float32Array.from({ length: G * D }, () => 2 * rand());
+  const unitBase = new Float32Array(G * D);
+  for (let g = 0; g < G; g++) {
+    let norm = 0;
+    for (let c = 0; c < D; c++) norm += base[g * D + c] ** 2;
+    for (let c = 0; c < D; c++) unitBase[g * D + c] = base[g * D + c] / Math.sqrt(norm);
+  }
+  const heavyAt = new Set(Array.from({ length: HEAVY }, (_, j) => Math.floor(((j + 0.5) * (n - 200)) / HEAVY) + 100));
+  const chunk = 4096, k = new Float32Array(chunk * G * D), v = new Float32Array(chunk * G * D);
+  for (let s = 0; s < n; s += chunk) {
+    const m = Math.min(chunk, n - s);
+    for (let j = 0; j < m; j++) {
+      const heavy = heavyAt.has(s + j);
+      for (let g = 0; g < G; g++) {
+        const o = (j * G + g) * D;
+        // Heavy hitter: +8 along the group's query direction, i.e. a score about 12 above the tail.
+        const a = heavy && isPeaked(g) ? 8 : 0;
+        for (let c = 0; c < D; c++) {
+          k[o + c] = offset[g * D + c] + rand() + a * unitBase[g * D + c];
+          v[o + c] = rand();
+        }
+      }
+    }
+    seq.appendOnly(0, k.subarray(0, m * G * D), v.subarray(0, m * G * D), m);
+  }
+}
+
+/** Copy bandwidth (bytes read + written per second), STREAM "copy" convention. */
+function copyBandwidth(): number {
+  const a = new Float64Array(32 << 20), b = new Float64Array(32 << 20); // 256 MB each
+  a.fill(1);
+  b.set(a);
+  let best = Infinity;
+  for (let r = 0; r < 3; r++) {
+    const t = performance.now();
+    b.set(a);
+    best = Math.min(best, performance.now() - t);
+  }
+  return (2 * a.byteLength) / (best / 1000);
+}
+
+function relErrOver(a: Float32Array, b: Float32Array, heads: number[]): number {
+  let num = 0, den = 0;
+  for (const h of heads) for (let c = 0; c < D; c++) {
+    const x = a[h * D + c], y = b[h * D + c];
+    num += (x - y) ** 2;
+    den += y * y;
+  }
+  return Math.sqrt(num / den);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: number, bandwidth: number, log: (s: string) => void): Promise<Row> {
+  const rand = normals(42);
+  const config: AttentionConfig = { ...defaultAttentionConfig(1), method: 'magicpig', K, L, denseLayers: [], kvDtype: dtype };
+  const seq = new Sequence({ numLayers: 1, numHeads: H, numKvHeads: G, headDim: D }, config);
+  const { q, base } = makeQueries(rand);
+  log(`n=${n}: filling cache`);
+  fillCache(seq, n, base, rand);
+  seq.endPrefill();
+  const t = performance.now();
+  await seq.prepare();
+  const indexMs = performance.now() - t;
+  log(`n=${n}: index built in ${indexMs.toFixed(0)} ms`);
+  // The decode token itself (appended, then truncated away after every step so each step sees the same cache).
+  const k1 = Float32Array.from({ length: G * D }, () => rand()), v1 = Float32Array.from({ length: G * D }, () => rand());
+  const outs: Record<string, Float32Array> = {};
+  const times: Record<string, number[]> = {};
+  const step = (method: AttentionMethod, budget: AttentionConfig['budget'], reps: number) => {
+    seq.configure({ method, budget });
+    const out = new Float32Array(H * D), ts: number[] = [];
+    for (let r = 0; r < reps; r++) {
+      const t0 = performance.now();
+      seq.forward(0, q, k1, v1, 1, out);
+      ts.push(performance.now() - t0);
+      seq.truncate(n);
+    }
+    return { out, ms: median(ts) };
+  };
+  // Exact first (the error reference), then MagicPIG with profiling for the split and the traffic counters.
+  const dense = step('dense', 'auto', Math.max(1, Math.min(steps, 2)));
+  outs.dense = dense.out;
+  step('magicpig', 'auto', 1); // warm-up
+  seq.resetStats();
+  seq.profiling = true;
+  seq.resetProfile();
+  const mp = step('magicpig', 'auto', steps);
+  seq.profiling = false;
+  const p = { ...seq.profile };
+  const per = (x: number) => x / steps;
+  const frac = seq.stats().sampledFraction;
+  outs.magicpig = mp.out;
+  // Errors at MagicPIG's own per-head budget; timings at the same mean fraction as a number.
+  outs.topk = step('topk', 'auto', 1).out;
+  outs.quest = step('quest', 'auto', 1).out;
+  times.topk = [step('topk', frac, steps).ms];
+  times.quest = [step('quest', frac, steps).ms];
+  const bpe = dtype === 'float32' ? 4 : 2;
+  const bytes = per(p.walkedIds * 4 + p.sampledKeys * (2 * D * bpe + 4) + p.exactKeys * 2 * D * bpe);
+  const floorMs = (bytes / bandwidth) * 1000;
+  const mem = seq.stats().memory!;
+  const flat = Array.from({ length: H }, (_, h) => h).filter((h) => !isPeaked(Math.floor(h / (H / G))));
+  const peaked = Array.from({ length: H }, (_, h) => h).filter((h) => isPeaked(Math.floor(h / (H / G))));
+  seq.dispose();
+  const row: Row = {
+    n, dtype,
+    index_ms: indexMs,
+    dense_ms: dense.ms,
+    magicpig_ms: mp.ms,
+    hash_ms: per(p.hashMs),
+    retrieval_ms: per(p.retrieveMs),
+    attend_ms: per(p.attendMs),
+    topk_ms: times.topk[0],
+    quest_ms: times.quest[0],
+    sampled_fraction: frac,
+    speedup: dense.ms / mp.ms,
+    err_magicpig_flat: relErrOver(outs.magicpig, outs.dense, flat),
+    err_topk_flat: relErrOver(outs.topk, outs.dense, flat),
+    err_quest_flat: relErrOver(outs.quest, outs.dense, flat),
+    err_magicpig_peaked: relErrOver(outs.magicpig, outs.dense, peaked),
+    err_topk_peaked: relErrOver(outs.topk, outs.dense, peaked),
+    err_quest_peaked: relErrOver(outs.quest, outs.dense, peaked),
+    floor_ms: floorMs,
+    floor_ratio: mp.ms / floorMs,
+    bytes_read: bytes,
+    bandwidth_gbs: bandwidth / 1e9,
+    kv_bytes_per_token: 2 * G * D * bpe,
+    index_bytes_per_token: (mem.norms + mem.tables) / n,
+  };
+  if (n === 65536) row.ratio_to_reference = mp.ms / REFERENCE_MS_64K;
+  return row;
+}
+
+function table(rows: Row[]): string {
+  const cols: [string, (r: Row) => string][] = [
+    ['n', (r) => String(r.n)],
+    ['dense ms', (r) => r.dense_ms.toFixed(1)],
+    ['magicpig ms', (r) => r.magicpig_ms.toFixed(2)],
+    ['(hash', (r) => r.hash_ms.toFixed(2)],
+    ['retr', (r) => r.retrieval_ms.toFixed(2)],
+    ['attend)', (r) => r.attend_ms.toFixed(2)],
+    ['topk ms', (r) => r.topk_ms.toFixed(1)],
+    ['quest ms', (r) => r.quest_ms.toFixed(1)],
+    ['sampled', (r) => (100 * r.sampled_fraction).toFixed(2) + '%'],
+    ['speedup', (r) => r.speedup.toFixed(1) + '×'],
+    ['floor ms', (r) => r.floor_ms.toFixed(2)],
+    ['/floor', (r) => r.floor_ratio.toFixed(1) + '×'],
+    ['err mp/topk/quest flat', (r) => [r.err_magicpig_flat, r.err_topk_flat, r.err_quest_flat].map((x) => x.toFixed(3)).join(' / ')],
+    ['err mp/topk/quest peaked', (r) => [r.err_magicpig_peaked, r.err_topk_peaked, r.err_quest_peaked].map((x) => x.toFixed(3)).join(' / ')],
+  ];
+  const cells = [cols.map(([h]) => h), ...rows.map((r) => cols.map(([, f]) => f(r)))];
+  const widths = cols.map((_, i) => Math.max(...cells.map((c) => c[i].length)));
+  return cells.map((c) => c.map((x, i) => x.padStart(widths[i])).join('  ')).join('\n');
+}
+
+function plots(rows: Row[], dir: string): string[] {
+  mkdirSync(dir, { recursive: true });
+  const series = (name: string, f: (r: Row) => number) => ({ name, points: rows.map((r) => [r.n, f(r)] as [number, number]) });
+  const times = lineChart([
+    series('dense', (r) => r.dense_ms), series('magicpig', (r) => r.magicpig_ms), series('oracle topk', (r) => r.topk_ms),
+    series('quest', (r) => r.quest_ms), series('floor (bytes / bandwidth)', (r) => r.floor_ms),
+  ], { title: 'Attention, one decode step of one layer (32q/8kv heads, d=128)', xLabel: 'context tokens', yLabel: 'ms', logX: true, logY: true });
+  const errors = barChart(rows.map((r) => ({ label: `${r.n / 1024}K`, values: [r.err_magicpig_flat, r.err_topk_flat, r.err_quest_flat, r.err_magicpig_peaked, r.err_topk_peaked, r.err_quest_peaked] })),
+    ['magicpig flat', 'topk flat', 'quest flat', 'magicpig peaked', 'topk peaked', 'quest peaked'],
+    { title: 'Relative L2 error vs exact (same budget)', yLabel: 'relative error' });
+  const files = [path.join(dir, 'attention.svg'), path.join(dir, 'attention-error.svg')];
+  writeFileSync(files[0], times);
+  writeFileSync(files[1], errors);
+  return files;
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const ns = (arg(argv, '--n') ?? '16384,65536,131072').split(',').map((x) => Number(x.replace(/k$/i, '')) * (/k$/i.test(x) ? 1024 : 1));
+  const dtype = (arg(argv, '--dtype') ?? 'float32') as KvDtype;
+  const steps = Number(arg(argv, '--steps') ?? 3);
+  const K = Number(arg(argv, '--K') ?? 10), L = Number(arg(argv, '--L') ?? 150);
+  if (ns.some((n) => !Number.isInteger(n) || n < 1024)) throw new UserError('--n: context lengths >= 1024 (e.g. 16384 or 16k)');
+  if (dtype !== 'float32' && dtype !== 'bfloat16') throw new UserError('--dtype: float32 or bfloat16');
+  const log = (s: string) => process.stderr.write(s + '\n');
+  const bandwidth = copyBandwidth();
+  log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s`);
+  const rows: Row[] = [];
+  for (const n of ns) rows.push(await measure(n, dtype, steps, K, L, bandwidth, log));
+  const files = plots(rows, 'bench-results');
+  if (json) {
+    process.stdout.write(JSON.stringify({ bench: 'attention', K, L, heads: H, kvHeads: G, headDim: D, reference_ms_64k: REFERENCE_MS_64K, results: rows }, null, 2) + '\n');
+  } else {
+    process.stdout.write(table(rows) + '\n');
+    const r64 = rows.find((r) => r.ratio_to_reference !== undefined);
+    if (r64) process.stdout.write(`64K: ${r64.magicpig_ms.toFixed(2)} ms vs the reference kernels' ${REFERENCE_MS_64K} ms (${r64.ratio_to_reference!.toFixed(2)}×)\n`);
+    process.stdout.write(`plots: ${files.join(', ')}\n`);
+  }
+  return 0;
 }

@@ -97,6 +97,16 @@ export class LshTables {
     return m;
   }
 
+  /** Ids a retrieval for qCodes walks (Σ of its L bucket sizes): the table traffic of one query. */
+  walked(qCodes: Int32Array): number {
+    let w = 0;
+    for (let l = 0; l < this.L; l++) {
+      const ob = l * (this.B + 1) + qCodes[l];
+      w += this.offsets[ob + 1] - this.offsets[ob];
+    }
+    return w;
+  }
+
   bytes(): number {
     return this.ids.byteLength + this.offsets.byteLength;
   }

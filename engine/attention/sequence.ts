@@ -45,8 +45,9 @@ export class Sequence implements SequenceAttention {
   private contextEnd = 0;
   private sampledSum = 0;
   private sampledCount = 0;
-  /** Per step: keys of I MagicPIG sampled for the last head processed (read by benches; 'auto' budgets use it). */
-  lastSampled = 0;
+  /** Set by benches: decode steps then accumulate timings and traffic counters into `profile`. */
+  profiling = false;
+  readonly profile = { hashMs: 0, retrieveMs: 0, attendMs: 0, walkedIds: 0, sampledKeys: 0, exactKeys: 0, heads: 0 };
 
   constructor(readonly shape: AttentionShape, config: AttentionConfig) {
     if (shape.numHeads % shape.numKvHeads !== 0) throw new Error('numHeads must be a multiple of numKvHeads');
@@ -91,6 +92,16 @@ export class Sequence implements SequenceAttention {
     this.decode(st, q, out);
   }
 
+  /** Benches: append n context tokens to `layer` without computing attention (builds long caches fast). */
+  appendOnly(layer: number, k: Float32Array, v: Float32Array, n: number): void {
+    const st = this.layers[layer];
+    st.kv.append(k, v, n, st.heads.map((h) => h.kbar));
+  }
+
+  resetProfile(): void {
+    for (const key of Object.keys(this.profile) as (keyof Sequence['profile'])[]) this.profile[key] = 0;
+  }
+
   /** One decode step on a sampled layer (n = 1). */
   private decode(st: LayerState, q: Float32Array, out: Float32Array): void {
     const { numHeads: H, numKvHeads: G, headDim: d } = this.shape;
@@ -107,16 +118,29 @@ export class Sequence implements SequenceAttention {
     if (method === 'quest' && count > 0) {
       for (const hi of st.heads) hi.updatePages(st.kv, r.sinks, st.indexedEnd, this.row);
     }
-    const group = H / G;
+    const group = H / G, prof = this.profiling ? this.profile : null;
     for (let h = 0; h < H; h++) {
       const g = (h / group) | 0;
       x.q = q; x.qo = h * d; x.K = st.kv.keys[g]; x.V = st.kv.values[g]; x.index = st.heads[g];
+      let t0 = prof ? performance.now() : 0;
       ker.exact(x, r);
       if (count > 0) {
         let m = 0;
         if (hasher) {
-          hasher.hashInto(q, h * d, this.qCodes, 0); // query hash per step, on the CPU (see hashQueries note)
+          // Query hash per step on the CPU: forward() is synchronous and one ONNX call per layer-step would cost
+          // more than this K·L·d product (measured: bench attention reports hash_ms).
+          const t1 = prof ? performance.now() : 0;
+          hasher.hashInto(q, h * d, this.qCodes, 0);
+          const t2 = prof ? performance.now() : 0;
           m = ker.retrieve(x, this.qCodes);
+          if (prof) {
+            const t3 = performance.now();
+            prof.hashMs += t2 - t1;
+            prof.retrieveMs += t3 - t2;
+            prof.attendMs += t1 - t0;
+            prof.walkedIds += st.heads[g].tables!.walked(this.qCodes);
+            t0 = t3;
+          }
         }
         let used = m;
         if (method === 'magicpig') ker.sampled(x, m, K, L);
@@ -125,11 +149,16 @@ export class Sequence implements SequenceAttention {
           const pages = budget === 'auto' ? Math.ceil(m / PAGE) : Math.ceil(budget * Math.ceil(count / PAGE));
           used = ker.quest(x, r, pages);
         }
-        this.lastSampled = m;
         this.sampledSum += used / count;
         this.sampledCount++;
+        if (prof) prof.sampledKeys += used;
       }
       ker.acc.finish(out, h * d);
+      if (prof) {
+        prof.attendMs += performance.now() - t0;
+        prof.exactKeys += Math.min(r.sinks, r.length) + Math.max(0, r.length - Math.max(r.indexedEnd, r.sinks));
+        prof.heads++;
+      }
     }
   }
 
