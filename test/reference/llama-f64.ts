@@ -73,7 +73,7 @@ export function referenceForward(cfg: Config, tensors: Map<string, RefTensor>, i
   const T = ids.length;
 
   // Residual stream per position.
-  let xs = ids.map((id) => t('model.embed_tokens.weight').slice(id * H, (id + 1) * H));
+  let xs: Float64Array[] = ids.map((id) => t('model.embed_tokens.weight').slice(id * H, (id + 1) * H));
   for (let l = 0; l < cfg.num_hidden_layers; l++) {
     const p = `model.layers.${l}.`;
     const qs: Float64Array[] = [], ks: Float64Array[] = [], vs: Float64Array[] = [];
