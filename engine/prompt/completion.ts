@@ -63,7 +63,13 @@ function layout(fmt: PromptFormat, parts: CompletionParts, files: RepoFile[], pr
  * Renders `parts` into at most `budget` tokens. Deterministic: the same inputs give the same ids.
  * Throws if even an empty prefix does not fit (budget smaller than the fixed tokens of the layout).
  */
-export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: CompletionParts, budget: number): RenderedPrompt {
+/**
+ * Suffix tokens kept by default. In PSM order every token after the cursor is re-prefilled on each keystroke (the
+ * prefix cache only reuses what precedes the edit), so a long suffix costs TTFT on every request.
+ */
+export const DEFAULT_MAX_SUFFIX_TOKENS = 128;
+
+export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: CompletionParts, budget: number, maxSuffixTokens = DEFAULT_MAX_SUFFIX_TOKENS): RenderedPrompt {
   const files = parts.files ?? [];
   const block = Math.max(16, budget >> 4);
   let prefix = parts.prefix;
@@ -86,6 +92,12 @@ export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: C
   const fixed = encodeSegments(tok, layout(fmt, parts, [], '', suffix ? ' ' : ''), true).length + 2;
   let prefixTokens = countTokens(tok, prefix);
   let suffixTokens = countTokens(tok, suffix);
+  if (suffixTokens > maxSuffixTokens) {
+    suffix = trimEnd(tok, suffix, maxSuffixTokens);
+    const n = countTokens(tok, suffix);
+    truncated += suffixTokens - n;
+    suffixTokens = n;
+  }
   if (fixed > budget) throw new Error(`the prompt layout alone needs ${fixed} tokens, more than the budget of ${budget}`);
 
   // Files in order while they fit; the first that does not fit and everything after it are dropped.
@@ -96,9 +108,12 @@ export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: C
     if (used + n > budget) break;
     used += n;
   }
+  // Dropped files are counted exactly while that is cheap (tokenizing is slow), then estimated at 4 chars/token.
+  let countedChars = 0;
   for (let i = kept; i < files.length; i++) {
-    // Tokenize dropped files only while that is cheap; beyond, estimate.
-    truncated += files[i].text.length < 64 * 1024 ? countTokens(tok, fileBlock(fmt, files[i])) + 1 : Math.ceil(files[i].text.length / 4);
+    const text = fileBlock(fmt, files[i]);
+    countedChars += text.length;
+    truncated += countedChars <= 64 * 1024 ? countTokens(tok, text) + 1 : Math.ceil(text.length / 4) + 1;
   }
 
   // Still over: the suffix keeps at most a quarter of what is left (or all it needs), the prefix the rest.

@@ -134,3 +134,14 @@ test('the memoising tokenizer gives the real tokenizer\'s ids (line-split only w
     assert.deepEqual(s.encode(text), stories.encode(text));
   }
 });
+
+test('the suffix is capped (it is re-prefilled on every keystroke), cut after a whole line', async () => {
+  const { DEFAULT_MAX_SUFFIX_TOKENS } = await import('../../engine/prompt/completion');
+  const fmt = detectPromptFormat(coder);
+  const suffix = Array.from({ length: 80 }, (_, i) => `line_${i} = ${i}\n`).join('');
+  const r = renderCompletion(coder, fmt, { path: 'a.py', prefix: 'x = 0\n', suffix }, 1000);
+  const kept = /<\|fim_suffix\|>(.*)<\|fim_middle\|>$/s.exec(coder.decode(r.ids))![1];
+  assert.ok(suffix.startsWith(kept) && kept.endsWith('\n') && kept.length < suffix.length);
+  assert.ok(coder.encode(kept).length <= DEFAULT_MAX_SUFFIX_TOKENS);
+  assert.equal(r.truncatedTokens, coder.encode(suffix).length - coder.encode(kept).length);
+});
