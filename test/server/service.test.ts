@@ -79,7 +79,6 @@ test('a new completion supersedes the stale one', async () => {
 test('completions go first: an ask yields between tokens, then resumes with the same greedy answer', async () => {
   const ask = { messages: [{ role: 'user', content: 'What does commonPrefix return?' }], maxTokens: 60 };
   const alone = await engine.call('snout/ask', { id: 'ask0', ...ask });
-  assert.equal(alone.stats.decodeTokens + (alone.finishReason === 'eos' ? 0 : 0), alone.stats.decodeTokens);
   const q = engine.request('snout/ask', { id: 'ask1', ...ask });
   await engine.waitFor(() => engine.tokens('ask1').length > 0, 30000, 'first ask token');
   const c = engine.request('snout/complete', { id: 'during', prompt: 'import os\n', maxTokens: 6 });
