@@ -35,6 +35,15 @@ const contexts = await Promise.all(entries.map(([src, name]) =>
   esbuild.context({ ...common, entryPoints: { [name]: src }, outdir,
     banner: name === 'cli' ? { js: '#!/usr/bin/env node' } : undefined })));
 
+/** Browser bundles (webview scripts, no Node): [source, output name]. */
+export const webEntries = [
+  ['extension/ask/webview/main.ts', 'ask'],
+].filter(([src]) => existsSync(src));
+contexts.push(...await Promise.all(webEntries.map(([src, name]) => esbuild.context({
+  bundle: true, platform: 'browser', format: 'iife', target: 'es2020', minify: true, sourcemap: false, logLevel: 'warning',
+  entryPoints: { [name]: src }, outdir,
+}))));
+
 // Runtime assets that must sit next to the bundles.
 const wasmDir = path.dirname(require.resolve('@vscode/tree-sitter-wasm/package.json'));
 const assets = [

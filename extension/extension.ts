@@ -1,8 +1,149 @@
-// Activation and wiring (filled in by the extension issue).
+// Activation and wiring: settings → engine client → workspace context → completion provider, Ask panel, status bar,
+// commands. Every registration is a Disposable in context.subscriptions, so deactivate (and a reload) cleans up all.
+import path from 'node:path';
 import * as vscode from 'vscode';
+import { AskPanel } from './ask/panel';
+import { SnoutCompletionProvider } from './completion/provider';
+import { WorkspaceContext } from './context/workspace';
+import { EngineClient } from './engine/client';
+import { isModelDir, resolveModelDir } from './engine/model-path';
+import { ProgressNotifications } from './progress';
+import { engineSettings, readSettings } from './settings';
+import { StatusBar } from './status';
 
-export function activate(context: vscode.ExtensionContext): void {
-  context.subscriptions.push(vscode.commands.registerCommand('snout.hello', () => undefined));
+const realModelHint = 'For useful completions download a real code model such as Qwen2.5-Coder-1.5B (safetensors) and pick its folder with "Snout: Select model folder…".';
+
+let engine: EngineClient | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const output = vscode.window.createOutputChannel('Snout');
+  context.subscriptions.push(output);
+  const log = (line: string) => output.appendLine(`[${new Date().toISOString().slice(11, 23)}] ${line}`);
+  const settings = readSettings;
+
+  const status = new StatusBar();
+  status.setEnabled(settings().enabled);
+  const progress = new ProgressNotifications();
+  context.subscriptions.push(status, progress);
+
+  const workspaceRoot = () => vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+  const modelDir = () => resolveModelDir(settings().modelPath, context.extensionPath, workspaceRoot());
+  let crashTold = false;
+  const client = new EngineClient({
+    enginePath: path.join(context.extensionPath, 'dist', 'engine.js'),
+    loadParams: () => {
+      const s = settings();
+      const dir = modelDir();
+      if (!dir) throw new Error('no model folder: set snout.modelPath or run "Snout: Select model folder…"');
+      return { modelDir: dir, provider: s.device, attention: { method: s.attention.method, K: s.attention.K, L: s.attention.L } };
+    },
+    log,
+    onState: (state, detail) => {
+      status.setState(state, detail);
+      if (state !== 'loading') progress.close('load:');
+    },
+    onProgress: (p) => progress.handle(p),
+    onReady: (model) => {
+      status.setModel(model);
+      workspace.estimator.reset(model.vocabSize <= 4096 ? 2.8 : 3.5);
+      workspace.invalidate();
+      if (path.basename(model.modelDir) === 'tiny-coder-hf') log(`Using the bundled demo model (5M parameters). ${realModelHint}`);
+    },
+    onCrash: (c) => {
+      // Told once per session; the log has every crash.
+      if (crashTold && c.restartInMs !== undefined) return;
+      crashTold = true;
+      const msg = c.restartInMs === undefined ? 'Snout: the engine keeps crashing and was stopped. See the log.' : 'Snout: the engine stopped unexpectedly and is restarting.';
+      void vscode.window.showWarningMessage(msg, 'Show log', 'Restart engine').then((a) => {
+        if (a === 'Show log') output.show(true);
+        if (a === 'Restart engine') void vscode.commands.executeCommand('snout.restartEngine');
+      });
+    },
+  });
+  engine = client;
+  context.subscriptions.push({ dispose: () => { void client.dispose(); } });
+
+  const workspace = new WorkspaceContext(settings, log);
+  context.subscriptions.push(workspace);
+  workspace.warmUp();
+
+  const provider = new SnoutCompletionProvider({ engine: client, workspace, settings, log, onReport: (r) => status.report(r) });
+  context.subscriptions.push(provider, vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider));
+
+  const ask = new AskPanel(context.extensionUri, client, workspace, settings, log);
+  context.subscriptions.push(ask);
+
+  const startEngine = () => client.start().catch((e: Error) => {
+    log(`engine failed to start: ${e.message}`);
+    void vscode.window.showErrorMessage(`Snout: could not load the model (${e.message}).`, 'Select model folder…', 'Show log').then((a) => {
+      if (a === 'Select model folder…') void vscode.commands.executeCommand('snout.selectModel');
+      if (a === 'Show log') output.show(true);
+    });
+    return undefined;
+  });
+
+  const command = (id: string, fn: (...args: any[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
+  command('snout.askRepository', (question?: string) => ask.run(typeof question === 'string' ? question : undefined));
+  command('snout.triggerCompletion', () => vscode.commands.executeCommand('editor.action.inlineSuggest.trigger'));
+  command('snout.restartEngine', async () => {
+    crashTold = false;
+    log('restarting engine (requested)');
+    await client.restart().catch((e: Error) => log(`restart failed: ${e.message}`));
+  });
+  command('snout.toggle', async () => {
+    const c = vscode.workspace.getConfiguration('snout');
+    await c.update('enabled', !settings().enabled, vscode.ConfigurationTarget.Global);
+  });
+  command('snout.showLog', () => output.show(true));
+  command('snout.selectModel', async (folder?: string) => {
+    let dir = typeof folder === 'string' ? folder : undefined;
+    if (!dir) {
+      const picked = await vscode.window.showOpenDialog({
+        canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Use this model',
+        title: 'Snout: select a Hugging Face model folder (config.json, tokenizer.json, *.safetensors)',
+      });
+      dir = picked?.[0]?.fsPath;
+    }
+    if (!dir) return;
+    if (!isModelDir(dir)) {
+      void vscode.window.showErrorMessage(`Snout: ${dir} has no config.json and tokenizer.json. ${realModelHint}`);
+      return;
+    }
+    await vscode.workspace.getConfiguration('snout').update('modelPath', dir, vscode.ConfigurationTarget.Global);
+  });
+  command('snout.showMenu', async () => {
+    const s = settings();
+    const m = client.model;
+    type Item = vscode.QuickPickItem & { run?: () => unknown };
+    const items: Item[] = [
+      { label: s.enabled ? '$(circle-slash) Disable completions' : '$(check) Enable completions', run: () => vscode.commands.executeCommand('snout.toggle') },
+      { label: '$(comment-discussion) Ask about repository…', run: () => vscode.commands.executeCommand('snout.askRepository') },
+      { label: '$(folder-opened) Select model folder…', description: m ? path.basename(m.modelDir) : undefined, run: () => vscode.commands.executeCommand('snout.selectModel') },
+      { label: '$(debug-restart) Restart engine', description: client.state, run: () => vscode.commands.executeCommand('snout.restartEngine') },
+      { label: '$(output) Show log', run: () => output.show(true) },
+      { label: '$(gear) Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', 'snout.') },
+    ];
+    if (!m || path.basename(m.modelDir) === 'tiny-coder-hf') {
+      items.push({ label: '$(lightbulb) Get a real code model', detail: realModelHint, run: () => vscode.env.openExternal(vscode.Uri.parse('https://huggingface.co/Qwen/Qwen2.5-Coder-1.5B')) });
+    }
+    const picked = await vscode.window.showQuickPick(items, { title: `Snout — engine ${client.state}${m ? `, ${path.basename(m.modelDir)} (context ${m.contextLength})` : ''}` });
+    await picked?.run?.();
+  });
+
+  context.subscriptions.push(vscode.workspace.onDidChangeConfiguration((e) => {
+    if (e.affectsConfiguration('snout.enabled')) status.setEnabled(settings().enabled);
+    if (engineSettings.some((k) => e.affectsConfiguration(k))) {
+      log('engine settings changed; restarting engine');
+      void client.restart().catch((err: Error) => log(`restart failed: ${err.message}`));
+    }
+    if (e.affectsConfiguration('snout.contextTokens') || e.affectsConfiguration('snout.maxTokens')) workspace.invalidate();
+  }));
+
+  log(`Snout ${context.extension.packageJSON.version} activating (runtime ${process.execPath}, model ${modelDir() ?? 'not found'})`);
+  void startEngine();
 }
 
-export function deactivate(): void {}
+export async function deactivate(): Promise<void> {
+  await engine?.dispose();
+  engine = undefined;
+}

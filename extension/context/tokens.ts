@@ -14,6 +14,11 @@ export class TokenEstimator {
     return Math.floor(tokens * this.charsPerToken);
   }
 
+  /** Starts over from a prior (e.g. by the model's vocabulary size: small vocabularies spend more tokens per char). */
+  reset(charsPerToken: number): void {
+    this.charsPerToken = charsPerToken;
+  }
+
   get ratio(): number {
     return this.charsPerToken;
   }

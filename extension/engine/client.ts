@@ -87,6 +87,13 @@ export class EngineClient {
 
   private async spawnAndLoad(): Promise<ModelInfo> {
     clearTimeout(this.restartTimer);
+    let params: LoadParams;
+    try {
+      params = this.o.loadParams();
+    } catch (e) {
+      this.setState('error', (e as Error).message);
+      throw e;
+    }
     this.setState('starting');
     const runtime = this.o.runtime ?? process.execPath;
     const child = spawn(runtime, [this.o.enginePath], {
@@ -121,7 +128,6 @@ export class EngineClient {
     child.once('error', (e) => this.o.log(`engine spawn error: ${e.message}`));
 
     this.setState('loading');
-    const params = this.o.loadParams();
     try {
       const model = await Promise.race([connection.sendRequest(InitializeRequest, params), exited]);
       if (this.child !== child) throw new Error('engine restarted during load');

@@ -1,0 +1,104 @@
+// The inline completion provider: cache → debounce → pack → engine → shape. Cancellation flows from VS Code's token
+// through the engine client as $/cancelRequest; typing through a suggestion is served from the cache.
+import * as vscode from 'vscode';
+import type { CompleteResult } from '../../engine/protocol';
+import type { WorkspaceContext } from '../context/workspace';
+import type { EngineClient } from '../engine/client';
+import type { SnoutSettings } from '../settings';
+import { CompletionCache } from './cache';
+import { debounceDelay, TypingRhythm } from './debounce';
+import { shapeCompletion, stopSequences } from './filters';
+import { formatReport, HitRate, type CompletionReport } from './stats';
+
+export interface ProviderDeps {
+  engine: EngineClient;
+  workspace: WorkspaceContext;
+  settings: () => SnoutSettings;
+  log: (line: string) => void;
+  onReport?: (r: CompletionReport) => void;
+}
+
+const sleep = (ms: number, token: vscode.CancellationToken) => new Promise<void>((resolve) => {
+  const t = setTimeout(() => { sub.dispose(); resolve(); }, ms);
+  const sub = token.onCancellationRequested(() => { clearTimeout(t); sub.dispose(); resolve(); });
+});
+
+export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvider, vscode.Disposable {
+  private readonly cache = new CompletionCache();
+  private readonly rhythm = new TypingRhythm();
+  readonly hitRate = new HitRate();
+  private seq = 0;
+  private readonly sub: vscode.Disposable;
+
+  constructor(private readonly d: ProviderDeps) {
+    this.sub = vscode.workspace.onDidChangeTextDocument((e) => {
+      if (e.contentChanges.length && e.document === vscode.window.activeTextEditor?.document) this.rhythm.keystroke(Date.now());
+    });
+  }
+
+  async provideInlineCompletionItems(doc: vscode.TextDocument, pos: vscode.Position, context: vscode.InlineCompletionContext,
+    token: vscode.CancellationToken): Promise<vscode.InlineCompletionItem[] | undefined> {
+    const s = this.d.settings();
+    const manual = context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke;
+    if (!manual && (!s.enabled || !s.languages.includes(doc.languageId))) return undefined;
+    // Automatic requests never wait for an engine that is still starting; the manual trigger does.
+    if (!manual && this.d.engine.state !== 'ready') return undefined;
+
+    const text = doc.getText();
+    const offset = doc.offsetAt(pos);
+    const before = text.slice(0, offset);
+    const after = text.slice(offset);
+    const key = doc.uri.toString();
+    const item = (t: string) => [new vscode.InlineCompletionItem(t, new vscode.Range(pos, pos))];
+    const reused = this.cache.get(key, before, after);
+    if (reused !== undefined) return item(reused);
+
+    if (!manual) {
+      await sleep(debounceDelay(s.debounceMs, this.rhythm.meanGap, s.adaptiveDebounce), token);
+      if (token.isCancellationRequested) return undefined;
+    }
+    const started = Date.now();
+    const line = doc.lineAt(pos.line).text;
+    const linePrefix = line.slice(0, pos.character);
+    const lineSuffix = line.slice(pos.character);
+    const model = this.d.engine.model ?? (manual ? await this.d.engine.start().catch(() => undefined) : undefined);
+    if (!model || token.isCancellationRequested) return undefined;
+    const packed = await this.d.workspace.pack(doc, offset, {
+      contextTokens: s.contextTokens, maxTokens: s.maxTokens, modelContextLength: model.contextLength,
+    });
+    if (token.isCancellationRequested) return undefined;
+
+    let result: CompleteResult;
+    try {
+      result = await this.d.engine.complete({
+        id: `c${++this.seq}`, repoName: packed.repoName, files: packed.files, path: packed.path, prefix: packed.prefix,
+        suffix: packed.suffix, maxTokens: s.maxTokens, stop: stopSequences(lineSuffix), priority: 'completion',
+        sampling: { temperature: 0 },
+      }, token);
+    } catch (e) {
+      if (!token.isCancellationRequested) this.d.log(`completion failed: ${(e as Error).message}`);
+      return undefined;
+    }
+    this.hitRate.add(result.stats);
+    this.d.workspace.estimator.observe(packed.chars, result.stats.promptTokens + result.stats.truncatedTokens);
+    const report: CompletionReport = {
+      stats: result.stats, latencyMs: Date.now() - started, files: packed.files.length,
+      estimatedTokens: packed.estimatedTokens, reusedContext: packed.reused, chars: packed.chars,
+    };
+    this.d.log(formatReport(report, this.hitRate));
+    this.d.onReport?.(report);
+    if (result.finishReason === 'cancelled') return undefined;
+
+    const shaped = shapeCompletion(result.text, { linePrefix, lineSuffix, suffixAfterLine: after.slice(lineSuffix.length) });
+    if (!shaped) return undefined;
+    // Cached even if VS Code has moved on: the next keystroke may be the first character of this very text.
+    this.cache.put(key, before, after, shaped);
+    if (token.isCancellationRequested) return undefined;
+    return item(shaped);
+  }
+
+  dispose(): void {
+    this.sub.dispose();
+    this.cache.clear();
+  }
+}

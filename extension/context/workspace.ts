@@ -1,0 +1,159 @@
+// VS Code glue for the packer: one WorkspaceFiles + ContextPacker per workspace folder, fed by editor events.
+// Recency comes from editor focus and edits; saves refresh the file and start a new ranking epoch; creates/deletes
+// and ignore-file or files.exclude changes rescan. Everything decided here is re-decided only at those events, so
+// the prompt before the current file stays byte-identical while the user types.
+import * as vscode from 'vscode';
+import { filesExclude, type SnoutSettings } from '../settings';
+import { WorkspaceFiles } from './files';
+import { ContextPacker, type PackBudget, type PackedContext } from './packer';
+import { Recency } from './recency';
+import { scanWorkspace } from './scan';
+import { TokenEstimator } from './tokens';
+
+interface Root {
+  folder: vscode.WorkspaceFolder;
+  store: WorkspaceFiles;
+  packer: ContextPacker;
+  scanned: Promise<void>;
+}
+
+export class WorkspaceContext implements vscode.Disposable {
+  private roots = new Map<string, Root>();
+  private disposables: vscode.Disposable[] = [];
+  private rescanTimer: NodeJS.Timeout | undefined;
+  readonly estimator = new TokenEstimator();
+
+  constructor(private readonly settings: () => SnoutSettings, private readonly log: (line: string) => void) {
+    const w = vscode.workspace;
+    this.disposables.push(
+      vscode.window.onDidChangeActiveTextEditor((e) => e && this.touch(e.document.uri)),
+      w.onDidChangeTextDocument((e) => {
+        if (e.contentChanges.length === 0) return;
+        const r = this.locate(e.document.uri);
+        if (!r) return;
+        if (e.document.isDirty) r.root.store.overlay.set(r.rel, e.document.getText());
+        else r.root.store.overlay.delete(r.rel);
+        r.root.packer.recency.touch(r.rel);
+      }),
+      w.onDidSaveTextDocument(async (doc) => {
+        const r = this.locate(doc.uri);
+        if (!r) return;
+        r.root.store.overlay.delete(r.rel);
+        await r.root.store.refresh(r.rel);
+        r.root.packer.invalidate();
+        if (/(^|\/)\.gitignore$/.test(r.rel)) this.scheduleRescan();
+      }),
+      w.onDidCloseTextDocument((doc) => {
+        const r = this.locate(doc.uri);
+        if (r) r.root.store.overlay.delete(r.rel);
+      }),
+      w.onDidChangeWorkspaceFolders(() => this.scheduleRescan()),
+      w.onDidChangeConfiguration((e) => {
+        if (e.affectsConfiguration('files.exclude') || e.affectsConfiguration('snout.maxFileKB')) this.scheduleRescan();
+      }),
+    );
+    const watcher = w.createFileSystemWatcher('**/*', false, true, false);
+    watcher.onDidCreate(() => this.scheduleRescan());
+    watcher.onDidDelete(() => this.scheduleRescan());
+    this.disposables.push(watcher);
+  }
+
+  private scheduleRescan(): void {
+    clearTimeout(this.rescanTimer);
+    this.rescanTimer = setTimeout(() => {
+      for (const root of this.roots.values()) root.scanned = this.scan(root);
+    }, 1500);
+  }
+
+  private async scan(root: Root): Promise<void> {
+    const t0 = Date.now();
+    const s = this.settings();
+    // Indexing is usually instant; a notification appears only when it is not.
+    let done = false;
+    const slow = setTimeout(() => {
+      if (done) return;
+      void vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: `Snout: indexing ${root.folder.name}…` },
+        () => root.scanned);
+    }, 1000);
+    try {
+      const files = await scanWorkspace(root.folder.uri.fsPath, { exclude: filesExclude(root.folder), maxFileBytes: s.maxFileBytes });
+      root.store.setFiles(files);
+      root.packer.invalidate();
+      this.log(`indexed ${root.folder.name}: ${files.length} files in ${Date.now() - t0} ms`);
+    } catch (e) {
+      this.log(`indexing ${root.folder.name} failed: ${(e as Error).message}`);
+    } finally {
+      done = true;
+      clearTimeout(slow);
+    }
+  }
+
+  private rootFor(folder: vscode.WorkspaceFolder): Root {
+    const key = folder.uri.toString();
+    let root = this.roots.get(key);
+    if (!root) {
+      const store = new WorkspaceFiles(folder.uri.fsPath, this.settings().maxFileBytes);
+      const packer = new ContextPacker(store, new Recency(), this.estimator, folder.name);
+      root = { folder, store, packer, scanned: Promise.resolve() };
+      const r = root;
+      root.scanned = this.scan(r);
+      this.roots.set(key, root);
+    }
+    return root;
+  }
+
+  /** The workspace folder holding `uri` and the '/'-separated path inside it. */
+  private locate(uri: vscode.Uri): { root: Root; rel: string } | undefined {
+    if (uri.scheme !== 'file' && uri.scheme !== 'vscode-remote') return undefined;
+    const folder = vscode.workspace.getWorkspaceFolder(uri);
+    if (!folder) return undefined;
+    const rel = vscode.workspace.asRelativePath(uri, false).replace(/\\/g, '/');
+    return { root: this.rootFor(folder), rel };
+  }
+
+  touch(uri: vscode.Uri): void {
+    const r = this.locate(uri);
+    if (r) r.root.packer.recency.touch(r.rel);
+  }
+
+  /** Starts indexing every open workspace folder (on activation). */
+  warmUp(): void {
+    for (const f of vscode.workspace.workspaceFolders ?? []) this.rootFor(f);
+  }
+
+  /** Packs the context for a completion in `doc` at `offset`; a file outside any workspace folder gets FIM only. */
+  async pack(doc: vscode.TextDocument, offset: number, budget: PackBudget): Promise<PackedContext> {
+    const text = doc.getText();
+    const r = this.locate(doc.uri);
+    if (!r) {
+      const name = doc.isUntitled ? 'untitled' : vscode.workspace.asRelativePath(doc.uri, false);
+      const packer = this.loose ??= new ContextPacker(new WorkspaceFiles(''), new Recency(), this.estimator, 'scratch');
+      return packer.pack({ path: name, text, offset }, budget);
+    }
+    await r.root.scanned;
+    return r.root.packer.pack({ path: r.rel, text, offset }, budget);
+  }
+
+  private loose: ContextPacker | undefined;
+
+  /** Context for "Ask about repository": around the active editor's file if any, else the first folder. */
+  async packForQuestion(doc: vscode.TextDocument | undefined, budget: PackBudget) {
+    const r = doc ? this.locate(doc.uri) : undefined;
+    const folder = r?.root ?? (vscode.workspace.workspaceFolders?.[0] && this.rootFor(vscode.workspace.workspaceFolders[0]));
+    if (!folder) return { files: [], sources: [], estimatedTokens: 0, root: undefined };
+    await folder.scanned;
+    const packed = await folder.packer.packForQuestion(r && doc ? { path: r.rel, text: doc.getText() } : undefined, budget);
+    return { ...packed, root: folder.folder.uri };
+  }
+
+  /** Starts a new ranking epoch everywhere (settings or model changed). */
+  invalidate(): void {
+    for (const r of this.roots.values()) r.packer.invalidate();
+  }
+
+  dispose(): void {
+    clearTimeout(this.rescanTimer);
+    this.disposables.forEach((d) => d.dispose());
+    this.roots.clear();
+  }
+}

@@ -1,0 +1,43 @@
+// snout.* settings, read in one place and typed.
+import * as vscode from 'vscode';
+import type { AttentionMethodName, ExecutionProvider } from '../engine/protocol';
+
+export interface SnoutSettings {
+  enabled: boolean;
+  modelPath: string;
+  device: ExecutionProvider;
+  attention: { method: AttentionMethodName; K: number; L: number };
+  contextTokens: number;
+  debounceMs: number;
+  adaptiveDebounce: boolean;
+  maxTokens: number;
+  languages: string[];
+  maxFileBytes: number;
+  askMaxTokens: number;
+}
+
+export function readSettings(): SnoutSettings {
+  const c = vscode.workspace.getConfiguration('snout');
+  return {
+    enabled: c.get('enabled', true),
+    modelPath: c.get('modelPath', ''),
+    device: c.get('device', 'auto'),
+    attention: { method: c.get('attention.method', 'magicpig'), K: c.get('attention.K', 10), L: c.get('attention.L', 150) },
+    contextTokens: c.get('contextTokens', 32768),
+    debounceMs: c.get('debounceMs', 150),
+    adaptiveDebounce: c.get('adaptiveDebounce', true),
+    maxTokens: c.get('maxTokens', 64),
+    languages: c.get('languages', []),
+    maxFileBytes: c.get('maxFileKB', 256) * 1024,
+    askMaxTokens: c.get('ask.maxTokens', 512),
+  };
+}
+
+/** Settings whose change needs a new engine (the model is loaded with them). */
+export const engineSettings = ['snout.modelPath', 'snout.device', 'snout.attention'];
+
+/** files.exclude patterns that are on (value true), for the workspace scan. */
+export function filesExclude(folder: vscode.WorkspaceFolder): string[] {
+  const ex = vscode.workspace.getConfiguration('files', folder.uri).get<Record<string, unknown>>('exclude', {});
+  return Object.entries(ex).filter(([, v]) => v === true).map(([k]) => k);
+}

@@ -1,0 +1,76 @@
+// The status bar item: engine state and the last completion's figures; click → the Snout menu.
+import * as vscode from 'vscode';
+import type { ModelInfo } from '../engine/protocol';
+import type { CompletionReport } from './completion/stats';
+import type { EngineState } from './engine/client';
+
+const icons: Record<EngineState, string> = {
+  stopped: '$(circle-outline)', starting: '$(sync~spin)', loading: '$(sync~spin)', ready: '$(check)',
+  restarting: '$(sync~spin)', error: '$(error)',
+};
+
+const compact = (n: number) => (n >= 10_000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n));
+
+export class StatusBar implements vscode.Disposable {
+  private readonly item = vscode.window.createStatusBarItem('snout.status', vscode.StatusBarAlignment.Right, 100);
+  private state: EngineState = 'stopped';
+  private detail: string | undefined;
+  private model: ModelInfo | undefined;
+  private last: CompletionReport | undefined;
+  private enabled = true;
+
+  constructor() {
+    this.item.name = 'Snout';
+    this.item.command = 'snout.showMenu';
+    this.render();
+    this.item.show();
+  }
+
+  setState(state: EngineState, detail?: string): void {
+    this.state = state;
+    this.detail = detail;
+    this.render();
+  }
+
+  setModel(model: ModelInfo | undefined): void {
+    this.model = model;
+    this.render();
+  }
+
+  setEnabled(enabled: boolean): void {
+    this.enabled = enabled;
+    this.render();
+  }
+
+  report(r: CompletionReport): void {
+    this.last = r;
+    this.render();
+  }
+
+  private render(): void {
+    const icon = !this.enabled && this.state === 'ready' ? '$(circle-slash)' : icons[this.state];
+    let text = `${icon} Snout`;
+    const s = this.last?.stats;
+    if (s && this.state === 'ready') {
+      const tps = s.decodeMs > 0 ? (1000 * s.decodeTokens) / s.decodeMs : 0;
+      text += ` ${compact(s.promptTokens)} ctx · ${compact(s.cachedTokens)} cached · ${tps.toFixed(0)} tok/s`;
+      if (s.attention === 'magicpig') text += ` · ${(100 * s.sampledFraction).toFixed(1)}% sampled`;
+    }
+    this.item.text = text;
+    const md = new vscode.MarkdownString(undefined, true);
+    md.appendMarkdown(`**Snout** — engine ${this.state}${this.detail ? `: ${this.detail}` : ''}${this.enabled ? '' : ' (completions disabled)'}\n\n`);
+    if (this.model) md.appendMarkdown(`Model \`${this.model.modelDir}\` (${this.model.modelType}, context ${this.model.contextLength}, ${this.model.provider})\n\n`);
+    if (s && this.last) {
+      md.appendMarkdown(`Last completion: ${this.last.latencyMs} ms · prompt ${s.promptTokens} tokens (cached ${s.cachedTokens}, truncated ${s.truncatedTokens}) · ` +
+        `${this.last.files} context files · prefill ${Math.round(s.prefillMs)} ms · ${s.decodeTokens} tokens in ${Math.round(s.decodeMs)} ms · ` +
+        `${s.attention}, ${(100 * s.sampledFraction).toFixed(1)}% of keys sampled\n\n`);
+    }
+    md.appendMarkdown('Click for the Snout menu.');
+    this.item.tooltip = md;
+    this.item.backgroundColor = this.state === 'error' ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+  }
+
+  dispose(): void {
+    this.item.dispose();
+  }
+}
