@@ -77,18 +77,32 @@ export class Workbench {
     await this.page.keyboard.press('Control+End');
   }
 
-  /** The ghost text as the user sees it: first line inline, further lines from the view zone; '' when none. */
+  /**
+   * The ghost text as the user sees it; '' when none. Monaco draws the first line's part inline after the cursor
+   * (.ghost-text-decoration spans) and further lines in a view zone: one .view-line per line whose .ghost-text spans
+   * are the suggestion (the last may also carry the rest of the cursor's line, which is not ghost).
+   */
   async ghostText(): Promise<string> {
-    return this.page.evaluate(() => {
-      const clean = (s: string) => s.replace(/\u00a0/g, ' ');
+    // A string, not a function: tsx's helpers (__name) do not exist in the page.
+    return this.page.evaluate(`(() => {
+      const text = (nodes) => Array.from(nodes).map((e) => (e.textContent || '').replace(/\\u00a0/g, ' ')).join('');
       const editor = document.querySelector('.editor-instance .monaco-editor');
       if (!editor) return '';
-      const inline = Array.from(editor.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview'))
-        .map((e) => clean(e.textContent ?? '')).join('');
-      const zoneLines = Array.from(editor.querySelectorAll('.ghost-text .view-line, .ghost-text > div'))
-        .map((e) => clean(e.textContent ?? ''));
-      return zoneLines.length ? [inline, ...zoneLines].join('\n') : inline;
-    });
+      const inline = text(editor.querySelectorAll('.ghost-text-decoration, .ghost-text-decoration-preview'));
+      const first = editor.querySelector('.view-line .ghost-text');
+      if (!first) return inline;
+      const zone = first.closest('.view-line').parentElement;
+      const lines = Array.from(zone.children).filter((c) => c.classList.contains('view-line'))
+        .sort((a, b) => parseFloat(a.style.top) - parseFloat(b.style.top))
+        .map((l) => text(l.querySelectorAll('.ghost-text')));
+      return [inline, ...lines].join('\\n');
+    })()`);
+  }
+
+  /** The editor DOM around the ghost text (each ghost span's line), for diagnosing a mismatch. */
+  async ghostHtml(): Promise<string> {
+    return this.page.evaluate(`Array.from(new Set(Array.from(document.querySelectorAll('${GHOST_SELECTOR}'))
+      .map((e) => (e.parentElement && e.parentElement.parentElement || e).outerHTML))).join('\\n')`);
   }
 
   async ghostVisible(): Promise<boolean> {
@@ -97,9 +111,9 @@ export class Workbench {
 
   /** The status bar entries (text and accessible label) that mention `needle`. */
   async statusBarItems(needle: string): Promise<string[]> {
-    return this.page.evaluate((n) => Array.from(document.querySelectorAll('.statusbar-item'))
-      .map((e) => `${(e as HTMLElement).innerText} | ${e.getAttribute('aria-label') ?? ''} | ${e.id}`)
-      .filter((s) => s.toLowerCase().includes(n.toLowerCase())), needle);
+    const all: string[] = await this.page.evaluate(`Array.from(document.querySelectorAll('.statusbar-item'))
+      .map((e) => e.innerText + ' | ' + (e.getAttribute('aria-label') || '') + ' | ' + e.id)`);
+    return all.filter((s) => s.toLowerCase().includes(needle.toLowerCase()));
   }
 
   /** The innermost frame of the webview panel whose title contains `title` (webviews nest two iframes). */
@@ -110,7 +124,7 @@ export class Workbench {
         const parent = f.parentFrame();
         if (parent && parent !== this.page.mainFrame() && /webview|fake\.html|index\.html/.test(parent.url() + f.url())) {
           try {
-            if ((await f.evaluate(() => document.body?.innerText ?? '')).trim()) return f;
+            if (String(await f.evaluate('document.body ? document.body.innerText : ""')).trim()) return f;
           } catch { /* frame navigating */ }
         }
       }
