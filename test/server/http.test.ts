@@ -47,7 +47,7 @@ test('binds to loopback only', () => {
 
 test('every route needs the bearer token', async () => {
   assert.ok(token.length >= 24, 'a generated token is printed');
-  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }, { authorization: `Basic ${token}` }]) {
+  for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }, { authorization: `Basic ${token}` }] as Record<string, string>[]) {
     const r = await fetch(`${base}/v1/completions`, { method: 'POST', headers, body: JSON.stringify({ prompt: 'x' }) });
     assert.equal(r.status, 401);
     assert.match((await r.json()).error.message, /bearer token/);
