@@ -133,6 +133,17 @@ export interface LogParams {
   message: string;
 }
 
+// Semantics (engine/server/):
+// - snout/load streams snout/progress {kind:'load'}; a bad folder fails with BadModel; the previous model stays loaded
+//   until the new one is ready. Requests during a load fail with Loading.
+// - snout/complete and snout/ask stream snout/token {id, text} and resolve with CompleteResult. Cancelling
+//   ($/cancelRequest) or superseding (a newer 'completion' from the same connection) resolves the request with
+//   finishReason 'cancelled' and the text so far — a result, not an error. Completions run before asks; an ask
+//   yields between tokens while a completion waits. Structured requests are truncated to fit the context
+//   (stats.truncatedTokens); a raw `prompt` that does not fit fails with PromptTooLong.
+// - Malformed messages get JSON-RPC errors (-32700 parse, -32600 invalid request, -32601 unknown method, -32602 invalid
+//   params naming the field). The engine exits when stdin closes. vscode-jsonrpc does not fail pending requests when
+//   the stream closes: dispose the connection in onClose.
 export const InitializeRequest = new RequestType<LoadParams, ModelInfo, void>('snout/load');
 export const CompleteRequest = new RequestType<CompleteParams, CompleteResult, void>('snout/complete');
 export const AskRequest = new RequestType<AskParams, CompleteResult, void>('snout/ask');
