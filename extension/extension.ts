@@ -4,6 +4,7 @@ import path from 'node:path';
 import * as vscode from 'vscode';
 import { AskPanel } from './ask/panel';
 import { SnoutCompletionProvider } from './completion/provider';
+import { initialCharsPerToken } from './context/tokens';
 import { WorkspaceContext } from './context/workspace';
 import { EngineClient } from './engine/client';
 import { isModelDir, resolveModelDir } from './engine/model-path';
@@ -45,7 +46,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     onProgress: (p) => progress.handle(p),
     onReady: (model) => {
       status.setModel(model);
-      workspace.estimator.reset(model.vocabSize <= 4096 ? 2.8 : 3.5);
+      workspace.estimator.reset(initialCharsPerToken(model.vocabSize));
       workspace.invalidate();
       if (path.basename(model.modelDir) === 'tiny-coder-hf') log(`Using the bundled demo model (5M parameters). ${realModelHint}`);
     },

@@ -81,6 +81,9 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     }
     this.hitRate.add(result.stats);
     this.d.workspace.estimator.observe(packed.chars, result.stats.promptTokens + result.stats.truncatedTokens);
+    // The engine had to cut the front of the prompt: the estimate was off. Re-rank once with the calibrated estimate
+    // (one cache miss) rather than lose the imported files on every keystroke.
+    if (result.stats.truncatedTokens > 0) this.d.workspace.invalidate();
     const report: CompletionReport = {
       stats: result.stats, latencyMs: Date.now() - started, files: packed.files.length,
       estimatedTokens: packed.estimatedTokens, reusedContext: packed.reused, chars: packed.chars,

@@ -33,3 +33,11 @@ export class TokenEstimator {
     this.charsPerToken = 0.7 * this.charsPerToken + 0.3 * r;
   }
 }
+
+/**
+ * A prior before the engine has reported any counts: small vocabularies (demo models) spend a token on every couple
+ * of characters of code; 32K-150K vocabularies (Qwen, StarCoder, Llama 3) about 3.5.
+ */
+export function initialCharsPerToken(vocabSize: number): number {
+  return vocabSize <= 4096 ? 2.2 : vocabSize <= 32_768 ? 3 : 3.5;
+}
