@@ -93,7 +93,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
   command('snout.toggle', async () => {
     const c = vscode.workspace.getConfiguration('snout');
-    await c.update('enabled', !settings().enabled, vscode.ConfigurationTarget.Global);
+    // Write where the effective value comes from, or a workspace setting would silently win over the toggle.
+    const where = c.inspect('enabled');
+    const target = where?.workspaceFolderValue !== undefined ? vscode.ConfigurationTarget.WorkspaceFolder
+      : where?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    await c.update('enabled', !settings().enabled, target);
+    log(`completions ${settings().enabled ? 'enabled' : 'disabled'}`);
   });
   command('snout.showLog', () => output.show(true));
   command('snout.selectModel', async (folder?: string) => {
