@@ -39,21 +39,36 @@ function renderText(tok: TokenizerLike, messages: ChatMessage[], files: RepoFile
 }
 
 export function renderChat(tok: TokenizerLike, messages: ChatMessage[], files: RepoFile[], budget: number): RenderedPrompt {
-  let kept = files.length;
-  let msgs = messages;
-  const encode = () => {
-    const r = renderText(tok, msgs, files.slice(0, kept));
+  // No token is longer than ~32 characters: text beyond budget × 32 characters can never fit, so it is cut before
+  // tokenizing (tokenizing is slow, and a hostile request may carry megabytes).
+  const maxChars = budget * 32;
+  let chars = 0;
+  let kept = 0;
+  while (kept < files.length && (chars += files[kept].text.length + files[kept].path.length) <= maxChars) kept++;
+  let msgs = messages.map((m) => (m.content.length > maxChars ? { ...m, content: m.content.slice(m.content.length - maxChars) } : m));
+  const encode = (nFiles: number) => {
+    const r = renderText(tok, msgs, files.slice(0, nFiles));
     return encodeSegments(tok, [{ text: r.text }], r.bos);
   };
-  let ids = encode();
-  const full = ids.length;
-  while (ids.length > budget && kept > 0) { kept--; ids = encode(); }
+  let ids = encode(kept);
+  const full = ids.length + (kept < files.length || msgs.some((m, i) => m !== messages[i]) ? Math.ceil((chars - maxChars) / 4) : 0);
+  if (ids.length > budget && kept > 0) {
+    // Most files that fit: binary search (token count grows with every file kept).
+    let lo = 0;
+    let hi = kept - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (encode(mid).length <= budget) lo = mid; else hi = mid - 1;
+    }
+    kept = lo;
+    ids = encode(kept);
+  }
   while (ids.length > budget && msgs.length > 1) {
     // Keep a leading system message; drop the oldest turn after it.
     const drop = msgs[0].role === 'system' && msgs.length > 2 ? 1 : 0;
     msgs = [...msgs.slice(0, drop), ...msgs.slice(drop + 1)];
-    ids = encode();
+    ids = encode(kept);
   }
   if (ids.length > budget) ids = ids.slice(ids.length - budget);
-  return { ids, truncatedTokens: full - ids.length, filesKept: kept };
+  return { ids, truncatedTokens: Math.max(0, full - ids.length), filesKept: kept };
 }

@@ -104,7 +104,9 @@ export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: C
   let used = fixed + prefixTokens + suffixTokens;
   let kept = 0;
   for (; kept < files.length; kept++) {
-    const n = countTokens(tok, fileBlock(fmt, files[kept])) + 1;
+    const text = fileBlock(fmt, files[kept]);
+    if (text.length > (budget - used) * 32) break; // cannot fit: skip tokenizing it
+    const n = countTokens(tok, text) + 1;
     if (used + n > budget) break;
     used += n;
   }

@@ -145,3 +145,18 @@ test('the suffix is capped (it is re-prefilled on every keystroke), cut after a 
   assert.ok(coder.encode(kept).length <= DEFAULT_MAX_SUFFIX_TOKENS);
   assert.equal(r.truncatedTokens, coder.encode(suffix).length - coder.encode(kept).length);
 });
+
+test('hostile sizes are cut by characters before tokenizing (megabytes render in seconds at most)', async () => {
+  const { CachedTokenizer } = await import('../../engine/prompt');
+  const fmt = detectPromptFormat(coder);
+  const tok = new CachedTokenizer(coder);
+  const big = 'q = 1\n'.repeat(300000); // 1.8 MB
+  const t0 = performance.now();
+  const r = renderCompletion(tok, fmt, { path: 'big.py', prefix: big, suffix: big, files: [{ path: 'f.py', text: big }, { path: 'g.py', text: big }] }, 1000);
+  const a = renderChat(tok, [{ role: 'user', content: big }], [{ path: 'f.py', text: big }], 1000);
+  const ms = performance.now() - t0;
+  assert.ok(r.ids.length <= 1000 && a.ids.length <= 1000);
+  assert.equal(r.filesKept, 0);
+  assert.ok(r.truncatedTokens > 100000 && a.truncatedTokens > 100000);
+  assert.ok(ms < 5000, `${ms.toFixed(0)} ms`);
+});

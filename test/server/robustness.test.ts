@@ -154,6 +154,9 @@ test('200+ malformed or hostile messages: each answered with a clear error, and 
   const unexpected = engine.received.slice(start).filter((m) => m.method === undefined && m.id !== null && !all.some((c) => c.reply?.id === m.id) && m.result === undefined);
   assert.deepEqual(unexpected, [], 'no reply to notifications');
 
+  // Big but legal: structured parts far over the context are truncated, not refused.
+  const huge = await engine.call('snout/complete', { ...valid, id: 'big', prefix: 'v = 1\n'.repeat(30000), files: [{ path: 'a.py', text: 'w = 2\n'.repeat(5000) }], maxTokens: 4 });
+  assert.ok(huge.stats.truncatedTokens > 50000 && huge.stats.promptTokens <= 1020, JSON.stringify(huge.stats));
   const afterwards = await engine.call('snout/complete', { ...valid, id: 'ok2' });
   assert.equal(afterwards.text, before.text, 'greedy completion unchanged after the barrage');
 });
