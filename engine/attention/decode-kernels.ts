@@ -1,10 +1,11 @@
-// Per query head, one decode step: the exact set T, then MagicPIG's sampled set (spec §5-8), or the oracle TopK /
-// Quest baselines, all folded into one softmax accumulator (the max-shift merge of spec §8). Scratch is owned here
-// and only grows (with the index), so a step allocates nothing.
-import type { KvArray } from './kv-store';
+// Per query head, one decode step of a sampled layer. Every method gathers a list of key ids into the KV head's
+// workspace — the exact set T first (sinks, then the tail), then MagicPIG's sampled set S (spec §5), or the TopK /
+// Quest selection — scores them with one kernel call, turns scores into logits (S: s_i − log(u_i + 1e-4), spec §7),
+// and finishes with one softmax over the whole list. A single softmax over [s_T, s_S − log u_S] is exactly the
+// max-shift merge of spec §8. The kernels (dots, axpy) are WebAssembly SIMD where the cache allows (head-cache.ts).
+import type { HeadCache } from './head-cache';
 import type { HeadIndex } from './head-index';
 import { PAGE } from './head-index';
-import { SoftmaxAcc, accumulateIds, accumulateRange, dotRow, BLOCK } from './softmax-acc';
 import { kthLargest } from './select';
 
 /** Where the exact set T and the indexed set I lie for one layer at this step. */
@@ -17,10 +18,10 @@ export interface Ranges {
 }
 
 export interface HeadInput {
+  /** The query row (copied into cache.q by load()). */
   q: Float32Array;
   qo: number;
-  K: KvArray;
-  V: KvArray;
+  cache: HeadCache;
   index: HeadIndex;
 }
 
@@ -28,22 +29,22 @@ export interface HeadInput {
 export function samplingProbability(cos: number, K: number, L: number): number {
   const c = cos > 1 ? 1 : cos < -1 ? -1 : cos;
   const p = 1 - Math.acos(c) / Math.PI;
-  const pk = Math.pow(p, K);
-  return 1 - Math.pow(1 - pk, L) - L * pk * Math.pow(1 - pk, L - 1);
+  let pk = p;
+  for (let b = 1; b < K; b++) pk *= p; // p^K by K−1 products: cheaper than Math.pow for K ≤ 16
+  const a = 1 - pk, aL1 = Math.exp((L - 1) * Math.log1p(-pk)); // (1 − p^K)^(L−1)
+  return 1 - a * aL1 - L * pk * aL1;
 }
 
 export class DecodeKernels {
-  readonly acc: SoftmaxAcc;
-  private readonly block = new Float32Array(BLOCK);
   readonly scale: number;
+  /** The last softmax's max logit and Σ exp(logit − max): its log-sum-exp is lastMax + log(lastZ). */
+  lastMax = -Infinity;
+  lastZ = 0;
   counts = new Uint8Array(0);
-  ids = new Int32Array(0);
-  logits = new Float32Array(0);
   scores = new Float32Array(0);
   work = new Float32Array(0);
 
   constructor(readonly d: number) {
-    this.acc = new SoftmaxAcc(d);
     this.scale = 1 / Math.sqrt(d);
   }
 
@@ -52,97 +53,119 @@ export class DecodeKernels {
     if (this.counts.length >= count) return;
     const cap = Math.max(count, this.counts.length * 2, 1024);
     this.counts = new Uint8Array(cap);
-    this.ids = new Int32Array(cap);
-    this.logits = new Float32Array(cap);
     this.scores = new Float32Array(cap);
     this.work = new Float32Array(cap);
   }
 
-  /** acc ← exact attention over T. */
-  exact(x: HeadInput, r: Ranges): void {
-    this.acc.reset();
-    accumulateRange(this.acc, x.q, x.qo, x.K, x.V, 0, Math.min(r.sinks, r.length), this.scale, this.block);
-    accumulateRange(this.acc, x.q, x.qo, x.K, x.V, Math.max(r.indexedEnd, r.sinks), r.length, this.scale, this.block);
+  /** Copy the query into the workspace and list T's ids; returns |T|. */
+  begin(x: HeadInput, r: Ranges): number {
+    const c = x.cache, ids = c.ids;
+    c.q.set(x.q.subarray(x.qo, x.qo + this.d));
+    let n = 0;
+    for (let i = 0, e = Math.min(r.sinks, r.length); i < e; i++) ids[n++] = i;
+    for (let i = Math.max(r.indexedEnd, r.sinks); i < r.length; i++) ids[n++] = i;
+    return n;
   }
 
-  /** Ids of I sampled for q (≥ 2 collisions) into this.ids; returns how many. */
-  retrieve(x: HeadInput, qCodes: Int32Array): number {
+  /** Append the ids of I sampled for q (≥ 2 collisions) after the first `at` entries; returns how many. */
+  retrieve(x: HeadInput, qCodes: Int32Array, qo: number, at: number): number {
     const t = x.index.tables;
     if (!t || t.count === 0) return 0;
-    return t.retrieve(qCodes, 0, this.counts, this.ids);
+    return t.retrieve(qCodes, qo, this.counts, x.cache.ids, at);
   }
 
   /**
-   * acc += the m sampled keys in this.ids, each with logit s_i − log(u_i + 1e-4) (spec §7; the 1e-4 is the
-   * reference code's stabiliser). Self-normalised: the accumulator's shared denominator divides by Σ w_i over S ∪ T.
+   * Score T (first nT ids) and S (next m) and softmax them into out[oo..oo+d): T with s_i = q·k_i/√d, S with
+   * s_i − log(u_i + 1e-4) (spec §7; the 1e-4 is the reference code's stabiliser). Self-normalised: one denominator.
    */
-  sampled(x: HeadInput, m: number, K: number, L: number): void {
-    const { q, qo, K: keys, index } = x, d = this.d, norms = index.norms;
+  magicpig(x: HeadInput, nT: number, m: number, K: number, L: number, out: Float32Array, oo: number): void {
+    const c = x.cache, d = this.d, norms = x.index.norms, ids = c.ids, logits = c.logits;
+    c.dotsIds(nT + m);
     let qn = 0;
-    for (let c = 0; c < d; c++) qn += q[qo + c] * q[qo + c];
+    for (let j = 0; j < d; j++) qn += c.q[j] * c.q[j];
     qn = Math.sqrt(qn);
-    for (let j = 0; j < m; j++) {
-      const i = this.ids[j];
-      const dot = dotRow(q, qo, keys, i, d);
-      const den = qn * norms[i];
+    for (let j = 0; j < nT; j++) logits[j] *= this.scale;
+    for (let j = nT, e = nT + m; j < e; j++) {
+      const dot = logits[j], den = qn * norms[ids[j]];
       const u = samplingProbability(den > 0 ? dot / den : 0, K, L);
-      this.logits[j] = dot * this.scale - Math.log(u + 1e-4);
+      logits[j] = dot * this.scale - Math.log(u + 1e-4);
     }
-    accumulateIds(this.acc, x.V, this.ids, m, this.logits);
+    this.softmax(c, nT + m, out, oo);
   }
 
-  /** acc += the `budget` highest-scoring keys of I (oracle TopK: every score computed). Returns keys kept. */
-  topk(x: HeadInput, r: Ranges, budget: number): number {
-    const n = r.indexedEnd - r.sinks;
-    const b = Math.min(n, Math.max(0, budget));
-    if (b === 0) return 0;
-    const { q, qo, K } = x, d = this.d;
-    for (let j = 0; j < n; j++) {
-      const s = dotRow(q, qo, K, r.sinks + j, d) * this.scale;
-      this.scores[j] = s;
-      this.work[j] = s;
+  /** Oracle TopK: T plus the `budget` highest-scoring keys of I (every score computed). Returns keys kept. */
+  topk(x: HeadInput, r: Ranges, nT: number, budget: number, out: Float32Array, oo: number): number {
+    const c = x.cache, n = r.indexedEnd - r.sinks, b = Math.min(n, Math.max(0, budget));
+    if (b > 0) {
+      c.dotsRange(r.sinks, n);
+      this.scores.set(c.logits.subarray(0, n));
+      this.work.set(c.logits.subarray(0, n));
+      const tau = kthLargest(this.work, n, b);
+      let ties = b;
+      for (let j = 0; j < n; j++) if (this.scores[j] > tau) ties--;
+      let m = nT;
+      for (let j = 0; j < n; j++) {
+        const s = this.scores[j];
+        if (s > tau || (s === tau && ties-- > 0)) c.ids[m++] = r.sinks + j; // ties: first come, first kept
+      }
     }
-    const tau = kthLargest(this.work, n, b);
-    let m = 0, ties = 0;
-    for (let j = 0; j < n; j++) if (this.scores[j] > tau) m++;
-    ties = b - m; // keys equal to tau that still fit in the budget, first come first kept
-    m = 0;
-    for (let j = 0; j < n; j++) {
-      const s = this.scores[j];
-      if (s > tau || (s === tau && ties-- > 0)) { this.ids[m] = r.sinks + j; this.logits[m] = s; m++; }
-    }
-    accumulateIds(this.acc, x.V, this.ids, m, this.logits);
-    return m;
+    this.exact(c, nT + b, out, oo);
+    return b;
   }
 
-  /** acc += exact attention over the `pages` best Quest pages of I. Returns keys attended. */
-  quest(x: HeadInput, r: Ranges, pages: number): number {
-    const { q, qo, index } = x, d = this.d;
-    const n = r.indexedEnd - r.sinks, total = Math.ceil(n / PAGE);
-    const b = Math.min(total, Math.max(0, pages));
-    if (b === 0) return 0;
-    for (let p = 0; p < total; p++) {
-      const o = p * d;
-      let s = 0;
-      for (let c = 0; c < d; c++) {
-        const a = q[qo + c] * index.pageMin[o + c], z = q[qo + c] * index.pageMax[o + c];
-        s += a > z ? a : z;
+  /** Quest: T plus every key of the `pages` best pages of I (page score Σ_j max(q_j·min_j, q_j·max_j)). */
+  quest(x: HeadInput, r: Ranges, nT: number, pages: number, out: Float32Array, oo: number): number {
+    const { q, qo, index } = x, c = x.cache, d = this.d;
+    const n = r.indexedEnd - r.sinks, total = Math.ceil(n / PAGE), b = Math.min(total, Math.max(0, pages));
+    let m = nT;
+    if (b > 0) {
+      for (let p = 0; p < total; p++) {
+        const o = p * d;
+        let s = 0;
+        for (let j = 0; j < d; j++) {
+          const lo = q[qo + j] * index.pageMin[o + j], hi = q[qo + j] * index.pageMax[o + j];
+          s += lo > hi ? lo : hi;
+        }
+        this.scores[p] = s;
+        this.work[p] = s;
       }
-      this.scores[p] = s;
-      this.work[p] = s;
-    }
-    const tau = kthLargest(this.work, total, b);
-    let ties = b;
-    for (let p = 0; p < total; p++) if (this.scores[p] > tau) ties--;
-    let kept = 0;
-    for (let p = 0; p < total; p++) {
-      const s = this.scores[p];
-      if (s > tau || (s === tau && ties-- > 0)) {
-        const start = r.sinks + p * PAGE, end = Math.min(r.indexedEnd, start + PAGE);
-        accumulateRange(this.acc, q, qo, x.K, x.V, start, end, this.scale, this.block);
-        kept += end - start;
+      const tau = kthLargest(this.work, total, b);
+      let ties = b;
+      for (let p = 0; p < total; p++) if (this.scores[p] > tau) ties--;
+      for (let p = 0; p < total; p++) {
+        const s = this.scores[p];
+        if (s > tau || (s === tau && ties-- > 0)) {
+          for (let i = r.sinks + p * PAGE, e = Math.min(r.indexedEnd, i + PAGE); i < e; i++) c.ids[m++] = i;
+        }
       }
     }
-    return kept;
+    this.exact(c, m, out, oo);
+    return m - nT;
+  }
+
+  /** Exact softmax attention over the first m gathered ids. */
+  exact(c: HeadCache, m: number, out: Float32Array, oo: number): void {
+    c.dotsIds(m);
+    for (let j = 0; j < m; j++) c.logits[j] *= this.scale;
+    this.softmax(c, m, out, oo);
+  }
+
+  /** out = Σ softmax(logits)_j · V[ids[j]] over the first m gathered ids (zeros when m = 0). */
+  private softmax(c: HeadCache, m: number, out: Float32Array, oo: number): void {
+    const logits = c.logits, d = this.d;
+    let mx = -Infinity;
+    for (let j = 0; j < m; j++) if (logits[j] > mx) mx = logits[j];
+    let z = 0;
+    for (let j = 0; j < m; j++) {
+      const w = Math.exp(logits[j] - mx);
+      logits[j] = w;
+      z += w;
+    }
+    this.lastMax = mx;
+    this.lastZ = z;
+    c.o.fill(0);
+    if (m > 0) c.axpyIds(m);
+    const inv = z > 0 ? 1 / z : 0;
+    for (let j = 0; j < d; j++) out[oo + j] = c.o[j] * inv;
   }
 }

@@ -3,8 +3,9 @@
 // on growth, so appending n tokens one at a time costs O(n) copies in total, never O(n²). Buffers are
 // SharedArrayBuffers so worker threads can read them without a copy.
 import type { KvDtype } from './types';
+import { HeadCache, type KvArray } from './head-cache';
 
-export type KvArray = Float32Array | Uint16Array;
+export type { KvArray };
 
 // Scratch views for bf16 <-> f32 bit casts (one shift; round-to-nearest-even on the way in).
 const castF32 = new Float32Array(1);
@@ -22,14 +23,10 @@ export function fromBf16(h: number): number {
   return castF32[0];
 }
 
-function alloc(dtype: KvDtype, elements: number): KvArray {
-  const bytesPer = dtype === 'float32' ? 4 : 2;
-  const sab = new SharedArrayBuffer(Math.max(1, elements) * bytesPer);
-  return dtype === 'float32' ? new Float32Array(sab) : new Uint16Array(sab);
-}
-
 export class KvStore {
-  /** keys[g], values[g]: [capacity, headDim] for KV head g. */
+  /** Per KV head: its cache memory (K, V and the decode workspace). */
+  heads: HeadCache[] = [];
+  /** keys[g], values[g]: [capacity, headDim] for KV head g (views into heads[g]). */
   keys: KvArray[] = [];
   values: KvArray[] = [];
   length = 0;
@@ -45,14 +42,9 @@ export class KvStore {
     const cap = Math.max(tokens, this.capacity * 2, 64);
     const d = this.headDim;
     for (let g = 0; g < this.numKvHeads; g++) {
-      const k = alloc(this.dtype, cap * d);
-      const v = alloc(this.dtype, cap * d);
-      if (this.keys[g]) {
-        k.set(this.keys[g].subarray(0, this.length * d) as never);
-        v.set(this.values[g].subarray(0, this.length * d) as never);
-      }
-      this.keys[g] = k;
-      this.values[g] = v;
+      this.heads[g] = new HeadCache(this.dtype, d, cap, this.heads[g], this.length);
+      this.keys[g] = this.heads[g].keys;
+      this.values[g] = this.heads[g].values;
     }
     this.capacity = cap;
   }
@@ -126,10 +118,9 @@ export class KvStore {
     this.length = Math.min(this.length, Math.max(0, length));
   }
 
-  /** Bytes held (capacity, i.e. what is really allocated). */
+  /** Bytes held (capacity, i.e. what is really allocated, workspace included). */
   bytes(): number {
-    const per = this.dtype === 'float32' ? 4 : 2;
-    return 2 * this.numKvHeads * this.capacity * this.headDim * per;
+    return this.heads.reduce((a, h) => a + h.bytes, 0);
   }
 
   /** Bytes of the cached tokens (length, not capacity). */

@@ -73,12 +73,12 @@ export class LshTables {
   }
 
   /**
-   * Ids colliding with qCodes in at least 2 tables, in emission order, into out; returns how many. `counts` is
+   * Ids colliding with qCodes in at least 2 tables, in emission order, into out from index `at`; returns how many. `counts` is
    * scratch of at least `count` bytes, all zero on entry and left zero on exit.
    */
-  retrieve(qCodes: Int32Array, qo: number, counts: Uint8Array, out: Int32Array): number {
+  retrieve(qCodes: Int32Array, qo: number, counts: Uint8Array, out: Int32Array, at = 0): number {
     const { L, B, ids, offsets, count, base } = this;
-    let m = 0;
+    let m = at;
     for (let l = 0; l < L; l++) {
       const ob = l * (B + 1) + qCodes[qo + l], t = l * count;
       for (let p = offsets[ob], e = offsets[ob + 1]; p < e; p++) {
@@ -94,14 +94,14 @@ export class LshTables {
       const ob = l * (B + 1) + qCodes[qo + l], t = l * count;
       for (let p = offsets[ob], e = offsets[ob + 1]; p < e; p++) counts[ids[t + p] - base] = 0;
     }
-    return m;
+    return m - at;
   }
 
   /** Ids a retrieval for qCodes walks (Σ of its L bucket sizes): the table traffic of one query. */
-  walked(qCodes: Int32Array): number {
+  walked(qCodes: Int32Array, qo: number): number {
     let w = 0;
     for (let l = 0; l < this.L; l++) {
-      const ob = l * (this.B + 1) + qCodes[l];
+      const ob = l * (this.B + 1) + qCodes[qo + l];
       w += this.offsets[ob + 1] - this.offsets[ob];
     }
     return w;

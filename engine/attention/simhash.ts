@@ -1,6 +1,7 @@
 // SimHash (spec §3): one Gaussian matrix W [d, K·L] from a fixed seed, shared by all layers and heads; table l gives
 // x the K-bit code Σ_b [x·W[:, l·K+b] > 0] · 2^b. This file holds W and the CPU (TypeScript) hasher, used for the
 // per-step query hash and as the fallback key hasher; hash-graph.ts runs the same product as an ONNX graph.
+import { dotF32 } from './softmax-acc';
 
 /**
  * The seeded Gaussian stream behind W: mulberry32 (32-bit state, public domain) for uniforms, Box–Muller for
@@ -52,9 +53,7 @@ export class SimHash {
       let code = 0;
       for (let b = 0; b < K; b++) {
         const wo = (l * K + b) * d;
-        let s = 0;
-        for (let c = 0; c < d; c++) s += x[xo + c] * Wt[wo + c];
-        if (s > 0) code |= 1 << b;
+        if (dotF32(x, xo, Wt, wo, d) > 0) code |= 1 << b;
       }
       codes[co + l] = code;
     }

@@ -66,6 +66,11 @@ export interface SequenceAttention {
    * Called once per layer per chunk/step, layer 0 first.
    */
   forward(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): void;
+  /**
+   * forward() for the runner's async loop: a decode step's query hash runs as the ONNX SimHash graph (much faster
+   * than the CPU loop forward() falls back to). Same results; use it for decode steps.
+   */
+  forwardAsync(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): Promise<void>;
   /** Prompt done: tokens so far are "context" (may be indexed); later tokens are generated and stay exact. */
   endPrefill(): void;
   /**

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../../engine/attention';
 import { DecodeKernels } from '../../engine/attention/decode-kernels';
+import { HeadCache } from '../../engine/attention/head-cache';
 import { attendNaive, gaussians, relErr, rng, row } from './reference';
 
 const shape: AttentionShape = { numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 16 };
@@ -93,6 +94,9 @@ test('Σ_S exp(s_i)/u_i and Σ_S exp(s_i)/u_i · v_i are unbiased for Σ_I (Mont
   const q = gaussians(d, rand), keys = gaussians(n * d, rand), vals = Float32Array.from(gaussians(n * d, rand), (x) => x + 1);
   const ker = new DecodeKernels(d);
   ker.reserve(n);
+  const cache = new HeadCache('float32', d, n);
+  cache.keys.set(keys);
+  cache.values.set(vals);
   const index = new HeadIndex(0, d);
   index.ensureNorms(n);
   for (let i = 0; i < n; i++) { let s = 0; for (let c = 0; c < d; c++) s += keys[i * d + c] ** 2; index.norms[i] = Math.sqrt(s); }
@@ -106,20 +110,21 @@ test('Σ_S exp(s_i)/u_i and Σ_S exp(s_i)/u_i · v_i are unbiased for Σ_I (Mont
     for (let c = 0; c < d; c++) exactNum[c] += e * vals[i * d + c];
   }
   let est = 0;
-  const qc = new Int32Array(L), codes = new Int32Array(n * L);
+  const qc = new Int32Array(L), codes = new Int32Array(n * L), out = new Float32Array(d);
   for (let s = 0; s < seeds; s++) {
     const h = new SimHash(d, K, L, 77 + s);
     h.hashInto(q, 0, qc, 0);
     for (let i = 0; i < n; i++) h.hashInto(keys, i * d, codes, i * L);
     index.tables = new LshTables(K, L, 0);
     index.tables.fold(codes, n);
-    const x = { q, qo: 0, K: keys, V: vals, index };
-    ker.acc.reset();
-    const m = ker.retrieve(x, qc);
-    ker.sampled(x, m, K, L);
-    const scale = ker.acc.z > 0 ? Math.exp(ker.acc.m) : 0;
-    est += (ker.acc.z * scale) / seeds;
-    for (let c = 0; c < d; c++) estNum[c] += (ker.acc.o[c] * scale) / seeds;
+    const x = { q, qo: 0, cache, index };
+    const nT = ker.begin(x, { sinks: 0, indexedEnd: n, length: n }); // T empty: everything is in I
+    const m = ker.retrieve(x, qc, 0, nT);
+    ker.magicpig(x, nT, m, K, L, out, 0);
+    // Unnormalised sums: Σ_S w_i = e^max · Σ exp(logit − max), and Σ_S w_i v_i = e^max · o.
+    const scale = m > 0 ? Math.exp(ker.lastMax) : 0;
+    est += (ker.lastZ * scale) / seeds;
+    for (let c = 0; c < d; c++) estNum[c] += (cache.o[c] * scale) / seeds;
   }
   // The 1e-4 stabiliser biases low by about 1e-4/u per key; well under the Monte Carlo tolerance here.
   assert.ok(Math.abs(est / exactMass - 1) < 0.05, `estimated/exact mass = ${est / exactMass}`);
@@ -148,7 +153,7 @@ test('TopK and Quest at budget 1 equal dense; TopK keeps exactly the top scores'
   }
 });
 
-test('prepare() (ONNX key hashing) gives the same step as the CPU fold; truncate below the index gives dense', async () => {
+test('prepare() (ONNX key hashing) and forwardAsync (ONNX query hashing) give the CPU path\'s step; truncate below the index gives dense', async () => {
   const n = 700, h = head(n, 5);
   const a = run(h, n, { method: 'magicpig', K: 6, L: 30 }, true);
   await a.ready;
@@ -156,6 +161,10 @@ test('prepare() (ONNX key hashing) gives the same step as the CPU fold; truncate
   const b = run(h, n, { method: 'magicpig', K: 6, L: 30 });
   b.step();
   assert.ok(relErr(a.out, b.out) < 1e-5, `ONNX vs CPU fold: ${relErr(a.out, b.out)}`);
+  // forwardAsync: the query hash from the ONNX graph, same step.
+  const c = run(h, n, { method: 'magicpig', K: 6, L: 30 });
+  await c.attn.forwardAsync(0, h.q, h.k.subarray((n - 1) * d, n * d), h.v.subarray((n - 1) * d, n * d), 1, c.out);
+  assert.ok(relErr(c.out, b.out) < 1e-5, `forwardAsync vs forward: ${relErr(c.out, b.out)}`);
   assert.ok(a.attn.stats().memory!.tables > 0);
   // Cut back into the sinks: the index empties, keys are un-centred, and the next step is exact again.
   a.attn.truncate(3);

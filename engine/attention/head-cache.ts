@@ -1,0 +1,95 @@
+// One KV head's slice of a layer's cache: keys and values [capacity, headDim] plus the decode-step workspace
+// (query, gathered ids, their logits/weights, an output accumulator) — all in one memory so the WebAssembly SIMD
+// kernels read the cache in place. Float32 with headDim % 8 == 0: a shared WebAssembly.Memory; otherwise (bf16, odd
+// dims, no SIMD) plain SharedArrayBuffers and the TypeScript kernels. Growth makes a new, larger memory and copies K
+// and V once (capacity doubles, so total copying stays O(n)); the old memory is dropped.
+import type { KvDtype } from './types';
+import { instantiate, wasmModule, type WasmKernels } from './wasm-kernels';
+import { dotRow } from './softmax-acc';
+
+export type KvArray = Float32Array | Uint16Array;
+
+const castF32 = new Float32Array(1);
+const castU32 = new Uint32Array(castF32.buffer);
+const align = (x: number) => (x + 63) & ~63;
+
+export class HeadCache {
+  keys: KvArray;
+  values: KvArray;
+  /** Workspace: ids of the keys gathered this step (exact set first, then sampled/selected). */
+  ids: Int32Array;
+  /** Workspace: one float per gathered id (scores, then softmax weights). */
+  logits: Float32Array;
+  /** Workspace: the query (copied in) and the output accumulator. */
+  q: Float32Array;
+  o: Float32Array;
+  private wasm: WasmKernels | null = null;
+  private kOff = 0;
+  private vOff = 0;
+  private idsOff = 0;
+  private logitsOff = 0;
+  private qOff = 0;
+  private oOff = 0;
+  readonly bytes: number;
+
+  constructor(readonly dtype: KvDtype, readonly d: number, readonly capacity: number, prev?: HeadCache, length = 0) {
+    const useWasm = dtype === 'float32' && d % 8 === 0 && wasmModule() !== null;
+    const kvBytes = capacity * d * (dtype === 'float32' ? 4 : 2);
+    if (useWasm) {
+      this.qOff = 64;
+      this.oOff = align(this.qOff + 4 * d);
+      this.idsOff = align(this.oOff + 4 * d);
+      this.logitsOff = align(this.idsOff + 4 * capacity);
+      this.kOff = align(this.logitsOff + 4 * capacity);
+      this.vOff = align(this.kOff + kvBytes);
+      const pages = Math.ceil((this.vOff + kvBytes) / 65536);
+      const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      const buf = mem.buffer;
+      this.wasm = instantiate(mem);
+      this.keys = new Float32Array(buf, this.kOff, capacity * d);
+      this.values = new Float32Array(buf, this.vOff, capacity * d);
+      this.ids = new Int32Array(buf, this.idsOff, capacity);
+      this.logits = new Float32Array(buf, this.logitsOff, capacity);
+      this.q = new Float32Array(buf, this.qOff, d);
+      this.o = new Float32Array(buf, this.oOff, d);
+      this.bytes = pages * 65536;
+    } else {
+      const kv = (n: number): KvArray => dtype === 'float32'
+        ? new Float32Array(new SharedArrayBuffer(Math.max(4, n * 4))) : new Uint16Array(new SharedArrayBuffer(Math.max(4, n * 2)));
+      this.keys = kv(capacity * d);
+      this.values = kv(capacity * d);
+      this.ids = new Int32Array(capacity);
+      this.logits = new Float32Array(capacity);
+      this.q = new Float32Array(d);
+      this.o = new Float32Array(d);
+      this.bytes = 2 * kvBytes + 8 * capacity + 8 * d;
+    }
+    if (prev) {
+      this.keys.set(prev.keys.subarray(0, length * d) as never);
+      this.values.set(prev.values.subarray(0, length * d) as never);
+    }
+  }
+
+  /** logits[j] = q · K[ids[j]] for j < m (unscaled). */
+  dotsIds(m: number): void {
+    if (this.wasm) return this.wasm.dotsIds(this.qOff, this.kOff, this.idsOff, this.logitsOff, m, 4 * this.d);
+    for (let j = 0; j < m; j++) this.logits[j] = dotRow(this.q, 0, this.keys, this.ids[j], this.d);
+  }
+
+  /** logits[j] = q · K[start + j] for j < m (unscaled). */
+  dotsRange(start: number, m: number): void {
+    if (this.wasm) return this.wasm.dotsRange(this.qOff, this.kOff, start, this.logitsOff, m, 4 * this.d);
+    for (let j = 0; j < m; j++) this.logits[j] = dotRow(this.q, 0, this.keys, start + j, this.d);
+  }
+
+  /** o += Σ_j logits[j] · V[ids[j]] for j < m (logits hold the weights by then). */
+  axpyIds(m: number): void {
+    if (this.wasm) return this.wasm.axpyIds(this.oOff, this.vOff, this.idsOff, this.logitsOff, m, 4 * this.d);
+    const d = this.d, o = this.o, V = this.values;
+    for (let j = 0; j < m; j++) {
+      const w = this.logits[j], vo = this.ids[j] * d;
+      if (V instanceof Float32Array) for (let c = 0; c < d; c++) o[c] += w * V[vo + c];
+      else for (let c = 0; c < d; c++) { castU32[0] = V[vo + c] << 16; o[c] += w * castF32[0]; }
+    }
+  }
+}

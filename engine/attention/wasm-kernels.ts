@@ -1,0 +1,153 @@
+// The two hot loops of a decode step as WebAssembly SIMD (f32x4), assembled here from opcodes (no toolchain):
+//   dots:  out[j] = q · K[row_j]          (scores of a gathered set of keys)
+//   axpy:  o += Σ_j w[j] · V[row_j]        (weighted sum of a gathered set of values)
+// with rows given either as an id list or as a contiguous range. They run on one KV head's WebAssembly.Memory
+// (see kv-store.ts), so the cache is read in place. Measured ~3-4× the TypeScript loops (bench attention).
+// Requires headDim % 8 == 0 and float32 storage; otherwise the TypeScript kernels are used.
+
+const I32 = 0x7f, V128 = 0x7b;
+
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) { out.push(b); return out; }
+    out.push(b | 0x80);
+  }
+}
+
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+const str = (s: string): number[] => vec([...Buffer.from(s)].map((b) => [b]));
+const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+
+// Opcodes used below.
+const get = (i: number) => [0x20, ...uleb(i)];
+const set = (i: number) => [0x21, ...uleb(i)];
+const i32c = (v: number) => [0x41, ...sleb(v)];
+const add = [0x6a], mul = [0x6c], shl = [0x74], geU = [0x4f];
+const i32load = [0x28, 2, 0], f32load = [0x2a, 2, 0], f32store = [0x38, 2, 0];
+const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
+const v128load = (offset: number) => simd(0, 4, ...uleb(offset));
+const v128store = (offset: number) => simd(11, 4, ...uleb(offset));
+const v128zero = simd(12, ...new Array(16).fill(0));
+const f32x4splat = simd(19), f32x4add = simd(228), f32x4mul = simd(230);
+const lane = (i: number) => simd(31, i);
+const f32add = [0x92];
+/** for (i = 0; i < limit; i += step) body — as block/loop/br_if. */
+const forLoop = (i: number, limit: number[], step: number, body: number[]) => [
+  ...i32c(0), ...set(i),
+  0x02, 0x40, 0x03, 0x40,
+  ...get(i), ...limit, ...geU, 0x0d, 1,
+  ...body,
+  ...get(i), ...i32c(step), ...add, ...set(i),
+  0x0c, 0, 0x0b, 0x0b,
+];
+
+// Every kernel: (a, base, rows, w, m, rowBytes) → (), params 0..5; locals 6 = j, 7 = row, 8 = c, 9/10 = v128.
+const P = { a: 0, base: 1, rows: 2, w: 3, m: 4, rowBytes: 5 } as const;
+const J = 6, ROW = 7, C = 8, A0 = 9, A1 = 10;
+
+/** row = base + (ids ? ids[j] : rows + j) · rowBytes */
+function rowAddress(ids: boolean): number[] {
+  const index = ids
+    ? [...get(P.rows), ...get(J), ...i32c(2), ...shl, ...add, ...i32load]
+    : [...get(P.rows), ...get(J), ...add];
+  return [...get(P.base), ...index, ...get(P.rowBytes), ...mul, ...add, ...set(ROW)];
+}
+
+/** dots: a = q pointer, w = out pointer. */
+function dotsBody(ids: boolean): number[] {
+  const step = (off: number, acc: number) => [
+    ...get(acc),
+    ...get(P.a), ...get(C), ...add, ...v128load(off),
+    ...get(ROW), ...get(C), ...add, ...v128load(off),
+    ...f32x4mul, ...f32x4add, ...set(acc),
+  ];
+  const perRow = [
+    ...rowAddress(ids),
+    ...v128zero, ...set(A0), ...v128zero, ...set(A1),
+    ...forLoop(C, get(P.rowBytes), 32, [...step(0, A0), ...step(16, A1)]),
+    ...get(P.w), ...get(J), ...i32c(2), ...shl, ...add,
+    ...get(A0), ...get(A1), ...f32x4add, ...set(A0),
+    ...get(A0), ...lane(0), ...get(A0), ...lane(1), ...f32add, ...get(A0), ...lane(2), ...f32add, ...get(A0), ...lane(3), ...f32add,
+    ...f32store,
+  ];
+  return forLoop(J, get(P.m), 1, perRow);
+}
+
+/** axpy: a = o pointer (f32 accumulator), w = weights pointer. */
+function axpyBody(ids: boolean): number[] {
+  const step = (off: number) => [
+    ...get(P.a), ...get(C), ...add,
+    ...get(P.a), ...get(C), ...add, ...v128load(off),
+    ...get(A0), ...get(ROW), ...get(C), ...add, ...v128load(off), ...f32x4mul,
+    ...f32x4add, ...v128store(off),
+  ];
+  const perRow = [
+    ...rowAddress(ids),
+    ...get(P.w), ...get(J), ...i32c(2), ...shl, ...add, ...f32load, ...f32x4splat, ...set(A0),
+    ...forLoop(C, get(P.rowBytes), 32, [...step(0), ...step(16)]),
+  ];
+  return forLoop(J, get(P.m), 1, perRow);
+}
+
+const kernels: [string, number[]][] = [
+  ['dotsIds', dotsBody(true)], ['dotsRange', dotsBody(false)],
+  ['axpyIds', axpyBody(true)], ['axpyRange', axpyBody(false)],
+];
+
+function moduleBytes(): Uint8Array {
+  const type = section(1, vec([[0x60, ...vec(new Array(6).fill([I32])), ...vec([])]]));
+  // Imported memory: shared, with a maximum (required for shared); limits flag 3.
+  const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
+  const funcs = section(3, vec(kernels.map(() => [0])));
+  const exports = section(7, vec(kernels.map(([name], i) => [...str(name), 0x00, ...uleb(i)])));
+  const code = section(10, vec(kernels.map(([, body]) => {
+    const fn = [...vec([[3, I32], [2, V128]]), ...body, 0x0b];
+    return [...uleb(fn.length), ...fn];
+  })));
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
+}
+
+export interface WasmKernels {
+  /** out[j] = q · row(ids[j]) (byte pointers into the memory; rows of rowBytes). */
+  dotsIds(q: number, base: number, ids: number, out: number, m: number, rowBytes: number): void;
+  /** out[j] = q · row(start + j). */
+  dotsRange(q: number, base: number, start: number, out: number, m: number, rowBytes: number): void;
+  /** o += Σ_j w[j] · row(ids[j]). */
+  axpyIds(o: number, base: number, ids: number, w: number, m: number, rowBytes: number): void;
+  /** o += Σ_j w[j] · row(start + j). */
+  axpyRange(o: number, base: number, start: number, w: number, m: number, rowBytes: number): void;
+}
+
+let compiled: WebAssembly.Module | null | undefined;
+
+/** The compiled module, or null where WebAssembly SIMD is unavailable (then the TypeScript kernels run). */
+export function wasmModule(): WebAssembly.Module | null {
+  if (compiled === undefined) {
+    try {
+      compiled = process.env.SNOUT_NO_WASM === '1' ? null : new WebAssembly.Module(moduleBytes() as Uint8Array<ArrayBuffer>);
+    } catch {
+      compiled = null;
+    }
+  }
+  return compiled;
+}
+
+export function instantiate(mem: WebAssembly.Memory): WasmKernels | null {
+  const m = wasmModule();
+  if (!m) return null;
+  return new WebAssembly.Instance(m, { env: { mem } }).exports as unknown as WasmKernels;
+}
