@@ -18,7 +18,7 @@ import { GHOST_SELECTOR, Workbench } from './workbench';
 const resultsDir = path.join(repoRoot, 'test-results');
 const EXTENSION_ID = 'snout.snout';
 const timings: Record<string, number> = {};
-const latencies: { label: string; ms: number }[] = [];
+const latencies: { label: string; ms: number; status?: string }[] = [];
 const report: string[] = [];
 const note = (s: string) => { report.push(s); console.log(`  e2e: ${s}`); };
 
@@ -76,6 +76,9 @@ async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs: num
   }
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
 }
+
+/** The status bar's Snout text (context/cached tokens, tokens/s) at the moment, for the latency report. */
+const snoutStatus = async () => (await wb!.statusBarItems('snout'))[0]?.split('|')[0].replace(/\s+/g, ' ').trim();
 
 /** The Snout output channel as VS Code writes it to the extension host's log folder. */
 const outputChannel = () => cs!.readLog(/Snout\.log$/);
@@ -178,7 +181,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     await w.page.keyboard.type('(');
     const t0 = Date.now();
     await w.page.waitForSelector(GHOST_SELECTOR, { timeout: 60_000 });
-    latencies.push({ label: 'first keystroke in report.py', ms: since(t0) });
+    latencies.push({ label: 'first keystroke in report.py', ms: since(t0), status: await snoutStatus() });
     const ghost = await waitFor('non-empty ghost text', () => w.ghostText().then((g) => g.trim() ? g : undefined), 10_000, 50);
     const ghostDom = await w.ghostHtml();
     await w.screenshot('e2e-ghost-text');
@@ -209,9 +212,9 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
       await w.page.keyboard.type('(');
       const t1 = Date.now();
       await w.page.waitForSelector(GHOST_SELECTOR, { timeout: 60_000 });
-      latencies.push({ label: `fresh line ${i + 2}`, ms: since(t1) });
+      latencies.push({ label: `fresh line ${i + 2}`, ms: since(t1), status: await snoutStatus() });
     }
-    note(`keystroke-to-ghost-text latency: ${latencies.map((l) => `${l.ms} ms (${l.label})`).join(', ')}`);
+    note(`keystroke-to-ghost-text latency: ${latencies.map((l) => `${l.ms} ms (${l.label}; ${l.status})`).join(', ')}`);
   });
 
   it('"Snout: Ask about repository" streams an answer into a webview', async (t) => {
@@ -226,21 +229,25 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     await w.page.keyboard.press('Enter');
     const frame = await w.webviewFrame(60_000);
     timings.askFirstTextSeconds = since(t0) / 1000;
-    // Watch the answer grow: a streamed answer passes through several lengths before it settles (no change for 4 s).
+    // Watch the answer grow: a streamed answer passes through several lengths. The panel's #answer holds the answer
+    // and #state says when it is done (Done/Error/Cancelled); without them, the body and 8 s without change.
+    const answerLength = `(document.getElementById('answer') || document.body).innerText.length`;
+    const finished = `/done|error|cancel/i.test((document.getElementById('state') || {}).innerText || '')`;
     const lengths: number[] = [];
     let stableSince = Date.now();
     while (since(t0) < 180_000) {
-      const len = Number(await frame.evaluate('document.body.innerText.length').catch(() => -1));
+      const len = Number(await frame.evaluate(answerLength).catch(() => -1));
       if (len !== lengths.at(-1)) { lengths.push(len); stableSince = Date.now(); }
-      if (since(stableSince) > 4000) break;
+      if (await frame.evaluate(finished).catch(() => false) || since(stableSince) > 8000) break;
       await sleep(25);
     }
     timings.askSeconds = since(t0) / 1000;
-    const text = String(await frame.evaluate('document.body.innerText'));
+    const text = String(await frame.evaluate(`(document.getElementById('answer') || document.body).innerText`));
     const csp = String(await frame.evaluate(`(document.querySelector('meta[http-equiv="Content-Security-Policy"]') || { getAttribute: () => '' }).getAttribute('content') || ''`));
     await w.screenshot('e2e-ask');
     note(`ask: ${lengths.length} distinct lengths while streaming, final ${text.length} chars; CSP: ${csp}`);
     assert.ok(text.replace(question, '').trim().length > 0, `no answer in the webview:\n${text}`);
+    note(`answer starts: ${JSON.stringify(text.slice(0, 120))}`);
     assert.ok(lengths.filter((l) => l > 0).length >= 2, `the answer did not stream (lengths seen: ${lengths.join(', ')})`);
     assert.ok(csp.includes("default-src 'none'"), `webview CSP is not strict: ${csp}`);
     assert.ok(!/<\|[a-z_]+\|>/.test(text), 'special tokens leaked into the answer');
@@ -270,7 +277,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
       await w.page.keyboard.type('(');
       const t1 = Date.now();
       await w.page.waitForSelector(GHOST_SELECTOR, { timeout: 60_000 });
-      latencies.push({ label: 'after engine restart', ms: since(t1) });
+      latencies.push({ label: 'after engine restart', ms: since(t1), status: await snoutStatus() });
     }
   });
 });
