@@ -79,9 +79,11 @@ export class AskPanel implements vscode.Disposable {
     try {
       const model = await this.engine.start();
       const editor = vscode.window.activeTextEditor;
+      // A small model's window is shared: the answer gets at most half of it, the repository the rest.
+      const maxTokens = Math.min(s.askMaxTokens, Math.floor(model.contextLength / 2));
       const packed = await this.workspace.packForQuestion(editor?.document, {
-        contextTokens: s.contextTokens, maxTokens: s.askMaxTokens, modelContextLength: model.contextLength,
-      });
+        contextTokens: s.contextTokens, maxTokens, modelContextLength: model.contextLength,
+      }, systemPrompt.length + question.length);
       this.files = new Map(packed.files.map((f) => [f.path, vscode.Uri.joinPath(packed.root ?? this.extensionUri, f.path)]));
       const files: AskFile[] = packed.sources.map((x) => ({ path: x.path, kind: x.kind, shrunk: x.shrunk, tokens: x.tokens }));
       await this.post({ type: 'start', question, files, estimatedTokens: packed.estimatedTokens });
@@ -94,7 +96,7 @@ export class AskPanel implements vscode.Disposable {
         pending += t;
         flush ??= setTimeout(() => { flush = undefined; const text = pending; pending = ''; void this.post({ type: 'token', text }); }, 30);
       };
-      const result = await this.engine.ask({ id: `ask${++this.seq}`, messages, files: packed.files, maxTokens: s.askMaxTokens }, cts.token, onText);
+      const result = await this.engine.ask({ id: `ask${++this.seq}`, messages, files: packed.files, maxTokens }, cts.token, onText);
       clearTimeout(flush);
       if (pending) await this.post({ type: 'token', text: pending });
       const st = result.stats;

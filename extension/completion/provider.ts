@@ -79,18 +79,22 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
       if (!token.isCancellationRequested) this.d.log(`completion failed: ${(e as Error).message}`);
       return undefined;
     }
+    const report: CompletionReport = {
+      stats: result.stats, latencyMs: Date.now() - started, files: packed.files.length,
+      estimatedTokens: packed.estimatedTokens, reusedContext: packed.reused, chars: packed.chars,
+    };
+    if (result.finishReason === 'cancelled') {
+      // Superseded by the next keystroke: its figures say nothing about the cache, so they are not averaged in.
+      this.d.log(`completion cancelled after ${report.latencyMs} ms (prompt ${result.stats.promptTokens} tokens, cached ${result.stats.cachedTokens})`);
+      return undefined;
+    }
     this.hitRate.add(result.stats);
     this.d.workspace.estimator.observe(packed.chars, result.stats.promptTokens + result.stats.truncatedTokens);
     // The engine had to cut the front of the prompt: the estimate was off. Re-rank once with the calibrated estimate
     // (one cache miss) rather than lose the imported files on every keystroke.
     if (result.stats.truncatedTokens > 0) this.d.workspace.invalidate();
-    const report: CompletionReport = {
-      stats: result.stats, latencyMs: Date.now() - started, files: packed.files.length,
-      estimatedTokens: packed.estimatedTokens, reusedContext: packed.reused, chars: packed.chars,
-    };
     this.d.log(formatReport(report, this.hitRate));
     this.d.onReport?.(report);
-    if (result.finishReason === 'cancelled') return undefined;
 
     const shaped = shapeCompletion(result.text, { linePrefix, lineSuffix, suffixAfterLine: after.slice(lineSuffix.length) });
     if (!shaped) return undefined;

@@ -196,8 +196,9 @@ export class ContextPacker {
    * Context for a question about the repository: the active file's imports, the ranked rest, and the active file
    * itself last (nearest the question). Without an active file, files are ranked from the workspace root.
    */
-  async packForQuestion(active: { path: string; text: string } | undefined, budget: PackBudget): Promise<{ files: RepoFile[]; sources: ContextSource[]; estimatedTokens: number }> {
-    const total = this.usable(budget);
+  async packForQuestion(active: { path: string; text: string } | undefined, budget: PackBudget, questionChars = 0): Promise<{ files: RepoFile[]; sources: ContextSource[]; estimatedTokens: number }> {
+    // The system prompt, the question and the chat template's framing come out of the same window.
+    const total = Math.max(0, this.usable(budget) - this.estimator.estimate(questionChars) - 32);
     const current = active && this.estimator.estimate(active.text.length) < total / 2 ? active : undefined;
     const reserve = current ? this.cost(current.path, current.text) : 0;
     const req = active ?? { path: 'README.md', text: '' };

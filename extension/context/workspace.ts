@@ -137,12 +137,12 @@ export class WorkspaceContext implements vscode.Disposable {
   private loose: ContextPacker | undefined;
 
   /** Context for "Ask about repository": around the active editor's file if any, else the first folder. */
-  async packForQuestion(doc: vscode.TextDocument | undefined, budget: PackBudget) {
+  async packForQuestion(doc: vscode.TextDocument | undefined, budget: PackBudget, questionChars = 0) {
     const r = doc ? this.locate(doc.uri) : undefined;
     const folder = r?.root ?? (vscode.workspace.workspaceFolders?.[0] && this.rootFor(vscode.workspace.workspaceFolders[0]));
     if (!folder) return { files: [], sources: [], estimatedTokens: 0, root: undefined };
     await folder.scanned;
-    const packed = await folder.packer.packForQuestion(r && doc ? { path: r.rel, text: doc.getText() } : undefined, budget);
+    const packed = await folder.packer.packForQuestion(r && doc ? { path: r.rel, text: doc.getText() } : undefined, budget, questionChars);
     return { ...packed, root: folder.folder.uri };
   }
 
