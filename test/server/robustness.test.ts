@@ -127,6 +127,9 @@ function cases(): Case[] {
 test('200+ malformed or hostile messages: each answered with a clear error, and the engine keeps serving', { timeout: 120000 }, async () => {
   const info = await engine.call('snout/load', { modelDir: modelDir('tiny-coder-hf') });
   assert.equal(info.promptFormat, 'qwen');
+  const progress = engine.received.filter((m) => m.method === 'snout/progress' && m.params.kind === 'load');
+  assert.ok(progress.length >= 2, 'progress notifications while loading');
+  assert.ok(progress.every((m) => typeof m.params.message === 'string'));
   const before = await engine.call('snout/complete', valid);
   assert.equal(before.finishReason, 'length');
 
