@@ -45,6 +45,27 @@ describe('sampling', () => {
     }
   });
 
+  it('top-p over a large flat tail (nucleus reaches far below the top token)', () => {
+    const V = 20_001;
+    const big = Float32Array.from({ length: V }, (_, i) => (i === 0 ? 10 : 0));
+    const e10 = Math.exp(10);
+    const z = e10 + (V - 1);
+    // Nucleus: token 0 then tail tokens in id order (ties) until the mass reaches 0.9.
+    const tailCount = Math.ceil((0.9 * z - e10) / 1);
+    const mass = (e10 + tailCount) / z;
+    const s = new Sampler({ temperature: 1, topP: 0.9, seed: 11 });
+    let top = 0;
+    const draws = 400;
+    for (let i = 0; i < draws; i++) {
+      const id = s.next(big);
+      if (id === 0) top++;
+      else assert.ok(id <= tailCount, `id ${id} outside the nucleus (tail ${tailCount})`);
+    }
+    const expected = e10 / z / mass;
+    // 400 draws of p ≈ 0.58: standard error 0.025.
+    assert.ok(Math.abs(top / draws - expected) < 0.08, `${top / draws} vs ${expected}`);
+  });
+
   it('the same seed gives the same draws', () => {
     const a = frequencies(new Sampler({ temperature: 1, topP: 0.9, seed: 5 }), 50, logits.length);
     const b = frequencies(new Sampler({ temperature: 1, topP: 0.9, seed: 5 }), 50, logits.length);
