@@ -79,6 +79,9 @@ export class CodeServer {
       '--disable-telemetry', '--disable-update-check', '--disable-workspace-trust', '--disable-getting-started-override'];
     // detached: its own process group, so stop() ends the server, its extension host and the engine together.
     this.proc = spawn(this.tools.node24, args, { env: this.env(), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    // If the test process dies without after() (timeout, crash), the detached group must not outlive it.
+    const group = this.proc.pid!;
+    process.once('exit', () => { try { process.kill(-group, 'SIGKILL'); } catch { /* already gone */ } });
     const keep = (b: Buffer) => { this.logChunks.push(b.toString()); if (this.logChunks.length > 400) this.logChunks.shift(); };
     this.proc.stdout!.on('data', keep);
     this.proc.stderr!.on('data', keep);

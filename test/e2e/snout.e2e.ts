@@ -7,7 +7,7 @@
 // snout.askRepository, snout.restartEngine); until then it is skipped and says so.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -27,6 +27,8 @@ let wb: Workbench | undefined;
 let fixture = '';
 let tmp = '';
 let commands = new Set<string>();
+let vsixPath = '';
+let installedDir = '';
 
 const settings = {
   'snout.enabled': true,
@@ -117,9 +119,11 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     cs.installExtension(vsix);
     timings.installExtensionSeconds = since(t0) / 1000;
     // What the tests may expect is what the installed manifest contributes.
-    const installedDir = readdirSync(cs.extensionsDir).find((d) => d.startsWith(`${EXTENSION_ID}-`));
-    assert.ok(installedDir, `nothing named ${EXTENSION_ID}-* in ${cs.extensionsDir}`);
-    const manifest = JSON.parse(readFileSync(path.join(cs.extensionsDir, installedDir, 'package.json'), 'utf8'));
+    const dir = readdirSync(cs.extensionsDir).find((d) => d.startsWith(`${EXTENSION_ID}-`));
+    assert.ok(dir, `nothing named ${EXTENSION_ID}-* in ${cs.extensionsDir}`);
+    installedDir = path.join(cs.extensionsDir, dir);
+    vsixPath = vsix;
+    const manifest = JSON.parse(readFileSync(path.join(installedDir, 'package.json'), 'utf8'));
     commands = new Set((manifest.contributes?.commands ?? []).map((c: { command: string }) => c.command));
 
     t0 = Date.now();
@@ -150,6 +154,24 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     timings.activationSeconds = since(t0) / 1000;
     note(`activated: ${line.trim()}`);
     await wb!.screenshot('e2e-activated');
+  });
+
+  it('the VSIX is linux-x64 only, holds the engine and the default model, and is at most 40 MB', (t) => {
+    if (process.env.SNOUT_E2E_VSIX) { t.skip('SNOUT_E2E_VSIX given: not the packaged VSIX'); return; }
+    const mb = statSync(vsixPath).size / 1e6;
+    note(`VSIX ${mb.toFixed(1)} MB`);
+    assert.ok(mb <= 40, `VSIX is ${mb.toFixed(1)} MB`);
+    const has = (rel: string) => existsSync(path.join(installedDir, rel));
+    for (const rel of ['dist/extension.js', 'dist/engine.js', 'dist/web-tree-sitter.wasm', 'dist/tree-sitter-python.wasm',
+      'dist/node_modules/onnxruntime-node/dist/index.js', 'dist/node_modules/onnxruntime-common/dist/cjs/index.js',
+      'dist/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/onnxruntime_binding.node',
+      'models/tiny-coder-hf/model.safetensors', 'models/tiny-coder-hf/tokenizer.json', 'models/tiny-coder-hf/config.json']) {
+      assert.ok(has(rel), `VSIX lacks ${rel}`);
+    }
+    const bin = path.join(installedDir, 'dist/node_modules/onnxruntime-node/bin/napi-v6');
+    assert.deepEqual(readdirSync(bin), ['linux']);
+    assert.deepEqual(readdirSync(path.join(bin, 'linux')), ['x64']);
+    assert.ok(!has('node_modules'), 'a top-level node_modules/ was packed');
   });
 
   it('starts the engine: output channel and status bar say so', async (t) => {
