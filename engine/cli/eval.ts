@@ -1,5 +1,181 @@
-// snout eval — placeholder until its issue lands (owned by the helper working on it).
+// snout eval repobench|build|fidelity — completion quality and attention fidelity, dense vs MagicPIG vs TopK vs Quest.
+import { writeFileSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
 import { UserError } from '../errors';
-export async function run(_argv: string[]): Promise<number> {
-  throw new UserError('"eval" is not implemented yet');
+import type { AttentionMethod } from '../attention/types';
+
+const usage = `usage:
+  snout eval repobench --data FILE.jsonl --model DIR [--attention dense,magicpig,topk,quest] [--k 10 --l 150]
+                       [--budget auto|FRACTION] [--limit N] [--max-tokens 64] [--prompt repobench|native] [--json]
+  snout eval build     --repo DIR [--repo DIR ...] --out FILE.jsonl [--seed 0] [--per-file 1] [--crop-lines 120]
+                       [--snippet-chars 1200] [--all-code]
+  snout eval fidelity  --model DIR [--repo DIR ...] [--prompts 6] [--steps 8] [--kl 10x150,8x75]
+                       [--methods magicpig,topk,quest] [--json] [--out FILE.json]`;
+
+/** --name value pairs; repeated names collect into arrays; bare --flags are true. */
+function parseArgs(argv: string[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new UserError(`eval: unexpected argument "${a}"\n${usage}`);
+    const name = a.slice(2);
+    const next = argv[i + 1];
+    const value = next !== undefined && !next.startsWith('--') ? (i++, next) : 'true';
+    out.set(name, [...(out.get(name) ?? []), value]);
+  }
+  return out;
+}
+
+const one = (args: Map<string, string[]>, name: string, fallback?: string): string | undefined => args.get(name)?.at(-1) ?? fallback;
+function num(args: Map<string, string[]>, name: string, fallback: number): number {
+  const v = one(args, name);
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new UserError(`eval: --${name} must be a number, got "${v}"`);
+  return n;
+}
+function required(args: Map<string, string[]>, name: string): string {
+  const v = one(args, name);
+  if (!v || v === 'true') throw new UserError(`eval: --${name} is required\n${usage}`);
+  return v;
+}
+
+const allMethods: AttentionMethod[] = ['dense', 'magicpig', 'topk', 'quest'];
+function methodsOf(list: string): AttentionMethod[] {
+  const ms = list.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const m of ms) if (!allMethods.includes(m as AttentionMethod)) throw new UserError(`eval: unknown attention method "${m}" (expected ${allMethods.join(', ')})`);
+  return ms as AttentionMethod[];
+}
+
+export async function run(argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv;
+  const args = parseArgs(rest);
+  if (sub === 'build') return build(args);
+  if (sub === 'repobench') return repobench(args);
+  if (sub === 'fidelity') return fidelity(args);
+  process.stderr.write(usage + '\n');
+  return sub === undefined || sub === '--help' ? 0 : 2;
+}
+
+async function build(args: Map<string, string[]>): Promise<number> {
+  const repos = args.get('repo');
+  if (!repos?.length) throw new UserError(`eval build: --repo is required\n${usage}`);
+  const out = required(args, 'out');
+  const { buildJsonl } = await import('../eval/build');
+  const { items, text } = await buildJsonl(repos, {
+    seed: num(args, 'seed', 0), perFile: num(args, 'per-file', 1), cropLines: num(args, 'crop-lines', 120),
+    snippetChars: num(args, 'snippet-chars', 1200), includeAllCode: one(args, 'all-code') === 'true',
+  });
+  mkdirSync(path.dirname(path.resolve(out)), { recursive: true });
+  writeFileSync(out, text);
+  const counts: Record<string, number> = {};
+  for (const it of items) counts[it.setting!] = (counts[it.setting!] ?? 0) + 1;
+  process.stderr.write(`wrote ${items.length} items to ${out} (${Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ')})\n`);
+  return 0;
+}
+
+/** An evenly spread, deterministic subset of n items (so --limit samples every repository and setting). */
+export function spread<T>(xs: T[], n: number): T[] {
+  if (n >= xs.length) return xs;
+  return Array.from({ length: n }, (_, i) => xs[Math.floor((i * xs.length) / n)]);
+}
+
+async function repobench(args: Map<string, string[]>): Promise<number> {
+  const data = required(args, 'data');
+  const modelDir = required(args, 'model');
+  const methods = methodsOf(one(args, 'attention', 'dense,magicpig,topk,quest')!);
+  const K = num(args, 'k', 10), L = num(args, 'l', 150);
+  const budgetArg = one(args, 'budget', 'auto')!;
+  const budget = budgetArg === 'auto' ? 'auto' : Number(budgetArg);
+  if (budget !== 'auto' && !(budget > 0 && budget <= 1)) throw new UserError('eval: --budget must be auto or a fraction in (0, 1]');
+  const style = one(args, 'prompt', 'repobench');
+  if (style !== 'repobench' && style !== 'native') throw new UserError('eval: --prompt must be repobench or native');
+  const json = args.has('json');
+  const { readRepoBenchJsonl, runRepoBench, summarise, methodSpec } = await import('../eval/repobench');
+  let items;
+  try {
+    items = readRepoBenchJsonl(data);
+  } catch (e) {
+    throw new UserError(`eval: ${(e as Error).message}`);
+  }
+  const limit = args.has('limit') ? num(args, 'limit', items.length) : items.length;
+  items = spread(items, limit);
+  const { loadModel } = await import('../index');
+  const model = await loadModel(modelDir, { log: (l) => process.stderr.write(l + '\n') });
+  try {
+    const specs = methods.map((m) => methodSpec(m, K, L, budget));
+    const t0 = Date.now();
+    let done = 0;
+    const results = await runRepoBench(model, items, specs, {
+      maxTokens: num(args, 'max-tokens', 64), style, contextLength: model.spec.maxPositionEmbeddings,
+      onItem: () => {
+        done++;
+        if (!json && done % specs.length === 0) process.stderr.write(`\r${done / specs.length}/${items.length} items (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+      },
+    });
+    if (!json) process.stderr.write('\n');
+    const s = summarise(results, specs.map((m) => m.name));
+    const methodsOut = Object.fromEntries(Object.entries(s.methods).map(([k, v]) => [k, { em: v.em, es: v.es, code_sim: v.code_sim, sampled_fraction: v.sampled_fraction }]));
+    if (json) {
+      process.stdout.write(JSON.stringify({ n: items.length, methods: methodsOut, by_setting: s.bySetting, by_level: s.byLevel, K, L, budget, prompt: style }) + '\n');
+    } else {
+      const { markdownScores } = await import('../eval/report');
+      process.stdout.write(`RepoBench-style next line, ${items.length} items, ${model.modelDir}, K=${K} L=${L}, budget ${budget}, prompt ${style}\n\n`);
+      process.stdout.write(markdownScores(s.methods) + '\n');
+      for (const [title, table] of [['setting', s.bySetting], ['level', s.byLevel]] as const) {
+        const groups = [...new Set(Object.values(table).flatMap((g) => Object.keys(g)))];
+        for (const g of groups) {
+          process.stdout.write(`\n${title} ${g}:\n` + markdownScores(Object.fromEntries(Object.entries(table).map(([m, v]) => [m, v[g]]).filter(([, v]) => v))) + '\n');
+        }
+      }
+    }
+  } finally {
+    await model.dispose();
+  }
+  return 0;
+}
+
+async function fidelity(args: Map<string, string[]>): Promise<number> {
+  const modelDir = required(args, 'model');
+  const { heldOutStdlib, packedPrompts } = await import('../eval/packed');
+  const repos = args.get('repo') ?? heldOutStdlib();
+  if (!repos.length) throw new UserError('eval fidelity: no --repo given and no held-out Python packages (json, email, asyncio) found under /usr/lib/python3.*');
+  const steps = num(args, 'steps', 8);
+  const count = num(args, 'prompts', 6);
+  const kls = (one(args, 'kl', '10x150,8x75')!).split(',').map((s) => {
+    const m = /^(\d+)x(\d+)$/.exec(s.trim());
+    if (!m) throw new UserError(`eval: --kl entries look like 10x150, got "${s}"`);
+    return { K: Number(m[1]), L: Number(m[2]) };
+  });
+  const methods = methodsOf(one(args, 'methods', 'magicpig,topk,quest')!).filter((m) => m !== 'dense');
+  const { loadModel } = await import('../index');
+  const { captureDecode, fidelityRows, summariseFidelity } = await import('../eval/fidelity');
+  const model = await loadModel(modelDir, { log: (l) => process.stderr.write(l + '\n') });
+  try {
+    const ctx = model.spec.maxPositionEmbeddings;
+    const prompts = packedPrompts(model.tokenizer, repos, count, ctx - steps - 1);
+    const runs = kls.flatMap(({ K, L }) => methods.map((method) => ({ label: `${method} ${K}x${L}`, method, K, L })));
+    const rows = [];
+    const sampled: Record<string, number[]> = {};
+    for (const p of prompts) {
+      const cap = await captureDecode(model, p.ids, steps);
+      const r = await fidelityRows(cap, p.name, runs);
+      rows.push(...r.rows);
+      for (const [k, v] of Object.entries(r.sampled)) (sampled[k] ??= []).push(v);
+      if (!args.has('json')) process.stderr.write(`${p.name}: ${r.rows.length} head-steps\n`);
+    }
+    const summary = summariseFidelity(rows, runs.map((r) => r.label));
+    const sampledMean = Object.fromEntries(Object.entries(sampled).map(([k, v]) => [k, v.reduce((a, b) => a + b, 0) / v.length]));
+    const result = { model: model.modelDir, prompts: prompts.map((p) => p.name), promptTokens: ctx - steps - 1, steps, runs, sampledFraction: sampledMean, summary, rows };
+    const outFile = one(args, 'out');
+    if (outFile) { mkdirSync(path.dirname(path.resolve(outFile)), { recursive: true }); writeFileSync(outFile, JSON.stringify(result) + '\n'); }
+    if (args.has('json')) process.stdout.write(JSON.stringify({ ...result, rows: undefined }) + '\n');
+    else {
+      const { markdownFidelity } = await import('../eval/report');
+      process.stdout.write(markdownFidelity(summary, sampledMean) + '\n');
+    }
+  } finally {
+    await model.dispose();
+  }
+  return 0;
 }

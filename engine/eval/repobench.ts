@@ -12,7 +12,8 @@
 // for a model with no BOS (tiny-coder-hf adds none).
 import { readFileSync } from 'node:fs';
 import type { AttentionConfig, AttentionMethod } from '../attention/types';
-import type { LoadedModel, TokenizerLike } from '../generate/types';
+import type { LoadedModel, Sequence, TokenizerLike } from '../generate/types';
+import { ModelSequence } from '../generate/sequence';
 import { detectPromptFormat, renderCompletion } from '../prompt';
 import { encodeSegments } from '../prompt/segments';
 import { codeSim, completionDecided, editSimilarity, exactMatch, firstLineNotComment } from './metrics';
@@ -134,20 +135,34 @@ export interface RunOptions {
   /** Context length of the model; prompts get contextLength - maxTokens tokens. */
   contextLength: number;
   onItem?: (r: ItemResult) => void;
+  /** Prefill each item once and reuse it for every method (default true). */
+  sharePrefill?: boolean;
 }
 
-/** Greedy-decodes every item with every method (fresh sequence each, so methods never share state). */
+/**
+ * Greedy-decodes every item with every method. Prefill is exact for every method, so by default one sequence per
+ * item is prefilled once and reused: before each further method the sequence is rewound to all but the last two
+ * prompt tokens, which are then prefilled again as one exact chunk (a 1-token chunk would be a sparse decode step).
+ * `sharePrefill: false` uses a fresh sequence per method instead (the test checks both give the same text).
+ */
 export async function runRepoBench(model: LoadedModel, items: RepoBenchItem[], methods: MethodSpec[], opts: RunOptions): Promise<ItemResult[]> {
   const results: ItemResult[] = [];
   const budget = Math.max(16, opts.contextLength - opts.maxTokens);
+  const share = opts.sharePrefill ?? true;
   for (let index = 0; index < items.length; index++) {
     const item = items[index];
     const ids = repoBenchPrompt(item, model.tokenizer, budget, opts.style);
-    for (const m of methods) {
-      const seq = model.newSequence(m.attention);
-      const abort = new AbortController();
-      let raw = '';
-      try {
+    let seq: Sequence | undefined;
+    try {
+      for (const m of methods) {
+        if (!share || !seq) {
+          seq?.dispose();
+          seq = model.newSequence(m.attention);
+        } else if (seq instanceof ModelSequence) {
+          seq.tokens = ids.slice(0, Math.max(0, ids.length - 2));
+        }
+        const abort = new AbortController();
+        let raw = '';
         const res = await model.generate(seq, {
           ids,
           maxTokens: opts.maxTokens,
@@ -173,9 +188,9 @@ export async function runRepoBench(model: LoadedModel, items: RepoBenchItem[], m
         };
         results.push(r);
         opts.onItem?.(r);
-      } finally {
-        seq.dispose();
       }
+    } finally {
+      seq?.dispose();
     }
   }
   return results;
