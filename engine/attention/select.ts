@@ -16,3 +16,16 @@ export function kthLargest(a: Float32Array, n: number, k: number): number {
   }
   return a[target];
 }
+
+const GAPS = [1750, 701, 301, 132, 57, 23, 10, 4, 1]; // Ciura's shell sort gaps
+/** Sort a[lo..hi) ascending in place (shell sort: no allocation, fast for the few thousand ids of one step). */
+export function sortRange(a: Int32Array, lo: number, hi: number): void {
+  for (const gap of GAPS) {
+    for (let i = lo + gap; i < hi; i++) {
+      const x = a[i];
+      let j = i;
+      for (; j - gap >= lo && a[j - gap] > x; j -= gap) a[j] = a[j - gap];
+      a[j] = x;
+    }
+  }
+}

@@ -106,7 +106,7 @@ export class Sequence implements SequenceAttention {
     const hashes = n === 1 && !this.isDenseLayer(layer) && (method === 'magicpig' || ((method === 'topk' || method === 'quest') && budget === 'auto'));
     if (hashes && this.config.K * this.config.L > 0) {
       const { KeyHashGraph } = await import('./hash-graph');
-      const graph = await KeyHashGraph.create(this.simhash(), this.provider);
+      const graph = await KeyHashGraph.create(this.simhash(), this.provider, 1);
       const t = this.profiling ? performance.now() : 0;
       this.stepCodes = await graph.hash(q, this.shape.numHeads);
       if (this.profiling) this.profile.hashMs += performance.now() - t;
