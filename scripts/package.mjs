@@ -87,6 +87,9 @@ if (!existsSync(path.join(stage, 'LICENSE'))) {
   writeFileSync(path.join(stage, 'LICENSE'), `${pkg.license ?? 'MIT'} licence; see the repository.\n`);
 }
 
+// The stage holds exactly what ships; an empty ignore file tells vsce so (and stops its warning).
+writeFileSync(path.join(stage, '.vscodeignore'), '# staged explicitly by scripts/package.mjs\n');
+
 // 5. Pack. vsce 3.9 runs on Node 20 (newer vsce needs 22).
 const vsce = path.join(nm, '@vscode', 'vsce', 'vsce');
 rmSync(out, { force: true });
