@@ -42,3 +42,26 @@ describe('tiny-coder golden', { skip: !hasModel(name) && `${name} not found` }, 
     }
   });
 });
+
+describe('tokenizer_config.json fields', { skip: !hasModel(name) && `${name} not found` }, () => {
+  it('tiny-coder: <|endoftext|> is bos and eos, FIM/repo tokens are special, no BOS added', async () => {
+    const { loadTokenizer } = await import('../../engine/model/tokenizer');
+    const t = loadTokenizer(modelDir(name));
+    assert.equal(t.bosId, 1);
+    assert.deepEqual(t.eosIds, [1]);
+    assert.equal(t.addBos, false);
+    for (const s of ['<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>', '<|repo_name|>', '<|file_sep|>']) {
+      assert.ok(t.specialTokens.includes(s), s);
+      assert.equal(typeof t.tokenToId(s), 'number');
+    }
+  });
+
+  it('stories260K: <s> added, </s> is eos', { skip: !hasModel('stories260K-hf') }, async () => {
+    const { loadTokenizer } = await import('../../engine/model/tokenizer');
+    const t = loadTokenizer(modelDir('stories260K-hf'), [2]);
+    assert.equal(t.bosId, 1);
+    assert.deepEqual(t.eosIds, [2]);
+    assert.equal(t.addBos, true);
+    assert.deepEqual(t.encode('Once', { addSpecialTokens: false })[0] !== 1, true);
+  });
+});

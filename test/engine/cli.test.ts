@@ -1,0 +1,49 @@
+// `snout logits` and `snout generate` through the built CLI (dist/cli.js, built by npm test) on stories260K.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { hasModel, maxAbsDiff, modelDir, readGolden, repoRoot } from './paths';
+
+const name = 'stories260K-hf';
+const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'dist/cli.js'), ...args], { encoding: 'utf8' });
+
+describe('CLI on stories260K', { skip: !hasModel(name) && `${name} not found` }, () => {
+  const golden = hasModel(name) ? readGolden(name) : undefined;
+
+  it('logits --prompt prints {"ids", "logits"} for the last position', () => {
+    const r = cli('logits', '--model', modelDir(name), '--prompt', golden.prompt.text, '--provider', 'cpu');
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual(Object.keys(out), ['ids', 'logits']);
+    assert.deepEqual(out.ids, golden.prompt.input_ids);
+    assert.ok(maxAbsDiff(out.logits, golden.prompt.last_logits) <= 1e-4);
+  });
+
+  it('logits --ids with --attention passes through', () => {
+    const r = cli('logits', '--model', modelDir(name), '--ids', golden.prompt.input_ids.join(','), '--attention', 'dense', '--provider', 'cpu');
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(maxAbsDiff(JSON.parse(r.stdout).logits, golden.prompt.last_logits) <= 1e-4);
+  });
+
+  it('generate --greedy --json streams the text, then one JSON line with ids, text and stats', () => {
+    const r = cli('generate', '--model', modelDir(name), '--prompt', golden.prompt.text, '--max-tokens', '20', '--greedy', '--json', '--provider', 'cpu');
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stdout.trimEnd().split('\n');
+    const result = JSON.parse(lines.at(-1)!);
+    assert.deepEqual(result.ids, golden.prompt.greedy_64_ids.slice(0, 20));
+    assert.ok(r.stdout.startsWith(result.text), 'streamed text precedes the JSON');
+    assert.equal(result.stats.prefill_tokens, golden.prompt.input_ids.length);
+    assert.equal(result.stats.decode_tokens, 20);
+    for (const k of ['prefill_ms', 'decode_ms']) assert.ok(result.stats[k] > 0, k);
+  });
+
+  it('generate with sampling flags is reproducible per seed', () => {
+    const run = () => cli('generate', '--model', modelDir(name), '--prompt', 'Once', '--max-tokens', '12', '--temperature', '0.8', '--top-p', '0.9', '--seed', '5', '--json', '--provider', 'cpu');
+    const [a, b] = [run(), run()];
+    assert.equal(a.status, 0, a.stderr);
+    const last = (out: string) => JSON.parse(out.trimEnd().split('\n').at(-1)!);
+    assert.deepEqual(last(a.stdout).ids, last(b.stdout).ids);
+    assert.equal(last(a.stdout).ids.length, 12);
+  });
+});
