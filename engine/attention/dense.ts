@@ -1,5 +1,6 @@
 // Exact attention over the cache: causal prefill chunks and full decode steps (GQA: query head h reads KV head
-// h / (numHeads / numKvHeads)). Scores are scanned in blocks with a running max, so memory is O(block) per query.
+// h / (numHeads / numKvHeads)). With the SIMD kernels (head-cache.ts) a query's scores go to the head's workspace
+// (O(context) floats, reused); otherwise they are scanned in blocks with a running max (O(block) memory).
 import type { KvStore } from './kv-store';
 import { SoftmaxAcc, accumulateRange, BLOCK } from './softmax-acc';
 
@@ -24,6 +25,11 @@ export class DenseKernel {
       for (let h = 0; h < H; h++) {
         const g = Math.floor(h / group);
         const qo = (j * H + h) * d;
+        const head = kv.heads[g];
+        if (head.simd) {
+          head.attendPrefix(q, qo, past + j + 1, this.scale, out, qo);
+          continue;
+        }
         this.acc.reset();
         accumulateRange(this.acc, q, qo, kv.keys[g], kv.values[g], 0, past + j + 1, this.scale, this.scores);
         this.acc.finish(out, qo);

@@ -82,6 +82,37 @@ export class HeadCache {
     for (let j = 0; j < m; j++) this.logits[j] = dotRow(this.q, 0, this.keys, start + j, this.d);
   }
 
+  /** True when the WebAssembly kernels serve this head (float32, headDim % 8 == 0, SIMD available). */
+  get simd(): boolean {
+    return this.wasm !== null;
+  }
+
+  /**
+   * Exact attention of q[qo..qo+d) over keys [0, end) into out[oo..oo+d), with the SIMD kernels: all scores, one
+   * max, weights in place, one weighted sum (float32 accumulation). Caller checks `simd`.
+   */
+  attendPrefix(q: Float32Array, qo: number, end: number, scale: number, out: Float32Array, oo: number): void {
+    const w = this.wasm!, d = this.d, logits = this.logits;
+    this.q.set(q.subarray(qo, qo + d));
+    w.dotsRange(this.qOff, this.kOff, 0, this.logitsOff, end, 4 * d);
+    let mx = -Infinity;
+    for (let j = 0; j < end; j++) {
+      const s = logits[j] * scale;
+      logits[j] = s;
+      if (s > mx) mx = s;
+    }
+    let z = 0;
+    for (let j = 0; j < end; j++) {
+      const e = Math.exp(logits[j] - mx);
+      logits[j] = e;
+      z += e;
+    }
+    this.o.fill(0);
+    w.axpyRange(this.oOff, this.vOff, 0, this.logitsOff, end, 4 * d);
+    const inv = 1 / z;
+    for (let c = 0; c < d; c++) out[oo + c] = this.o[c] * inv;
+  }
+
   /** o += Σ_j logits[j] · V[ids[j]] for j < m (logits hold the weights by then). */
   axpyIds(m: number): void {
     if (this.wasm) return this.wasm.axpyIds(this.oOff, this.vOff, this.idsOff, this.logitsOff, m, 4 * this.d);
