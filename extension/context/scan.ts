@@ -24,7 +24,7 @@ export interface ScanOptions {
 }
 
 /** Never context, whatever the ignore files say: VCS data, dependencies, caches, lock files, minified bundles. */
-const alwaysSkippedDirs = new Set(['.git', '.hg', '.svn', 'node_modules', '__pycache__', '.venv', 'venv', '.tox',
+export const alwaysSkippedDirs = new Set(['.git', '.hg', '.svn', 'node_modules', '__pycache__', '.venv', 'venv', '.tox',
   '.mypy_cache', '.pytest_cache', '.ruff_cache', '.next', '.nuxt', '.cache', '.idea', '.gradle', 'bower_components']);
 const noiseFile = /(^|\/)(package-lock\.json|yarn\.lock|pnpm-lock\.yaml|poetry\.lock|Cargo\.lock|composer\.lock|Gemfile\.lock|uv\.lock)$|\.min\.(js|css)$/;
 
@@ -99,4 +99,9 @@ export async function scanWorkspace(root: string, options: ScanOptions = {}): Pr
   }
   await walk(root, '', []);
   return out;
+}
+
+/** True for paths inside folders the scan never enters (file-watcher events there need no rescan). */
+export function inSkippedDir(relPath: string): boolean {
+  return relPath.split('/').slice(0, -1).some((p) => alwaysSkippedDirs.has(p));
 }

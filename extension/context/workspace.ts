@@ -7,7 +7,7 @@ import { filesExclude, type SnoutSettings } from '../settings';
 import { WorkspaceFiles } from './files';
 import { ContextPacker, type PackBudget, type PackedContext } from './packer';
 import { Recency } from './recency';
-import { scanWorkspace } from './scan';
+import { inSkippedDir, scanWorkspace } from './scan';
 import { TokenEstimator } from './tokens';
 
 interface Root {
@@ -53,8 +53,12 @@ export class WorkspaceContext implements vscode.Disposable {
       }),
     );
     const watcher = w.createFileSystemWatcher('**/*', false, true, false);
-    watcher.onDidCreate(() => this.scheduleRescan());
-    watcher.onDidDelete(() => this.scheduleRescan());
+    // npm install, git operations and caches create files by the thousand where the scan never looks.
+    const changed = (uri: vscode.Uri) => {
+      if (!inSkippedDir(vscode.workspace.asRelativePath(uri, false).replace(/\\/g, '/'))) this.scheduleRescan();
+    };
+    watcher.onDidCreate(changed);
+    watcher.onDidDelete(changed);
     this.disposables.push(watcher);
   }
 

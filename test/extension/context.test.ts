@@ -12,7 +12,7 @@ import { WorkspaceFiles } from '../../extension/context/files';
 import { ContextPacker } from '../../extension/context/packer';
 import { pathDistance, rankFiles } from '../../extension/context/rank';
 import { Recency } from '../../extension/context/recency';
-import { scanWorkspace } from '../../extension/context/scan';
+import { inSkippedDir, scanWorkspace } from '../../extension/context/scan';
 import { isSecretPath, looksLikeSecret } from '../../extension/context/secrets';
 import { TokenEstimator } from '../../extension/context/tokens';
 
@@ -57,6 +57,8 @@ test('scan honours .gitignore exactly as git does, plus files.exclude, size, sec
   for (const p of expectedDropped) assert.ok(gitSees.includes(p), `git lists ${p}`);
   assert.deepEqual(scanned, gitSees.filter((p) => !expectedDropped.has(p)).sort());
   assert.ok(scanned.includes('src/keep.gen.ts') && !scanned.includes('src/api.gen.ts'), 'nested .gitignore with negation');
+  assert.ok(!scanned.some(inSkippedDir));
+  assert.ok(inSkippedDir('node_modules/leftpad/index.js') && inSkippedDir('a/.git/HEAD') && !inSkippedDir('src/git.ts'));
 });
 
 test('secret names and contents, binary and non-UTF-8 bytes are recognised', () => {
