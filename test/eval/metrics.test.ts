@@ -39,3 +39,19 @@ test('code_sim follows LongBench; first_line_not_comment follows RepoBench', () 
   for (const c of fixture.code_sim) assert.equal(codeSim(c.pred, c.gt), c.code_sim, JSON.stringify(c));
   for (const c of fixture.first_line_not_comment) assert.equal(firstLineNotComment(c.code), c.line, JSON.stringify(c));
 });
+
+test('completionDecided: once true for a prefix, both scored lines of the prefix equal those of the full text', async () => {
+  const { completionDecided, codeSimLine } = await import('../../engine/eval/metrics');
+  const texts = ['\n# c\n\nx = 1  # note\ny = 2\nz', '"""doc\n"""\nreturn a\n', 'foo(`x`)\n# y\nbar()\nbaz()\n', '\n\n    pass\n', '# a\n# b\n'];
+  for (const full of texts) {
+    for (let i = 0; i <= full.length; i++) {
+      const p = full.slice(0, i);
+      if (!completionDecided(p)) continue;
+      assert.equal(firstLineNotComment(p), firstLineNotComment(full), JSON.stringify(p));
+      assert.equal(codeSimLine(p), codeSimLine(full), JSON.stringify(p));
+    }
+  }
+  assert.equal(completionDecided('x = 1'), false);
+  assert.equal(completionDecided('x = 1\n'), true);
+  assert.equal(completionDecided('x = 1  # c\n'), false);
+});
