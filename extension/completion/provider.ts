@@ -66,6 +66,12 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     const packed = await this.d.workspace.pack(doc, offset, {
       contextTokens: s.contextTokens, maxTokens: s.maxTokens, modelContextLength: model.contextLength,
     });
+    if (!packed.reused) {
+      const imports = packed.sources.filter((x) => x.kind === 'import');
+      this.d.log(`context for ${packed.path} (epoch ${packed.epoch}): ${packed.files.length} files, ${imports.length} imported` +
+        `${imports.some((x) => x.shrunk) ? ` (${imports.filter((x) => x.shrunk).length} shrunk to definitions)` : ''}, ~${packed.estimatedTokens} tokens` +
+        `${imports.length ? `; imports: ${imports.map((x) => x.path).join(', ')}` : ''}`);
+    }
     if (token.isCancellationRequested) return undefined;
 
     let result: CompleteResult;
