@@ -1,4 +1,5 @@
 // snout bench attention [--n N[,N…]] [--json] [--dtype float32|bfloat16] [--steps S] [--K k] [--L l]
+//                       [--e2e [--n 16k,32k] [--tokens T]]  (decode tokens/s on tiny-coder, see endToEnd)
 // One decode step of one layer (32 query / 8 KV heads, d = 128) at context n: dense vs MagicPIG vs oracle TopK vs
 // Quest, on synthetic keys shaped like real ones (shared offset, a flat Gaussian tail, and on "peaked" KV heads a few
 // heavy hitters aligned with the queries). Errors are relative L2 of the output vs exact, TopK/Quest at MagicPIG's
@@ -268,8 +269,78 @@ function plots(rows: Row[], dir: string): string[] {
   return files;
 }
 
+/**
+ * End to end: decode tokens/s of the real tiny-coder model (6 layers, 4 q / 2 kv heads, d = 64) with a context of n
+ * tokens. The cache is filled with synthetic keys/values of the same shape (prefilling 32K tokens through exact
+ * attention would take far longer than the measurement and gives the same bytes to read); then real decode steps
+ * run through the model runner: ONNX layers + attention. Methods: dense, magicpig with the default dense layers
+ * (0 and 3), magicpig with none.
+ */
+async function endToEnd(ns: number[], tokens: number, log: (s: string) => void) {
+  const { readConfig } = await import('../engine/model/config');
+  const { SafetensorsStore } = await import('../engine/model/safetensors');
+  const { ModelRunner } = await import('../engine/generate/forward');
+  const repoRoot = path.resolve(__dirname, '..');
+  const shared = process.env.SNOUT_SHARED ?? path.resolve(repoRoot, '../shared');
+  const dir = path.join(shared, 'models', 'tiny-coder-hf');
+  const spec = readConfig(dir);
+  const store = SafetensorsStore.open(dir);
+  const runner = await ModelRunner.create(spec, (name) => store.read(name), { provider: 'cpu' });
+  const shape = { numLayers: spec.numLayers, numHeads: spec.numHeads, numKvHeads: spec.numKvHeads, headDim: spec.headDim };
+  const variants: [string, Partial<AttentionConfig>][] = [
+    ['dense', { method: 'dense' }],
+    ['magicpig', { method: 'magicpig' }],
+    ['magicpig_no_dense_layers', { method: 'magicpig', denseLayers: [] }],
+  ];
+  const rows: Record<string, number | string>[] = [];
+  for (const n of ns) {
+    const row: Record<string, number | string> = { n };
+    for (const [name, cfg] of variants) {
+      const seq = new Sequence(shape, { ...defaultAttentionConfig(spec.numLayers), ...cfg });
+      const rand = normals(7);
+      const G = shape.numKvHeads, d = shape.headDim, chunk = 4096;
+      const k = new Float32Array(chunk * G * d), v = new Float32Array(chunk * G * d);
+      for (let layer = 0; layer < spec.numLayers; layer++) {
+        const offset = Float32Array.from({ length: G * d }, () => rand());
+        for (let s = 0; s < n; s += chunk) {
+          const m = Math.min(chunk, n - s);
+          for (let i = 0; i < m * G * d; i++) { const z = rand(); k[i] = offset[i % (G * d)] + z; v[i] = 0.5 * z + 0.5 * rand(); }
+          seq.appendOnly(layer, k.subarray(0, m * G * d), v.subarray(0, m * G * d), m);
+        }
+      }
+      seq.endPrefill();
+      await seq.prepare({ provider: 'cpu' });
+      for (let i = 0; i < 2; i++) await runner.forward(seq, [100 + i], true); // warm-up
+      seq.resetStats();
+      const t = performance.now();
+      for (let i = 0; i < tokens; i++) await runner.forward(seq, [200 + i], true);
+      const ms = (performance.now() - t) / tokens;
+      row[`${name}_tok_s`] = 1000 / ms;
+      row[`${name}_ms_per_token`] = ms;
+      if (name !== 'dense') row[`${name}_sampled_fraction`] = seq.stats().sampledFraction;
+      seq.dispose();
+      log(`e2e n=${n} ${name}: ${ms.toFixed(1)} ms/token`);
+    }
+    row.speedup = (row.magicpig_tok_s as number) / (row.dense_tok_s as number);
+    row.speedup_no_dense_layers = (row.magicpig_no_dense_layers_tok_s as number) / (row.dense_tok_s as number);
+    rows.push(row);
+  }
+  await runner.dispose();
+  return rows;
+}
+
 export async function run(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
+  if (argv.includes('--e2e')) {
+    const ns = (arg(argv, '--n') ?? '16384,32768').split(',').map((x) => Number(x.replace(/k$/i, '')) * (/k$/i.test(x) ? 1024 : 1));
+    const rows = await endToEnd(ns, Number(arg(argv, '--tokens') ?? 16), (s) => process.stderr.write(s + '\n'));
+    if (json) process.stdout.write(JSON.stringify({ bench: 'attention-e2e', model: 'tiny-coder-hf', results: rows }, null, 2) + '\n');
+    else for (const r of rows) {
+      const f = (x: unknown) => (typeof x === 'number' ? x.toFixed(2) : String(x));
+      process.stdout.write(Object.entries(r).map(([k, x]) => `${k}=${f(x)}`).join('  ') + '\n');
+    }
+    return 0;
+  }
   const ns = (arg(argv, '--n') ?? '16384,65536,131072').split(',').map((x) => Number(x.replace(/k$/i, '')) * (/k$/i.test(x) ? 1024 : 1));
   const dtype = (arg(argv, '--dtype') ?? 'float32') as KvDtype;
   const steps = Number(arg(argv, '--steps') ?? 3);

@@ -97,9 +97,10 @@ export class Sequence implements SequenceAttention {
 
   /**
    * forward(), with the decode step's query hash computed by the ONNX SimHash graph (one [numHeads, d]·W product on
-   * the selected provider) instead of the CPU loop. Measured on the 2-core CPU (32 heads, d = 128, K·L = 1500):
-   * ~0.8 ms per layer-step for the graph call vs ~15-50 ms for the TypeScript loop, so the runner should decode
-   * through this. Prefill chunks and dense layers go straight to forward().
+   * the selected provider) instead of the CPU kernel. Measured on the shared 2-core CPU (32 heads, d = 128,
+   * K·L = 1500): ~0.6 ms per layer-step for the graph call vs ~1.8 ms for the SIMD dot kernel (15-50 ms for plain
+   * TypeScript); for small models (tiny-coder: 4 heads, d = 64) the CPU kernel is cheaper than a graph call.
+   * Prefill chunks and dense layers go straight to forward().
    */
   async forwardAsync(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): Promise<void> {
     const { method, budget } = this.config;

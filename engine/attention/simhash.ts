@@ -2,6 +2,7 @@
 // x the K-bit code Σ_b [x·W[:, l·K+b] > 0] · 2^b. This file holds W and the CPU (TypeScript) hasher, used for the
 // per-step query hash and as the fallback key hasher; hash-graph.ts runs the same product as an ONNX graph.
 import { dotF32 } from './softmax-acc';
+import { instantiate, wasmModule, type WasmKernels } from './wasm-kernels';
 
 /**
  * The seeded Gaussian stream behind W: mulberry32 (32-bit state, public domain) for uniforms, Box–Muller for
@@ -29,8 +30,10 @@ export function gaussianStream(seed: number): () => number {
 export class SimHash {
   /** W row-major [d, K·L] (the ONNX graph's constant). */
   readonly W: Float32Array;
-  /** W transposed, [K·L, d]: one contiguous hyperplane per row for the CPU dot products. */
+  /** W transposed, [K·L, d]: one contiguous hyperplane per row for the CPU dot products (in the SIMD memory). */
   readonly Wt: Float32Array;
+  /** SIMD path: Wt, the query and the K·L projections live in one WebAssembly memory. */
+  private readonly simd: { k: WasmKernels; x: Float32Array; proj: Float32Array; xOff: number; projOff: number; wOff: number } | null;
 
   constructor(readonly d: number, readonly K: number, readonly L: number, readonly seed: number) {
     if (K < 1 || K > 16) throw new Error(`SimHash K=${K}: codes are stored in 16 bits (1 <= K <= 16)`);
@@ -38,7 +41,16 @@ export class SimHash {
     const cols = K * L;
     const next = gaussianStream(seed);
     this.W = new Float32Array(d * cols);
-    this.Wt = new Float32Array(d * cols);
+    const xOff = 64, projOff = xOff + 4 * d, wOff = (projOff + 4 * cols + 63) & ~63;
+    const mem = d % 8 === 0 && wasmModule()
+      ? new WebAssembly.Memory({ initial: Math.ceil((wOff + 4 * d * cols) / 65536), maximum: Math.ceil((wOff + 4 * d * cols) / 65536), shared: true })
+      : null;
+    const k = mem ? instantiate(mem) : null;
+    this.simd = mem && k ? {
+      k, xOff, projOff, wOff,
+      x: new Float32Array(mem.buffer, xOff, d), proj: new Float32Array(mem.buffer, projOff, cols),
+    } : null;
+    this.Wt = mem ? new Float32Array(mem.buffer, wOff, d * cols) : new Float32Array(d * cols);
     for (let r = 0; r < d; r++) for (let c = 0; c < cols; c++) {
       const w = next();
       this.W[r * cols + c] = w;
@@ -49,6 +61,18 @@ export class SimHash {
   /** Codes of x[xo..xo+d) for all L tables into codes[co..co+L). */
   hashInto(x: Float32Array, xo: number, codes: Uint16Array | Int32Array, co: number): void {
     const { d, K, L, Wt } = this;
+    if (this.simd) {
+      // All K·L projections with the SIMD dot kernel, then the sign bits.
+      const s = this.simd;
+      s.x.set(x.subarray(xo, xo + d));
+      s.k.dotsRange(s.xOff, s.wOff, 0, s.projOff, K * L, 4 * d);
+      for (let l = 0; l < L; l++) {
+        let code = 0;
+        for (let b = 0; b < K; b++) if (s.proj[l * K + b] > 0) code |= 1 << b;
+        codes[co + l] = code;
+      }
+      return;
+    }
     for (let l = 0; l < L; l++) {
       let code = 0;
       for (let b = 0; b < K; b++) {
