@@ -44,12 +44,24 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     // Automatic requests never wait for an engine that is still starting; the manual trigger does.
     if (!manual && this.d.engine.state !== 'ready') return undefined;
 
-    const text = doc.getText();
-    const offset = doc.offsetAt(pos);
+    let text = doc.getText();
+    let offset = doc.offsetAt(pos);
+    let range = new vscode.Range(pos, pos);
+    let lead = '';
+    // The suggest widget is open: VS Code only shows ghost text that extends the selected item, so complete as if it
+    // were already inserted and offer item + continuation over the item's range.
+    const sel = context.selectedCompletionInfo;
+    if (sel) {
+      const start = doc.offsetAt(sel.range.start);
+      text = text.slice(0, start) + sel.text + text.slice(doc.offsetAt(sel.range.end));
+      offset = start + sel.text.length;
+      range = new vscode.Range(sel.range.start, pos.isAfter(sel.range.end) ? pos : sel.range.end);
+      lead = sel.text;
+    }
     const before = text.slice(0, offset);
     const after = text.slice(offset);
     const key = doc.uri.toString();
-    const item = (t: string) => [new vscode.InlineCompletionItem(t, new vscode.Range(pos, pos))];
+    const item = (t: string) => [new vscode.InlineCompletionItem(lead + t, range)];
     const reused = this.cache.get(key, before, after);
     if (reused !== undefined) return item(reused);
 
@@ -58,12 +70,13 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
       if (token.isCancellationRequested) return undefined;
     }
     const started = Date.now();
-    const line = doc.lineAt(pos.line).text;
-    const linePrefix = line.slice(0, pos.character);
-    const lineSuffix = line.slice(pos.character);
+    const lineStart = before.lastIndexOf('\n') + 1;
+    const lineEnd = after.indexOf('\n') < 0 ? after.length : after.indexOf('\n');
+    const linePrefix = before.slice(lineStart).replace(/\r$/, '');
+    const lineSuffix = after.slice(0, lineEnd).replace(/\r$/, '');
     const model = this.d.engine.model ?? (manual ? await this.d.engine.start().catch(() => undefined) : undefined);
     if (!model || token.isCancellationRequested) return undefined;
-    const packed = await this.d.workspace.pack(doc, offset, {
+    const packed = await this.d.workspace.pack(doc, text, offset, {
       contextTokens: s.contextTokens, maxTokens: s.maxTokens, modelContextLength: model.contextLength,
     });
     if (!packed.reused) {
@@ -102,7 +115,7 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     this.d.log(formatReport(report, this.hitRate));
     this.d.onReport?.(report);
 
-    const shaped = shapeCompletion(result.text, { linePrefix, lineSuffix, suffixAfterLine: after.slice(lineSuffix.length) });
+    const shaped = shapeCompletion(result.text, { linePrefix, lineSuffix, suffixAfterLine: after.slice(lineEnd) });
     if (!shaped) return undefined;
     // Cached even if VS Code has moved on: the next keystroke may be the first character of this very text.
     this.cache.put(key, before, after, shaped);

@@ -125,9 +125,11 @@ export class WorkspaceContext implements vscode.Disposable {
     for (const f of vscode.workspace.workspaceFolders ?? []) this.rootFor(f);
   }
 
-  /** Packs the context for a completion in `doc` at `offset`; a file outside any workspace folder gets FIM only. */
-  async pack(doc: vscode.TextDocument, offset: number, budget: PackBudget): Promise<PackedContext> {
-    const text = doc.getText();
+  /**
+   * Packs the context for a completion in `doc` (whose text, possibly with a suggestion applied, is `text`) at `offset`;
+   * a file outside any workspace folder gets FIM only.
+   */
+  async pack(doc: vscode.TextDocument, text: string, offset: number, budget: PackBudget): Promise<PackedContext> {
     const r = this.locate(doc.uri);
     if (!r) {
       const name = doc.isUntitled ? 'untitled' : vscode.workspace.asRelativePath(doc.uri, false);
