@@ -139,7 +139,8 @@ export class SafetensorsStore {
     try {
       let done = 0;
       while (done < bytes.length) {
-        const n = readSync(fd, bytes, done, bytes.length - done, t.begin + done);
+        // At most 1 GiB per read (the OS caps single reads near 2 GiB anyway).
+        const n = readSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30), t.begin + done);
         if (n <= 0) throw new UserError(`tensor "${name}": unexpected end of file`, t.file);
         done += n;
       }
