@@ -48,6 +48,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       status.setModel(model);
       workspace.estimator.reset(initialCharsPerToken(model.vocabSize));
       workspace.invalidate();
+      warmSoon(vscode.window.activeTextEditor);
       if (path.basename(model.modelDir) === 'tiny-coder-hf') log(`Using the bundled demo model (5M parameters). ${realModelHint}`);
     },
     onCrash: (c) => {
@@ -70,6 +71,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   const provider = new SnoutCompletionProvider({ engine: client, workspace, settings, log, onReport: (r) => status.report(r) });
   context.subscriptions.push(provider, vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider));
+
+  // Warm the engine's prefix cache for the file the user is looking at (after a short pause on it).
+  let warmTimer: NodeJS.Timeout | undefined;
+  const warmSoon = (editor: vscode.TextEditor | undefined) => {
+    clearTimeout(warmTimer);
+    if (editor) warmTimer = setTimeout(() => { void provider.warm(editor); }, 400);
+  };
+  context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor(warmSoon), { dispose: () => clearTimeout(warmTimer) });
 
   const ask = new AskPanel(context.extensionUri, client, workspace, settings, log);
   context.subscriptions.push(ask);

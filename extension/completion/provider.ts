@@ -28,6 +28,7 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
   private readonly rhythm = new TypingRhythm();
   readonly hitRate = new HitRate();
   private seq = 0;
+  private inFlight = 0;
   private readonly sub: vscode.Disposable;
 
   constructor(private readonly d: ProviderDeps) {
@@ -88,6 +89,7 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     if (token.isCancellationRequested) return undefined;
 
     let result: CompleteResult;
+    this.inFlight++;
     try {
       result = await this.d.engine.complete({
         id: `c${++this.seq}`, repoName: packed.repoName, files: packed.files, path: packed.path, prefix: packed.prefix,
@@ -97,6 +99,8 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     } catch (e) {
       if (!token.isCancellationRequested) this.d.log(`completion failed: ${(e as Error).message}`);
       return undefined;
+    } finally {
+      this.inFlight--;
     }
     const report: CompletionReport = {
       stats: result.stats, latencyMs: Date.now() - started, files: packed.files.length,
@@ -121,6 +125,33 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     this.cache.put(key, before, after, shaped);
     if (token.isCancellationRequested) return undefined;
     return item(shaped);
+  }
+
+  /**
+   * Prefills the engine's prefix cache with the context of `editor`'s file (on file switch and when the engine becomes
+   * ready), so the first completion there pays only for the last few tokens. Skipped while a real request runs: a
+   * completion supersedes older ones from the same client, and the warm-up must never be the one that wins.
+   */
+  async warm(editor: vscode.TextEditor): Promise<void> {
+    const s = this.d.settings();
+    const doc = editor.document;
+    const model = this.d.engine.model;
+    if (!s.enabled || !s.languages.includes(doc.languageId) || !model || this.d.engine.state !== 'ready' || this.inFlight > 0) return;
+    const offset = doc.offsetAt(editor.selection.active);
+    const started = Date.now();
+    const packed = await this.d.workspace.pack(doc, doc.getText(), offset, {
+      contextTokens: s.contextTokens, maxTokens: s.maxTokens, modelContextLength: model.contextLength,
+    });
+    if (this.inFlight > 0) return;
+    try {
+      const r = await this.d.engine.complete({
+        id: `w${++this.seq}`, repoName: packed.repoName, files: packed.files, path: packed.path, prefix: packed.prefix,
+        suffix: packed.suffix, maxTokens: 1, priority: 'completion', sampling: { temperature: 0 },
+      });
+      this.d.log(`warmed ${packed.path}: ${r.finishReason === 'cancelled' ? 'superseded' : `prompt ${r.stats.promptTokens} tokens (cached ${r.stats.cachedTokens}), prefill ${Math.round(r.stats.prefillMs)} ms`} after ${Date.now() - started} ms`);
+    } catch (e) {
+      this.d.log(`warm-up failed: ${(e as Error).message}`);
+    }
   }
 
   dispose(): void {
