@@ -10,7 +10,10 @@ const usage = `usage:
   snout eval build     --repo DIR [--repo DIR ...] --out FILE.jsonl [--seed 0] [--per-file 1] [--crop-lines 120]
                        [--snippet-chars 1200] [--all-code]
   snout eval fidelity  --model DIR [--repo DIR ...] [--prompts 6] [--steps 8] [--kl 10x150,8x75]
-                       [--methods magicpig,topk,quest] [--json] [--out FILE.json]`;
+                       [--methods magicpig,topk,quest] [--json] [--out FILE.json]
+  snout eval report    --data FILE.jsonl --model DIR [--out eval-results] [--kl 10x150,8x75,6x50] [--limit N]
+                       [--prompt repobench|native] [--max-tokens 48] [--repo DIR ...] [--prompts 6] [--steps 8]
+                       [--skip repobench|fidelity]`;
 
 /** --name value pairs; repeated names collect into arrays; bare --flags are true. */
 function parseArgs(argv: string[]): Map<string, string[]> {
@@ -53,6 +56,7 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === 'build') return build(args);
   if (sub === 'repobench') return repobench(args);
   if (sub === 'fidelity') return fidelity(args);
+  if (sub === 'report') return report(args);
   process.stderr.write(usage + '\n');
   return sub === undefined || sub === '--help' ? 0 : 2;
 }
@@ -142,11 +146,7 @@ async function fidelity(args: Map<string, string[]>): Promise<number> {
   if (!repos.length) throw new UserError('eval fidelity: no --repo given and no held-out Python packages (json, email, asyncio) found under /usr/lib/python3.*');
   const steps = num(args, 'steps', 8);
   const count = num(args, 'prompts', 6);
-  const kls = (one(args, 'kl', '10x150,8x75')!).split(',').map((s) => {
-    const m = /^(\d+)x(\d+)$/.exec(s.trim());
-    if (!m) throw new UserError(`eval: --kl entries look like 10x150, got "${s}"`);
-    return { K: Number(m[1]), L: Number(m[2]) };
-  });
+  const kls = parseKl(one(args, 'kl', '10x150,8x75')!);
   const methods = methodsOf(one(args, 'methods', 'magicpig,topk,quest')!).filter((m) => m !== 'dense');
   const { loadModel } = await import('../index');
   const { captureDecode, fidelityRows, summariseFidelity } = await import('../eval/fidelity');
@@ -174,6 +174,45 @@ async function fidelity(args: Map<string, string[]>): Promise<number> {
       const { markdownFidelity } = await import('../eval/report');
       process.stdout.write(markdownFidelity(summary, sampledMean) + '\n');
     }
+  } finally {
+    await model.dispose();
+  }
+  return 0;
+}
+
+function parseKl(list: string): Array<{ K: number; L: number }> {
+  return list.split(',').map((s) => {
+    const m = /^(\d+)x(\d+)$/.exec(s.trim());
+    if (!m) throw new UserError(`eval: --kl entries look like 10x150, got "${s}"`);
+    return { K: Number(m[1]), L: Number(m[2]) };
+  });
+}
+
+async function report(args: Map<string, string[]>): Promise<number> {
+  const skip = args.get('skip') ?? [];
+  const modelDir = required(args, 'model');
+  const { readRepoBenchJsonl } = await import('../eval/repobench');
+  const { heldOutStdlib } = await import('../eval/packed');
+  let items: import('../eval/repobench').RepoBenchItem[] = [];
+  if (!skip.includes('repobench')) {
+    items = readRepoBenchJsonl(required(args, 'data'));
+    if (args.has('limit')) items = spread(items, num(args, 'limit', items.length));
+  }
+  const repos = args.get('repo') ?? heldOutStdlib();
+  if (!skip.includes('fidelity') && !repos.length) throw new UserError('eval report: no --repo and no held-out stdlib packages found');
+  const style = one(args, 'prompt', 'repobench');
+  if (style !== 'repobench' && style !== 'native') throw new UserError('eval: --prompt must be repobench or native');
+  const { loadModel } = await import('../index');
+  const { runReport } = await import('../eval/run-report');
+  const model = await loadModel(modelDir, { log: (l) => process.stderr.write(l + '\n') });
+  try {
+    await runReport(model, {
+      outDir: one(args, 'out', 'eval-results')!, items, kls: parseKl(one(args, 'kl', '10x150,8x75,6x50')!),
+      methods: methodsOf(one(args, 'attention', 'dense,magicpig,topk,quest')!), style, maxTokens: num(args, 'max-tokens', 48),
+      fidelityRepos: repos, fidelityPrompts: num(args, 'prompts', 6), fidelitySteps: num(args, 'steps', 8),
+      log: (l) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${l}\n`),
+      skipRepobench: skip.includes('repobench'), skipFidelity: skip.includes('fidelity'),
+    });
   } finally {
     await model.dispose();
   }

@@ -25,3 +25,47 @@ export function markdownFidelity(s: FidelitySummary, sampled: Record<string, num
   for (const r of s.byLayer) out.push(`| ${r.layer} | ${s.labels.map((l) => r.error[l].toFixed(4)).join(' | ')} |`);
   return out.join('\n');
 }
+
+import { lineChart } from '../../bench/svg';
+import type { HeadRow } from './fidelity';
+
+export interface SweepPoint {
+  method: string;
+  K: number;
+  L: number;
+  scores: MethodScores;
+}
+
+/** Score vs mean attended fraction, one line per method over the (K, L) sweep; dense as a flat reference line. */
+export function scoreVsBudgetSvg(points: SweepPoint[], dense: MethodScores, metric: 'es' | 'em' | 'code_sim', title: string): string {
+  const methods = [...new Set(points.map((p) => p.method))];
+  const series = methods.map((m) => ({
+    name: m,
+    points: points.filter((p) => p.method === m).map((p) => [100 * p.scores.sampled_fraction, p.scores[metric]] as [number, number]).sort((a, b) => a[0] - b[0]),
+  }));
+  const xs = points.map((p) => 100 * p.scores.sampled_fraction);
+  const lo = Math.min(...xs), hi = Math.max(...xs);
+  series.unshift({ name: 'dense (100%)', points: [[lo, dense[metric]], [hi, dense[metric]]] });
+  const label = { es: 'Edit Similarity', em: 'Exact Match', code_sim: 'code_sim' }[metric];
+  return lineChart(series, { title, xLabel: 'keys attended, % of indexed (mean over sampled heads/steps)', yLabel: `${label} (0-100)`, logX: hi / lo > 3 });
+}
+
+/** Mean relative error per flatness bin (entropy / ln n), one line per method label. */
+export function errorVsEntropySvg(rows: HeadRow[], labels: string[], title: string, bins = 10): string {
+  const series = labels.map((l) => {
+    const pts: Array<[number, number]> = [];
+    for (let b = 0; b < bins; b++) {
+      const lo = b / bins, hi = (b + 1) / bins;
+      const sel = rows.filter((r) => r.flatness >= lo && (r.flatness < hi || (b === bins - 1 && r.flatness <= 1 + 1e-9)));
+      if (sel.length >= 3) pts.push([(lo + hi) / 2, sel.reduce((s, r) => s + r.error[l], 0) / sel.length]);
+    }
+    return { name: l, points: pts };
+  });
+  return lineChart(series, { title, xLabel: 'head flatness: entropy of exact attention / ln n (binned)', yLabel: 'mean relative L2 error of attention output', logY: true });
+}
+
+/** Every head-step as a point (flatness, error) for a few labels. */
+export function errorScatterSvg(rows: HeadRow[], labels: string[], title: string): string {
+  const series = labels.map((l) => ({ name: l, markersOnly: true, points: rows.map((r) => [r.flatness, Math.max(1e-5, r.error[l])] as [number, number]) }));
+  return lineChart(series, { title, xLabel: 'head flatness: entropy / ln n', yLabel: 'relative L2 error (log)', logY: true, width: 720, height: 440 });
+}
