@@ -93,7 +93,9 @@ export class ModelRunner {
         const q = out[io.q].data as Float32Array;
         const k = out[io.k].data as Float32Array;
         const v = out[io.v].data as Float32Array;
-        attention.forward(step.pre, q, k, v, n, attnOut);
+        // forwardAsync: a decode step's query hashing (MagicPIG) runs as an ONNX graph; prefill chunks and dense
+        // attention go straight through forward().
+        await attention.forwardAsync(step.pre, q, k, v, n, attnOut);
       }
     }
     if (!wantLogits) return undefined;
