@@ -17,6 +17,33 @@ export interface Definition {
   exported: boolean;
   /** `export default ...` */
   isDefault: boolean;
+  /** A class's methods and fields (line ranges as above), so its signature view can list its API. */
+  members?: Member[];
+}
+
+export interface Member {
+  startLine: number;
+  headerEndLine: number;
+  endLine: number;
+}
+
+/** Methods and fields of a class body; comments and punctuation skipped. */
+function classMembers(body: Node, lang: CodeLanguage): Member[] {
+  const out: Member[] = [];
+  for (const m of body.namedChildren) {
+    if (!m || m.type === 'comment') continue;
+    const def = m.type === 'decorated_definition' ? m.childForFieldName('definition') : m;
+    const inner = def?.childForFieldName('body');
+    const start = m.startPosition.row;
+    const end = m.endPosition.row;
+    let headerEnd = end;
+    if (inner && inner.startPosition.row <= end) {
+      // Python blocks start on the line after the colon; a brace block opens on the signature's last line.
+      headerEnd = lang === 'python' ? Math.max(def!.startPosition.row, inner.startPosition.row - 1) : inner.startPosition.row;
+    }
+    out.push({ startLine: start, headerEndLine: Math.min(headerEnd, end), endLine: end });
+  }
+  return out;
 }
 
 const jsKinds: Record<string, Definition['kind']> = {
@@ -53,7 +80,8 @@ function jsDefinition(node: Node, exported: boolean, isDefault: boolean): Omit<D
   const endLine = node.endPosition.row;
   // A type's body is its definition; only bodies of code get elided.
   const elidable = body && (kind === 'function' || kind === 'class' || kind === 'namespace');
-  return { name, kind, endLine, headerEndLine: elidable ? body!.startPosition.row : endLine, exported, isDefault };
+  const members = kind === 'class' && body ? classMembers(body, 'typescript') : undefined;
+  return { name, kind, endLine, headerEndLine: elidable ? body!.startPosition.row : endLine, exported, isDefault, members };
 }
 
 function pythonDefinition(node: Node): Omit<Definition, 'startLine'> | undefined {
@@ -65,7 +93,9 @@ function pythonDefinition(node: Node): Omit<Definition, 'startLine'> | undefined
     const name = def.childForFieldName('name')?.text ?? '';
     // The header ends on the line of the colon: the line before the body, unless the body shares the line.
     const headerEndLine = body ? Math.max(def.startPosition.row, body.startPosition.row - 1) : endLine;
-    return { name, kind: def.type === 'class_definition' ? 'class' : 'function', endLine, headerEndLine, exported: !name.startsWith('_'), isDefault: false };
+    const isClass = def.type === 'class_definition';
+    const members = isClass && body ? classMembers(body, 'python') : undefined;
+    return { name, kind: isClass ? 'class' : 'function', endLine, headerEndLine, exported: !name.startsWith('_'), isDefault: false, members };
   }
   if (def.type === 'expression_statement') {
     const assign = def.namedChildren[0];
@@ -116,14 +146,33 @@ export function topLevelDefinitions(text: string, lang: CodeLanguage): Promise<D
 const indentOf = (line: string) => /^\s*/.exec(line)![0];
 const closesBlock = (line: string) => /^\s*[)\]}]+[;,]?\s*$/.test(line);
 
-/** A definition reduced to its signature: header lines, an elision line, and the closing bracket line if any. */
-function stubLines(lines: string[], d: Definition, lang: CodeLanguage): string[] {
-  if (d.headerEndLine >= d.endLine) return lines.slice(d.startLine, d.endLine + 1);
-  const head = lines.slice(d.startLine, d.headerEndLine + 1);
-  const bodyIndent = indentOf(lines[d.headerEndLine + 1] ?? '') || indentOf(lines[d.headerEndLine]) + '    ';
+/** Signature lines of a range, an elision line at body depth, and the closing bracket line if there is one. */
+function signature(lines: string[], start: number, headerEnd: number, end: number, lang: CodeLanguage): string[] {
+  if (headerEnd >= end) return lines.slice(start, end + 1);
+  const head = lines.slice(start, headerEnd + 1);
+  const bodyIndent = indentOf(lines[headerEnd + 1] ?? '') || indentOf(lines[headerEnd]) + '    ';
   const elision = lang === 'python' ? `${bodyIndent}...` : `${bodyIndent}${lineComment(lang)} ...`;
+  const last = lines[end];
+  return closesBlock(last) && end > headerEnd + 1 ? [...head, elision, last] : [...head, elision];
+}
+
+/**
+ * A definition reduced to its signature. A class keeps its members' signatures (and short fields), so the model
+ * still sees the API it can call.
+ */
+function stubLines(lines: string[], d: Definition, lang: CodeLanguage): string[] {
+  if (!d.members?.length || d.headerEndLine >= d.endLine) return signature(lines, d.startLine, d.headerEndLine, d.endLine, lang);
+  const out = lines.slice(d.startLine, d.headerEndLine + 1);
+  for (const m of d.members) {
+    if (m.startLine <= d.headerEndLine) continue; // a member on the class's own line (one-line classes)
+    if (m.headerEndLine >= m.endLine) {
+      // Fields and docstrings: short ones as they are, long ones by their first line.
+      out.push(...(m.endLine - m.startLine < 2 ? lines.slice(m.startLine, m.endLine + 1) : [lines[m.startLine]]));
+    } else out.push(...signature(lines, m.startLine, m.headerEndLine, m.endLine, lang));
+  }
   const last = lines[d.endLine];
-  return closesBlock(last) ? [...head, elision, last] : [...head, elision];
+  if (closesBlock(last)) out.push(last);
+  return out;
 }
 
 /**

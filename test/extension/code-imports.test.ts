@@ -115,7 +115,11 @@ test('a too-large file shrinks to the wanted definitions whole and the others as
   assert.ok(py.includes('    def start(self, thing):'), py);
   assert.ok(py.length <= 250, py);
   assert.ok(!py.includes('return None'), py);
-  const sigs = await relevantDefinitions(read('py/pkg/core.py'), 'python', ['_private'], 200);
+  // An unwanted class keeps its methods' signatures (valid Python: each body is `...`).
+  const sigs = await relevantDefinitions(read('py/pkg/core.py'), 'python', ['_private'], 240);
   assert.ok(sigs.includes('def _private():\n    return None'), sigs);
-  assert.ok(sigs.includes('class Engine:\n    ...'), sigs);
+  assert.ok(sigs.includes('class Engine:\n    """Runs things."""\n    def __init__(self, options):\n        ...\n    def start(self, thing):\n        ...\n'), sigs);
+  assert.ok(!sigs.includes('self.options = options'), sigs);
+  const ts = await relevantDefinitions(read('src/util.ts'), 'typescript', ['slugify'], 900);
+  assert.ok(ts.includes('export class Stopwatch {\n  private start = Date.now();\n  elapsed(): number {\n    // ...\n  }\n  reset(): void {\n    // ...\n  }\n}'), ts);
 });
