@@ -2,6 +2,7 @@
 // through the engine client as $/cancelRequest; typing through a suggestion is served from the cache.
 import * as vscode from 'vscode';
 import type { CompleteResult } from '../../engine/protocol';
+import { isSecretPath, looksLikeSecret } from '../context/secrets';
 import type { WorkspaceContext } from '../context/workspace';
 import type { EngineClient } from '../engine/client';
 import type { SnoutSettings } from '../settings';
@@ -59,6 +60,8 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
       range = new vscode.Range(sel.range.start, pos.isAfter(sel.range.end) ? pos : sel.range.end);
       lead = sel.text;
     }
+    // A secret file gets no completions at all: its text would be the prompt.
+    if (isSecretPath(doc.uri.path) || looksLikeSecret(text)) return undefined;
     const before = text.slice(0, offset);
     const after = text.slice(offset);
     const key = doc.uri.toString();
@@ -136,6 +139,7 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     const s = this.d.settings();
     const doc = editor.document;
     const model = this.d.engine.model;
+    if (isSecretPath(doc.uri.path) || looksLikeSecret(doc.getText())) return;
     if (!s.enabled || !s.languages.includes(doc.languageId) || !model || this.d.engine.state !== 'ready' || this.inFlight > 0) return;
     const offset = doc.offsetAt(editor.selection.active);
     const started = Date.now();

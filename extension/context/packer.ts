@@ -9,6 +9,7 @@ import { resolvedImports } from '../../engine/code/imports';
 import { fimWindow } from './fim';
 import type { WorkspaceFiles } from './files';
 import { rankFiles } from './rank';
+import { isSecretPath, looksLikeSecret } from './secrets';
 import type { Recency } from './recency';
 import { TokenEstimator } from './tokens';
 
@@ -199,7 +200,8 @@ export class ContextPacker {
   async packForQuestion(active: { path: string; text: string } | undefined, budget: PackBudget, questionChars = 0): Promise<{ files: RepoFile[]; sources: ContextSource[]; estimatedTokens: number }> {
     // The system prompt, the question and the chat template's framing come out of the same window.
     const total = Math.max(0, this.usable(budget) - this.estimator.estimate(questionChars) - 32);
-    const current = active && this.estimator.estimate(active.text.length) < total / 2 ? active : undefined;
+    // The active file joins the context only if it is not a secret itself (an open .env must not reach the prompt).
+    const current = active && !isSecretPath(active.path) && !looksLikeSecret(active.text) && this.estimator.estimate(active.text.length) < total / 2 ? active : undefined;
     const reserve = current ? this.cost(current.path, current.text) : 0;
     const req = active ?? { path: 'README.md', text: '' };
     const sel = await this.select(req, total - reserve, new Set(active ? [active.path] : []));

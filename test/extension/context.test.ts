@@ -198,6 +198,11 @@ test('packer: recently touched files move ahead; questions get the active file l
   const q = await packer.packForQuestion({ path: 'src/app.ts', text }, budget);
   assert.equal(q.files[q.files.length - 1].path, 'src/app.ts');
   assert.equal(q.files[0].path, 'src/util.ts');
+  // An open secret never joins the question's context, whatever its name.
+  const secret = await packer.packForQuestion({ path: 'notes/todo.md', text: '-----BEGIN RSA PRIVATE KEY-----\nx\n' }, budget);
+  assert.ok(!secret.files.some((f) => f.path === 'notes/todo.md' || f.text.includes('PRIVATE KEY')));
+  const env = await packer.packForQuestion({ path: '.env', text: 'TOKEN=1\n' }, budget);
+  assert.ok(!env.files.some((f) => f.path === '.env'));
 });
 
 test('token estimator calibrates slowly towards the engine count and stays bounded', () => {
