@@ -1,6 +1,7 @@
 // "Snout: Ask about repository": question → webview panel that streams the answer over the packed repository.
 import * as vscode from 'vscode';
-import type { ChatMessage } from '../../engine/protocol';
+import type { ChatMessage, CompleteResult } from '../../engine/protocol';
+import { cutAtSpecialToken, cutPartialSpecialToken } from '../completion/filters';
 import type { WorkspaceContext } from '../context/workspace';
 import type { EngineClient } from '../engine/client';
 import type { SnoutSettings } from '../settings';
@@ -89,16 +90,42 @@ export class AskPanel implements vscode.Disposable {
       await this.post({ type: 'start', question, files, estimatedTokens: packed.estimatedTokens });
       const messages: ChatMessage[] = [{ role: 'system', content: systemPrompt }, { role: 'user', content: question }];
       const started = Date.now();
-      let pending = '';
+      // The answer as the user sees it: `shown` characters of `full` have been posted. A special token (the model
+      // starting another file or turn) ends the answer and stops generation; a partial one at the end is held back.
+      let full = '';
+      let shown = 0;
+      let ended = false;
       let flush: NodeJS.Timeout | undefined;
+      const send = (final: boolean) => {
+        flush = undefined;
+        const clean = cutAtSpecialToken(full);
+        const visible = final || clean.length < full.length ? clean : cutPartialSpecialToken(clean);
+        if (visible.length > shown) void this.post({ type: 'token', text: visible.slice(shown) });
+        shown = Math.max(shown, visible.length);
+      };
       // Tokens are batched a little so a fast model does not flood the webview with one message per token.
       const onText = (t: string) => {
-        pending += t;
-        flush ??= setTimeout(() => { flush = undefined; const text = pending; pending = ''; void this.post({ type: 'token', text }); }, 30);
+        if (ended) return;
+        full += t;
+        if (cutAtSpecialToken(full).length < full.length) {
+          ended = true;
+          clearTimeout(flush);
+          send(true);
+          cts.cancel();
+          return;
+        }
+        flush ??= setTimeout(() => send(false), 30);
       };
-      const result = await this.engine.ask({ id: `ask${++this.seq}`, messages, files: packed.files, maxTokens }, cts.token, onText);
+      let result: CompleteResult;
+      try {
+        result = await this.engine.ask({ id: `ask${++this.seq}`, messages, files: packed.files, maxTokens }, cts.token, onText);
+      } catch (e) {
+        if (!ended) throw e;
+        result = { id: '', text: full, finishReason: 'stop', stats: { promptTokens: 0, cachedTokens: 0, truncatedTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: 'dense', sampledFraction: 1 } };
+      }
       clearTimeout(flush);
-      if (pending) await this.post({ type: 'token', text: pending });
+      send(true);
+      if (ended && result.finishReason === 'cancelled') result = { ...result, finishReason: 'stop' };
       const st = result.stats;
       const tps = st.decodeMs > 0 ? (1000 * st.decodeTokens) / st.decodeMs : 0;
       const summary = `${packed.files.length} files · prompt ${st.promptTokens} tokens (cached ${st.cachedTokens}, truncated ${st.truncatedTokens}) · ` +
