@@ -81,7 +81,10 @@ export class EngineClient {
   start(): Promise<ModelInfo> {
     if (this.disposed) return Promise.reject(new Error('engine client disposed'));
     if (this._state === 'ready' && this._model && this.connection) return Promise.resolve(this._model);
-    this.starting ??= this.spawnAndLoad().finally(() => { this.starting = undefined; });
+    if (!this.starting) {
+      const p: Promise<ModelInfo> = this.spawnAndLoad().finally(() => { if (this.starting === p) this.starting = undefined; });
+      this.starting = p;
+    }
     return this.starting;
   }
 
@@ -222,6 +225,9 @@ export class EngineClient {
     clearTimeout(this.restartTimer);
     const child = this.child;
     this.setState('stopped');
+    // A load in flight belongs to the process being stopped; the fresh start must not wait on it.
+    this.starting?.catch(() => {});
+    this.starting = undefined;
     if (child) await this.stopChild(child);
     return this.start();
   }

@@ -104,3 +104,20 @@ test('engine client: a folder that is not a model is an error state, not a resta
     await c.dispose();
   }
 });
+
+test('engine client: restart during a load gives a fresh, ready engine', { skip, timeout: 60_000 }, async () => {
+  const { c, lines } = client();
+  try {
+    const first = c.start();
+    first.catch(() => {});
+    await until(() => c.pid !== undefined);
+    const pid1 = c.pid;
+    const model = await c.restart();
+    assert.equal(c.state, 'ready');
+    assert.equal(model.modelDir, modelDir);
+    assert.notEqual(c.pid, pid1);
+    assert.equal(lines.filter((l) => l.startsWith('engine started (pid')).length, 2);
+  } finally {
+    await c.dispose();
+  }
+});
