@@ -71,9 +71,18 @@ const perFileFraming = 3;
 /** Repo name, FIM markers and slack for estimate error. */
 const promptFraming = 16;
 
+/** What an earlier epoch chose for a file: kept as the priority order while the file's imports stay the same. */
+interface Choice {
+  imports: string;
+  ranked: string[];
+}
+
 export class ContextPacker {
   private epoch: Epoch | undefined;
   private epochs = 0;
+  /** Per current file (most recent last): the previous ranked selection, so re-ranking after a save or a round trip
+   *  through other files reproduces the same prompt prefix and the engine's cache still covers it. */
+  private choices = new Map<string, Choice>();
 
   constructor(
     readonly store: WorkspaceFiles,
@@ -129,15 +138,19 @@ export class ContextPacker {
     // The current file keeps room to grow while the user types; at most half the window, so the repository always
     // gets the other half.
     const reserve = Math.min(Math.ceil(currentTokens * 1.1) + 64, Math.floor(total / 2));
-    const selected = await this.select(req, total - reserve, new Set([req.path]));
-    return { key, id: ++this.epochs, reserve, ...selected };
+    const previous = this.choices.get(req.path);
+    const selected = await this.select(req, total - reserve, new Set([req.path]), previous);
+    this.choices.delete(req.path);
+    this.choices.set(req.path, { imports: selected.importKey, ranked: selected.sources.filter((x) => x.kind === 'ranked').map((x) => x.path) });
+    if (this.choices.size > 32) this.choices.delete(this.choices.keys().next().value!);
+    return { key, id: ++this.epochs, reserve, files: selected.files, sources: selected.sources, filesTokens: selected.filesTokens, filesChars: selected.filesChars };
   }
 
   /**
    * Imported files first (whole, or shrunk to the definitions the importer names), then the rest by rank, each
    * while it fits `budget` tokens.
    */
-  private async select(req: { path: string; text: string; language?: CodeLanguage }, budget: number, exclude: Set<string>) {
+  private async select(req: { path: string; text: string; language?: CodeLanguage }, budget: number, exclude: Set<string>, previous?: Choice) {
     const files: RepoFile[] = [];
     const sources: ContextSource[] = [];
     let used = 0;
@@ -178,7 +191,16 @@ export class ContextPacker {
     const candidates = this.store.list().map((f) => f.path).filter((p) => !exclude.has(p));
     const ranked = rankFiles({ current: req.path, candidates, recency: (p) => this.recency.rank(p) });
     // Files two import hops away go first among the rest; the ranking decides within each group.
-    const ordered = [...ranked.filter((p) => secondHop.has(p)), ...ranked.filter((p) => !secondHop.has(p))];
+    let ordered = [...ranked.filter((p) => secondHop.has(p)), ...ranked.filter((p) => !secondHop.has(p))];
+    // Same imports as last time for this file: keep last time's order (recency moved, but a stable prefix is worth
+    // more than a slightly better order), then anything new by rank.
+    const importKey = imports.flatMap((i) => i.files).join('|');
+    if (previous && previous.imports === importKey) {
+      const still = new Set(ordered);
+      const kept = previous.ranked.filter((p) => still.has(p));
+      const keptSet = new Set(kept);
+      ordered = [...kept, ...ordered.filter((p) => !keptSet.has(p))];
+    }
     let examined = 0;
     for (const path of ordered) {
       if (budget - used < 32 || ++examined > 2000) break;
@@ -190,7 +212,7 @@ export class ContextPacker {
       if (text === undefined || !text.trim()) continue;
       if (this.cost(path, text) <= budget - used) add(path, text, 'ranked', false);
     }
-    return { files, sources, filesTokens: used, filesChars: chars };
+    return { files, sources, filesTokens: used, filesChars: chars, importKey };
   }
 
   /**

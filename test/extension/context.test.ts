@@ -216,3 +216,32 @@ test('token estimator calibrates slowly towards the engine count and stays bound
   e.observe(1e6, 1);
   assert.ok(e.ratio <= 6);
 });
+
+test('packer: re-ranking a file keeps its previous order while its imports are unchanged; a new import re-ranks', async () => {
+  const { packer, budget } = await packerFor(1500);
+  const text = appText();
+  const first = await packer.pack({ path: 'src/app.ts', text, offset: 10 }, budget);
+  const rankedOf = (p: typeof first) => p.sources.filter((x) => x.kind === 'ranked').map((x) => x.path);
+  // The user visits other files (recency changes), then saves: a new epoch, but the same prompt prefix.
+  packer.recency.touch('py/pkg/helpers.py');
+  packer.recency.touch('docs/deploy.md');
+  await packer.pack({ path: 'py/main.py', text: readFileSync(path.join(repo, 'py/main.py'), 'utf8'), offset: 0 }, budget);
+  packer.invalidate();
+  const again = await packer.pack({ path: 'src/app.ts', text, offset: 10 }, budget);
+  assert.equal(again.reused, false);
+  assert.deepEqual(again.files.map((f) => f.path), first.files.map((f) => f.path));
+  // A fresh packer with the same recency would have ranked differently: the stickiness is what kept the order.
+  const fresh = await packerFor(1500);
+  fresh.packer.recency.touch('py/pkg/helpers.py');
+  fresh.packer.recency.touch('docs/deploy.md');
+  const freshPack = await fresh.packer.pack({ path: 'src/app.ts', text, offset: 10 }, budget);
+  assert.notDeepEqual(rankedOf(freshPack), rankedOf(first));
+  // A new import changes what matters: re-ranked from scratch (recency now counts).
+  const withImport = `${text}import { message } from './strings';\n`;
+  packer.invalidate();
+  const changed = await packer.pack({ path: 'src/app.ts', text: withImport, offset: 10 }, budget);
+  assert.ok(changed.sources.some((x) => x.kind === 'import' && x.path === 'src/strings.ts'));
+  fresh.packer.invalidate();
+  const freshChanged = await fresh.packer.pack({ path: 'src/app.ts', text: withImport, offset: 10 }, budget);
+  assert.deepEqual(changed.files.map((f) => f.path), freshChanged.files.map((f) => f.path));
+});
