@@ -22,6 +22,8 @@ export class ProgressNotifications implements vscode.Disposable {
       return;
     }
     let o = this.open.get(key);
+    // Requests cancelled mid-prefill never send a final progress: forget them after a while.
+    for (const [k, t] of this.firstSeen) if (Date.now() - t > 60_000) this.firstSeen.delete(k);
     if (!o) {
       if (p.kind !== 'load') {
         const first = this.firstSeen.get(key) ?? Date.now();
