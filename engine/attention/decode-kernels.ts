@@ -40,7 +40,9 @@ export class DecodeKernels {
   /** The last softmax's max logit and Σ exp(logit − max): its log-sum-exp is lastMax + log(lastZ). */
   lastMax = -Infinity;
   lastZ = 0;
-  counts = new Uint8Array(0);
+  /** Retrieval marks (see LshTables.retrieve) and the current query's generation (steps by 2). */
+  marks = new Uint32Array(0);
+  private gen = 2;
   scores = new Float32Array(0);
   work = new Float32Array(0);
 
@@ -50,9 +52,10 @@ export class DecodeKernels {
 
   /** Grow scratch to hold an index of `count` keys (only when the index grows). */
   reserve(count: number): void {
-    if (this.counts.length >= count) return;
-    const cap = Math.max(count, this.counts.length * 2, 1024);
-    this.counts = new Uint8Array(cap);
+    if (this.marks.length >= count) return;
+    const cap = Math.max(count, this.marks.length * 2, 1024);
+    this.marks = new Uint32Array(cap);
+    this.gen = 2;
     this.scores = new Float32Array(cap);
     this.work = new Float32Array(cap);
   }
@@ -71,7 +74,9 @@ export class DecodeKernels {
   retrieve(x: HeadInput, qCodes: Int32Array, qo: number, at: number): number {
     const t = x.index.tables;
     if (!t || t.count === 0) return 0;
-    return t.retrieve(qCodes, qo, this.counts, x.cache.ids, at);
+    this.gen += 2;
+    if (this.gen > 0xfffffff0) { this.marks.fill(0); this.gen = 2; }
+    return t.retrieve(qCodes, qo, this.marks, this.gen, x.cache.ids, at);
   }
 
   /**
@@ -170,5 +175,23 @@ export class DecodeKernels {
     if (m > 0) c.axpyIds(m);
     const inv = z > 0 ? 1 / z : 0;
     for (let j = 0; j < d; j++) out[oo + j] = c.o[j] * inv;
+  }
+}
+
+/**
+ * MagicPIG for the query heads of KV head g (one worker task): hash (unless codes are ready), retrieve, attend.
+ * Writes out rows and sampled[h] = |S| per query head.
+ */
+export function magicpigGroup(ker: DecodeKernels, cache: HeadCache, index: HeadIndex, g: number, H: number, G: number,
+  r: Ranges, K: number, L: number, q: Float32Array, codes: Int32Array, hash: ((q: Float32Array, qo: number, codes: Int32Array, co: number) => void) | null,
+  out: Float32Array, sampled: Int32Array): void {
+  const d = ker.d, group = H / G, x: HeadInput = { q, qo: 0, cache, index };
+  for (let h = g * group; h < (g + 1) * group; h++) {
+    x.qo = h * d;
+    const nT = ker.begin(x, r);
+    if (hash) hash(q, h * d, codes, h * L);
+    const m = ker.retrieve(x, codes, h * L, nT);
+    ker.magicpig(x, nT, m, K, L, out, h * d);
+    sampled[h] = m;
   }
 }

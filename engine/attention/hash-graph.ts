@@ -20,6 +20,8 @@ export function buildHashGraph(h: SimHash): Uint8Array {
 }
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
+/** Provider each setting resolved to (so a second graph on 'auto' does not retry and re-log a failed GPU). */
+const resolved = new Map<ProviderSetting, ProviderSetting>();
 
 export class KeyHashGraph {
   private constructor(private readonly session: ort.InferenceSession, readonly L: number, readonly d: number) {}
@@ -29,10 +31,14 @@ export class KeyHashGraph {
    * too small to split, and an idle pool's spinning threads would take CPU from the attention kernels.
    */
   static async create(h: SimHash, provider: ProviderSetting = 'auto', threads = 0): Promise<KeyHashGraph> {
-    const key = `${h.d}/${h.K}/${h.L}/${h.seed}/${provider}/${threads}`;
+    const setting = resolved.get(provider) ?? provider;
+    const key = `${h.d}/${h.K}/${h.L}/${h.seed}/${setting}/${threads}`;
     let s = sessions.get(key);
     if (!s) {
-      s = createSession(buildHashGraph(h), provider, { threads }).then((c) => c.session);
+      s = createSession(buildHashGraph(h), setting, { threads }).then((c) => {
+        resolved.set(provider, c.provider);
+        return c.session;
+      });
       sessions.set(key, s);
     }
     return new KeyHashGraph(await s, h.L, h.d);

@@ -31,8 +31,15 @@ export class HeadCache {
   private qOff = 0;
   private oOff = 0;
   readonly bytes: number;
+  /** The WebAssembly memory holding everything (SIMD path), shareable with worker threads. */
+  readonly memory: WebAssembly.Memory | null = null;
 
-  constructor(readonly dtype: KvDtype, readonly d: number, readonly capacity: number, prev?: HeadCache, length = 0) {
+  /**
+   * A new head of `capacity` tokens (copying `length` tokens from prev), or — with `attach` — a view of an existing
+   * head's memory (worker threads: same layout, same bytes, no copy).
+   */
+  constructor(readonly dtype: KvDtype, readonly d: number, readonly capacity: number, prev?: HeadCache, length = 0,
+    attach?: WebAssembly.Memory) {
     const useWasm = dtype === 'float32' && d % 8 === 0 && wasmModule() !== null;
     const kvBytes = capacity * d * (dtype === 'float32' ? 4 : 2);
     if (useWasm) {
@@ -43,7 +50,8 @@ export class HeadCache {
       this.kOff = align(this.logitsOff + 4 * capacity);
       this.vOff = align(this.kOff + kvBytes);
       const pages = Math.ceil((this.vOff + kvBytes) / 65536);
-      const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      const mem = attach ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      this.memory = mem;
       const buf = mem.buffer;
       this.wasm = instantiate(mem);
       this.keys = new Float32Array(buf, this.kOff, capacity * d);

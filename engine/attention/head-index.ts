@@ -11,7 +11,7 @@ export class HeadIndex {
   /** k̄ (spec §2), fixed at the first fold and kept for later folds (new keys are shifted by the same k̄). */
   kbar: Float32Array | null = null;
   /** |k̃_i| for indexed token i (indexed by absolute position; capacity grows by doubling). */
-  norms = new Float32Array(0);
+  norms: Float32Array<ArrayBufferLike> = new Float32Array(0);
   tables: LshTables | null = null;
   /** Quest: per page of PAGE indexed keys, channel-wise min and max, [pages, d]. Valid for `pagesValid` pages. */
   pageMin = new Float32Array(0);
@@ -22,7 +22,7 @@ export class HeadIndex {
 
   ensureNorms(capacity: number): void {
     if (this.norms.length >= capacity) return;
-    const n = new Float32Array(Math.max(capacity, this.norms.length * 2));
+    const n = new Float32Array(new SharedArrayBuffer(4 * Math.max(capacity, this.norms.length * 2))); // shared with workers
     n.set(this.norms);
     this.norms = n;
   }

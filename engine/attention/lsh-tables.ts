@@ -5,15 +5,27 @@
 // Layout: ids[l·count + p] for table l; bucket c of table l is p ∈ [offsets[l·(B+1) + c], offsets[l·(B+1) + c + 1]).
 // Indexed ids are the contiguous range [base, base + count) of token positions.
 
+/** Int32Array on a SharedArrayBuffer, so attention worker threads read the tables in place. */
+const sharedInt32 = (n: number) => new Int32Array(new SharedArrayBuffer(Math.max(4, 4 * n)));
+
 export class LshTables {
   readonly B: number;
   count = 0;
-  offsets: Int32Array;
-  ids = new Int32Array(0);
+  offsets: Int32Array<ArrayBufferLike>;
+  ids: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
   constructor(readonly K: number, readonly L: number, readonly base: number) {
     this.B = 1 << K;
-    this.offsets = new Int32Array(L * (this.B + 1));
+    this.offsets = sharedInt32(L * (this.B + 1));
+  }
+
+  /** A view of another thread's tables (the arrays are SharedArrayBuffers). */
+  static attach(K: number, L: number, base: number, count: number, offsets: Int32Array, ids: Int32Array): LshTables {
+    const t = new LshTables(K, L, base);
+    t.count = count;
+    t.offsets = offsets;
+    t.ids = ids;
+    return t;
   }
 
   /**
@@ -23,8 +35,8 @@ export class LshTables {
   fold(codes: Uint16Array | Int32Array, n: number): void {
     const { L, B } = this;
     const oldCount = this.count, newCount = oldCount + n, first = this.base + oldCount;
-    const ids = new Int32Array(L * newCount);
-    const offsets = new Int32Array(L * (B + 1));
+    const ids = sharedInt32(L * newCount);
+    const offsets = sharedInt32(L * (B + 1));
     const hist = new Int32Array(B + 1);
     for (let l = 0; l < L; l++) {
       hist.fill(0);
@@ -53,8 +65,8 @@ export class LshTables {
     const keep = Math.max(0, Math.min(this.count, end - this.base));
     if (keep === this.count) return;
     const { L, B } = this;
-    const ids = new Int32Array(L * keep);
-    const offsets = new Int32Array(L * (B + 1));
+    const ids = sharedInt32(L * keep);
+    const offsets = sharedInt32(L * (B + 1));
     for (let l = 0; l < L; l++) {
       const ob = l * (B + 1), src = l * this.count, dst = l * keep;
       let w = 0;
@@ -73,26 +85,23 @@ export class LshTables {
   }
 
   /**
-   * Ids colliding with qCodes in at least 2 tables, in emission order, into out from index `at`; returns how many. `counts` is
-   * scratch of at least `count` bytes, all zero on entry and left zero on exit.
+   * Ids colliding with qCodes in at least 2 tables, in emission order, into out from index `at`; returns how many.
+   * `marks` (≥ count entries, per thread) records per key the last query that touched it: marks = gen after one
+   * collision, gen + 1 once emitted. Callers pass a gen larger than every earlier gen + 1 (they step by 2), so no
+   * clearing pass is needed (one walk of the buckets, not two).
    */
-  retrieve(qCodes: Int32Array, qo: number, counts: Uint8Array, out: Int32Array, at = 0): number {
+  retrieve(qCodes: Int32Array, qo: number, marks: Uint32Array, gen: number, out: Int32Array, at = 0): number {
     const { L, B, ids, offsets, count, base } = this;
+    const emitted = gen + 1;
     let m = at;
     for (let l = 0; l < L; l++) {
       const ob = l * (B + 1) + qCodes[qo + l], t = l * count;
       for (let p = offsets[ob], e = offsets[ob + 1]; p < e; p++) {
         const id = ids[t + p], j = id - base;
-        const c = counts[j];
-        if (c < 2) { // saturate at 2: emitted exactly once, no wrap-around for L > 255
-          counts[j] = c + 1;
-          if (c === 1) out[m++] = id;
-        }
+        const v = marks[j];
+        if (v === gen) { marks[j] = emitted; out[m++] = id; } // second collision: emit once
+        else if (v !== emitted) marks[j] = gen; // first collision this query
       }
-    }
-    for (let l = 0; l < L; l++) {
-      const ob = l * (B + 1) + qCodes[qo + l], t = l * count;
-      for (let p = offsets[ob], e = offsets[ob + 1]; p < e; p++) counts[ids[t + p] - base] = 0;
     }
     return m - at;
   }

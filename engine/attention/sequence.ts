@@ -14,8 +14,9 @@ import { KvStore } from './kv-store';
 import { DenseKernel } from './dense';
 import { HeadIndex, PAGE } from './head-index';
 import { LshTables } from './lsh-tables';
-import { SimHash } from './simhash';
-import { DecodeKernels, type HeadInput, type Ranges } from './decode-kernels';
+import { simhashFor, type SimHash } from './simhash';
+import { DecodeKernels, magicpigGroup, type HeadInput, type Ranges } from './decode-kernels';
+import { attentionPool, JobField } from './worker-pool';
 
 interface LayerState {
   kv: KvStore;
@@ -24,13 +25,6 @@ interface LayerState {
   indexedEnd: number;
 }
 
-const simhashes = new Map<string, SimHash>();
-export function simhashFor(d: number, K: number, L: number, seed: number): SimHash {
-  const key = `${d}/${K}/${L}/${seed}`;
-  let h = simhashes.get(key);
-  if (!h) simhashes.set(key, (h = new SimHash(d, K, L, seed)));
-  return h;
-}
 
 export class Sequence implements SequenceAttention {
   private config: AttentionConfig;
@@ -145,6 +139,11 @@ export class Sequence implements SequenceAttention {
     if (method === 'quest' && count > 0) {
       for (const hi of st.heads) hi.updatePages(st.kv, r.sinks, st.indexedEnd, this.row);
     }
+    const threads = this.threads();
+    if (threads > 1 && method === 'magicpig' && count > 0 && st.kv.heads.every((c) => c.simd)) {
+      this.decodeThreaded(st, q, out, threads, count);
+      return;
+    }
     const group = H / G, prof = this.profiling ? this.profile : null;
     for (let h = 0; h < H; h++) {
       const g = (h / group) | 0;
@@ -183,6 +182,44 @@ export class Sequence implements SequenceAttention {
         prof.exactKeys += nT;
         prof.heads++;
       }
+    }
+  }
+
+  /** Threads for a decode step: config.threads, overridden by env SNOUT_ATTENTION_THREADS. */
+  private threads(): number {
+    const env = Number(process.env.SNOUT_ATTENTION_THREADS);
+    return Math.max(1, Math.floor(Number.isFinite(env) && env > 0 ? env : this.config.threads ?? 1));
+  }
+
+  /** A MagicPIG step split by KV head over the main thread and threads − 1 workers (worker-pool.ts). */
+  private decodeThreaded(st: LayerState, q: Float32Array, out: Float32Array, threads: number, count: number): void {
+    const { numHeads: H, numKvHeads: G, headDim: d } = this.shape;
+    const { K, L, seed } = this.config;
+    const pool = attentionPool(threads - 1);
+    pool.ensure(H, d, L);
+    const job = pool.job, layer = this.layers.indexOf(st);
+    pool.q.set(q.subarray(0, H * d));
+    if (this.stepCodes) pool.codes.set(this.stepCodes.subarray(0, H * L));
+    job[JobField.Layer] = layer; job[JobField.Heads] = H; job[JobField.KvHeads] = G; job[JobField.HeadDim] = d;
+    job[JobField.Sinks] = this.ranges.sinks; job[JobField.IndexedEnd] = this.ranges.indexedEnd; job[JobField.Length] = this.ranges.length;
+    job[JobField.K] = K; job[JobField.L] = L; job[JobField.Seed] = seed; job[JobField.CodesReady] = this.stepCodes ? 1 : 0;
+    job[JobField.Threads] = threads;
+    for (let g = 0; g < G; g++) if (g % threads !== 0) pool.share((g % threads) - 1, layer, g, st.kv.heads[g], st.heads[g]);
+    pool.start();
+    const hasher = this.simhash();
+    const hash = this.stepCodes ? null : hasher.hashInto.bind(hasher);
+    const sampled = pool.sampled as Int32Array, codes = pool.codes as Int32Array;
+    for (let g = 0; g < G; g += threads) {
+      magicpigGroup(this.kernels, st.kv.heads[g], st.heads[g], g, H, G, this.ranges, K, L, q, codes, hash, out, sampled);
+    }
+    pool.wait();
+    const group = H / G;
+    for (let g = 0; g < G; g++) {
+      if (g % threads !== 0) out.set(pool.out.subarray(g * group * d, (g + 1) * group * d) as Float32Array, g * group * d);
+    }
+    for (let h = 0; h < H; h++) {
+      this.sampledSum += sampled[h] / count;
+      this.sampledCount++;
     }
   }
 

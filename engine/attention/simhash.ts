@@ -83,3 +83,12 @@ export class SimHash {
     }
   }
 }
+
+const simhashes = new Map<string, SimHash>();
+/** One SimHash per (d, K, L, seed) per thread (W is a pure function of them). */
+export function simhashFor(d: number, K: number, L: number, seed: number): SimHash {
+  const key = `${d}/${K}/${L}/${seed}`;
+  let h = simhashes.get(key);
+  if (!h) simhashes.set(key, (h = new SimHash(d, K, L, seed)));
+  return h;
+}

@@ -25,6 +25,8 @@ export interface AttentionConfig {
   kvDtype: KvDtype;
   /** Seed of the SimHash Gaussian matrix. */
   seed: number;
+  /** Threads for a MagicPIG decode step (1 = the calling thread only; more = worker threads). Env SNOUT_ATTENTION_THREADS overrides. */
+  threads?: number;
 }
 
 export interface AttentionShape {
