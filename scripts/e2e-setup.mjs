@@ -10,7 +10,7 @@
 // As a script (`node scripts/e2e-setup.mjs`) it installs and prints the paths; .ci/run calls it before `npm test`
 // so the install shows up as its own step. test/e2e/ imports ensureE2eTools() and gets the same result.
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -94,6 +94,8 @@ function ensureCodeServer(node24) {
     && spawnSync(node24.node, [entry, '--version'], { encoding: 'utf8', env: { ...process.env, ...env } }).stdout?.includes(CODE_SERVER_VERSION);
   if (existsSync(stamp) && works()) return { entry, env };
   say(`installing code-server@${CODE_SERVER_VERSION} with Node ${NODE_MAJOR} into ${prefix} (builds native addons: minutes)`);
+  // No stamp: an interrupted or other-version install; npm would keep its half-built package, so start clean.
+  rmSync(prefix, { recursive: true, force: true });
   mkdirSync(prefix, { recursive: true });
   const ms = runLogged('npm', ['install', '--prefix', prefix, '--no-save', '--no-package-lock', '--no-audit', '--no-fund',
     '--foreground-scripts', `code-server@${CODE_SERVER_VERSION}`], { cwd: prefix, env, logFile: path.join(toolsDir, 'logs', 'code-server.log') });
