@@ -141,6 +141,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     const summary = { timings, latencies, medianLatencyMs: latencies.length ? median(latencies.map((l) => l.ms)) : null, report };
     writeFileSync(path.join(resultsDir, 'e2e-summary.json'), JSON.stringify(summary, null, 2));
     console.log(`  e2e summary: ${JSON.stringify({ timings, latencies })}`);
+    if (latencies.length) console.log(`  e2e: keystroke-to-ghost-text median ${summary.medianLatencyMs} ms over ${latencies.length} samples`);
     if (tmp && !process.env.SNOUT_E2E_KEEP) rmSync(tmp, { recursive: true, force: true });
   });
 
