@@ -1,7 +1,7 @@
 // One KV head's slice of a layer's cache: keys and values [capacity, headDim] plus the decode-step workspace
 // (query, gathered ids, their logits/weights, an output accumulator) — all in one memory so the WebAssembly SIMD
-// kernels read the cache in place. Float32 with headDim % 8 == 0: a shared WebAssembly.Memory; otherwise (bf16, odd
-// dims, no SIMD) plain SharedArrayBuffers and the TypeScript kernels. Growth makes a new, larger memory and copies K
+// kernels read the cache in place. headDim % 8 == 0 (float32 or bfloat16): a shared WebAssembly.Memory; otherwise
+// (odd dims, no SIMD) plain SharedArrayBuffers and the TypeScript kernels. Growth makes a new, larger memory and copies K
 // and V once (capacity doubles, so total copying stays O(n)); the old memory is dropped.
 import type { KvDtype } from './types';
 import { instantiate, wasmModule, type WasmKernels } from './wasm-kernels';
@@ -31,6 +31,7 @@ export class HeadCache {
   private qOff = 0;
   private oOff = 0;
   readonly bytes: number;
+  private readonly bf16: boolean;
   /** The WebAssembly memory holding everything (SIMD path), shareable with worker threads. */
   readonly memory: WebAssembly.Memory | null = null;
 
@@ -40,7 +41,8 @@ export class HeadCache {
    */
   constructor(readonly dtype: KvDtype, readonly d: number, readonly capacity: number, prev?: HeadCache, length = 0,
     attach?: WebAssembly.Memory) {
-    const useWasm = dtype === 'float32' && d % 8 === 0 && wasmModule() !== null;
+    const useWasm = d % 8 === 0 && wasmModule() !== null;
+    this.bf16 = dtype === 'bfloat16';
     const kvBytes = capacity * d * (dtype === 'float32' ? 4 : 2);
     if (useWasm) {
       this.qOff = 64;
@@ -54,8 +56,8 @@ export class HeadCache {
       this.memory = mem;
       const buf = mem.buffer;
       this.wasm = instantiate(mem);
-      this.keys = new Float32Array(buf, this.kOff, capacity * d);
-      this.values = new Float32Array(buf, this.vOff, capacity * d);
+      this.keys = dtype === 'float32' ? new Float32Array(buf, this.kOff, capacity * d) : new Uint16Array(buf, this.kOff, capacity * d);
+      this.values = dtype === 'float32' ? new Float32Array(buf, this.vOff, capacity * d) : new Uint16Array(buf, this.vOff, capacity * d);
       this.ids = new Int32Array(buf, this.idsOff, capacity);
       this.logits = new Float32Array(buf, this.logitsOff, capacity);
       this.q = new Float32Array(buf, this.qOff, d);
@@ -80,17 +82,23 @@ export class HeadCache {
 
   /** logits[j] = q · K[ids[j]] for j < m (unscaled). */
   dotsIds(m: number): void {
-    if (this.wasm) return this.wasm.dotsIds(this.qOff, this.kOff, this.idsOff, this.logitsOff, m, 4 * this.d);
+    if (this.wasm) {
+      if (this.bf16) return this.wasm.dotsIds16(this.qOff, this.kOff, this.idsOff, this.logitsOff, m, 2 * this.d);
+      return this.wasm.dotsIds(this.qOff, this.kOff, this.idsOff, this.logitsOff, m, 4 * this.d);
+    }
     for (let j = 0; j < m; j++) this.logits[j] = dotRow(this.q, 0, this.keys, this.ids[j], this.d);
   }
 
   /** logits[j] = q · K[start + j] for j < m (unscaled). */
   dotsRange(start: number, m: number): void {
-    if (this.wasm) return this.wasm.dotsRange(this.qOff, this.kOff, start, this.logitsOff, m, 4 * this.d);
+    if (this.wasm) {
+      if (this.bf16) return this.wasm.dotsRange16(this.qOff, this.kOff, start, this.logitsOff, m, 2 * this.d);
+      return this.wasm.dotsRange(this.qOff, this.kOff, start, this.logitsOff, m, 4 * this.d);
+    }
     for (let j = 0; j < m; j++) this.logits[j] = dotRow(this.q, 0, this.keys, start + j, this.d);
   }
 
-  /** True when the WebAssembly kernels serve this head (float32, headDim % 8 == 0, SIMD available). */
+  /** True when the WebAssembly kernels serve this head (headDim % 8 == 0 and SIMD available). */
   get simd(): boolean {
     return this.wasm !== null;
   }
@@ -102,7 +110,8 @@ export class HeadCache {
   attendPrefix(q: Float32Array, qo: number, end: number, scale: number, out: Float32Array, oo: number): void {
     const w = this.wasm!, d = this.d, logits = this.logits;
     this.q.set(q.subarray(qo, qo + d));
-    w.dotsRange(this.qOff, this.kOff, 0, this.logitsOff, end, 4 * d);
+    if (this.bf16) w.dotsRange16(this.qOff, this.kOff, 0, this.logitsOff, end, 2 * d);
+    else w.dotsRange(this.qOff, this.kOff, 0, this.logitsOff, end, 4 * d);
     let mx = -Infinity;
     for (let j = 0; j < end; j++) {
       const s = logits[j] * scale;
@@ -116,14 +125,18 @@ export class HeadCache {
       z += e;
     }
     this.o.fill(0);
-    w.axpyRange(this.oOff, this.vOff, 0, this.logitsOff, end, 4 * d);
+    if (this.bf16) w.axpyRange16(this.oOff, this.vOff, 0, this.logitsOff, end, 2 * d);
+    else w.axpyRange(this.oOff, this.vOff, 0, this.logitsOff, end, 4 * d);
     const inv = 1 / z;
     for (let c = 0; c < d; c++) out[oo + c] = this.o[c] * inv;
   }
 
   /** o += Σ_j logits[j] · V[ids[j]] for j < m (logits hold the weights by then). */
   axpyIds(m: number): void {
-    if (this.wasm) return this.wasm.axpyIds(this.oOff, this.vOff, this.idsOff, this.logitsOff, m, 4 * this.d);
+    if (this.wasm) {
+      if (this.bf16) return this.wasm.axpyIds16(this.oOff, this.vOff, this.idsOff, this.logitsOff, m, 2 * this.d);
+      return this.wasm.axpyIds(this.oOff, this.vOff, this.idsOff, this.logitsOff, m, 4 * this.d);
+    }
     const d = this.d, o = this.o, V = this.values;
     for (let j = 0; j < m; j++) {
       const w = this.logits[j], vo = this.ids[j] * d;

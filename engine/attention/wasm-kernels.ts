@@ -3,7 +3,7 @@
 //   axpy:  o += Σ_j w[j] · V[row_j]        (weighted sum of a gathered set of values)
 // with rows given either as an id list or as a contiguous range. They run on one KV head's WebAssembly.Memory
 // (see kv-store.ts), so the cache is read in place. Measured ~3-4× the TypeScript loops (bench attention).
-// Requires headDim % 8 == 0 and float32 storage; otherwise the TypeScript kernels are used.
+// Requires headDim % 8 == 0 (float32 or bfloat16 storage); otherwise the TypeScript kernels are used.
 
 const I32 = 0x7f, V128 = 0x7b;
 
@@ -45,6 +45,9 @@ const v128zero = simd(12, ...new Array(16).fill(0));
 const f32x4splat = simd(19), f32x4add = simd(228), f32x4mul = simd(230);
 const lane = (i: number) => simd(31, i);
 const f32add = [0x92];
+// bf16 → f32: zero-extend 4 of the 8 u16 lanes to i32 and shift them into the top half (one shift, as in kv-store).
+const extendLowU = simd(169), extendHighU = simd(170), i32x4shl = simd(171);
+const widenLow = [...extendLowU, ...i32c(16), ...i32x4shl], widenHigh = [...extendHighU, ...i32c(16), ...i32x4shl];
 /** for (i = 0; i < limit; i += step) body — as block/loop/br_if. */
 const forLoop = (i: number, limit: number[], step: number, body: number[]) => [
   ...i32c(0), ...set(i),
@@ -57,7 +60,7 @@ const forLoop = (i: number, limit: number[], step: number, body: number[]) => [
 
 // Every kernel: (a, base, rows, w, m, rowBytes) → (), params 0..5; locals 6 = j, 7 = row, 8 = c, 9/10 = v128.
 const P = { a: 0, base: 1, rows: 2, w: 3, m: 4, rowBytes: 5 } as const;
-const J = 6, ROW = 7, C = 8, A0 = 9, A1 = 10;
+const J = 6, ROW = 7, C = 8, A0 = 9, A1 = 10, TMP = 11;
 
 /** row = base + (ids ? ids[j] : rows + j) · rowBytes */
 function rowAddress(ids: boolean): number[] {
@@ -103,9 +106,45 @@ function axpyBody(ids: boolean): number[] {
   return forLoop(J, get(P.m), 1, perRow);
 }
 
+/** dots over bfloat16 rows (rowBytes = 2·d): 8 keys' channels per 16-byte load, q read at twice the offset. */
+function dotsBf16Body(ids: boolean): number[] {
+  const qAddr = [...get(P.a), ...get(C), ...i32c(1), ...shl, ...add];
+  const perRow = [
+    ...rowAddress(ids),
+    ...v128zero, ...set(A0), ...v128zero, ...set(A1),
+    ...forLoop(C, get(P.rowBytes), 16, [
+      ...get(ROW), ...get(C), ...add, ...v128load(0), ...set(TMP),
+      ...get(A0), ...qAddr, ...v128load(0), ...get(TMP), ...widenLow, ...f32x4mul, ...f32x4add, ...set(A0),
+      ...get(A1), ...qAddr, ...v128load(16), ...get(TMP), ...widenHigh, ...f32x4mul, ...f32x4add, ...set(A1),
+    ]),
+    ...get(P.w), ...get(J), ...i32c(2), ...shl, ...add,
+    ...get(A0), ...get(A1), ...f32x4add, ...set(A0),
+    ...get(A0), ...lane(0), ...get(A0), ...lane(1), ...f32add, ...get(A0), ...lane(2), ...f32add, ...get(A0), ...lane(3), ...f32add,
+    ...f32store,
+  ];
+  return forLoop(J, get(P.m), 1, perRow);
+}
+
+/** axpy over bfloat16 rows: o (float32) += w · widen(row). */
+function axpyBf16Body(ids: boolean): number[] {
+  const oAddr = [...get(P.a), ...get(C), ...i32c(1), ...shl, ...add];
+  const perRow = [
+    ...rowAddress(ids),
+    ...get(P.w), ...get(J), ...i32c(2), ...shl, ...add, ...f32load, ...f32x4splat, ...set(A0),
+    ...forLoop(C, get(P.rowBytes), 16, [
+      ...get(ROW), ...get(C), ...add, ...v128load(0), ...set(TMP),
+      ...oAddr, ...oAddr, ...v128load(0), ...get(A0), ...get(TMP), ...widenLow, ...f32x4mul, ...f32x4add, ...v128store(0),
+      ...oAddr, ...oAddr, ...v128load(16), ...get(A0), ...get(TMP), ...widenHigh, ...f32x4mul, ...f32x4add, ...v128store(16),
+    ]),
+  ];
+  return forLoop(J, get(P.m), 1, perRow);
+}
+
 const kernels: [string, number[]][] = [
   ['dotsIds', dotsBody(true)], ['dotsRange', dotsBody(false)],
   ['axpyIds', axpyBody(true)], ['axpyRange', axpyBody(false)],
+  ['dotsIds16', dotsBf16Body(true)], ['dotsRange16', dotsBf16Body(false)],
+  ['axpyIds16', axpyBf16Body(true)], ['axpyRange16', axpyBf16Body(false)],
 ];
 
 function moduleBytes(): Uint8Array {
@@ -115,7 +154,7 @@ function moduleBytes(): Uint8Array {
   const funcs = section(3, vec(kernels.map(() => [0])));
   const exports = section(7, vec(kernels.map(([name], i) => [...str(name), 0x00, ...uleb(i)])));
   const code = section(10, vec(kernels.map(([, body]) => {
-    const fn = [...vec([[3, I32], [2, V128]]), ...body, 0x0b];
+    const fn = [...vec([[3, I32], [3, V128]]), ...body, 0x0b];
     return [...uleb(fn.length), ...fn];
   })));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
@@ -130,6 +169,11 @@ export interface WasmKernels {
   axpyIds(o: number, base: number, ids: number, w: number, m: number, rowBytes: number): void;
   /** o += Σ_j w[j] · row(start + j). */
   axpyRange(o: number, base: number, start: number, w: number, m: number, rowBytes: number): void;
+  /** The same four over bfloat16 rows (rowBytes = 2·d); q and o stay float32. */
+  dotsIds16(q: number, base: number, ids: number, out: number, m: number, rowBytes: number): void;
+  dotsRange16(q: number, base: number, start: number, out: number, m: number, rowBytes: number): void;
+  axpyIds16(o: number, base: number, ids: number, w: number, m: number, rowBytes: number): void;
+  axpyRange16(o: number, base: number, start: number, w: number, m: number, rowBytes: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;

@@ -19,6 +19,7 @@ export interface HeadMessage {
   layer: number;
   g: number;
   mem: WebAssembly.Memory;
+  dtype: 'float32' | 'bfloat16';
   d: number;
   capacity: number;
   K: number;
@@ -96,7 +97,7 @@ export class AttentionPool {
     if (prev && prev.every((x, i) => x === marks[i])) return;
     w.sent.set(key, marks);
     const msg: HeadMessage = {
-      type: 'head', layer, g, mem: cache.memory!, d: cache.d, capacity: cache.capacity, K: t.K, L: t.L, base: t.base,
+      type: 'head', layer, g, mem: cache.memory!, dtype: cache.dtype, d: cache.d, capacity: cache.capacity, K: t.K, L: t.L, base: t.base,
       count: t.count, offsets: t.offsets, ids: t.ids, norms: index.norms,
     };
     w.port.postMessage(msg);

@@ -19,7 +19,7 @@ function drain(): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const msg = m.message as HeadMessage | BufferMessage;
     if (msg.type === 'buffers') { buffers = msg; continue; }
-    const cache = new HeadCache('float32', msg.d, msg.capacity, undefined, 0, msg.mem);
+    const cache = new HeadCache(msg.dtype, msg.d, msg.capacity, undefined, 0, msg.mem);
     const index = new HeadIndex(msg.g, msg.d);
     index.norms = msg.norms;
     index.tables = LshTables.attach(msg.K, msg.L, msg.base, msg.count, msg.offsets, msg.ids);

@@ -173,3 +173,16 @@ test('prepare() (ONNX key hashing) and forwardAsync (ONNX query hashing) give th
   a.attn.forward(0, h.q, h.k.subarray(3 * d, 4 * d), h.v.subarray(3 * d, 4 * d), 1, out);
   assert.ok(errVsExact(out, exactOut(h, 4)) < 1e-5);
 });
+
+test('bfloat16 storage: magicpig with every key sampled (u = 1) equals dense over the same stored keys', () => {
+  const n = 400, h = head(n, 6);
+  const r = run(h, n, { method: 'magicpig', K: 1, L: 300, kvDtype: 'bfloat16' });
+  r.step();
+  assert.equal(r.attn.stats().sampledFraction, 1);
+  const sampled = Float32Array.from(r.out);
+  r.attn.truncate(n - 1);
+  r.attn.configure({ method: 'dense' });
+  r.step();
+  assert.ok(relErr(sampled, r.out) < 2e-4, `bf16 magicpig vs dense: ${relErr(sampled, r.out)}`);
+  assert.ok(errVsExact(r.out, exactOut(h, n)) < 2e-2, 'bf16 dense near the float64 reference');
+});

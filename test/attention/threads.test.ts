@@ -8,8 +8,8 @@ import { gaussians, rng } from './reference';
 const shape: AttentionShape = { numLayers: 2, numHeads: 8, numKvHeads: 4, headDim: 16 };
 const { numHeads: H, numKvHeads: G, headDim: d } = shape;
 
-function session(threads: number) {
-  const attn = createSequenceAttention(shape, { ...defaultAttentionConfig(2), method: 'magicpig', denseLayers: [0], K: 6, L: 20, window: 8, tailThreshold: 32, threads });
+function session(threads: number, kvDtype: 'float32' | 'bfloat16' = 'float32') {
+  const attn = createSequenceAttention(shape, { ...defaultAttentionConfig(2), method: 'magicpig', denseLayers: [0], K: 6, L: 20, window: 8, tailThreshold: 32, threads, kvDtype });
   const rand = rng(21);
   const outs: Float32Array[] = [];
   const prefill = (n: number) => {
@@ -40,4 +40,6 @@ test('magicpig with 2 and 3 threads equals 1 thread, through growth, folds and t
     many.outs.forEach((o, i) => assert.deepEqual(o, one.outs[i], `threads ${threads}, output ${i}`));
     assert.equal(many.frac, one.frac);
   }
+  const bf1 = session(1, 'bfloat16'), bf2 = session(2, 'bfloat16');
+  bf2.outs.forEach((o, i) => assert.deepEqual(o, bf1.outs[i], `bfloat16, output ${i}`));
 });
