@@ -47,7 +47,10 @@ export function scoreVsBudgetSvg(points: SweepPoint[], dense: MethodScores, metr
   const lo = Math.min(...xs), hi = Math.max(...xs);
   series.unshift({ name: 'dense (100%)', points: [[lo, dense[metric]], [hi, dense[metric]]] });
   const label = { es: 'Edit Similarity', em: 'Exact Match', code_sim: 'code_sim' }[metric];
-  return lineChart(series, { title, xLabel: 'keys attended, % of indexed (mean over sampled heads/steps)', yLabel: `${label} (0-100)`, logX: hi / lo > 3 });
+  // At least ±3 points around dense on the y axis, so item noise is not drawn as a cliff.
+  const ys = [dense[metric], ...points.map((p) => p.scores[metric])];
+  const yRange: [number, number] = [Math.max(0, Math.min(...ys, dense[metric] - 3)), Math.min(100, Math.max(...ys, dense[metric] + 3))];
+  return lineChart(series, { title, xLabel: 'keys attended, % of indexed (mean over sampled heads/steps)', yLabel: `${label} (0-100)`, logX: hi / lo > 3, yRange });
 }
 
 /** Mean relative error per flatness bin (entropy / ln n), one line per method label. */
@@ -68,4 +71,44 @@ export function errorVsEntropySvg(rows: HeadRow[], labels: string[], title: stri
 export function errorScatterSvg(rows: HeadRow[], labels: string[], title: string): string {
   const series = labels.map((l) => ({ name: l, markersOnly: true, points: rows.map((r) => [r.flatness, Math.max(1e-5, r.error[l])] as [number, number]) }));
   return lineChart(series, { title, xLabel: 'head flatness: entropy / ln n', yLabel: 'relative L2 error (log)', logY: true, width: 720, height: 440 });
+}
+
+/** Per-item scores as written to repobench-*.json. */
+export interface ItemScore {
+  i: number;
+  method: string;
+  es: number;
+  em: number;
+  code_sim: number;
+}
+
+/**
+ * Paired difference of each method against dense on the same items (mean, and a 95% percentile bootstrap interval
+ * over items, 2000 resamples, fixed seed), so that a gap can be told from item noise.
+ */
+export function pairedDeltas(items: ItemScore[], metric: 'es' | 'em' | 'code_sim', seed = 1): Array<{ method: string; mean: number; lo: number; hi: number }> {
+  const dense = new Map(items.filter((r) => r.method === 'dense').map((r) => [r.i, r[metric]]));
+  const methods = [...new Set(items.map((r) => r.method))].filter((m) => m !== 'dense');
+  let a = seed >>> 0;
+  const rand = () => { a = (a + 0x6d2b79f5) >>> 0; let t = a; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 4294967296; };
+  return methods.map((method) => {
+    const d = items.filter((r) => r.method === method && dense.has(r.i)).map((r) => r[metric] - dense.get(r.i)!);
+    const mean = d.reduce((s, x) => s + x, 0) / Math.max(1, d.length);
+    const boots: number[] = [];
+    for (let b = 0; b < 2000; b++) {
+      let s = 0;
+      for (let k = 0; k < d.length; k++) s += d[Math.floor(rand() * d.length)];
+      boots.push(s / Math.max(1, d.length));
+    }
+    boots.sort((x, y) => x - y);
+    return { method, mean, lo: boots[Math.floor(0.025 * boots.length)], hi: boots[Math.floor(0.975 * boots.length)] };
+  });
+}
+
+export function markdownDeltas(items: ItemScore[]): string {
+  const es = pairedDeltas(items, 'es'), cs = pairedDeltas(items, 'code_sim');
+  const lines = ['| method | ΔES vs dense [95% CI] | Δcode_sim vs dense [95% CI] |', '|---|---:|---:|'];
+  const fmt = (x: { mean: number; lo: number; hi: number }) => `${x.mean >= 0 ? '+' : ''}${x.mean.toFixed(2)} [${x.lo.toFixed(2)}, ${x.hi.toFixed(2)}]`;
+  es.forEach((e, k) => lines.push(`| ${e.method} | ${fmt(e)} | ${fmt(cs[k])} |`));
+  return lines.join('\n');
 }

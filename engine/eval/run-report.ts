@@ -8,7 +8,7 @@ import type { LoadedModel } from '../generate/types';
 import { captureDecode, fidelityRows, summariseFidelity, type HeadRow, type MethodRun } from './fidelity';
 import { packedPrompts } from './packed';
 import { aggregate, methodSpec, runRepoBench, summarise, type ItemResult, type PromptStyle, type RepoBenchItem } from './repobench';
-import { errorScatterSvg, errorVsEntropySvg, markdownFidelity, markdownScores, scoreVsBudgetSvg, type SweepPoint } from './report';
+import { errorScatterSvg, errorVsEntropySvg, markdownDeltas, markdownFidelity, markdownScores, scoreVsBudgetSvg, type SweepPoint } from './report';
 
 export interface ReportOptions {
   outDir: string;
@@ -44,10 +44,8 @@ export async function runReport(model: LoadedModel, o: ReportOptions): Promise<v
     const s = summarise(results, names);
     const dense = s.methods.dense;
     const points: SweepPoint[] = o.kls.flatMap(({ K, L }) => sparse.map((m) => ({ method: m, K, L, scores: s.methods[label(m, K, L)] })));
-    writeFileSync(path.join(o.outDir, `repobench-${o.style}.json`), JSON.stringify({
-      n: o.items.length, style: o.style, maxTokens: o.maxTokens, kls: o.kls, summary: s,
-      items: results.map((r) => ({ i: r.index, method: r.method, setting: r.setting, level: r.level, pred: r.prediction, gt: r.nextLine, em: r.em, es: r.es, code_sim: r.codeSim, sampled: r.sampledFraction, prompt_tokens: r.promptTokens })),
-    }, null, 0) + '\n');
+    const perItem = results.map((r) => ({ i: r.index, method: r.method, setting: r.setting, level: r.level, pred: r.prediction, gt: r.nextLine, em: r.em, es: r.es, code_sim: r.codeSim, sampled: r.sampledFraction, prompt_tokens: r.promptTokens }));
+    writeFileSync(path.join(o.outDir, `repobench-${o.style}.json`), JSON.stringify({ n: o.items.length, style: o.style, maxTokens: o.maxTokens, kls: o.kls, summary: s, items: perItem }) + '\n');
     for (const metric of ['es', 'em', 'code_sim'] as const) {
       writeFileSync(path.join(o.outDir, `repobench-${o.style}-${metric}-vs-budget.svg`),
         scoreVsBudgetSvg(points, dense, metric, `RepoBench-style next line (${o.items.length} items, ${o.style} prompt): ${metric.toUpperCase()} vs budget`));
@@ -66,6 +64,7 @@ export async function runReport(model: LoadedModel, o: ReportOptions): Promise<v
       const same = mine.filter((r) => results.find((d) => d.method === 'dense' && d.index === r.index)?.prediction === r.prediction).length;
       return `| ${n} | ${(100 * same / Math.max(1, mine.length)).toFixed(1)}% |`;
     });
+    tables.push('\n### Paired difference to dense (same items)\n', markdownDeltas(perItem));
     tables.push('\n### Same first line as dense\n', '| method | identical to dense |', '|---|---:|', ...agree);
   }
   if (!o.skipFidelity) {
