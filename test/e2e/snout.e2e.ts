@@ -251,7 +251,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     await input.fill(question);
     const t0 = Date.now();
     await w.page.keyboard.press('Enter');
-    const frame = await w.webviewFrame(60_000);
+    const frame = await w.webviewFrame('#answer', 60_000);
     timings.askFirstTextSeconds = since(t0) / 1000;
     // Watch the answer grow: a streamed answer passes through several lengths. The panel's #answer holds the answer
     // and #state says when it is done (Done/Error/Cancelled); without them, the body and 8 s without change.

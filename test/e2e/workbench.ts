@@ -116,21 +116,23 @@ export class Workbench {
     return all.filter((s) => s.toLowerCase().includes(needle.toLowerCase()));
   }
 
-  /** The innermost frame of the webview panel whose title contains `title` (webviews nest two iframes). */
-  async webviewFrame(timeoutMs = 30_000): Promise<Frame> {
-    const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      for (const f of this.page.frames()) {
-        const parent = f.parentFrame();
-        if (parent && parent !== this.page.mainFrame() && /webview|fake\.html|index\.html/.test(parent.url() + f.url())) {
-          try {
-            if (String(await f.evaluate('document.body ? document.body.innerText : ""')).trim()) return f;
-          } catch { /* frame navigating */ }
-        }
+  /**
+   * The innermost frame of a webview (VS Code nests two iframes) that has an element matching `selector`, or, failing
+   * that for half the time, any webview frame with text.
+   */
+  async webviewFrame(selector: string, timeoutMs = 30_000): Promise<Frame> {
+    const t0 = Date.now();
+    while (Date.now() - t0 < timeoutMs) {
+      const nested = this.page.frames().filter((f) => f.parentFrame() && f.parentFrame() !== this.page.mainFrame());
+      for (const f of nested) {
+        try {
+          if (await f.evaluate(`!!document.querySelector(${JSON.stringify(selector)})`)) return f;
+          if (Date.now() - t0 > timeoutMs / 2 && String(await f.evaluate('document.body ? document.body.innerText : ""')).trim()) return f;
+        } catch { /* frame navigating */ }
       }
       await this.page.waitForTimeout(100);
     }
-    throw new Error('no webview content appeared');
+    throw new Error(`no webview with ${selector} (or any text) appeared within ${timeoutMs} ms`);
   }
 
   async close(): Promise<void> {
