@@ -27,6 +27,11 @@ interface Row {
   /** Process CPU time of the same steps (best rep): robust to the shared cores' contention. */
   dense_cpu_ms: number;
   magicpig_cpu_ms: number;
+  topk_cpu_ms: number;
+  quest_cpu_ms: number;
+  /** dense_cpu_ms / magicpig_cpu_ms and magicpig_cpu_ms / floor_ms: the ratios without other processes' share. */
+  speedup_cpu: number;
+  floor_ratio_cpu: number;
   hash_ms: number;
   retrieval_ms: number;
   attend_ms: number;
@@ -197,8 +202,9 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
   // Errors at MagicPIG's own per-head budget; timings at the same mean fraction as a number.
   outs.topk = (await step('topk', 'auto', 1)).out;
   outs.quest = (await step('quest', 'auto', 1)).out;
-  times.topk = [(await step('topk', frac, steps)).ms];
-  times.quest = [(await step('quest', frac, steps)).ms];
+  const topkT = await step('topk', frac, Math.min(steps, 3)), questT = await step('quest', frac, steps);
+  times.topk = [topkT.ms];
+  times.quest = [questT.ms];
   const bpe = dtype === 'float32' ? 4 : 2;
   const bytes = per(p.walkedIds * 4 + p.sampledKeys * (2 * D * bpe + 4) + p.exactKeys * 2 * D * bpe);
   const floorMs = (bytes / bandwidth) * 1000;
@@ -214,6 +220,10 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
     magicpig_2threads_ms: mp2.ms,
     dense_cpu_ms: dense.cpuMs,
     magicpig_cpu_ms: mp.cpuMs,
+    topk_cpu_ms: topkT.cpuMs,
+    quest_cpu_ms: questT.cpuMs,
+    speedup_cpu: dense.cpuMs / mp.cpuMs,
+    floor_ratio_cpu: mp.cpuMs / floorMs,
     hash_ms: per(p.hashMs),
     retrieval_ms: per(p.retrieveMs),
     attend_ms: per(p.attendMs),
@@ -242,6 +252,7 @@ function table(rows: Row[]): string {
   const cols: [string, (r: Row) => string][] = [
     ['n', (r) => String(r.n)],
     ['dense ms', (r) => r.dense_ms.toFixed(1)],
+    ['(cpu)', (r) => r.dense_cpu_ms.toFixed(1)],
     ['magicpig ms', (r) => r.magicpig_ms.toFixed(2)],
     ['(cpu)', (r) => r.magicpig_cpu_ms.toFixed(2)],
     ['2 threads', (r) => r.magicpig_2threads_ms.toFixed(2)],
@@ -252,8 +263,10 @@ function table(rows: Row[]): string {
     ['quest ms', (r) => r.quest_ms.toFixed(1)],
     ['sampled', (r) => (100 * r.sampled_fraction).toFixed(2) + '%'],
     ['speedup', (r) => r.speedup.toFixed(1) + '×'],
+    ['(cpu)', (r) => r.speedup_cpu.toFixed(1) + '×'],
     ['floor ms', (r) => r.floor_ms.toFixed(2)],
     ['/floor', (r) => r.floor_ratio.toFixed(1) + '×'],
+    ['(cpu)', (r) => r.floor_ratio_cpu.toFixed(1) + '×'],
     ['err mp/topk/quest flat', (r) => [r.err_magicpig_flat, r.err_topk_flat, r.err_quest_flat].map((x) => x.toFixed(3)).join(' / ')],
     ['err mp/topk/quest peaked', (r) => [r.err_magicpig_peaked, r.err_topk_peaked, r.err_quest_peaked].map((x) => x.toFixed(3)).join(' / ')],
   ];
@@ -352,7 +365,7 @@ export async function run(argv: string[]): Promise<number> {
   }
   const ns = (arg(argv, '--n') ?? '16384,65536,131072').split(',').map((x) => Number(x.replace(/k$/i, '')) * (/k$/i.test(x) ? 1024 : 1));
   const dtype = (arg(argv, '--dtype') ?? 'float32') as KvDtype;
-  const steps = Number(arg(argv, '--steps') ?? 3);
+  const steps = Number(arg(argv, '--steps') ?? 8);
   const K = Number(arg(argv, '--K') ?? 10), L = Number(arg(argv, '--L') ?? 150);
   if (ns.some((n) => !Number.isInteger(n) || n < 1024)) throw new UserError('--n: context lengths >= 1024 (e.g. 16384 or 16k)');
   if (dtype !== 'float32' && dtype !== 'bfloat16') throw new UserError('--dtype: float32 or bfloat16');
