@@ -206,6 +206,8 @@ export interface FidelitySummary {
   /** Rows split into flatness quartiles (by normalised entropy). */
   byFlatness: Array<{ range: [number, number]; rows: number; meanFlatness: number; top20Mass: number; error: Record<string, number> }>;
   byLayer: Array<{ layer: number; error: Record<string, number> }>;
+  /** Per (layer, head): mean flatness and top-20% mass of its exact attention, mean error per label. */
+  byHead: Array<{ layer: number; head: number; flatness: number; top20Mass: number; error: Record<string, number> }>;
 }
 
 export function summariseFidelity(rows: HeadRow[], labels: string[]): FidelitySummary {
@@ -226,5 +228,16 @@ export function summariseFidelity(rows: HeadRow[], labels: string[]): FidelitySu
     layer,
     error: Object.fromEntries(labels.map((l) => [l, mean(rows.filter((r) => r.layer === layer).map((r) => r.error[l]))])),
   }));
-  return { labels, overall, byFlatness, byLayer };
+  const heads = [...new Set(rows.map((r) => `${r.layer}:${r.head}`))].map((k) => k.split(':').map(Number))
+    .sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  const byHead = heads.map(([layer, head]) => {
+    const mine = rows.filter((r) => r.layer === layer && r.head === head);
+    return {
+      layer, head,
+      flatness: mean(mine.map((r) => r.flatness)),
+      top20Mass: mean(mine.map((r) => r.top20Mass)),
+      error: Object.fromEntries(labels.map((l) => [l, mean(mine.map((r) => r.error[l]))])),
+    };
+  });
+  return { labels, overall, byFlatness, byLayer, byHead };
 }

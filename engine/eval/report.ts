@@ -13,7 +13,7 @@ export function markdownScores(methods: Record<string, MethodScores>): string {
 }
 
 /** Overall error per method, then error by flatness quartile and by layer. */
-export function markdownFidelity(s: FidelitySummary, sampled: Record<string, number>): string {
+export function markdownFidelity(s: FidelitySummary, sampled: Record<string, number>, headLabels?: string[]): string {
   const out: string[] = [];
   out.push('| method (K×L) | keys attended (of indexed) | mean rel. L2 error | median |', '|---|---:|---:|---:|');
   for (const l of s.labels) out.push(`| ${l} | ${pct(sampled[l])} | ${s.overall[l].mean.toFixed(4)} | ${s.overall[l].median.toFixed(4)} |`);
@@ -23,6 +23,10 @@ export function markdownFidelity(s: FidelitySummary, sampled: Record<string, num
   }
   out.push('', `| layer | ${s.labels.join(' | ')} |`, `|---:|${s.labels.map(() => '---:').join('|')}|`);
   for (const r of s.byLayer) out.push(`| ${r.layer} | ${s.labels.map((l) => r.error[l].toFixed(4)).join(' | ')} |`);
+  // Per head, for the configurations named in headLabels (every label would make the table too wide).
+  const hl = headLabels ?? s.labels.slice(0, 3);
+  out.push('', `| layer.head | flatness | top-20% mass | ${hl.join(' | ')} |`, `|---|---:|---:|${hl.map(() => '---:').join('|')}|`);
+  for (const h of s.byHead) out.push(`| ${h.layer}.${h.head} | ${h.flatness.toFixed(3)} | ${h.top20Mass.toFixed(3)} | ${hl.map((l) => h.error[l].toFixed(4)).join(' | ')} |`);
   return out.join('\n');
 }
 

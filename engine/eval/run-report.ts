@@ -99,7 +99,7 @@ export async function runReport(model: LoadedModel, o: ReportOptions): Promise<v
       name: m,
       points: o.kls.map(({ K, L }) => [100 * sampledMean[label(m, K, L)], summary.overall[label(m, K, L)].mean] as [number, number]).sort((a, b) => a[0] - b[0]),
     })), { title: 'Mean attention output error vs budget', xLabel: 'keys attended, % of indexed', yLabel: 'mean relative L2 error', logX: true, logY: true }));
-    tables.push(`\n## Attention fidelity — ${prompts.length} packed held-out prompts × ${steps - 1} decode steps, ${ctx - steps - 1}-token context, all ${model.spec.numLayers} layers sampled\n`, markdownFidelity(summary, sampledMean));
+    tables.push(`\n## Attention fidelity — ${prompts.length} packed held-out prompts × ${steps - 1} decode steps, ${ctx - steps - 1}-token context, all ${model.spec.numLayers} layers sampled\n`, markdownFidelity(summary, sampledMean, labels.filter((l) => l.endsWith(` ${(o.kls.find((k) => k.K === 8) ?? o.kls[0]).K}x${(o.kls.find((k) => k.K === 8) ?? o.kls[0]).L}`))));
   }
   writeFileSync(path.join(o.outDir, o.skipRepobench ? 'tables-fidelity.md' : o.skipFidelity ? `tables-${o.style}.md` : 'tables.md'), tables.join('\n') + '\n');
 }
