@@ -29,7 +29,12 @@ function flags(argv: string[]): Map<string, string | true> {
 
 export async function run(argv: string[]): Promise<number> {
   const f = flags(argv);
-  if (f.has('stdio')) return serveStdio(loader);
+  if (f.has('stdio')) {
+    const code = await serveStdio(loader);
+    // Handles outside our control (onnxruntime threads, workers) must not keep an orphaned engine alive.
+    setTimeout(() => process.exit(code), 500).unref();
+    return code;
+  }
   const http = f.get('http');
   if (typeof http !== 'string') throw new UserError('serve: expected --stdio or --http 127.0.0.1:PORT --model DIR [--token T]');
   const m = /^(\[[^\]]+\]|[^:]+):(\d{1,5})$/.exec(http);

@@ -77,6 +77,8 @@ export function serveStdio(loader: ModelLoader, input: NodeJS.ReadableStream = p
       done = true;
       await service.shutdown().catch(() => {});
       conn.dispose();
+      // Stop reading stdin so nothing keeps the process alive after snout/shutdown.
+      (input as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
       resolve(code);
     };
     conn.onRequest(ShutdownRequest.method, async () => {

@@ -170,3 +170,12 @@ test('the engine exits by itself when its stdin closes', async () => {
   assert.equal(await engine.exited, 0);
   assert.ok(Date.now() - t0 < 5000);
 });
+
+test('snout/shutdown answers, then the engine exits with status 0', async () => {
+  const e = new EngineProcess();
+  try {
+    const r = await e.request('snout/shutdown').response;
+    assert.equal(r.error, undefined);
+    assert.equal(await e.exited, 0);
+  } finally { await e.close(); }
+});
