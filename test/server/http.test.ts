@@ -37,7 +37,7 @@ async function sse(res: Response): Promise<any[]> {
   return events.slice(0, -1).map((e) => JSON.parse(e));
 }
 
-test('binds to loopback only', () => {
+test('binds to loopback only', { timeout: 120000 }, () => {
   for (const host of ['0.0.0.0', '192.168.1.10', '[::]']) {
     const r = spawnSync(process.execPath, [cli, 'serve', '--http', `${host}:0`, '--model', modelDir('tiny-coder-hf')], { encoding: 'utf8', timeout: 30000 });
     assert.equal(r.status, 1, host);
@@ -45,7 +45,7 @@ test('binds to loopback only', () => {
   }
 });
 
-test('every route needs the bearer token', async () => {
+test('every route needs the bearer token', { timeout: 120000 }, async () => {
   assert.ok(token.length >= 24, 'a generated token is printed');
   for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: token }, { authorization: `Basic ${token}` }] as Record<string, string>[]) {
     const r = await fetch(`${base}/v1/completions`, { method: 'POST', headers, body: JSON.stringify({ prompt: 'x' }) });
@@ -57,7 +57,7 @@ test('every route needs the bearer token', async () => {
   assert.equal((await models.json()).data.length, 1);
 });
 
-test('/v1/completions: JSON and SSE streaming give the same greedy text', async () => {
+test('/v1/completions: JSON and SSE streaming give the same greedy text', { timeout: 120000 }, async () => {
   const body = { prompt: 'def add(a, b):\n', max_tokens: 16, temperature: 0 };
   const plain = await (await fetch(`${base}/v1/completions`, { method: 'POST', headers: auth(), body: JSON.stringify(body) })).json();
   assert.equal(plain.object, 'text_completion');
@@ -69,7 +69,7 @@ test('/v1/completions: JSON and SSE streaming give the same greedy text', async 
   assert.equal(chunks.at(-1).choices[0].finish_reason, plain.choices[0].finish_reason);
 });
 
-test('/v1/completions with suffix is fill-in-the-middle; /v1/chat/completions streams deltas', async () => {
+test('/v1/completions with suffix is fill-in-the-middle; /v1/chat/completions streams deltas', { timeout: 120000 }, async () => {
   const fim = await (await fetch(`${base}/v1/completions`, { method: 'POST', headers: auth(), body: JSON.stringify({ prompt: 'def add(a, b):\n', suffix: '\n\nprint(add(1, 2))\n', max_tokens: 12 }) })).json();
   assert.ok(typeof fim.choices[0].text === 'string');
   const msgs = { messages: [{ role: 'user', content: 'Write a function.' }], max_tokens: 12 };
@@ -80,7 +80,7 @@ test('/v1/completions with suffix is fill-in-the-middle; /v1/chat/completions st
   assert.equal(chunks.map((c) => c.choices[0].delta.content ?? '').join(''), whole.choices[0].message.content);
 });
 
-test('bad requests get 4xx with a message, and the server keeps serving', async () => {
+test('bad requests get 4xx with a message, and the server keeps serving', { timeout: 120000 }, async () => {
   const post = (p: string, body: string) => fetch(`${base}${p}`, { method: 'POST', headers: auth(), body });
   assert.equal((await post('/v1/completions', '{not json')).status, 400);
   assert.equal((await post('/v1/completions', '[]')).status, 400);

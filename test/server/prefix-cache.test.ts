@@ -22,13 +22,13 @@ async function run(cache: PrefixCache, prompt: number[]) {
   } finally { cache.release(lease.seq); }
 }
 
-test('commonPrefix', () => {
+test('commonPrefix', { timeout: 120000 }, () => {
   assert.equal(commonPrefix([1, 2, 3], [1, 2, 4]), 2);
   assert.equal(commonPrefix([], [1]), 0);
   assert.equal(commonPrefix([5, 6], [5, 6]), 2);
 });
 
-test('an extended prompt reuses its entry; an unrelated one gets its own; both stay cached', async () => {
+test('an extended prompt reuses its entry; an unrelated one gets its own; both stay cached', { timeout: 120000 }, async () => {
   const cache = new PrefixCache(model, 1 << 30);
   const a = ids(0, 120);
   const b = ids(500, 120);
@@ -45,7 +45,7 @@ test('an extended prompt reuses its entry; an unrelated one gets its own; both s
   assert.equal(back.r.stats.cachedTokens, 121);
 });
 
-test('busy sequences are never shared; idle ones are evicted LRU-first under the byte budget', async () => {
+test('busy sequences are never shared; idle ones are evicted LRU-first under the byte budget', { timeout: 120000 }, async () => {
   const probe = new PrefixCache(model, 1 << 30);
   const one = await run(probe, ids(0, 100));
   const perEntry = one.lease.seq.bytes();

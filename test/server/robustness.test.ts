@@ -11,7 +11,7 @@ const valid = { id: 'ok', repoName: 'json', path: 'json/encoder.py', prefix: 'de
 before(() => { engine = new EngineProcess([], { SNOUT_MAX_MESSAGE_BYTES: String(MAX_MESSAGE) }); });
 after(async () => { await engine.close(); });
 
-test('before a model is loaded: status is idle, complete is refused, a bad folder is a clear BadModel error', async () => {
+test('before a model is loaded: status is idle, complete is refused, a bad folder is a clear BadModel error', { timeout: 120000 }, async () => {
   assert.equal((await engine.call('snout/status')).state, 'idle');
   const c = await engine.request('snout/complete', valid).response;
   assert.equal(c.error?.code, -32001);
@@ -164,14 +164,14 @@ test('200+ malformed or hostile messages: each answered with a clear error, and 
   assert.equal(afterwards.text, before.text, 'greedy completion unchanged after the barrage');
 });
 
-test('the engine exits by itself when its stdin closes', async () => {
+test('the engine exits by itself when its stdin closes', { timeout: 120000 }, async () => {
   const t0 = Date.now();
   engine.child.stdin.end();
   assert.equal(await engine.exited, 0);
   assert.ok(Date.now() - t0 < 5000);
 });
 
-test('snout/shutdown answers, then the engine exits with status 0', async () => {
+test('snout/shutdown answers, then the engine exits with status 0', { timeout: 120000 }, async () => {
   const e = new EngineProcess();
   try {
     const r = await e.request('snout/shutdown').response;

@@ -30,7 +30,7 @@ after(async () => {
   process.stderr.write(`service figures: ${JSON.stringify(report)}\n`);
 });
 
-test('prefix cache: a cached prompt gives the same greedy output as a cold run, prefilling only the new tokens', async () => {
+test('prefix cache: a cached prompt gives the same greedy output as a cold run, prefilling only the new tokens', { timeout: 120000 }, async () => {
   const first = await engine.call('snout/complete', request('c1', 'export function lcp(a: number[], b: number[]) {\n'));
   const second = await engine.call('snout/complete', request('c2', 'export function lcp(a: number[], b: number[]) {\n  let i'));
   assert.ok(second.stats.cachedTokens > 0.8 * second.stats.promptTokens, JSON.stringify(second.stats));
@@ -52,7 +52,7 @@ test('prefix cache: a cached prompt gives the same greedy output as a cold run, 
   assert.equal(engine.tokens('c2'), second.text);
 });
 
-test('$/cancelRequest stops a generation within a decode step or two', async () => {
+test('$/cancelRequest stops a generation within a decode step or two', { timeout: 120000 }, async () => {
   const { id, response } = engine.request('snout/complete', { id: 'long', prompt: 'def main():\n', maxTokens: 800 });
   await engine.waitFor(() => engine.tokens('long').length > 0, 30000, 'first token');
   const t0 = performance.now();
@@ -67,7 +67,7 @@ test('$/cancelRequest stops a generation within a decode step or two', async () 
   assert.ok(latency < 3 * perToken + 50, `cancel took ${latency.toFixed(1)} ms (a decode step is ${perToken.toFixed(1)} ms)`);
 });
 
-test('a new completion supersedes the stale one', async () => {
+test('a new completion supersedes the stale one', { timeout: 120000 }, async () => {
   const a = engine.request('snout/complete', { id: 'stale', prompt: 'class A:\n', maxTokens: 800 });
   await engine.waitFor(() => engine.tokens('stale').length > 0, 30000, 'first token');
   const b = await engine.call('snout/complete', { id: 'fresh', prompt: 'class B:\n', maxTokens: 8 });
@@ -76,7 +76,7 @@ test('a new completion supersedes the stale one', async () => {
   assert.ok(['length', 'eos'].includes(b.finishReason));
 });
 
-test('completions go first: an ask yields between tokens, then resumes with the same greedy answer', async () => {
+test('completions go first: an ask yields between tokens, then resumes with the same greedy answer', { timeout: 120000 }, async () => {
   const ask = { messages: [{ role: 'user', content: 'What does commonPrefix return?' }], maxTokens: 60 };
   const alone = await engine.call('snout/ask', { id: 'ask0', ...ask });
   const q = engine.request('snout/ask', { id: 'ask1', ...ask });
@@ -91,7 +91,7 @@ test('completions go first: an ask yields between tokens, then resumes with the 
   assert.equal(qr.result.finishReason, alone.finishReason);
 });
 
-test('kill -9 of the engine mid-stream is detected by a client within a second', async () => {
+test('kill -9 of the engine mid-stream is detected by a client within a second', { timeout: 120000 }, async () => {
   const child = spawn(process.execPath, [path.join(repoRoot, 'dist/engine.js')], { stdio: ['pipe', 'pipe', 'ignore'] });
   const conn = createMessageConnection(new StreamMessageReader(child.stdout), new StreamMessageWriter(child.stdin));
   let closedAt = 0;
