@@ -23,15 +23,26 @@ export interface RankInput {
   recency: (path: string) => number | undefined;
 }
 
+/** File type family, so code in the current file's language ranks above config and docs at the same distance. */
+function family(p: string): string {
+  const ext = p.slice(p.lastIndexOf('/') + 1).split('.').slice(1).pop()?.toLowerCase() ?? '';
+  if (/^(ts|tsx|mts|cts|js|jsx|mjs|cjs)$/.test(ext)) return 'js';
+  if (/^(py|pyi)$/.test(ext)) return 'py';
+  if (/^(c|h|cc|cpp|cxx|hpp|hh)$/.test(ext)) return 'c';
+  return ext;
+}
+
 /**
- * Score = recency (1 for the most recent file, decaying as 1/(1+rank)) × 2 + proximity 1/(1+distance)
- * + 0.5 for a shared stem. Recency dominates: a file the user just looked at beats a quiet neighbour.
+ * Score = recency (1 for the most recent file, decaying as 1/(1+rank)) × 3 + proximity 1/(1+distance)
+ * + 0.5 for a shared stem + 0.3 for the same language family. Recency dominates: a file the user just looked at
+ * beats a quiet neighbour.
  */
 export function scoreFile(current: string, candidate: string, recencyRank: number | undefined): number {
   const recency = recencyRank === undefined ? 0 : 1 / (1 + recencyRank);
   const proximity = 1 / (1 + pathDistance(current, candidate));
   const related = stem(current) === stem(candidate) ? 0.5 : 0;
-  return 2 * recency + proximity + related;
+  const sameLanguage = family(current) !== '' && family(current) === family(candidate) ? 0.3 : 0;
+  return 3 * recency + proximity + related + sameLanguage;
 }
 
 export function rankFiles({ current, candidates, recency }: RankInput): string[] {

@@ -84,14 +84,17 @@ test('workspace reads refuse secret contents and prefer unsaved editor text', as
   assert.equal(await store.read('src/lib.ts'), 'export const VERSION = "dirty";\n');
 });
 
-test('ranking: recency first, then folder distance, ties by path', () => {
+test('ranking: recency first, then folder distance and language, ties by path', () => {
   assert.equal(pathDistance('src/a.ts', 'src/b.ts'), 0);
   assert.equal(pathDistance('src/a.ts', 'src/models/user.ts'), 1);
   assert.equal(pathDistance('src/a.ts', 'py/pkg/core.py'), 3);
   const candidates = ['py/pkg/core.py', 'src/z.ts', 'src/models/user.ts', 'README.md', 'src/b.ts', 'src/a.test.ts'];
   const recency = new Recency();
   assert.deepEqual(rankFiles({ current: 'src/a.ts', candidates, recency: (p) => recency.rank(p) }),
-    ['src/a.test.ts', 'src/b.ts', 'src/z.ts', 'README.md', 'src/models/user.ts', 'py/pkg/core.py']);
+    ['src/a.test.ts', 'src/b.ts', 'src/z.ts', 'src/models/user.ts', 'README.md', 'py/pkg/core.py']);
+  // Same distance, same language first: the sibling .md after the sibling .ts, a nearby .js before a nearby .md.
+  assert.deepEqual(rankFiles({ current: 'src/a.ts', candidates: ['src/notes.md', 'src/b.js', 'src/c.ts'], recency: () => undefined }),
+    ['src/b.js', 'src/c.ts', 'src/notes.md']);
   recency.touch('src/z.ts');
   recency.touch('py/pkg/core.py'); // most recent
   assert.deepEqual(rankFiles({ current: 'src/a.ts', candidates, recency: (p) => recency.rank(p) }).slice(0, 3),
