@@ -33,6 +33,11 @@ export function readSettings(): SnoutSettings {
   };
 }
 
+/** Whether completions are on for a language id ('*' in snout.languages enables every language). */
+export function languageEnabled(s: SnoutSettings, languageId: string): boolean {
+  return s.languages.includes(languageId) || s.languages.includes('*');
+}
+
 /** Settings whose change needs a new engine (the model is loaded with them). */
 export const engineSettings = ['snout.modelPath', 'snout.device', 'snout.attention'];
 

@@ -5,7 +5,7 @@ import type { CompleteResult } from '../../engine/protocol';
 import { isSecretPath, looksLikeSecret } from '../context/secrets';
 import type { WorkspaceContext } from '../context/workspace';
 import type { EngineClient } from '../engine/client';
-import type { SnoutSettings } from '../settings';
+import { languageEnabled, type SnoutSettings } from '../settings';
 import { CompletionCache } from './cache';
 import { debounceDelay, TypingRhythm } from './debounce';
 import { shapeCompletion, stopSequences } from './filters';
@@ -42,7 +42,7 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     token: vscode.CancellationToken): Promise<vscode.InlineCompletionItem[] | undefined> {
     const s = this.d.settings();
     const manual = context.triggerKind === vscode.InlineCompletionTriggerKind.Invoke;
-    if (!manual && (!s.enabled || !s.languages.includes(doc.languageId))) return undefined;
+    if (!manual && (!s.enabled || !languageEnabled(s, doc.languageId))) return undefined;
     // Automatic requests never wait for an engine that is still starting; the manual trigger does.
     if (!manual && this.d.engine.state !== 'ready') return undefined;
 
@@ -140,7 +140,7 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     const doc = editor.document;
     const model = this.d.engine.model;
     if (isSecretPath(doc.uri.path) || looksLikeSecret(doc.getText())) return;
-    if (!s.enabled || !s.languages.includes(doc.languageId) || !model || this.d.engine.state !== 'ready' || this.inFlight > 0) return;
+    if (!s.enabled || !languageEnabled(s, doc.languageId) || !model || this.d.engine.state !== 'ready' || this.inFlight > 0) return;
     const offset = doc.offsetAt(editor.selection.active);
     const started = Date.now();
     const packed = await this.d.workspace.pack(doc, doc.getText(), offset, {
