@@ -205,7 +205,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     const t0 = Date.now();
     await waitFor('"Snout engine ready" in the Snout output channel', () => outputChannel().includes('Snout engine ready'), 180_000, 250);
     timings.engineReadySeconds = since(t0) / 1000;
-    const started = outputChannel().match(/engine started \(pid (\d+)\)/);
+    const started = [...outputChannel().matchAll(/engine started \(pid (\d+)\)/g)].at(-1);
     assert.ok(started, `no "engine started (pid N)" line in:\n${outputChannel()}`);
     assert.ok(cs!.pids('engine.js').includes(Number(started[1])), `engine pid ${started[1]} is not running`);
     const items = await waitFor('a Snout status bar item', () => wb!.statusBarItems('snout').then((xs) => xs.length ? xs : undefined), 30_000);
