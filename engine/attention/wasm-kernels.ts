@@ -60,50 +60,84 @@ const forLoop = (i: number, limit: number[], step: number, body: number[]) => [
 
 // Every kernel: (a, base, rows, w, m, rowBytes) → (), params 0..5; locals 6 = j, 7 = row, 8 = c, 9/10 = v128.
 const P = { a: 0, base: 1, rows: 2, w: 3, m: 4, rowBytes: 5 } as const;
-const J = 6, ROW = 7, C = 8, A0 = 9, A1 = 10, TMP = 11;
+const J = 6, ROW = 7, C = 8, ROW2 = 9, A0 = 10, A1 = 11, TMP = 12, A2 = 13, A3 = 14;
 
-/** row = base + (ids ? ids[j] : rows + j) · rowBytes */
-function rowAddress(ids: boolean): number[] {
+/** row = base + (ids ? ids[j + k] : rows + j + k) · rowBytes, into local `into`. */
+function rowAddress(ids: boolean, into = ROW, k = 0): number[] {
+  const j = [...get(J), ...(k ? [...i32c(k), ...add] : [])];
   const index = ids
-    ? [...get(P.rows), ...get(J), ...i32c(2), ...shl, ...add, ...i32load]
-    : [...get(P.rows), ...get(J), ...add];
-  return [...get(P.base), ...index, ...get(P.rowBytes), ...mul, ...add, ...set(ROW)];
+    ? [...get(P.rows), ...j, ...i32c(2), ...shl, ...add, ...i32load]
+    : [...get(P.rows), ...j, ...add];
+  return [...get(P.base), ...index, ...get(P.rowBytes), ...mul, ...add, ...set(into)];
 }
 
-/** dots: a = q pointer, w = out pointer. */
+/** Horizontal sum of v128 local `a` as f32. */
+const hsum = (a: number) => [...get(a), ...lane(0), ...get(a), ...lane(1), ...f32add, ...get(a), ...lane(2), ...f32add, ...get(a), ...lane(3), ...f32add];
+
+/**
+ * dots: a = q pointer, w = out pointer. Rows go two at a time with independent accumulators, so two gathered rows'
+ * cache misses overlap (the gathers are latency-bound: ~1.4× over one row at a time), then the odd row if any.
+ */
 function dotsBody(ids: boolean): number[] {
-  const step = (off: number, acc: number) => [
+  const fma = (acc: number, row: number, off: number) => [
     ...get(acc),
     ...get(P.a), ...get(C), ...add, ...v128load(off),
-    ...get(ROW), ...get(C), ...add, ...v128load(off),
+    ...get(row), ...get(C), ...add, ...v128load(off),
     ...f32x4mul, ...f32x4add, ...set(acc),
   ];
-  const perRow = [
-    ...rowAddress(ids),
-    ...v128zero, ...set(A0), ...v128zero, ...set(A1),
-    ...forLoop(C, get(P.rowBytes), 32, [...step(0, A0), ...step(16, A1)]),
-    ...get(P.w), ...get(J), ...i32c(2), ...shl, ...add,
-    ...get(A0), ...get(A1), ...f32x4add, ...set(A0),
-    ...get(A0), ...lane(0), ...get(A0), ...lane(1), ...f32add, ...get(A0), ...lane(2), ...f32add, ...get(A0), ...lane(3), ...f32add,
-    ...f32store,
+  const store = (k: number, a: number, b: number) => [
+    ...get(P.w), ...get(J), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add,
+    ...get(a), ...get(b), ...f32x4add, ...set(a), ...hsum(a), ...f32store,
   ];
-  return forLoop(J, get(P.m), 1, perRow);
+  const pair = [
+    ...rowAddress(ids, ROW, 0), ...rowAddress(ids, ROW2, 1),
+    ...v128zero, ...set(A0), ...v128zero, ...set(A1), ...v128zero, ...set(A2), ...v128zero, ...set(A3),
+    ...forLoop(C, get(P.rowBytes), 32, [...fma(A0, ROW, 0), ...fma(A2, ROW2, 0), ...fma(A1, ROW, 16), ...fma(A3, ROW2, 16)]),
+    ...store(0, A0, A1), ...store(1, A2, A3),
+  ];
+  const single = [
+    ...rowAddress(ids, ROW, 0),
+    ...v128zero, ...set(A0), ...v128zero, ...set(A1),
+    ...forLoop(C, get(P.rowBytes), 32, [...fma(A0, ROW, 0), ...fma(A1, ROW, 16)]),
+    ...store(0, A0, A1),
+  ];
+  // for (j = 0; j + 1 < m; j += 2) pair;  if (j < m) single  — signed compare so m = 0 gives m − 1 = −1.
+  return [
+    ...i32c(0), ...set(J),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(J), ...get(P.m), ...i32c(1), 0x6b, 0x4e, 0x0d, 1,
+    ...pair,
+    ...get(J), ...i32c(2), ...add, ...set(J),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(J), ...get(P.m), 0x48, 0x04, 0x40, ...single, 0x0b,
+  ];
 }
 
-/** axpy: a = o pointer (f32 accumulator), w = weights pointer. */
+/** axpy: a = o pointer (f32 accumulator), w = weights pointer. Two rows per pass over o (as dots: overlapped misses). */
 function axpyBody(ids: boolean): number[] {
-  const step = (off: number) => [
-    ...get(P.a), ...get(C), ...add,
-    ...get(P.a), ...get(C), ...add, ...v128load(off),
-    ...get(A0), ...get(ROW), ...get(C), ...add, ...v128load(off), ...f32x4mul,
-    ...f32x4add, ...v128store(off),
+  const weight = (k: number, into: number) => [
+    ...get(P.w), ...get(J), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add, ...f32load, ...f32x4splat, ...set(into),
   ];
-  const perRow = [
-    ...rowAddress(ids),
-    ...get(P.w), ...get(J), ...i32c(2), ...shl, ...add, ...f32load, ...f32x4splat, ...set(A0),
-    ...forLoop(C, get(P.rowBytes), 32, [...step(0), ...step(16)]),
+  const term = (w: number, row: number, off: number) => [...get(w), ...get(row), ...get(C), ...add, ...v128load(off), ...f32x4mul];
+  const oAddr = [...get(P.a), ...get(C), ...add];
+  const pairStep = (off: number) => [
+    ...oAddr, ...oAddr, ...v128load(off), ...term(A0, ROW, off), ...f32x4add, ...term(A2, ROW2, off), ...f32x4add, ...v128store(off),
   ];
-  return forLoop(J, get(P.m), 1, perRow);
+  const singleStep = (off: number) => [...oAddr, ...oAddr, ...v128load(off), ...term(A0, ROW, off), ...f32x4add, ...v128store(off)];
+  const pair = [
+    ...rowAddress(ids, ROW, 0), ...rowAddress(ids, ROW2, 1), ...weight(0, A0), ...weight(1, A2),
+    ...forLoop(C, get(P.rowBytes), 32, [...pairStep(0), ...pairStep(16)]),
+  ];
+  const single = [...rowAddress(ids, ROW, 0), ...weight(0, A0), ...forLoop(C, get(P.rowBytes), 32, [...singleStep(0), ...singleStep(16)])];
+  return [
+    ...i32c(0), ...set(J),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(J), ...get(P.m), ...i32c(1), 0x6b, 0x4e, 0x0d, 1,
+    ...pair,
+    ...get(J), ...i32c(2), ...add, ...set(J),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(J), ...get(P.m), 0x48, 0x04, 0x40, ...single, 0x0b,
+  ];
 }
 
 /** dots over bfloat16 rows (rowBytes = 2·d): 8 keys' channels per 16-byte load, q read at twice the offset. */
@@ -154,7 +188,7 @@ function moduleBytes(): Uint8Array {
   const funcs = section(3, vec(kernels.map(() => [0])));
   const exports = section(7, vec(kernels.map(([name], i) => [...str(name), 0x00, ...uleb(i)])));
   const code = section(10, vec(kernels.map(([, body]) => {
-    const fn = [...vec([[3, I32], [3, V128]]), ...body, 0x0b];
+    const fn = [...vec([[4, I32], [5, V128]]), ...body, 0x0b];
     return [...uleb(fn.length), ...fn];
   })));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
