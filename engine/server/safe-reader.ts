@@ -16,7 +16,8 @@ const MAX_HEADER = 8 * 1024;
 export class SafeMessageReader extends AbstractMessageReader {
   private buf: Buffer = Buffer.alloc(0);
   private bodyLength = -1;
-  private skipBytes = 0;
+  /** After an oversized frame: discard input until the next "Content-Length:" (a bogus length cannot wedge us). */
+  private scanning = false;
 
   constructor(
     private readonly input: NodeJS.ReadableStream,
@@ -37,13 +38,18 @@ export class SafeMessageReader extends AbstractMessageReader {
     return { dispose: () => { this.input.off('data', onData); this.input.off('end', onEnd); this.input.off('close', onEnd); } };
   }
 
-  private onData(chunk: Buffer, callback: DataCallback) {
-    if (this.skipBytes > 0) {
-      const n = Math.min(this.skipBytes, chunk.length);
-      this.skipBytes -= n;
-      chunk = chunk.subarray(n);
-    }
+  private onData(chunk: Buffer, callback: DataCallback): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (this.scanning) {
+      const at = this.buf.indexOf(CONTENT_LENGTH);
+      if (at < 0) {
+        // Keep a tail that could be the start of a split header.
+        this.buf = Buffer.from(this.buf.subarray(Math.max(0, this.buf.length - CONTENT_LENGTH.length)));
+        return;
+      }
+      this.scanning = false;
+      this.buf = this.buf.subarray(at);
+    }
     for (;;) {
       if (this.bodyLength < 0) {
         const end = this.buf.indexOf(HEADER_END);
@@ -58,11 +64,8 @@ export class SafeMessageReader extends AbstractMessageReader {
         const length = Number(m[1]);
         if (length > this.maxMessageBytes) {
           this.reply(null, -32600, `Invalid Request: message of ${length} bytes exceeds the limit of ${this.maxMessageBytes}`);
-          const n = Math.min(length, this.buf.length);
-          this.buf = this.buf.subarray(n);
-          this.skipBytes = length - n;
-          if (this.skipBytes > 0) return;
-          continue;
+          this.scanning = true;
+          return this.onData(Buffer.alloc(0), callback);
         }
         this.bodyLength = length;
       }
