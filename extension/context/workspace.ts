@@ -123,6 +123,12 @@ export class WorkspaceContext implements vscode.Disposable {
   /** Starts indexing every open workspace folder (on activation). */
   warmUp(): void {
     for (const f of vscode.workspace.workspaceFolders ?? []) this.rootFor(f);
+    // Files left open from the last session are the best recency signal there is at startup; the active one last.
+    for (const tab of vscode.window.tabGroups.all.flatMap((g) => g.tabs)) {
+      if (tab.input instanceof vscode.TabInputText) this.touch(tab.input.uri);
+    }
+    const active = vscode.window.activeTextEditor?.document.uri;
+    if (active) this.touch(active);
   }
 
   /**
