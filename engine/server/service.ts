@@ -57,6 +57,8 @@ export class EngineService {
   private failed = false;
   private readonly scheduler = new ModelScheduler();
   private readonly latest = new Map<string, AbortController>();
+  /** Every request in flight (queued or running), so a model switch or shutdown can stop them all. */
+  private readonly active = new Set<AbortController>();
 
   constructor(private readonly loader: ModelLoader, private readonly log: Logger) {}
 
@@ -104,7 +106,9 @@ export class EngineService {
   }
 
   private async unload() {
-    for (const c of this.latest.values()) c.abort();
+    for (const c of this.active) c.abort();
+    // The running request stops within a decode step; the model must not be disposed under it.
+    while (this.scheduler.busy) await new Promise((r) => setTimeout(r, 2));
     this.cache?.clear();
     const m = this.model;
     this.model = this.info = this.format = this.cache = this.tokenizer = undefined;
@@ -174,6 +178,7 @@ export class EngineService {
     p: CompleteParams | AskParams, ctrl: AbortController, o: StreamOptions,
   ): Promise<CompleteResult> {
     const { model, cache } = this.ready();
+    this.active.add(ctrl);
     const onUserAbort = () => ctrl.abort();
     o.signal?.addEventListener('abort', onUserAbort, { once: true });
     if (o.signal?.aborted) ctrl.abort();
@@ -244,6 +249,7 @@ export class EngineService {
       if (generated.length >= maxTokens && finishReason === 'cancelled' && !ctrl.signal.aborted) finishReason = 'length';
     } finally {
       o.signal?.removeEventListener('abort', onUserAbort);
+      this.active.delete(ctrl);
       if (lease) cache.release(lease.seq);
     }
     // The streamed pieces are exact per segment; the final text is the exact decode when generation was not split.

@@ -157,3 +157,14 @@ function peakRss(pid: number): number {
   const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
+
+test('loading another model stops running requests first, then serves with the new model', { timeout: 120000 }, async () => {
+  const q = engine.request('snout/ask', { id: 'switch', messages: [{ role: 'user', content: 'Explain the scheduler.' }], maxTokens: 600 });
+  await engine.waitFor(() => engine.tokens('switch').length > 0, 30000, 'first ask token');
+  const info = await engine.call('snout/load', { modelDir: modelDir('stories260K-hf') });
+  assert.equal(info.promptFormat, 'plain');
+  assert.equal((await q.response).result.finishReason, 'cancelled');
+  const r = await engine.call('snout/complete', { id: 'story', prompt: 'Once upon a time', maxTokens: 8 });
+  assert.ok(r.text.length > 0 && r.stats.promptTokens > 1);
+  assert.equal((await engine.call('snout/status')).model.modelDir, info.modelDir);
+});
