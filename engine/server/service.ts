@@ -164,7 +164,12 @@ export class EngineService {
     const { info, tok } = this.ready();
     const maxTokens = p.maxTokens ?? DEFAULT_ASK_TOKENS;
     const budget = this.budgetFor(maxTokens, info.contextLength, 'ask');
-    const r = renderChat(tok, p.messages, p.files ?? [], budget);
+    let r: ReturnType<typeof renderChat>;
+    try {
+      r = renderChat(tok, p.messages, p.files ?? [], budget);
+    } catch (e) {
+      throw new ServiceError(-32603, `the model's chat template failed: ${(e as Error).message}`);
+    }
     return this.run(p.id, r.ids, r.truncatedTokens, maxTokens, 'ask', p, new AbortController(), o);
   }
 
