@@ -88,7 +88,7 @@ class Model implements LoadedModel {
     return seq;
   }
 
-  generate(seq: Sequence, req: GenerateRequest): Promise<GenerateResult> {
+  async generate(seq: Sequence, req: GenerateRequest): Promise<GenerateResult> {
     if (!(seq instanceof ModelSequence) || seq.isDisposed) throw new Error('generate: not a live sequence of this model');
     return this.serial(() => generate(this.ctx, seq, seqConfig.get(seq) ?? this.baseAttention, req));
   }
