@@ -41,7 +41,7 @@ export class DecodeKernels {
   lastMax = -Infinity;
   lastZ = 0;
   /** Retrieval marks (see LshTables.retrieve) and the current query's generation (steps by 2). */
-  marks = new Uint32Array(0);
+  marks = new Uint8Array(0);
   private gen = 2;
   scores = new Float32Array(0);
   work = new Float32Array(0);
@@ -54,7 +54,7 @@ export class DecodeKernels {
   reserve(count: number): void {
     if (this.marks.length >= count) return;
     const cap = Math.max(count, this.marks.length * 2, 1024);
-    this.marks = new Uint32Array(cap);
+    this.marks = new Uint8Array(cap);
     this.gen = 2;
     this.scores = new Float32Array(cap);
     this.work = new Float32Array(cap);
@@ -75,7 +75,7 @@ export class DecodeKernels {
     const t = x.index.tables;
     if (!t || t.count === 0) return 0;
     this.gen += 2;
-    if (this.gen > 0xfffffff0) { this.marks.fill(0); this.gen = 2; }
+    if (this.gen > 252) { this.marks.fill(0); this.gen = 2; }
     return t.retrieve(qCodes, qo, this.marks, this.gen, x.cache.ids, at);
   }
 

@@ -26,7 +26,7 @@ test('retrieval equals a brute-force collision count (after two folds and a trun
   const flat = (rows: number[][]) => Int32Array.from(rows.flat());
   t.fold(flat(codes.slice(0, n1)), n1);
   t.fold(flat(codes.slice(n1)), n2);
-  const marks = new Uint32Array(n1 + n2), out = new Int32Array(n1 + n2);
+  const marks = new Uint8Array(n1 + n2), out = new Int32Array(n1 + n2);
   let gen = 2;
   for (const end of [base + n1 + n2, base + 333, base + 1]) {
     t.truncate(end);
