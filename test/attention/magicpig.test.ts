@@ -162,7 +162,8 @@ test('prepare() (ONNX key hashing) and forwardAsync (ONNX query hashing) give th
   b.step();
   assert.ok(relErr(a.out, b.out) < 1e-5, `ONNX vs CPU fold: ${relErr(a.out, b.out)}`);
   // forwardAsync: the query hash from the ONNX graph, same step.
-  const c = run(h, n, { method: 'magicpig', K: 6, L: 30 });
+  const c = run(h, n, { method: 'magicpig', K: 6, L: 30 }, true);
+  await c.ready;
   await c.attn.forwardAsync(0, h.q, h.k.subarray((n - 1) * d, n * d), h.v.subarray((n - 1) * d, n * d), 1, c.out);
   assert.ok(relErr(c.out, b.out) < 1e-5, `forwardAsync vs forward: ${relErr(c.out, b.out)}`);
   assert.ok(a.attn.stats().memory!.tables > 0);
