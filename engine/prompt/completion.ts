@@ -67,7 +67,7 @@ function layout(fmt: PromptFormat, parts: CompletionParts, files: RepoFile[], pr
  * Suffix tokens kept by default. In PSM order every token after the cursor is re-prefilled on each keystroke (the
  * prefix cache only reuses what precedes the edit), so a long suffix costs TTFT on every request.
  */
-export const DEFAULT_MAX_SUFFIX_TOKENS = 128;
+export const DEFAULT_MAX_SUFFIX_TOKENS = 64;
 
 export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: CompletionParts, budget: number, maxSuffixTokens = DEFAULT_MAX_SUFFIX_TOKENS): RenderedPrompt {
   const files = parts.files ?? [];
