@@ -83,9 +83,6 @@ delete manifest.dependencies;
 delete manifest.bin;
 delete manifest.private;
 writeFileSync(path.join(stage, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
-if (!existsSync(path.join(stage, 'LICENSE'))) {
-  writeFileSync(path.join(stage, 'LICENSE'), `${pkg.license ?? 'MIT'} licence; see the repository.\n`);
-}
 
 // The stage holds exactly what ships; an empty ignore file tells vsce so (and stops its warning).
 writeFileSync(path.join(stage, '.vscodeignore'), '# staged explicitly by scripts/package.mjs\n');
