@@ -5,6 +5,7 @@
 // max-shift merge of spec §8. The kernels (dots, axpy) are WebAssembly SIMD where the cache allows (head-cache.ts).
 import type { HeadCache } from './head-cache';
 import type { HeadIndex } from './head-index';
+import type { SimHash } from './simhash';
 import { PAGE } from './head-index';
 import { kthLargest, sortRange } from './select';
 
@@ -63,7 +64,8 @@ export class DecodeKernels {
   /** Copy the query into the workspace and list T's ids; returns |T|. */
   begin(x: HeadInput, r: Ranges): number {
     const c = x.cache, ids = c.ids;
-    c.q.set(x.q.subarray(x.qo, x.qo + this.d));
+    const cq = c.q, q = x.q, qo = x.qo;
+    for (let j = 0; j < this.d; j++) cq[j] = q[qo + j];
     let n = 0;
     for (let i = 0, e = Math.min(r.sinks, r.length); i < e; i++) ids[n++] = i;
     for (let i = Math.max(r.indexedEnd, r.sinks); i < r.length; i++) ids[n++] = i;
@@ -106,8 +108,8 @@ export class DecodeKernels {
     const c = x.cache, n = r.indexedEnd - r.sinks, b = Math.min(n, Math.max(0, budget));
     if (b > 0) {
       c.dotsRange(r.sinks, n);
-      this.scores.set(c.logits.subarray(0, n));
-      this.work.set(c.logits.subarray(0, n));
+      const lg = c.logits, sc = this.scores, wk = this.work;
+      for (let j = 0; j < n; j++) { sc[j] = lg[j]; wk[j] = lg[j]; }
       const tau = kthLargest(this.work, n, b);
       let ties = b;
       for (let j = 0; j < n; j++) if (this.scores[j] > tau) ties--;
@@ -183,13 +185,13 @@ export class DecodeKernels {
  * Writes out rows and sampled[h] = |S| per query head.
  */
 export function magicpigGroup(ker: DecodeKernels, cache: HeadCache, index: HeadIndex, g: number, H: number, G: number,
-  r: Ranges, K: number, L: number, q: Float32Array, codes: Int32Array, hash: ((q: Float32Array, qo: number, codes: Int32Array, co: number) => void) | null,
+  r: Ranges, K: number, L: number, q: Float32Array, codes: Int32Array, hash: SimHash | null,
   out: Float32Array, sampled: Int32Array): void {
   const d = ker.d, group = H / G, x: HeadInput = { q, qo: 0, cache, index };
   for (let h = g * group; h < (g + 1) * group; h++) {
     x.qo = h * d;
     const nT = ker.begin(x, r);
-    if (hash) hash(q, h * d, codes, h * L);
+    if (hash) hash.hashInto(q, h * d, codes, h * L);
     const m = ker.retrieve(x, codes, h * L, nT);
     ker.magicpig(x, nT, m, K, L, out, h * d);
     sampled[h] = m;

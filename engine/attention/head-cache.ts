@@ -109,7 +109,8 @@ export class HeadCache {
    */
   attendPrefix(q: Float32Array, qo: number, end: number, scale: number, out: Float32Array, oo: number): void {
     const w = this.wasm!, d = this.d, logits = this.logits;
-    this.q.set(q.subarray(qo, qo + d));
+    const cq = this.q;
+    for (let c = 0; c < d; c++) cq[c] = q[qo + c];
     if (this.bf16) w.dotsRange16(this.qOff, this.kOff, 0, this.logitsOff, end, 2 * d);
     else w.dotsRange(this.qOff, this.kOff, 0, this.logitsOff, end, 4 * d);
     let mx = -Infinity;

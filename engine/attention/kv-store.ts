@@ -79,6 +79,12 @@ export class KvStore {
     this.length += n;
   }
 
+  /** Every head on the SIMD kernels (a shared WebAssembly memory: what worker threads need). */
+  simd(): boolean {
+    for (let g = 0; g < this.numKvHeads; g++) if (!this.heads[g].simd) return false;
+    return true;
+  }
+
   /** Subtract `delta` from keys [0, length) of head g (used once, when k̄ is first fixed, or to undo it). */
   shiftKeys(g: number, delta: Float32Array, sign = 1): void {
     const K = this.keys[g], d = this.headDim;

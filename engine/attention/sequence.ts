@@ -21,6 +21,8 @@ import { attentionPool, JobField } from './worker-pool';
 interface LayerState {
   kv: KvStore;
   heads: HeadIndex[];
+  /** heads[g].kbar per g (kept in step with them): the shift for appended keys, without a per-call array. */
+  shifts: (Float32Array | null)[];
   /** I = [sinks, indexedEnd). */
   indexedEnd: number;
 }
@@ -35,6 +37,7 @@ export class Sequence implements SequenceAttention {
   /** Query codes [numHeads, L] for the decode step forward() is about to run (from forwardAsync), else null. */
   private stepCodes: Int32Array | null = null;
   private provider: NonNullable<PrepareOptions['provider']> = 'auto';
+  private queryGraph: { hasher: SimHash; provider: string; graph: import('./hash-graph').KeyHashGraph } | null = null;
   private readonly row: Float32Array;
   private readonly headInput: HeadInput;
   private readonly ranges: Ranges = { sinks: 0, indexedEnd: 0, length: 0 };
@@ -61,6 +64,7 @@ export class Sequence implements SequenceAttention {
     return {
       kv: new KvStore(numKvHeads, headDim, this.config.kvDtype),
       heads: Array.from({ length: numKvHeads }, (_, g) => new HeadIndex(g, headDim)),
+      shifts: new Array<Float32Array | null>(numKvHeads).fill(null),
       indexedEnd: this.config.sinks,
     };
   }
@@ -73,13 +77,16 @@ export class Sequence implements SequenceAttention {
     return this.config.denseLayers.includes(layer);
   }
 
+  private hasher: SimHash | null = null;
   private simhash(): SimHash {
-    return simhashFor(this.shape.headDim, this.config.K, this.config.L, this.config.seed);
+    const { K, L, seed } = this.config, h = this.hasher;
+    if (h && h.K === K && h.L === L && h.seed === seed) return h;
+    return (this.hasher = simhashFor(this.shape.headDim, K, L, seed));
   }
 
   forward(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): void {
     const st = this.layers[layer];
-    st.kv.append(k, v, n, st.heads.map((h) => h.kbar));
+    st.kv.append(k, v, n, st.shifts);
     if (n > 1 || this.config.method === 'dense' || this.isDenseLayer(layer)) {
       this.dense.causal(st.kv, q, n, out);
       return;
@@ -100,8 +107,13 @@ export class Sequence implements SequenceAttention {
     const { method, budget } = this.config;
     const hashes = n === 1 && !this.isDenseLayer(layer) && (method === 'magicpig' || ((method === 'topk' || method === 'quest') && budget === 'auto'));
     if (hashes && this.config.K * this.config.L > 0) {
-      const { KeyHashGraph } = await import('./hash-graph');
-      const graph = await KeyHashGraph.create(this.simhash(), this.provider, 1);
+      const h = this.simhash();
+      let graph = this.queryGraph?.hasher === h && this.queryGraph.provider === this.provider ? this.queryGraph.graph : null;
+      if (!graph) {
+        const { KeyHashGraph } = await import('./hash-graph');
+        graph = await KeyHashGraph.create(h, this.provider, 1);
+        this.queryGraph = { hasher: h, provider: this.provider, graph };
+      }
       const t = this.profiling ? performance.now() : 0;
       this.stepCodes = await graph.hash(q, this.shape.numHeads);
       if (this.profiling) this.profile.hashMs += performance.now() - t;
@@ -116,7 +128,7 @@ export class Sequence implements SequenceAttention {
   /** Benches: append n context tokens to `layer` without computing attention (builds long caches fast). */
   appendOnly(layer: number, k: Float32Array, v: Float32Array, n: number): void {
     const st = this.layers[layer];
-    st.kv.append(k, v, n, st.heads.map((h) => h.kbar));
+    st.kv.append(k, v, n, st.shifts);
   }
 
   resetProfile(): void {
@@ -140,7 +152,7 @@ export class Sequence implements SequenceAttention {
       for (const hi of st.heads) hi.updatePages(st.kv, r.sinks, st.indexedEnd, this.row);
     }
     const threads = this.threads();
-    if (threads > 1 && method === 'magicpig' && count > 0 && st.kv.heads.every((c) => c.simd)) {
+    if (threads > 1 && method === 'magicpig' && count > 0 && st.kv.simd()) {
       this.decodeThreaded(st, q, out, threads, count);
       return;
     }
@@ -198,16 +210,16 @@ export class Sequence implements SequenceAttention {
     const pool = attentionPool(threads - 1);
     pool.ensure(H, d, L);
     const job = pool.job, layer = this.layers.indexOf(st);
-    pool.q.set(q.subarray(0, H * d));
-    if (this.stepCodes) pool.codes.set(this.stepCodes.subarray(0, H * L));
+    const pq = pool.q, pc = pool.codes, sc = this.stepCodes;
+    for (let i = 0; i < H * d; i++) pq[i] = q[i];
+    if (sc) for (let i = 0; i < H * L; i++) pc[i] = sc[i];
     job[JobField.Layer] = layer; job[JobField.Heads] = H; job[JobField.KvHeads] = G; job[JobField.HeadDim] = d;
     job[JobField.Sinks] = this.ranges.sinks; job[JobField.IndexedEnd] = this.ranges.indexedEnd; job[JobField.Length] = this.ranges.length;
     job[JobField.K] = K; job[JobField.L] = L; job[JobField.Seed] = seed; job[JobField.CodesReady] = this.stepCodes ? 1 : 0;
     job[JobField.Threads] = threads;
     for (let g = 0; g < G; g++) if (g % threads !== 0) pool.share((g % threads) - 1, layer, g, st.kv.heads[g], st.heads[g]);
     pool.start();
-    const hasher = this.simhash();
-    const hash = this.stepCodes ? null : hasher.hashInto.bind(hasher);
+    const hash = this.stepCodes ? null : this.simhash();
     const sampled = pool.sampled as Int32Array, codes = pool.codes as Int32Array;
     for (let g = 0; g < G; g += threads) {
       magicpigGroup(this.kernels, st.kv.heads[g], st.heads[g], g, H, G, this.ranges, K, L, q, codes, hash, out, sampled);
@@ -215,7 +227,9 @@ export class Sequence implements SequenceAttention {
     pool.wait();
     const group = H / G;
     for (let g = 0; g < G; g++) {
-      if (g % threads !== 0) out.set(pool.out.subarray(g * group * d, (g + 1) * group * d) as Float32Array, g * group * d);
+      if (g % threads === 0) continue;
+      const po = pool.out;
+      for (let i = g * group * d, e = (g + 1) * group * d; i < e; i++) out[i] = po[i];
     }
     for (let h = 0; h < H; h++) {
       this.sampledSum += sampled[h] / count;
@@ -269,6 +283,7 @@ export class Sequence implements SequenceAttention {
       for (let c = 0; c < d; c++) mean[c] += row[c];
     }
     hi.kbar = Float32Array.from(mean, (x) => x / Math.max(1, end - sinks));
+    st.shifts[hi.g] = hi.kbar;
     st.kv.shiftKeys(hi.g, hi.kbar);
   }
 
@@ -276,6 +291,7 @@ export class Sequence implements SequenceAttention {
   private dropIndex(st: LayerState, hi: HeadIndex): void {
     if (hi.kbar) st.kv.shiftKeys(hi.g, hi.kbar, -1);
     hi.kbar = null;
+    st.shifts[hi.g] = null;
     hi.tables = null;
     hi.pagesValid = 0;
   }

@@ -64,7 +64,8 @@ export class SimHash {
     if (this.simd) {
       // All K·L projections with the SIMD dot kernel, then the sign bits.
       const s = this.simd;
-      s.x.set(x.subarray(xo, xo + d));
+      const sx = s.x;
+      for (let c = 0; c < d; c++) sx[c] = x[xo + c];
       s.k.dotsRange(s.xOff, s.wOff, 0, s.projOff, K * L, 4 * d);
       for (let l = 0; l < L; l++) {
         let code = 0;

@@ -55,8 +55,8 @@ function spawn(workerData: unknown, transferList: MessagePort[]): Worker {
 interface PoolWorker {
   worker: Worker;
   port: MessagePort;
-  /** What this worker last got per `${layer}/${g}`: the objects whose identity marks a layout change. */
-  sent: Map<string, unknown[]>;
+  /** What this worker last got per layer·65536 + g: the objects whose identity marks a layout change. */
+  sent: Map<number, unknown[]>;
 }
 
 export class AttentionPool {
@@ -92,10 +92,9 @@ export class AttentionPool {
   /** Post KV head g of `layer` to the worker that owns it this step, if its layout changed since the last post. */
   share(worker: number, layer: number, g: number, cache: HeadCache, index: HeadIndex): void {
     const w = this.workers[worker], t = index.tables!;
-    const key = `${layer}/${g}`, marks = [cache, t.ids, t.offsets, t.count, index.norms];
-    const prev = w.sent.get(key);
-    if (prev && prev.every((x, i) => x === marks[i])) return;
-    w.sent.set(key, marks);
+    const key = layer * 65536 + g, prev = w.sent.get(key);
+    if (prev && prev[0] === cache && prev[1] === t.ids && prev[2] === t.offsets && prev[3] === t.count && prev[4] === index.norms) return;
+    w.sent.set(key, [cache, t.ids, t.offsets, t.count, index.norms]);
     const msg: HeadMessage = {
       type: 'head', layer, g, mem: cache.memory!, dtype: cache.dtype, d: cache.d, capacity: cache.capacity, K: t.K, L: t.L, base: t.base,
       count: t.count, offsets: t.offsets, ids: t.ids, norms: index.norms,

@@ -10,7 +10,7 @@ import { simhashFor } from './simhash';
 import { DONE, GEN, JobField, type BufferMessage, type HeadMessage } from './worker-pool';
 
 const { port, wid, ctl } = workerData as { port: MessagePort; wid: number; ctl: Int32Array };
-const heads = new Map<string, { cache: HeadCache; index: HeadIndex }>();
+const heads = new Map<number, { cache: HeadCache; index: HeadIndex }>(); // key: layer·65536 + g
 const kernels = new Map<number, DecodeKernels>();
 let buffers: BufferMessage | null = null;
 const ranges: Ranges = { sinks: 0, indexedEnd: 0, length: 0 };
@@ -23,7 +23,7 @@ function drain(): void {
     const index = new HeadIndex(msg.g, msg.d);
     index.norms = msg.norms;
     index.tables = LshTables.attach(msg.K, msg.L, msg.base, msg.count, msg.offsets, msg.ids);
-    heads.set(`${msg.layer}/${msg.g}`, { cache, index });
+    heads.set(msg.layer * 65536 + msg.g, { cache, index });
   }
 }
 
@@ -37,11 +37,10 @@ function runJob(): void {
   let ker = kernels.get(d);
   if (!ker) kernels.set(d, (ker = new DecodeKernels(d)));
   ker.reserve(ranges.indexedEnd - ranges.sinks);
-  const hasher = job[JobField.CodesReady] ? null : simhashFor(d, K, L, job[JobField.Seed]);
-  const hash = hasher ? hasher.hashInto.bind(hasher) : null;
+  const hash = job[JobField.CodesReady] ? null : simhashFor(d, K, L, job[JobField.Seed]);
   for (let g = 0; g < G; g++) {
     if (g % T !== wid + 1) continue;
-    const head = heads.get(`${layer}/${g}`)!;
+    const head = heads.get(layer * 65536 + g)!;
     magicpigGroup(ker, head.cache, head.index, g, H, G, ranges, K, L, b.q as Float32Array, b.codes as Int32Array, hash,
       b.out as Float32Array, b.sampled as Int32Array);
   }
