@@ -74,7 +74,7 @@ export async function run(argv: string[]): Promise<number> {
           decode_ms_per_token: round(r.stats.decodeMs / Math.max(1, r.stats.decodeTokens), 2),
           peak_rss_mb: Math.round(rssMb),
         });
-        if (!json) process.stderr.write(`context ${n}: done\n`);
+        process.stderr.write(`context ${n}: prefill ${rows.at(-1)!.prefill_s} s, decode ${rows.at(-1)!.decode_ms_per_token} ms/token\n`);
       } finally {
         seq.dispose();
       }
