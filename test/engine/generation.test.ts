@@ -111,3 +111,18 @@ describe('prefix reuse on stories260K', { skip: !hasModel(stories) && `${stories
     assert.deepEqual(diverged.ids, freshOther.ids);
   });
 });
+
+describe('context limit on stories260K (max_position_embeddings 512)', { skip: !hasModel(stories) && `${stories} not found` }, () => {
+  let model: LoadedModel;
+  before(async () => { model = await loadModel(modelDir(stories), { provider: 'cpu' }); });
+  after(async () => { await model?.dispose(); });
+
+  it('a prompt longer than the context is a user error; generation stops at the last position', async () => {
+    const ids = [1, ...Array.from({ length: 512 }, (_, i) => 300 + (i % 100))];
+    await assert.rejects(model.logits(ids), /513 tokens; the model's context is 512/);
+    const r = await model.generate(model.newSequence(), { ids: ids.slice(0, 510), maxTokens: 10, sampling: greedy });
+    // Positions 510 and 511 are left: two more tokens go through the model, plus the one sampled after the last.
+    assert.equal(r.ids.length + r.stats.promptTokens <= 513, true);
+    if (r.finishReason === 'length') assert.equal(r.ids.length, 3);
+  });
+});
