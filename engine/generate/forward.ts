@@ -2,7 +2,8 @@
 // → final norm + lm_head on the last position. Dense parts are onnxruntime sessions built from the weights; attention
 // is engine code over the sequence's CPU-RAM KV cache (engine/attention), reached through one interface.
 import type { SequenceAttention } from '../attention/types';
-import { buildEmbedHeadGraph, buildLayerGraph, io, type WeightSource } from '../model/graphs';
+import { UserError } from '../errors';
+import { buildEmbedHeadGraph, buildLayerGraph, io, largestGraphBytes, maxGraphBytes, type WeightSource } from '../model/graphs';
 import { RopeTables } from '../model/rope';
 import type { ModelSpec } from '../model/spec';
 import { createSession, ort, type Provider, type ProviderSetting } from '../runtime/session';
@@ -33,6 +34,11 @@ export class ModelRunner {
   ) {}
 
   static async create(spec: ModelSpec, weight: WeightSource, options: RunnerOptions = {}): Promise<ModelRunner> {
+    const largest = largestGraphBytes(spec);
+    if (largest.bytes > maxGraphBytes) {
+      throw new UserError(`model too large for this engine: its ${largest.name} graph needs ${(largest.bytes / 2 ** 30).toFixed(2)} GiB ` +
+        'of float32 weights, over the 2 GiB limit of one ONNX model');
+    }
     const L = spec.numLayers;
     const plan: { post?: number; pre?: number }[] = [];
     if (options.fuseLayers ?? true) {

@@ -127,3 +127,15 @@ export function buildEmbedHeadGraph(spec: ModelSpec, weight: WeightSource): Uint
   g.output(g.op('Gemm', [normed, head], { transB: attr.i(1) }), io.logits, 'float32', ['m', V]);
   return g.serialize();
 }
+
+/** A serialized ONNX model is one protobuf message, which cannot exceed 2 GiB (no external data through the JS API). */
+export const maxGraphBytes = 2 ** 31 - 64 * 2 ** 20;
+
+/** float32 bytes of the largest graph this spec needs (embedding + head, or one fused layer pair). */
+export function largestGraphBytes(spec: ModelSpec): { name: string; bytes: number } {
+  const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize: V } = spec;
+  const embedHead = V * H * (spec.tieWordEmbeddings ? 1 : 2) * 4;
+  const layer = (H * (numHeads + 2 * numKvHeads) * D + numHeads * D * H + 3 * H * I) * 4;
+  // A fused graph holds post(l) (o_proj + MLP) and pre(l+1) (q/k/v): at most about one layer's weights.
+  return embedHead >= layer ? { name: 'embedding/lm_head', bytes: embedHead } : { name: 'one layer', bytes: layer };
+}

@@ -57,3 +57,12 @@ describe('config.json', () => {
     }
   });
 });
+
+describe('model size limit', () => {
+  it('a graph over 2 GiB of float32 weights is a clear user error before anything is built', async () => {
+    const { ModelRunner } = await import('../../engine/generate/forward');
+    // Qwen2-7B-like: 152K × 3584 embedding = 2.03 GiB in float32.
+    const spec = parseConfig({ ...base, hidden_size: 3584, num_attention_heads: 28, num_key_value_heads: 4, intermediate_size: 18944, vocab_size: 152064, tie_word_embeddings: false });
+    await assert.rejects(ModelRunner.create(spec, () => { throw new Error('must not read weights'); }), /embedding\/lm_head graph needs 4\.06 GiB .* over the 2 GiB limit/);
+  });
+});
