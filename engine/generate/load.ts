@@ -3,7 +3,7 @@
 import path from 'node:path';
 import { createSequenceAttention } from '../attention/index';
 import { defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../attention/types';
-import { readConfig } from '../model/config';
+import { readConfig, readGenerationEos } from '../model/config';
 import { SafetensorsStore } from '../model/safetensors';
 import type { ModelSpec } from '../model/spec';
 import { loadTokenizer } from '../model/tokenizer';
@@ -37,7 +37,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
 
   progress('reading config.json', 0);
   const spec = readConfig(modelDir);
-  const tokenizer = loadTokenizer(modelDir, spec.eosTokenIds);
+  const tokenizer = loadTokenizer(modelDir, [...spec.eosTokenIds, ...readGenerationEos(modelDir)]);
   progress('checking weights', 0.02);
   const store = SafetensorsStore.open(modelDir);
   checkWeights(spec, store, modelDir);

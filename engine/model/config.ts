@@ -130,3 +130,19 @@ function parseRopeScaling(v: unknown, fail: (m: string) => never): RopeScaling {
       return fail(`unsupported rope_scaling type ${JSON.stringify(type)} (supported: linear, llama3)`);
   }
 }
+
+/**
+ * Extra stop ids from generation_config.json (e.g. Qwen2.5 lists both <|endoftext|> and <|im_end|> there while
+ * config.json names one). Missing or unreadable file: none — it only adds stop tokens.
+ */
+export function readGenerationEos(modelDir: string): number[] {
+  const file = path.join(modelDir, 'generation_config.json');
+  if (!existsSync(file)) return [];
+  try {
+    const v = (JSON.parse(readFileSync(file, 'utf8')) as Json).eos_token_id;
+    const list = Array.isArray(v) ? v : [v];
+    return list.filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0);
+  } catch {
+    return [];
+  }
+}

@@ -61,3 +61,17 @@ describe('random checkpoints vs float64 reference', () => {
     });
   }
 });
+
+describe('generation_config.json', () => {
+  it('its eos ids are added to the stop set', async () => {
+    const ckpt = makeCheckpoint(path.join(root, 'gen_config'), { layers: 1, seed: 9 });
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(path.join(ckpt.dir, 'generation_config.json'), JSON.stringify({ eos_token_id: [2, 7] }));
+    const model = await loadModel(ckpt.dir, { provider: 'cpu' });
+    try {
+      assert.deepEqual([...model.tokenizer.eosIds].sort((a, b) => a - b), [2, 7]);
+    } finally {
+      await model.dispose();
+    }
+  });
+});
