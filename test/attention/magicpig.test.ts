@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../../engine/attention';
-import { DecodeKernels } from '../../engine/attention/decode-kernels';
+import { DecodeKernels, LogWeightTable, samplingProbability } from '../../engine/attention/decode-kernels';
 import { HeadCache } from '../../engine/attention/head-cache';
 import { attendNaive, gaussians, relErr, rng, row } from './reference';
 
@@ -186,4 +186,16 @@ test('bfloat16 storage: magicpig with every key sampled (u = 1) equals dense ove
   r.step();
   assert.ok(relErr(sampled, r.out) < 2e-4, `bf16 magicpig vs dense: ${relErr(sampled, r.out)}`);
   assert.ok(errVsExact(r.out, exactOut(h, n)) < 2e-2, 'bf16 dense near the float64 reference');
+});
+
+test('the tabulated log-weight log(u + 1e-4) is within 1e-4 of the exact formula', () => {
+  for (const [K, L] of [[10, 150], [8, 75], [11, 300], [1, 300], [5, 20]]) {
+    const table = new LogWeightTable(K, L);
+    let worst = 0;
+    for (let i = 0; i <= 20000; i++) {
+      const cos = -1 + i / 10000;
+      worst = Math.max(worst, Math.abs(table.at(cos) - Math.log(samplingProbability(cos, K, L) + 1e-4)));
+    }
+    assert.ok(worst < 1e-4, `K=${K} L=${L}: max error ${worst}`);
+  }
 });
