@@ -3,15 +3,16 @@
 // is engine code over the sequence's CPU-RAM KV cache (engine/attention), reached through one interface.
 import type { SequenceAttention } from '../attention/types';
 import { UserError } from '../errors';
-import { buildEmbedHeadGraph, buildLayerGraph, io, largestGraphBytes, maxGraphBytes, type WeightSource } from '../model/graphs';
+import {
+  buildEmbedHeadGraph, buildLayerGraph, fuseEmbedHeadMaxBytes, io, largestGraphBytes, maxGraphBytes, type LayerGraphParts,
+  type WeightSource,
+} from '../model/graphs';
 import { RopeTables } from '../model/rope';
 import type { ModelSpec } from '../model/spec';
 import { createSession, ort, type Provider, type ProviderSetting } from '../runtime/session';
 
-/** One layer graph: post-attention of layer `post` and/or pre-attention of layer `pre`. */
-interface LayerStep {
-  post?: number;
-  pre?: number;
+/** One layer graph: [embedding,] post-attention of layer `post` and/or pre-attention of layer `pre`[, head]. */
+interface LayerStep extends LayerGraphParts {
   session: ort.InferenceSession;
 }
 
@@ -19,6 +20,11 @@ export interface RunnerOptions {
   provider?: ProviderSetting;
   /** Fuse post-attention(l) with pre-attention(l+1) into one graph (L+2 onnxruntime calls per token, not 2L+2). */
   fuseLayers?: boolean;
+  /**
+   * Embedding inside the first layer graph and final norm + lm_head inside the last (2 fewer calls per token).
+   * Default: when the embedding matrix is at most 64 MiB (a tied one is then held twice).
+   */
+  fuseEmbedHead?: boolean;
   threads?: number;
   log?: (line: string) => void;
   onProgress?: (message: string, fraction: number) => void;
@@ -28,7 +34,8 @@ export class ModelRunner {
   private constructor(
     readonly spec: ModelSpec,
     readonly provider: Provider,
-    private readonly embedHead: ort.InferenceSession,
+    /** Separate embedding/head session (absent when they are fused into the first/last layer graphs). */
+    private readonly embedHead: ort.InferenceSession | undefined,
     private readonly steps: LayerStep[],
     private readonly rope: RopeTables,
   ) {}
@@ -40,27 +47,36 @@ export class ModelRunner {
         'of float32 weights, over the 2 GiB limit of one ONNX model');
     }
     const L = spec.numLayers;
-    const plan: { post?: number; pre?: number }[] = [];
+    const plan: LayerGraphParts[] = [];
     if (options.fuseLayers ?? true) {
       for (let l = 0; l <= L; l++) plan.push({ post: l > 0 ? l - 1 : undefined, pre: l < L ? l : undefined });
     } else {
       for (let l = 0; l < L; l++) plan.push({ pre: l }, { post: l });
     }
-    const total = plan.length + 1;
+    const fuseEnds = options.fuseEmbedHead ?? spec.vocabSize * spec.hiddenSize * 4 <= fuseEmbedHeadMaxBytes;
+    if (fuseEnds) { plan[0].embed = true; plan[plan.length - 1].head = true; }
+    const total = plan.length + (fuseEnds ? 0 : 1);
     const progress = (i: number, what: string) => options.onProgress?.(`building ${what}`, i / total);
     const sessionOptions = { threads: options.threads, log: options.log };
 
     // The first session settles the provider (and logs any fallback once); the rest use what it got.
-    progress(0, 'embedding and head');
-    const first = await createSession(buildEmbedHeadGraph(spec, weight), options.provider ?? 'auto', sessionOptions);
+    let provider: ProviderSetting = options.provider ?? 'auto';
+    let embedHead: ort.InferenceSession | undefined;
+    if (!fuseEnds) {
+      progress(0, 'embedding and head');
+      const created = await createSession(buildEmbedHeadGraph(spec, weight), provider, sessionOptions);
+      embedHead = created.session;
+      provider = created.provider;
+    }
     const steps: LayerStep[] = [];
-    for (const [i, layers] of plan.entries()) {
-      progress(i + 1, `layer graph ${i + 1}/${plan.length}`);
-      const { session } = await createSession(buildLayerGraph(spec, weight, layers), first.provider, sessionOptions);
-      steps.push({ ...layers, session });
+    for (const [i, parts] of plan.entries()) {
+      progress(i + (fuseEnds ? 0 : 1), `layer graph ${i + 1}/${plan.length}`);
+      const created = await createSession(buildLayerGraph(spec, weight, parts), provider, sessionOptions);
+      provider = created.provider;
+      steps.push({ ...parts, session: created.session });
     }
     options.onProgress?.('model ready', 1);
-    return new ModelRunner(spec, first.provider, first.session, steps, new RopeTables(spec));
+    return new ModelRunner(spec, provider as Provider, embedHead, steps, new RopeTables(spec));
   }
 
   /**
@@ -79,22 +95,24 @@ export class ModelRunner {
     const cosT = new ort.Tensor('float32', cos, [n, 1, D / 2]);
     const sinT = new ort.Tensor('float32', sin, [n, 1, D / 2]);
 
-    // Token embeddings.
-    let x = (await this.embedHead.run({
-      [io.ids]: new ort.Tensor('int64', BigInt64Array.from(ids, (id) => BigInt(id)), [n]),
-      [io.hidden]: new ort.Tensor('float32', new Float32Array(0), [0, H]),
-    }))[io.embeds];
+    // Token embeddings (in the first layer graph when fused).
+    const idsT = new ort.Tensor('int64', BigInt64Array.from(ids, (id) => BigInt(id)), [n]);
+    let x: ort.Tensor | undefined;
+    if (this.embedHead) {
+      x = (await this.embedHead.run({ [io.ids]: idsT, [io.hidden]: new ort.Tensor('float32', new Float32Array(0), [0, H]) }))[io.embeds];
+    }
 
     // Layers: each graph finishes layer l (post-attention) and starts layer l+1 (pre-attention); attention runs
     // between graphs on the KV cache.
     const attnOut = new Float32Array(n * numHeads * D);
     const attnT = new ort.Tensor('float32', attnOut, [n, numHeads * D]);
+    let logits: Float32Array | undefined;
     for (const step of this.steps) {
-      const feeds: Record<string, ort.Tensor> = { [io.x]: x };
+      const feeds: Record<string, ort.Tensor> = step.embed ? { [io.ids]: idsT } : { [io.x]: x! };
       if (step.post !== undefined) feeds[io.attn] = attnT;
       if (step.pre !== undefined) { feeds[io.cos] = cosT; feeds[io.sin] = sinT; }
       const out = await step.session.run(feeds);
-      if (step.post !== undefined) x = out[io.xOut];
+      if (step.post !== undefined || step.embed) x = out[io.xOut];
       if (step.pre !== undefined) {
         const q = out[io.q].data as Float32Array;
         const k = out[io.k].data as Float32Array;
@@ -103,13 +121,15 @@ export class ModelRunner {
         // attention go straight through forward().
         await attention.forwardAsync(step.pre, q, k, v, n, attnOut);
       }
+      if (step.head) logits = out[io.logits].data as Float32Array;
     }
     if (!wantLogits) return undefined;
+    if (logits) return logits;
 
     // Final norm + lm_head on the last position only.
-    const hidden = x.data as Float32Array;
+    const hidden = x!.data as Float32Array;
     const last = hidden.subarray((n - 1) * H, n * H);
-    const head = await this.embedHead.run({
+    const head = await this.embedHead!.run({
       [io.ids]: new ort.Tensor('int64', new BigInt64Array(0), [0]),
       [io.hidden]: new ort.Tensor('float32', last.slice(), [1, H]),
     });
@@ -117,7 +137,7 @@ export class ModelRunner {
   }
 
   async dispose(): Promise<void> {
-    await this.embedHead.release();
+    await this.embedHead?.release();
     for (const s of this.steps) await s.session.release();
   }
 }

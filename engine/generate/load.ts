@@ -27,6 +27,8 @@ export interface LoadOptions {
   threads?: number;
   /** Fuse post-attention(l) with pre-attention(l+1) (default true). */
   fuseLayers?: boolean;
+  /** Embedding in the first layer graph, head in the last (default: when the embedding is <= 64 MiB). */
+  fuseEmbedHead?: boolean;
   /** Where the provider-fallback line goes (default stderr). */
   log?: (line: string) => void;
 }
@@ -45,6 +47,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
   const runner = await ModelRunner.create(spec, (name) => store.read(name), {
     provider: options.provider ?? 'auto',
     fuseLayers: options.fuseLayers,
+    fuseEmbedHead: options.fuseEmbedHead,
     threads: options.threads,
     log: options.log,
     onProgress: (message, fraction) => progress(message, 0.05 + 0.95 * fraction),

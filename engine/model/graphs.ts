@@ -6,7 +6,9 @@
 //   layer graph: [post-attention of layer l] then [pre-attention of layer l+1]; either half may be absent:
 //     post(l):  attn [n, heads·D] → o_proj → + residual → RMSNorm → SwiGLU MLP → + residual → x
 //     pre(l):   x → RMSNorm → fused q|k|v projection (+ bias) → RoPE on q, k (rotate_half) → q, k, v
-//   Fusing post(l) with pre(l+1) halves the onnxruntime calls per token (L+2 instead of 2L+2).
+//   Fusing post(l) with pre(l+1) halves the onnxruntime calls per token (L+3 instead of 2L+2). For small
+//   vocabularies the embedding also moves into the first layer graph and final norm + lm_head into the last (L+1
+//   calls per token; the tied matrix is then held twice, which is why large ones keep embed_head).
 import { GraphBuilder, attr } from '../runtime/onnx-graph';
 import type { ModelSpec } from './spec';
 import { embedName, finalNormName, layerWeightNames, lmHeadName } from './weights';
@@ -90,28 +92,60 @@ function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource
   return g.op('Add', [afterAttn, down], undefined, `l${l}_mlp_residual`);
 }
 
+export interface LayerGraphParts {
+  /** Post-attention of this layer first. */
+  post?: number;
+  /** Then pre-attention of this layer. */
+  pre?: number;
+  /** Start from token ids (embedding lookup inside this graph) instead of x. */
+  embed?: boolean;
+  /** End with final norm + lm_head on the last position (logits output). */
+  head?: boolean;
+}
+
 /**
- * One layer graph: post-attention of `post` (if given) followed by pre-attention of `pre` (if given).
- * Inputs: x [n, H], attn [n, heads·D] (with post), cos/sin [n, 1, D/2] (with pre).
- * Outputs: x_out [n, H] (with post), q [n, heads, D], k [n, kvHeads, D], v [n, kvHeads·D] (with pre).
+ * One layer graph: [embedding] → post-attention of `post` → pre-attention of `pre` → [final norm + lm_head].
+ * Inputs: x [n, H] (or ids [n] with embed), attn [n, heads·D] (with post), cos/sin [n, 1, D/2] (with pre).
+ * Outputs: x_out [n, H] (with post or embed), q [n, heads, D], k [n, kvHeads, D], v [n, kvHeads·D] (with pre),
+ * logits [1, V] (with head).
  */
-export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, layers: { post?: number; pre?: number }): Uint8Array {
+export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, parts: LayerGraphParts): Uint8Array {
   const { hiddenSize: H, numHeads, headDim: D } = spec;
-  const name = [layers.post !== undefined ? `post${layers.post}` : '', layers.pre !== undefined ? `pre${layers.pre}` : '']
-    .filter(Boolean).join('_');
+  const name = [parts.embed ? 'embed' : '', parts.post !== undefined ? `post${parts.post}` : '',
+    parts.pre !== undefined ? `pre${parts.pre}` : '', parts.head ? 'head' : ''].filter(Boolean).join('_');
   const g = new GraphBuilder(name);
-  let x = g.input(io.x, 'float32', ['n', H]);
-  if (layers.post !== undefined) {
+  let x: string;
+  if (parts.embed) {
+    g.input(io.ids, 'int64', ['n']);
+    x = g.op('Gather', [g.initializer('embed_tokens', weight(embedName), [spec.vocabSize, H]), io.ids], { axis: attr.i(0) }, 'embeds');
+    // The embeddings are the residual stream the next graph adds to.
+    if (parts.post === undefined) g.output(x, io.xOut, 'float32', ['n', H]);
+  } else {
+    x = g.input(io.x, 'float32', ['n', H]);
+  }
+  if (parts.post !== undefined) {
     g.input(io.attn, 'float32', ['n', numHeads * D]);
-    x = addPostAttention(g, spec, weight, layers.post, x);
+    x = addPostAttention(g, spec, weight, parts.post, x);
     g.output(x, io.xOut, 'float32', ['n', H]);
   }
-  if (layers.pre !== undefined) {
+  if (parts.pre !== undefined) {
     g.input(io.cos, 'float32', ['n', 1, D / 2]);
     g.input(io.sin, 'float32', ['n', 1, D / 2]);
-    addPreAttention(g, spec, weight, layers.pre, x);
+    addPreAttention(g, spec, weight, parts.pre, x);
+  }
+  if (parts.head) {
+    const last = g.op('Slice', [x, g.int64s('last_start', [-1]), g.int64s('last_end', [2 ** 53]), g.int64s('last_axis', [0])]);
+    const table = spec.tieWordEmbeddings ? g.initializer('lm_head', weight(embedName), [spec.vocabSize, H]) : undefined;
+    g.output(addHead(g, spec, weight, last, table), io.logits, 'float32', [1, spec.vocabSize]);
   }
   return g.serialize();
+}
+
+/** Final RMSNorm + lm_head (the tied embedding matrix when `tiedTable` is given). */
+function addHead(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, hidden: string, tiedTable?: string): string {
+  const normed = rmsNorm(g, hidden, weight(finalNormName), spec.rmsNormEps, 'final_norm');
+  const head = tiedTable ?? g.initializer('lm_head', weight(lmHeadName), [spec.vocabSize, spec.hiddenSize]);
+  return g.op('Gemm', [normed, head], { transB: attr.i(1) }, 'logits');
 }
 
 /** Embedding lookup and the output head in one graph (shared tied matrix). */
@@ -122,11 +156,12 @@ export function buildEmbedHeadGraph(spec: ModelSpec, weight: WeightSource): Uint
   g.input(io.hidden, 'float32', ['m', H]);
   const table = g.initializer('embed_tokens', weight(embedName), [V, H]);
   g.output(g.op('Gather', [table, io.ids], { axis: attr.i(0) }), io.embeds, 'float32', ['n', H]);
-  const normed = rmsNorm(g, io.hidden, weight(finalNormName), spec.rmsNormEps, 'final_norm');
-  const head = spec.tieWordEmbeddings ? table : g.initializer('lm_head', weight(lmHeadName), [V, H]);
-  g.output(g.op('Gemm', [normed, head], { transB: attr.i(1) }), io.logits, 'float32', ['m', V]);
+  g.output(addHead(g, spec, weight, io.hidden, spec.tieWordEmbeddings ? table : undefined), io.logits, 'float32', ['m', V]);
   return g.serialize();
 }
+
+/** Fusing the embedding into the first graph and the head into the last duplicates a tied matrix; only when small. */
+export const fuseEmbedHeadMaxBytes = 64 * 2 ** 20;
 
 /** A serialized ONNX model is one protobuf message, which cannot exceed 2 GiB (no external data through the JS API). */
 export const maxGraphBytes = 2 ** 31 - 64 * 2 ** 20;

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { loadModel } from '../../engine/index';
+import { loadModel, type LoadOptions } from '../../engine/index';
 import { makeCheckpoint, type CheckpointOptions } from '../fixtures/make-checkpoint';
 import { referenceForward } from '../reference/llama-f64';
 import { maxAbsDiff } from './paths';
@@ -13,8 +13,11 @@ import { maxAbsDiff } from './paths';
 const root = mkdtempSync(path.join(os.tmpdir(), 'snout-ckpt-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
-const cases: [string, CheckpointOptions][] = [
+const cases: [string, CheckpointOptions, LoadOptions?][] = [
   ['llama, tied, f32, GQA 4/2', { seed: 1 }],
+  // The graph layouts a large model gets: separate embedding/head session, and (second) no layer fusion either.
+  ['llama, tied, separate embed/head graph', { seed: 1 }, { fuseEmbedHead: false }],
+  ['qwen2, untied, unfused layers and embed/head', { modelType: 'qwen2', tie: false, seed: 7 }, { fuseEmbedHead: false, fuseLayers: false }],
   ['qwen2 q/k/v biases, untied lm_head, bf16', { modelType: 'qwen2', tie: false, dtype: 'BF16', seed: 2 }],
   ['f16, sharded (3 files), explicit head_dim 16 != 32/4, 1 KV head', { dtype: 'F16', shards: 3, headDim: 16, kvHeads: 1, seed: 3 }],
   ['llama3 rope scaling, head_dim 16', {
@@ -31,11 +34,11 @@ const cases: [string, CheckpointOptions][] = [
 const idsFor = (n: number, vocab: number, seed: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7 + seed * 13) % (vocab - 3)));
 
 describe('random checkpoints vs float64 reference', () => {
-  for (const [name, options] of cases) {
+  for (const [name, options, load] of cases) {
     it(name, async () => {
       const ckpt = makeCheckpoint(path.join(root, name.replace(/\W+/g, '_')), options);
       // Small prefill chunks so prompts span several chunks and a 1-token (decode-shaped) remainder.
-      const model = await loadModel(ckpt.dir, { provider: 'cpu', prefillChunk: 5 });
+      const model = await loadModel(ckpt.dir, { provider: 'cpu', prefillChunk: 5, ...load });
       try {
         const ids = idsFor(16, 64, options.seed ?? 0);
         const ref = referenceForward(ckpt.config, ckpt.tensors, ids);
