@@ -187,6 +187,13 @@ export class EngineService {
     const onUserAbort = () => ctrl.abort();
     o.signal?.addEventListener('abort', onUserAbort, { once: true });
     if (o.signal?.aborted) ctrl.abort();
+    // A structured completion is one code span: the layout's own markers (next file, FIM tokens) end it.
+    const fmt = this.format;
+    const markers = fmt && priority === 'completion' && 'prefix' in p && p.prefix !== undefined
+      ? [fmt.fileSep, fmt.repoName, fmt.fim?.prefix, fmt.fim?.suffix, fmt.fim?.middle].filter((x): x is string => !!x)
+      : [];
+    const userStops = 'stop' in p ? p.stop ?? [] : [];
+    const stop = [...userStops, ...markers];
     const sampling = { temperature: p.sampling?.temperature ?? 0, topP: p.sampling?.topP ?? 1, seed: p.sampling?.seed ?? 0 };
     const attention = { ...this.defaults, ...attentionConfig(p.attention) };
     const stats = { promptTokens: ids.length, cachedTokens: 0, truncatedTokens, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: attention.method ?? 'dense', sampledFraction: 1 };
@@ -220,7 +227,7 @@ export class EngineService {
             ids: generated.length ? ids.concat(generated) : ids,
             maxTokens: maxTokens - generated.length,
             sampling: { ...sampling, seed: (sampling.seed + generated.length) >>> 0 },
-            stop: 'stop' in p ? p.stop : undefined,
+            stop,
             attention,
             signal: yieldCtrl.signal,
             onText: (t) => { text += t; o.onText?.(t); },
