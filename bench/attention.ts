@@ -153,7 +153,7 @@ function relErrOver(a: Float32Array, b: Float32Array, heads: number[]): number {
 
 async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: number, bandwidth: number, log: (s: string) => void): Promise<Row> {
   const rand = normals(42);
-  const config: AttentionConfig = { ...defaultAttentionConfig(1), method: 'magicpig', K, L, denseLayers: [], kvDtype: dtype };
+  const config: AttentionConfig = { ...defaultAttentionConfig(1), method: 'magicpig', K, L, denseLayers: [], kvDtype: dtype, threads: 1 };
   const seq = new Sequence({ numLayers: 1, numHeads: H, numKvHeads: G, headDim: D }, config);
   const { q, base } = makeQueries(rand);
   log(`n=${n}: filling cache`);

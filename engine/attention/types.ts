@@ -25,7 +25,10 @@ export interface AttentionConfig {
   kvDtype: KvDtype;
   /** Seed of the SimHash Gaussian matrix. */
   seed: number;
-  /** Threads for a MagicPIG decode step (1 = the calling thread only; more = worker threads). Env SNOUT_ATTENTION_THREADS overrides. */
+  /**
+   * Threads for a MagicPIG decode step (1 = the calling thread only; more = worker threads). Unset = auto (2 from 32K
+   * indexed keys on ≥ 2 cores). Env SNOUT_ATTENTION_THREADS overrides.
+   */
   threads?: number;
 }
 
