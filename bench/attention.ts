@@ -370,6 +370,8 @@ export async function run(argv: string[]): Promise<number> {
   if (ns.some((n) => !Number.isInteger(n) || n < 1024)) throw new UserError('--n: context lengths >= 1024 (e.g. 16384 or 16k)');
   if (dtype !== 'float32' && dtype !== 'bfloat16') throw new UserError('--dtype: float32 or bfloat16');
   const log = (s: string) => process.stderr.write(s + '\n');
+  // This bench sets threads itself (1, then 2); the env override would blur its columns.
+  delete process.env.SNOUT_ATTENTION_THREADS;
   const bandwidth = copyBandwidth();
   log(`copy bandwidth ${(bandwidth / 1e9).toFixed(1)} GB/s`);
   const rows: Row[] = [];
