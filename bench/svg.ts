@@ -44,7 +44,8 @@ export interface BarGroup {
 export const palette = ['#0072B2', '#D55E00', '#009E73', '#CC79A7', '#E69F00', '#56B4E9', '#F0E442', '#000000'];
 
 const margin = { left: 64, right: 16, top: 36, bottom: 48 };
-const legendWidth = 150;
+/** Room for the legend: wide enough for the longest name (≈7 px a character at font-size 12). */
+const legendWidthFor = (names: string[]): number => Math.max(110, 36 + 7 * Math.max(0, ...names.map((n) => n.length)));
 
 /** Escape text for XML content and attribute values. */
 export function escapeXml(s: string): string {
@@ -143,7 +144,9 @@ function legend(names: string[], colors: string[], x: number, y: number): string
 
 /** A line chart: one polyline (with markers) per series, axes with ticks, labels and a legend on the right. */
 export function lineChart(series: Series[], opts: LineChartOptions = {}): string {
-  const width = opts.width ?? 640;
+  const legendWidth = legendWidthFor(series.map((s) => s.name));
+  // opts.width sizes the chart with a 150 px legend; a longer legend widens the picture, not squeezes the plot.
+  const width = (opts.width ?? 640) - 150 + legendWidth;
   const height = opts.height ?? 400;
   const plotW = width - margin.left - margin.right - legendWidth;
   const plotH = height - margin.top - margin.bottom;
@@ -200,7 +203,8 @@ function axes(x: Axis, y: Axis, px: (v: number) => number, py: (v: number) => nu
 
 /** A grouped bar chart: one group per label, one bar per series inside each group, legend on the right. */
 export function barChart(groups: BarGroup[], seriesNames: string[], opts: BarChartOptions = {}): string {
-  const width = opts.width ?? 640;
+  const legendWidth = legendWidthFor(seriesNames);
+  const width = (opts.width ?? 640) - 150 + legendWidth;
   const height = opts.height ?? 400;
   const plotW = width - margin.left - margin.right - legendWidth;
   const plotH = height - margin.top - margin.bottom;

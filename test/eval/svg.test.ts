@@ -108,3 +108,11 @@ test('tick helpers: nice linear steps and decade log ticks', () => {
   assert.deepEqual(logTicks(1, 1000), [1, 10, 100, 1000]);
   assert.deepEqual(logTicks(1, 20), [1, 2, 5, 10, 20]);
 });
+
+test('a long legend name widens the picture instead of running off its edge', () => {
+  const name = 'floor (bytes / bandwidth measured in this run)';
+  const svg = lineChart([{ name, points: [[1, 1], [2, 2]] }]);
+  const width = Number(/<svg[^>]* width="(\d+(?:\.\d+)?)"/.exec(svg)![1]);
+  const legendX = Number(new RegExp(`<text x="([\\d.]+)"[^>]*>${name.replace(/[()/]/g, (c) => '\\' + c)}<`).exec(svg)![1]);
+  assert.ok(legendX + 6.5 * name.length <= width, `legend text ends at ≈${legendX + 6.5 * name.length}, picture is ${width} wide`);
+});
