@@ -131,15 +131,19 @@ export class DecodeKernels {
     // through memory and the hardware prefetcher helps (measured ~17% off the step at 16K).
     radixSort(ids, nT, nT + m, this.sortTmp, this.sortCount);
     c.dotsIds(nT + m);
-    let qn = 0;
+    // Keys are stored raw (sequence.ts); the sampling probability needs the angle to k̃_i = k_i − k̄:
+    // q·k̃_i = q·k_i − q·k̄, and norms hold |k̃_i|.
+    const kbar = x.index.kbar;
+    let qn = 0, qk = 0;
     for (let j = 0; j < d; j++) qn += c.q[j] * c.q[j];
+    if (kbar) for (let j = 0; j < d; j++) qk += c.q[j] * kbar[j];
     qn = Math.sqrt(qn);
     for (let j = 0; j < nT; j++) logits[j] *= this.scale;
     let table = this.table;
     if (!table || table.K !== K || table.L !== L) table = this.table = new LogWeightTable(K, L);
     for (let j = nT, e = nT + m; j < e; j++) {
       const dot = logits[j], den = qn * norms[ids[j]];
-      logits[j] = dot * this.scale - table.at(den > 0 ? dot / den : 0); // s_i − log(u_i + 1e-4)
+      logits[j] = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0); // s_i − log(u_i + 1e-4)
     }
     this.softmax(c, nT + m, out, oo);
   }

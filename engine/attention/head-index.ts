@@ -1,6 +1,7 @@
 // What MagicPIG (and the TopK/Quest baselines) keep per layer and KV head beside the cache itself: the centring
 // offset k̄, the norms |k̃_i| of indexed keys, the L bucket tables and Quest's per-page channel min/max. The keys in
-// the KvStore are already centred once k̄ exists, so none of this duplicates the cache.
+// the KvStore stay raw (k̃ = k − k̄ is formed when a key is indexed and, as q·k̄, at each step), so none of this
+// duplicates the cache.
 import type { KvStore } from './kv-store';
 import { LshTables } from './lsh-tables';
 
@@ -8,7 +9,7 @@ import { LshTables } from './lsh-tables';
 export const PAGE = 16;
 
 export class HeadIndex {
-  /** k̄ (spec §2), fixed at the first fold and kept for later folds (new keys are shifted by the same k̄). */
+  /** k̄ (spec §2; which keys it averages: sequence.ts, KBAR_SPAN). Codes and norms of indexed keys are of k − k̄. */
   kbar: Float32Array | null = null;
   /** |k̃_i| for indexed token i (indexed by absolute position; capacity grows by doubling). */
   norms: Float32Array<ArrayBufferLike> = new Float32Array(0);

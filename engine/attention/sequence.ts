@@ -2,13 +2,28 @@
 // steps dispatch on the method. Contract: types.ts. Algorithm: ../shared/design/magicpig.md (section numbers "§n").
 //
 // Token ranges, per non-dense layer:  [0, sinks) sinks · [sinks, indexedEnd) indexed I · [indexedEnd, length) exact
-// tail (old window + not-yet-folded context + tokens generated in this request). T = sinks ∪ tail.
-// Folding: at a decode step (or in prepare()), context tokens older than the window, [indexedEnd, contextEnd − window),
-// are folded into the index once there are more than tailThreshold of them. So a context of at most
-// sinks + window + tailThreshold tokens is attended exactly (magicpig equals dense there).
-// k̄: fixed by the first fold (mean of the keys folded, sinks and window excluded) and subtracted in place from every
-// cached key of that layer/head; later folds and new tokens are shifted by the same k̄ (spec §2), it is not updated.
-// If a truncate empties the index, k̄ is added back and forgotten, so the next fold computes a fresh one.
+// tail (old window + not-yet-indexed context + tokens generated in this request). T = sinks ∪ tail.
+//
+// Prefill vs decode: every forward() before endPrefill() is a prefill chunk (exact, whatever its n — a one-token
+// remainder of a prompt whose prefix was cached is still prompt); after endPrefill(), n === 1 is a decode step.
+// truncate() starts a new prompt (prefill mode again).
+//
+// The index is a function of the current context only (prefix-cache determinism: a cached sequence must decode
+// exactly like a cold run of the same prompt), never of how the sequence got there:
+// - I = [sinks, target) with target on a fixed grid of block B = max(1, tailThreshold) from `sinks`: the fewest whole
+//   blocks that leave at most tailThreshold context tokens beyond the window unindexed (indexTarget). So a context of
+//   at most sinks + window + tailThreshold tokens is attended exactly (magicpig equals dense there). Indexing happens
+//   in prepare() (or at the first decode step) and only adds/removes whole blocks: a keystroke costs one block's hash.
+// - Keys stay raw in the cache (never shifted in place: a prefill over a reused prefix then sees the same bits as a
+//   cold one). k̃ = k − k̄ is formed only where the spec needs it: key hashes and norms at indexing, and the
+//   cosine of the sampling probability (decode-kernels: q·k̃_i = q·k_i − q·k̄). Scores use raw keys: q·k̄ is the same
+//   constant for every key of a head, which the softmax ignores (spec §2's own argument).
+// - k̄ = mean of the first KBAR_SPAN keys of I (all of I while it is shorter). Deviation from spec §2 (k̄ = mean of
+//   all of I): that mean moves with every fold, and every moved k̄ re-hashes the whole index — a keystroke on a long
+//   file would re-index everything and kill the prefix cache. A prefix mean is canonical and stable; see KBAR_SPAN for
+//   the measured loss.
+// - Table buckets hold ids in ascending order whatever the fold history (folds append larger ids; cuts keep order), so
+//   retrieval emits the same ids in the same order.
 import type { AttentionConfig, AttentionShape, AttentionStats, SequenceAttention, PrepareOptions } from './types';
 import { availableParallelism } from 'node:os';
 import { KvStore } from './kv-store';
@@ -19,14 +34,30 @@ import { simhashFor, type SimHash } from './simhash';
 import { DecodeKernels, magicpigGroup, type HeadInput, type Ranges } from './decode-kernels';
 import { attentionPool, JobField } from './worker-pool';
 
+/**
+ * k̄ (spec §2) is the mean of the first KBAR_SPAN indexed keys. While I is shorter, k̄ is the mean of all of I (the spec
+ * exactly) and growing I re-hashes it (at most KBAR_SPAN keys per head). Measured loss against the mean over all of I:
+ * see engine/attention/README.md ("k̄").
+ */
+export const KBAR_SPAN = 1024;
+
 interface LayerState {
   kv: KvStore;
   heads: HeadIndex[];
-  /** heads[g].kbar per g (kept in step with them): the shift for appended keys, without a per-call array. */
-  shifts: (Float32Array | null)[];
   /** I = [sinks, indexedEnd). */
   indexedEnd: number;
+  /** Keys averaged into every heads[g].kbar: min(KBAR_SPAN, |I| at the time); 0 = no k̄. */
+  kbarSpan: number;
 }
+
+/**
+ * Query hashing for decode steps (forwardAsync): the ONNX graph when numHeads · d · K · L reaches this many
+ * multiply-adds, else the SIMD CPU kernel. Measured per layer-step on the shared 2-core CPU (K = 10, L = 150; CPU kernel
+ * vs a 1-thread graph call, awaited): 4 heads × d 64 (0.38M MACs) 0.09 vs 0.14 ms; 8 × 64 (0.77M) 0.23 vs 0.22 ms;
+ * 14 × 64 (1.3M) 0.51 vs 0.46 ms; 16 × 128 (3.1M) 0.94 vs 0.35 ms; 32 × 128 (6.1M) 1.83 vs 0.51 ms. The crossing is
+ * near 0.8M; below 1M the two are within noise, so the CPU kernel (no graph session, no await) takes it.
+ */
+export const GRAPH_HASH_MIN_MACS = 1_000_000;
 
 
 export class Sequence implements SequenceAttention {
@@ -65,8 +96,8 @@ export class Sequence implements SequenceAttention {
     return {
       kv: new KvStore(numKvHeads, headDim, this.config.kvDtype),
       heads: Array.from({ length: numKvHeads }, (_, g) => new HeadIndex(g, headDim)),
-      shifts: new Array<Float32Array | null>(numKvHeads).fill(null),
       indexedEnd: this.config.sinks,
+      kbarSpan: 0,
     };
   }
 
@@ -78,6 +109,12 @@ export class Sequence implements SequenceAttention {
     return this.config.denseLayers.includes(layer);
   }
 
+  /** Before endPrefill() every forward is prompt (exact); after it, n === 1 is a decode step of the method. */
+  private decoding = false;
+  private isDecodeStep(layer: number, n: number): boolean {
+    return this.decoding && n === 1 && this.config.method !== 'dense' && !this.isDenseLayer(layer);
+  }
+
   private hasher: SimHash | null = null;
   private simhash(): SimHash {
     const { K, L, seed } = this.config, h = this.hasher;
@@ -87,13 +124,13 @@ export class Sequence implements SequenceAttention {
 
   forward(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): void {
     const st = this.layers[layer];
-    st.kv.append(k, v, n, st.shifts);
-    if (n > 1 || this.config.method === 'dense' || this.isDenseLayer(layer)) {
+    st.kv.append(k, v, n);
+    if (!this.isDecodeStep(layer, n)) {
       this.dense.causal(st.kv, q, n, out);
       return;
     }
-    const end = this.foldTarget(layer);
-    if (end >= 0) this.fold(layer, end, null);
+    const todo = this.reconcile(layer);
+    if (todo) this.fold(layer, todo.start, todo.end, null);
     this.decode(st, q, out);
   }
 
@@ -105,9 +142,9 @@ export class Sequence implements SequenceAttention {
    * Prefill chunks and dense layers go straight to forward().
    */
   async forwardAsync(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): Promise<void> {
-    const { method, budget } = this.config;
-    const hashes = n === 1 && !this.isDenseLayer(layer) && (method === 'magicpig' || ((method === 'topk' || method === 'quest') && budget === 'auto'));
-    if (hashes && this.config.K * this.config.L > 0) {
+    const { method, budget, K, L } = this.config;
+    const hashes = this.isDecodeStep(layer, n) && (method === 'magicpig' || budget === 'auto');
+    if (hashes && K * L > 0 && this.shape.numHeads * this.shape.headDim * K * L >= GRAPH_HASH_MIN_MACS) {
       const h = this.simhash();
       let graph = this.queryGraph?.hasher === h && this.queryGraph.provider === this.provider ? this.queryGraph.graph : null;
       if (!graph) {
@@ -128,8 +165,7 @@ export class Sequence implements SequenceAttention {
 
   /** Benches: append n context tokens to `layer` without computing attention (builds long caches fast). */
   appendOnly(layer: number, k: Float32Array, v: Float32Array, n: number): void {
-    const st = this.layers[layer];
-    st.kv.append(k, v, n, st.shifts);
+    this.layers[layer].kv.append(k, v, n);
   }
 
   resetProfile(): void {
@@ -245,25 +281,52 @@ export class Sequence implements SequenceAttention {
     }
   }
 
-  /** End of the range to fold into layer's index now, or −1 (see the header comment). */
-  private foldTarget(layer: number): number {
-    if (this.config.method === 'dense' || this.isDenseLayer(layer)) return -1;
-    const st = this.layers[layer];
-    const end = Math.min(this.contextEnd, st.kv.length) - this.config.window;
-    return end - st.indexedEnd > this.config.tailThreshold ? end : -1;
+  /** Where I should end for the current context (see the header comment): sinks + B·⌈(waiting − tailThreshold)/B⌉. */
+  private indexTarget(layer: number): number {
+    const { sinks, window, tailThreshold } = this.config;
+    const B = Math.max(1, tailThreshold);
+    const waiting = Math.min(this.contextEnd, this.layers[layer].kv.length) - window - sinks;
+    return sinks + B * Math.ceil(Math.max(0, waiting - tailThreshold) / B);
   }
 
-  /** Fix k̄ if needed, then add [indexedEnd, end) to every head's index. codes[g] (if given) are the keys' codes. */
-  private fold(layer: number, end: number, codes: (Int32Array | null)[] | null): void {
+  /**
+   * Make layer's index agree with indexTarget: drop it (nothing to index, or k̄'s span changed: new k̄, rebuild),
+   * cut whole blocks off its end, or return the range [start, end) still to hash and fold (k̄ already set). Null when
+   * nothing is left to hash.
+   */
+  private reconcile(layer: number): { start: number; end: number } | null {
+    const st = this.layers[layer], sinks = this.config.sinks;
+    const target = this.indexTarget(layer), span = Math.min(KBAR_SPAN, target - sinks);
+    if (span <= 0 || span !== st.kbarSpan) {
+      for (const hi of st.heads) this.dropIndex(hi);
+      st.indexedEnd = sinks;
+      st.kbarSpan = 0;
+      if (span <= 0) return null;
+      for (const hi of st.heads) this.setCentre(st, hi, span);
+      st.kbarSpan = span;
+    } else if (target < st.indexedEnd) {
+      this.cutIndex(st, target);
+    }
+    return target > st.indexedEnd ? { start: st.indexedEnd, end: target } : null;
+  }
+
+  /** k̃_i = k_i − k̄ of head g's key i, into row. */
+  private centredKey(st: LayerState, hi: HeadIndex, i: number, row: Float32Array): Float32Array {
+    st.kv.keyRow(hi.g, i, row);
+    const kbar = hi.kbar!;
+    for (let c = 0; c < row.length; c++) row[c] -= kbar[c];
+    return row;
+  }
+
+  /** Add [start, end) to every head's index (norms, tables). codes[g] (if given) are the centred keys' codes. */
+  private fold(layer: number, start: number, end: number, codes: (Int32Array | null)[] | null): void {
     const st = this.layers[layer];
     const { sinks, K, L } = this.config;
-    const start = st.indexedEnd, n = end - start, d = this.shape.headDim;
+    const n = end - start, d = this.shape.headDim, row = this.row;
     for (const hi of st.heads) {
-      this.fixCentre(st, hi, end);
       hi.ensureNorms(end);
-      const row = this.row;
       for (let i = start; i < end; i++) {
-        st.kv.keyRow(hi.g, i, row);
+        this.centredKey(st, hi, i, row);
         let s = 0;
         for (let c = 0; c < d; c++) s += row[c] * row[c];
         hi.norms[i] = Math.sqrt(s);
@@ -272,7 +335,7 @@ export class Sequence implements SequenceAttention {
       if (!c) {
         const h = this.simhash();
         c = new Int32Array(n * L);
-        for (let j = 0; j < n; j++) h.hashInto(st.kv.keyRow(hi.g, start + j, row), 0, c, j * L);
+        for (let j = 0; j < n; j++) h.hashInto(this.centredKey(st, hi, start + j, row), 0, c, j * L);
       }
       if (!hi.tables) hi.tables = new LshTables(K, L, sinks);
       hi.tables.fold(c, n);
@@ -281,31 +344,37 @@ export class Sequence implements SequenceAttention {
     st.indexedEnd = end;
   }
 
-  /** First fold of this head: k̄ = mean of keys [sinks, end), subtracted from every cached key (spec §2). */
-  private fixCentre(st: LayerState, hi: HeadIndex, end: number): void {
-    if (hi.kbar) return;
+  /** k̄ = mean of keys [sinks, sinks + span) (float64 sum in position order: the same bits for the same keys). */
+  private setCentre(st: LayerState, hi: HeadIndex, span: number): void {
     const d = this.shape.headDim, sinks = this.config.sinks, row = this.row;
     const mean = new Float64Array(d);
-    for (let i = sinks; i < end; i++) {
+    for (let i = sinks; i < sinks + span; i++) {
       st.kv.keyRow(hi.g, i, row);
       for (let c = 0; c < d; c++) mean[c] += row[c];
     }
-    hi.kbar = Float32Array.from(mean, (x) => x / Math.max(1, end - sinks));
-    st.shifts[hi.g] = hi.kbar;
-    st.kv.shiftKeys(hi.g, hi.kbar);
+    hi.kbar = Float32Array.from(mean, (x) => x / span);
   }
 
-  /** Drop a head's index; un-centre its keys so the next fold starts fresh. */
-  private dropIndex(st: LayerState, hi: HeadIndex): void {
-    if (hi.kbar) st.kv.shiftKeys(hi.g, hi.kbar, -1);
+  /** Keep I = [sinks, end) (end ≤ indexedEnd): ids ≥ end leave the tables. */
+  private cutIndex(st: LayerState, end: number): void {
+    const sinks = this.config.sinks;
+    for (const hi of st.heads) {
+      hi.tables?.truncate(end);
+      hi.invalidatePagesFrom(sinks, end);
+    }
+    st.indexedEnd = end;
+  }
+
+  /** Drop a head's index (keys are raw in the cache: nothing to undo). */
+  private dropIndex(hi: HeadIndex): void {
     hi.kbar = null;
-    st.shifts[hi.g] = null;
     hi.tables = null;
     hi.pagesValid = 0;
   }
 
   endPrefill(): void {
     this.contextEnd = this.length;
+    this.decoding = true;
   }
 
   /**
@@ -317,40 +386,47 @@ export class Sequence implements SequenceAttention {
     if (options.provider) this.provider = options.provider;
     const L = this.config.L, d = this.shape.headDim;
     for (let layer = 0; layer < this.layers.length; layer++) {
-      const end = this.foldTarget(layer);
-      if (end < 0) continue;
-      const st = this.layers[layer], start = st.indexedEnd, n = end - start;
+      if (this.config.method === 'dense' || this.isDenseLayer(layer)) continue;
+      const todo = this.reconcile(layer);
+      if (!todo) continue;
+      const st = this.layers[layer], { start, end } = todo, n = end - start;
       const graph = await KeyHashGraph.create(this.simhash(), this.provider);
       const codes: Int32Array[] = [];
       const batch = Math.min(n, 8192), rows = new Float32Array(batch * d);
       for (const hi of st.heads) {
-        this.fixCentre(st, hi, end); // rows must be hashed centred
         const c = new Int32Array(n * L);
         for (let b = 0; b < n; b += batch) {
           const m = Math.min(batch, n - b);
-          for (let j = 0; j < m; j++) st.kv.keyRow(hi.g, start + b + j, rows.subarray(j * d, (j + 1) * d));
+          for (let j = 0; j < m; j++) this.centredKey(st, hi, start + b + j, rows.subarray(j * d, (j + 1) * d));
           c.set(await graph.hash(rows, m), b * L);
         }
         codes[hi.g] = c;
       }
-      this.fold(layer, end, codes);
+      this.fold(layer, start, end, codes);
     }
   }
 
+  /**
+   * Drop tokens ≥ length and start a new prompt (prefill mode until endPrefill). An index reaching past the cut loses
+   * whole blocks (grid-aligned, so the next prepare() only adds blocks); k̄ and the rest are settled by reconcile.
+   */
   truncate(length: number): void {
     const len = Math.max(0, Math.min(length, this.length));
-    const sinks = this.config.sinks;
+    const { sinks, tailThreshold } = this.config, B = Math.max(1, tailThreshold);
     for (const st of this.layers) {
       st.kv.truncate(len);
       if (st.indexedEnd <= len) continue;
-      for (const hi of st.heads) {
-        hi.tables?.truncate(len);
-        hi.invalidatePagesFrom(sinks, len);
-        if (!hi.tables || hi.tables.count === 0) this.dropIndex(st, hi);
+      const end = Math.max(sinks, sinks + B * Math.floor((len - sinks) / B));
+      // Keep what is left unless the cut reaches into the keys k̄ averages (they may be replaced: k̄ would be stale).
+      if (end > sinks && len >= sinks + st.kbarSpan) this.cutIndex(st, end);
+      else {
+        for (const hi of st.heads) this.dropIndex(hi);
+        st.indexedEnd = sinks;
+        st.kbarSpan = 0;
       }
-      st.indexedEnd = Math.max(sinks, len);
     }
     this.contextEnd = Math.min(this.contextEnd, len);
+    this.decoding = false;
   }
 
   configure(config: Partial<AttentionConfig>): void {
@@ -360,12 +436,15 @@ export class Sequence implements SequenceAttention {
     if (c.kvDtype !== old.kvDtype) {
       for (const st of this.layers) st.kv = st.kv.converted(c.kvDtype);
     }
+    // Codes and k̄ depend on these (and on the stored key bits: kvDtype); window and tailThreshold only move the
+    // target, which reconcile follows.
     const indexChanged = c.K !== old.K || c.L !== old.L || c.seed !== old.seed || c.sinks !== old.sinks
-      || c.window !== old.window || c.denseLayers.join() !== old.denseLayers.join();
+      || c.kvDtype !== old.kvDtype || c.denseLayers.join() !== old.denseLayers.join();
     if (indexChanged) {
       for (const st of this.layers) {
-        for (const hi of st.heads) this.dropIndex(st, hi);
+        for (const hi of st.heads) this.dropIndex(hi);
         st.indexedEnd = c.sinks;
+        st.kbarSpan = 0;
       }
     }
   }

@@ -29,6 +29,8 @@ export interface HeadMessage {
   offsets: Int32Array<ArrayBufferLike>;
   ids: Int32Array<ArrayBufferLike>;
   norms: Float32Array<ArrayBufferLike>;
+  /** k̄ (keys are stored raw; the sampling probability needs q·k̄). */
+  kbar: Float32Array | null;
 }
 
 export interface BufferMessage {
@@ -93,11 +95,12 @@ export class AttentionPool {
   share(worker: number, layer: number, g: number, cache: HeadCache, index: HeadIndex): void {
     const w = this.workers[worker], t = index.tables!;
     const key = layer * 65536 + g, prev = w.sent.get(key);
-    if (prev && prev[0] === cache && prev[1] === t.ids && prev[2] === t.offsets && prev[3] === t.count && prev[4] === index.norms) return;
-    w.sent.set(key, [cache, t.ids, t.offsets, t.count, index.norms]);
+    if (prev && prev[0] === cache && prev[1] === t.ids && prev[2] === t.offsets && prev[3] === t.count && prev[4] === index.norms
+      && prev[5] === index.kbar) return;
+    w.sent.set(key, [cache, t.ids, t.offsets, t.count, index.norms, index.kbar]);
     const msg: HeadMessage = {
       type: 'head', layer, g, mem: cache.memory!, dtype: cache.dtype, d: cache.d, capacity: cache.capacity, K: t.K, L: t.L, base: t.base,
-      count: t.count, offsets: t.offsets, ids: t.ids, norms: index.norms,
+      count: t.count, offsets: t.offsets, ids: t.ids, norms: index.norms, kbar: index.kbar,
     };
     w.port.postMessage(msg);
   }

@@ -22,6 +22,7 @@ function drain(): void {
     const cache = new HeadCache(msg.dtype, msg.d, msg.capacity, undefined, 0, msg.mem);
     const index = new HeadIndex(msg.g, msg.d);
     index.norms = msg.norms;
+    index.kbar = msg.kbar;
     index.tables = LshTables.attach(msg.K, msg.L, msg.base, msg.count, msg.offsets, msg.ids);
     heads.set(msg.layer * 65536 + msg.g, { cache, index });
   }

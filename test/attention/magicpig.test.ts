@@ -71,6 +71,7 @@ test('the estimator is (nearly) unbiased: outputs averaged over hash seeds conve
     attn.configure({ seed: 5000 + s }); // new W: the index is rebuilt at the next step
     attn.forward(0, h.q, h.k.subarray((n - 1) * d), h.v.subarray((n - 1) * d), 1, out); // token n−1 again, as a step
     attn.truncate(n);
+    attn.endPrefill(); // truncate starts a new prompt; the next forward is a decode step again
     for (let i = 0; i < out.length; i++) mean[i] += out[i] / seeds;
     singleErr += errVsExact(out, ref.map((r) => r)) / seeds;
   }

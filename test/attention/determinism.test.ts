@@ -1,0 +1,119 @@
+// Prefix-cache determinism with sampled attention: a sequence reused through any history of truncates, prefills,
+// endPrefill/prepare and decode steps must give bit-identical decode outputs to a cold sequence fed the same tokens
+// (the index is a function of the current context only). Synthetic q/k/v are a function of (token, position, layer),
+// so both runs hold the same cache contents and any difference comes from the index state.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSequenceAttention, defaultAttentionConfig, type AttentionConfig, type AttentionShape, type SequenceAttention } from '../../engine/attention';
+import { KBAR_SPAN } from '../../engine/attention/sequence';
+import { gaussians, rng } from './reference';
+
+const shape: AttentionShape = { numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16 };
+const { numHeads: H, numKvHeads: G, headDim: d } = shape;
+
+/** q, k, v rows of token `id` at position `pos` in `layer`: keys share an offset (as real keys do) so k̄ matters. */
+function rows(id: number, pos: number, layer: number) {
+  const rand = rng(1 + id * 7919 + pos * 104729 + layer * 15485863);
+  const k = gaussians(G * d, rand);
+  for (let i = 0; i < k.length; i++) k[i] += 1.5 * Math.sin(i + layer);
+  return { q: gaussians(H * d, rand), k, v: gaussians(G * d, rand) };
+}
+
+/** Run tokens [start, start + ids.length) through every layer as one forward call each; returns layer outputs. */
+function feed(attn: SequenceAttention, ids: readonly number[], start: number): Float32Array[] {
+  const n = ids.length, outs: Float32Array[] = [];
+  for (let l = 0; l < shape.numLayers; l++) {
+    const q = new Float32Array(n * H * d), k = new Float32Array(n * G * d), v = new Float32Array(n * G * d);
+    ids.forEach((id, j) => {
+      const r = rows(id, start + j, l);
+      q.set(r.q, j * H * d); k.set(r.k, j * G * d); v.set(r.v, j * G * d);
+    });
+    const out = new Float32Array(n * H * d);
+    attn.forward(l, q, k, v, n, out);
+    outs.push(out);
+  }
+  return outs;
+}
+
+const common = (a: readonly number[], b: readonly number[]) => {
+  let i = 0;
+  while (i < a.length && i < b.length && a[i] === b[i]) i++;
+  return i;
+};
+
+/** Prefill `prompt` from `cached` in chunks, endPrefill, prepare, then decode `gen`; returns the decode outputs. */
+async function request(attn: SequenceAttention, prompt: number[], cached: number, chunks: () => number, gen: number[]) {
+  attn.truncate(cached);
+  for (let at = cached; at < prompt.length;) {
+    const n = Math.min(chunks(), prompt.length - at);
+    feed(attn, prompt.slice(at, at + n), at);
+    at += n;
+  }
+  attn.endPrefill();
+  await attn.prepare({ provider: 'cpu' });
+  attn.resetStats();
+  const outs: Float32Array[] = [];
+  gen.forEach((id, j) => outs.push(...feed(attn, [id], prompt.length + j)));
+  return { outs, frac: attn.stats().sampledFraction };
+}
+
+async function history(cfg: Partial<AttentionConfig>, seed: number, lengths: [number, number], requests: number) {
+  const config: AttentionConfig = { ...defaultAttentionConfig(2), denseLayers: [0], K: 6, L: 20, sinks: 4, window: 8, tailThreshold: 16, ...cfg };
+  const rand = rng(seed);
+  const int = (a: number, b: number) => a + Math.floor(rand() * (b - a + 1));
+  const cachedSeq = createSequenceAttention(shape, config);
+  let tokens: number[] = [];
+  let sampled = 0;
+  for (let r = 0; r < requests; r++) {
+    // Next prompt: a random prefix of the sequence's tokens (prompt + generated so far) plus new tokens.
+    const keep = r === 0 ? 0 : int(0, tokens.length);
+    const len = Math.max(keep + 1, int(lengths[0], lengths[1]));
+    const prompt = [...tokens.slice(0, keep), ...Array.from({ length: len - keep }, () => int(0, 999))];
+    const gen = Array.from({ length: 3 }, () => int(0, 999));
+    const cached = Math.min(common(tokens, prompt), cachedSeq.length, prompt.length - 1);
+    const warm = await request(cachedSeq, prompt, cached, () => (rand() < 0.3 ? 1 : int(2, 90)), gen);
+    const coldSeq = createSequenceAttention(shape, config);
+    const cold = await request(coldSeq, prompt, 0, () => 64, gen);
+    coldSeq.dispose();
+    assert.equal(warm.outs.length, cold.outs.length);
+    warm.outs.forEach((o, i) => assert.deepEqual(o, cold.outs[i], `${cfg.method} request ${r} (prompt ${prompt.length}, cached ${cached}): output ${i}`));
+    assert.equal(warm.frac, cold.frac, `${cfg.method} request ${r}: sampled fraction`);
+    if (warm.frac < 1) sampled++;
+    tokens = [...prompt, ...gen];
+  }
+  cachedSeq.dispose();
+  assert.ok(sampled > 0, 'the index was really used');
+}
+
+for (const method of ['magicpig', 'topk', 'quest'] as const) {
+  test(`${method}: cached == cold, bit for bit, through random truncate/prefill/decode histories`, async () => {
+    await history({ method }, 11, [40, 400], 8);
+  });
+}
+
+test(`magicpig past KBAR_SPAN (k̄ fixed, blocks added and cut incrementally) and bfloat16: cached == cold`, async () => {
+  const lengths: [number, number] = [KBAR_SPAN + 40, KBAR_SPAN + 300];
+  await history({ method: 'magicpig', tailThreshold: 32 }, 12, lengths, 5);
+  await history({ method: 'magicpig', kvDtype: 'bfloat16' }, 13, [40, 300], 4);
+});
+
+test('a one-token prefill chunk before endPrefill is exact (prompt), after it a sampled decode step', () => {
+  const config: AttentionConfig = { ...defaultAttentionConfig(2), denseLayers: [0], K: 6, L: 20, sinks: 4, window: 8, tailThreshold: 0 };
+  const prompt = Array.from({ length: 300 }, (_, i) => (i * 37) % 1000);
+  const sampled = createSequenceAttention(shape, { ...config, method: 'magicpig' });
+  const dense = createSequenceAttention(shape, { ...config, method: 'dense' });
+  for (const a of [sampled, dense]) {
+    feed(a, prompt.slice(0, 200), 0);
+    a.endPrefill(); // as after an earlier request: the sequence is in decode mode ...
+    a.truncate(299); // ... until a new prompt starts
+    feed(a, prompt.slice(200, 299), 200);
+  }
+  // The prompt's one-token remainder (position 299): exact, identical to dense.
+  const last = feed(sampled, [prompt[299]], 299), lastDense = feed(dense, [prompt[299]], 299);
+  assert.deepEqual(last[1], lastDense[1]);
+  sampled.endPrefill();
+  dense.endPrefill();
+  const step = feed(sampled, [5], 300), stepDense = feed(dense, [5], 300);
+  assert.ok(sampled.stats().sampledFraction < 1, 'after endPrefill the step samples');
+  assert.notDeepEqual(step[1], stepDense[1]);
+});
