@@ -170,12 +170,15 @@ const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${Math.ro
 
 interface Turn { result: CompleteResult; ghost: string; ttftMs: number; totalMs: number }
 
+/** What every request shares: the engine, the packer, the loaded model, the settings and the file being edited. */
+interface Session { engine: EngineClient; packer: ContextPacker; info: ModelInfo; settings: Settings; file: string }
+
 /** Packs, sends snout/complete as the provider does (greedy, stop sequences by line), streams, shapes. */
-async function completeAt(engine: EngineClient, packer: ContextPacker, info: ModelInfo, s: Settings, file: string, text: string, offset: number, id: string): Promise<Turn> {
+async function completeAt({ engine, packer, info, settings: s, file }: Session, text: string, offset: number, id: string): Promise<Turn> {
   const { shapeCompletion, stopSequences } = await import('../extension/completion/filters');
   const packed = await packer.pack({ path: file, text, offset }, { contextTokens: s.contextTokens, maxTokens: s.maxTokens, modelContextLength: info.contextLength });
   if (id === 'c1') printContext(packed, text, offset);
-  else console.log(`packed context reused from the same epoch: ${packed.reused} (the prompt before ${file} is byte-identical)`);
+  else console.log(packed.reused ? `packed context: the same file list as request 1 (the prompt before ${file} is byte-identical)` : 'packed context: re-ranked');
   const ctx = lineContext(text, offset);
   process.stdout.write('streamed tokens: ');
   const t0 = performance.now();
@@ -190,15 +193,16 @@ async function completeAt(engine: EngineClient, packer: ContextPacker, info: Mod
   const totalMs = performance.now() - t0;
   process.stdout.write(`⏎ [${result.finishReason}]\n`);
   packer.estimator.observe(packed.chars, result.stats.promptTokens + result.stats.truncatedTokens);
+  if (id === 'c1' && result.stats.truncatedTokens > 0) console.log(`(the engine cut ${result.stats.truncatedTokens} tokens from the front to fit the context: the extension would re-rank once with its calibrated estimate, one prefix-cache miss; the demo keeps the file list)`);
   const ghost = shapeCompletion(result.text, ctx);
   console.log(ghost ? `ghost text (after the extension's filters), shown at the cursor:\n${indentBlock(`${ctx.linePrefix}▮${ghost}`)}` : 'ghost text: (none: the filters dropped it)');
   return { result, ghost, ttftMs: ttft < 0 ? totalMs : ttft, totalMs };
 }
 
-/** What the user types next: the suggestion up to its third non-space character (or the raw text's, or "x"). */
+/** What the user types next: the suggestion's first word (its first few characters if it starts with punctuation). */
 function typedFrom(turn: Turn): string {
   const source = turn.ghost.trim() ? turn.ghost : turn.result.text.replace(/<\|[a-z_]+\|>[\s\S]*$/, '');
-  const m = /^\s*\S{0,3}/.exec(source);
+  const m = /^\s*(\w{1,8}|\S{1,3})/.exec(source);
   return m && m[0].trim() ? m[0] : 'x';
 }
 
@@ -224,11 +228,12 @@ async function main(): Promise<void> {
     const offset = pickCursor(text, args.line);
 
     console.log('\n── request 1: the cursor lands in the file');
-    const first = await completeAt(engine, packer, info, settings, file, text, offset, 'c1');
+    const session: Session = { engine, packer, info, settings, file };
+    const first = await completeAt(session, text, offset, 'c1');
 
     const typed = typedFrom(first);
     console.log(`\n── request 2: the user types ${JSON.stringify(typed)} (the extension would show the rest of the suggestion from its own cache; the demo asks the engine again to show its prefix cache)`);
-    const second = await completeAt(engine, packer, info, settings, file, text.slice(0, offset) + typed + text.slice(offset), offset + typed.length, 'c2');
+    const second = await completeAt(session, text.slice(0, offset) + typed + text.slice(offset), offset + typed.length, 'c2');
 
     console.log('\n── timings');
     printStats('request 1 (cold)', first);
