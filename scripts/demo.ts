@@ -105,7 +105,7 @@ async function scanRepository(repo: string, info: ModelInfo): Promise<{ store: W
  */
 async function pickFile(store: WorkspaceFiles, given?: string): Promise<string> {
   if (given) {
-    const rel = given.replace(/\\/g, '/');
+    const rel = path.relative(store.root, path.resolve(store.root, given)).split(path.sep).join('/');
     if (!store.has(rel)) fail(`${rel} is not a context file of the repository (missing, ignored, binary or secret)`);
     return rel;
   }
