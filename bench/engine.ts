@@ -5,7 +5,7 @@
 // Contexts beyond the model's trained length are allowed (speed only; the text there is not meaningful).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { attentionArg, numberArg, parseArgs, providerArg, stringArg } from '../engine/cli/model-args';
+import { attentionConfigArg, attentionFlags, numberArg, parseArgs, providerArg, stringArg } from '../engine/cli/model-args';
 import { UserError } from '../engine/errors';
 import { loadModel } from '../engine/generate/load';
 
@@ -36,8 +36,8 @@ function promptText(repoRoot: string): string {
 export async function run(argv: string[]): Promise<number> {
   const cmd = 'bench engine';
   const args = parseArgs(cmd, argv, {
-    model: 'value', contexts: 'value', decode: 'value', attention: 'value', provider: 'value', chunk: 'value',
-    'no-fuse': 'switch', json: 'switch',
+    model: 'value', contexts: 'value', decode: 'value', provider: 'value', chunk: 'value',
+    'no-fuse': 'switch', json: 'switch', ...attentionFlags,
   });
   const repoRoot = path.resolve(__dirname, '..');
   const shared = process.env.SNOUT_SHARED ?? path.resolve(repoRoot, '../shared');
@@ -46,7 +46,8 @@ export async function run(argv: string[]): Promise<number> {
   if (contexts.some((n) => !Number.isInteger(n) || n < 2)) throw new UserError(`${cmd}: --contexts must be integers >= 2`);
   const decode = numberArg(cmd, args, 'decode', (x) => Number.isInteger(x) && x > 0, 'a positive integer') ?? 32;
   const chunk = numberArg(cmd, args, 'chunk', (x) => Number.isInteger(x) && x > 0, 'a positive integer');
-  const method = attentionArg(cmd, args) ?? 'dense';
+  const attention = { method: 'dense' as const, ...attentionConfigArg(cmd, args) };
+  const method = attention.method;
   const json = args.switches.has('json');
 
   const model = await loadModel(dir, {
@@ -54,7 +55,7 @@ export async function run(argv: string[]): Promise<number> {
     contextLimit: Math.max(...contexts) + decode + 1,
     prefillChunk: chunk,
     fuseLayers: !args.switches.has('no-fuse'),
-    attention: { method },
+    attention,
   });
   const rows: Row[] = [];
   try {

@@ -1,15 +1,16 @@
 // snout generate --model DIR --prompt TEXT --max-tokens N [--greedy | --temperature T --top-p P --seed S]
-//                [--stop S]... [--attention METHOD] [--provider P] [--json]
+//                [--stop S]... [--attention METHOD [--k K --l L --sinks N --window N --dense-layers 0,3 --budget F]]
+//                [--provider P] [--json]
 // Streams the completion to stdout; with --json a final line {"ids", "text", "stats": {...}} follows.
 import { UserError } from '../errors';
 import { loadModel } from '../generate/load';
-import { attentionArg, modelArg, numberArg, parseArgs, providerArg, stringArg } from './model-args';
+import { attentionConfigArg, attentionFlags, modelArg, numberArg, parseArgs, providerArg, stringArg } from './model-args';
 
 export async function run(argv: string[]): Promise<number> {
   const cmd = 'generate';
   const args = parseArgs(cmd, argv, {
     model: 'value', prompt: 'value', 'max-tokens': 'value', greedy: 'switch', temperature: 'value', 'top-p': 'value',
-    seed: 'value', stop: 'value', attention: 'value', provider: 'value', json: 'switch',
+    seed: 'value', stop: 'value', provider: 'value', json: 'switch', ...attentionFlags,
   });
   const dir = modelArg(cmd, args);
   const prompt = stringArg(args, 'prompt');
@@ -21,7 +22,7 @@ export async function run(argv: string[]): Promise<number> {
   if (args.switches.has('greedy') && temperature !== undefined && temperature > 0) {
     throw new UserError(`${cmd}: --greedy and --temperature > 0 contradict each other`);
   }
-  const method = attentionArg(cmd, args);
+  const attention = attentionConfigArg(cmd, args);
   const json = args.switches.has('json');
 
   const model = await loadModel(dir, { provider: providerArg(cmd, args) });
@@ -35,7 +36,7 @@ export async function run(argv: string[]): Promise<number> {
       maxTokens,
       sampling: { temperature: args.switches.has('greedy') ? 0 : temperature ?? 0, topP, seed },
       stop: args.values.get('stop'),
-      attention: method ? { method } : undefined,
+      attention,
       signal: abort.signal,
       onText: (t) => process.stdout.write(t),
     });
@@ -53,6 +54,7 @@ export async function run(argv: string[]): Promise<number> {
           decode_tokens: s.decodeTokens,
           decode_ms: round(s.decodeMs),
           attention: s.attention,
+          sampled_fraction: s.sampledFraction,
           provider: model.provider,
         },
       }) + '\n');

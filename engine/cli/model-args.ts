@@ -1,5 +1,6 @@
 // Flag parsing shared by the model commands (logits, generate): `--name value` pairs and bare switches, with every
 // mistake reported as one UserError line.
+import type { AttentionConfig } from '../attention/types';
 import { UserError } from '../errors';
 
 export interface ParsedArgs {
@@ -62,11 +63,42 @@ export function attentionArg(command: string, a: ParsedArgs): (typeof methods)[n
 }
 
 /** "1,2,3" → [1, 2, 3]. */
-export function idsArg(command: string, raw: string): number[] {
+export function idsArg(command: string, raw: string, flag = 'ids'): number[] {
   const parts = raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
   const ids = parts.map(Number);
   if (ids.length === 0 || ids.some((x) => !Number.isInteger(x) || x < 0)) {
-    throw new UserError(`${command}: --ids must be comma-separated token ids, got "${raw}"`);
+    throw new UserError(`${command}: --${flag} must be comma-separated whole numbers, got "${raw}"`);
   }
   return ids;
+}
+
+/** The attention knobs every model command takes (issue: K, L, sinks, window, dense layers, budget per request). */
+export const attentionFlags = {
+  attention: 'value', k: 'value', l: 'value', sinks: 'value', window: 'value', 'dense-layers': 'value', budget: 'value',
+  'kv-dtype': 'value',
+} as const;
+
+/** --attention/--k/--l/--sinks/--window/--dense-layers/--budget/--kv-dtype → config overrides (undefined if none). */
+export function attentionConfigArg(command: string, a: ParsedArgs): Partial<AttentionConfig> | undefined {
+  const c: Partial<AttentionConfig> = {};
+  const method = attentionArg(command, a);
+  if (method) c.method = method;
+  const whole = (name: string, min: number) => numberArg(command, a, name, (x) => Number.isInteger(x) && x >= min, `a whole number >= ${min}`);
+  const K = whole('k', 1), L = whole('l', 1), sinks = whole('sinks', 0), window = whole('window', 0);
+  if (K !== undefined) c.K = K;
+  if (L !== undefined) c.L = L;
+  if (sinks !== undefined) c.sinks = sinks;
+  if (window !== undefined) c.window = window;
+  const dense = stringArg(a, 'dense-layers');
+  if (dense !== undefined) c.denseLayers = dense.trim() === '' || dense === 'none' ? [] : idsArg(command, dense, 'dense-layers');
+  const budget = stringArg(a, 'budget');
+  if (budget !== undefined) {
+    c.budget = budget === 'auto' ? 'auto' : numberArg(command, a, 'budget', (x) => x > 0 && x <= 1, '"auto" or a fraction in (0, 1]');
+  }
+  const dtype = stringArg(a, 'kv-dtype');
+  if (dtype !== undefined) {
+    if (dtype !== 'float32' && dtype !== 'bfloat16') throw new UserError(`${command}: --kv-dtype must be float32 or bfloat16`);
+    c.kvDtype = dtype;
+  }
+  return Object.keys(c).length ? c : undefined;
 }

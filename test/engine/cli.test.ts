@@ -47,3 +47,33 @@ describe('CLI on stories260K', { skip: !hasModel(name) && `${name} not found` },
     assert.equal(last(a.stdout).ids.length, 12);
   });
 });
+
+describe('CLI attention knobs', { skip: !hasModel('tiny-coder-hf') && 'tiny-coder-hf not found' }, () => {
+  // A prompt long enough that, with a small window and no dense layers, most context keys are only reachable through
+  // the LSH index: the sampled fraction must then drop below 1, and must stay 1 under dense attention.
+  const prompt = Array.from({ length: 40 }, (_, i) => `def f${i}(x):\n    return x + ${i}\n`).join('\n');
+  const run = (...extra: string[]) => {
+    const r = cli('generate', '--model', modelDir('tiny-coder-hf'), '--prompt', prompt, '--max-tokens', '4', '--greedy', '--json', '--provider', 'cpu', ...extra);
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout.trimEnd().split('\n').at(-1)!).stats;
+  };
+
+  it('--k/--l/--sinks/--window/--dense-layers reach the attention (magicpig samples; dense does not)', () => {
+    const sparse = run('--attention', 'magicpig', '--k', '10', '--l', '20', '--sinks', '4', '--window', '16', '--dense-layers', 'none');
+    assert.equal(sparse.attention, 'magicpig');
+    assert.ok(sparse.sampled_fraction > 0 && sparse.sampled_fraction < 0.5, `sampled ${sparse.sampled_fraction}`);
+    const wide = run('--attention', 'magicpig', '--k', '1', '--l', '200', '--window', '16', '--dense-layers', 'none');
+    assert.ok(wide.sampled_fraction > 0.9, `K=1, L=200 samples nearly every key (got ${wide.sampled_fraction})`);
+    assert.equal(run('--attention', 'dense').sampled_fraction, 1);
+  });
+
+  it('bad knob values are one clear line and exit 1', () => {
+    for (const [flag, value, expect] of [['--k', '0', /--k must be a whole number/], ['--budget', '2', /--budget must be/],
+      ['--dense-layers', 'x', /--dense-layers must be/], ['--kv-dtype', 'int8', /--kv-dtype must be/]] as const) {
+      const r = cli('generate', '--model', modelDir('tiny-coder-hf'), '--prompt', 'x', flag, value);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, expect);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+  });
+});
