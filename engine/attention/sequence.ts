@@ -109,6 +109,15 @@ export class Sequence implements SequenceAttention {
     return this.config.denseLayers.includes(layer);
   }
 
+  /**
+   * First position whose K/V came out of a decode step that sampled (its later layers saw approximate attention), else
+   * Infinity. A cold prefill computes that token exactly, so reusing it cannot match a cold run bit for bit.
+   */
+  private firstApprox = Infinity;
+  get exactLength(): number {
+    return Math.min(this.length, this.firstApprox);
+  }
+
   /** Before endPrefill() every forward is prompt (exact); after it, n === 1 is a decode step of the method. */
   private decoding = false;
   private isDecodeStep(layer: number, n: number): boolean {
@@ -131,6 +140,7 @@ export class Sequence implements SequenceAttention {
     }
     const todo = this.reconcile(layer);
     if (todo) this.fold(layer, todo.start, todo.end, null);
+    if (st.indexedEnd > this.config.sinks) this.firstApprox = Math.min(this.firstApprox, st.kv.length - 1);
     this.decode(st, q, out);
   }
 
@@ -426,6 +436,7 @@ export class Sequence implements SequenceAttention {
       }
     }
     this.contextEnd = Math.min(this.contextEnd, len);
+    if (this.firstApprox >= len) this.firstApprox = Infinity;
     this.decoding = false;
   }
 

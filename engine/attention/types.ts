@@ -65,9 +65,16 @@ export interface SequenceAttention {
   /** Tokens cached (all layers have the same length between forward passes). */
   readonly length: number;
   /**
+   * Leading cached tokens whose K/V a cold prefill of the same tokens reproduces exactly: all of them, except that a
+   * token run as a decode step with sampled attention (magicpig/topk/quest over a non-empty index) and everything
+   * after it are excluded. A prefix cache that must decode exactly like a cold run reuses at most this many.
+   */
+  readonly exactLength?: number;
+  /**
    * Append n tokens' keys and values to `layer` and write attention for their n queries into `out`
-   * (causal: query j sees every cached token plus tokens 0..j of this call). n > 1 is a prefill chunk and is always
-   * computed exactly (chunked, O(n · chunk) memory); n === 1 is a decode step and uses the configured method.
+   * (causal: query j sees every cached token plus tokens 0..j of this call). Until endPrefill() every call is a
+   * prefill chunk (any n, a single token included) and is computed exactly (chunked, O(n · chunk) memory); after
+   * endPrefill(), n === 1 is a decode step and uses the configured method. truncate() starts a new prompt.
    * Called once per layer per chunk/step, layer 0 first.
    */
   forward(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): void;
@@ -84,7 +91,7 @@ export interface SequenceAttention {
    * for long prompts). Cheap no-op for dense.
    */
   prepare(options?: PrepareOptions): Promise<void>;
-  /** Drop tokens at positions >= length (prefix reuse). */
+  /** Drop tokens at positions >= length (prefix reuse); the next forward calls are a new prompt (prefill). */
   truncate(length: number): void;
   /** Change the method/knobs for the next request (indexes rebuilt lazily if K/L/seed change). */
   configure(config: Partial<AttentionConfig>): void;
