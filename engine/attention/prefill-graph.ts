@@ -1,0 +1,147 @@
+// Exact causal attention for a prefill chunk as one ONNX graph (onnxruntime's multi-threaded GEMMs), instead of one
+// pass over the cache per query (DenseKernel.causal re-reads a KV head's whole K and V for every query: memory-bound,
+// O(n · chunk) bytes). Per KV head g, with the G = numHeads / numKvHeads query heads that read it stacked:
+//   S = Q_g Kᵀ  [G, c, n]  (Q pre-scaled by 1/√d)   + causal bias (0 / −∞; only the last c keys need it)
+//   O_g = softmax(S) V      [G, c, d]
+// K and V are copied per call out of the cache memory (onnxruntime-node rejects SharedArrayBuffer-backed tensors) into
+// reused plain buffers: 2·n·d floats per KV head, a memcpy that is small beside the O(n·c·d) products (float32 only). The bias is a constant [c, c] triangle
+// padded on the left with `past` zeros inside the graph, so nothing O(n · c) is built in JS. Long contexts split the
+// chunk's queries into sub-chunks so the score matrices stay under SCORE_BUDGET floats (still exact: each sub-chunk
+// sees every key it may, no online merge needed).
+import { GraphBuilder, attr } from '../runtime/onnx-graph';
+import { createSession, ort, type ProviderSetting } from '../runtime/session';
+import type { KvStore } from './kv-store';
+
+/** Score floats alive in one graph call (all KV heads together): 16M floats = 64 MB. */
+// Measured (2 shared cores, AVX-512; 32 q / 8 kv heads, d 128, 16K keys, 256-query chunk): 2^24 ~0.8-1.0 s,
+// 2^25 ~1.2 s, 2^22 ~2.0 s, 2^20 ~7 s (sub-chunks of 2 queries make the GEMMs inefficient).
+export const SCORE_BUDGET = 1 << 24;
+
+/** One compiled graph per head shape and provider, shared by every sequence (session.run is thread-safe). */
+const sessions = new Map<string, Promise<{ session: ort.InferenceSession; provider: string }>>();
+
+export class PrefillGraph {
+  private triangles = new Map<number, ort.Tensor>();
+  private qBufs: Float32Array[] = [];
+  private kBufs: Float32Array[] = [];
+  private vBufs: Float32Array[] = [];
+  /** Score floats per graph call (SCORE_BUDGET; tests lower it to force sub-chunks). */
+  scoreBudget = SCORE_BUDGET;
+
+  private constructor(private readonly session: ort.InferenceSession, readonly numHeads: number,
+    readonly numKvHeads: number, readonly headDim: number, readonly provider: string) {}
+
+  /** A graph runner with its own scratch (one per sequence: concurrent sequences must not share buffers). */
+  static async create(numHeads: number, numKvHeads: number, headDim: number, provider: ProviderSetting = 'cpu'): Promise<PrefillGraph> {
+    const key = `${numHeads}/${numKvHeads}/${headDim}/${provider}`;
+    let made = sessions.get(key);
+    if (!made) {
+      made = PrefillGraph.build(numHeads, numKvHeads, headDim, provider);
+      sessions.set(key, made);
+      made.catch(() => sessions.delete(key));
+    }
+    const { session, provider: used } = await made;
+    return new PrefillGraph(session, numHeads, numKvHeads, headDim, used);
+  }
+
+  private static async build(numHeads: number, numKvHeads: number, headDim: number, provider: ProviderSetting) {
+    const G = numHeads / numKvHeads;
+    const b = new GraphBuilder('prefill_attention');
+    const tri = b.input('tri', 'float32', ['c', 'c']);
+    const pads = b.input('pads', 'int64', [4]);
+    // bias [c, n] = [0 … 0 | triangle]: key i is visible to chunk query j iff i ≤ past + j.
+    const bias = b.op('Pad', [tri, pads], { mode: attr.s('constant') });
+    for (let g = 0; g < numKvHeads; g++) {
+      const q = b.input(`q${g}`, 'float32', [G, 'c', headDim]);
+      const k = b.input(`k${g}`, 'float32', ['n', headDim]);
+      const v = b.input(`v${g}`, 'float32', ['n', headDim]);
+      const kT = b.op('Transpose', [k], { perm: attr.ints([1, 0]) });
+      const s = b.op('Add', [b.op('MatMul', [q, kT]), bias]);
+      const p = b.op('Softmax', [s], { axis: attr.i(-1) });
+      b.output(b.op('MatMul', [p, v]), `o${g}`, 'float32', [G, 'c', headDim]);
+    }
+    return createSession(b.serialize({ opset: 17 }), provider);
+  }
+
+  /** [c, c] additive causal triangle: 0 on and below the diagonal, −∞ above. */
+  private triangle(c: number): ort.Tensor {
+    let t = this.triangles.get(c);
+    if (!t) {
+      const data = new Float32Array(c * c);
+      for (let j = 0; j < c; j++) for (let i = j + 1; i < c; i++) data[j * c + i] = -Infinity;
+      t = new ort.Tensor('float32', data, [c, c]);
+      if (this.triangles.size > 8) this.triangles.clear();
+      this.triangles.set(c, t);
+    }
+    return t;
+  }
+
+  /** Largest sub-chunk whose scores fit scoreBudget with `keys` keys (at least 1). */
+  subChunk(keys: number): number {
+    return Math.max(1, Math.floor(this.scoreBudget / (this.numHeads * keys)));
+  }
+
+  /**
+   * Same contract as DenseKernel.causal: queries for the last n tokens of kv (already appended), query j sees tokens
+   * [0, kv.length − n + j]; q/out [n, numHeads, headDim]. kv must be float32.
+   */
+  async causal(kv: KvStore, q: Float32Array, n: number, out: Float32Array, scale: number): Promise<void> {
+    const past = kv.length - n, len = kv.length * this.headDim;
+    for (let g = 0; g < this.numKvHeads; g++) {
+      copyRows(this.kBufs, g, kv.keys[g] as Float32Array, len);
+      copyRows(this.vBufs, g, kv.values[g] as Float32Array, len);
+    }
+    const step = this.subChunk(kv.length);
+    for (let j0 = 0; j0 < n; j0 += step) await this.run(q, j0, Math.min(n, j0 + step), past, out, scale);
+  }
+
+  /** Chunk queries [j0, j1): keys [0, past + j1). */
+  private async run(q: Float32Array, j0: number, j1: number, past: number, out: Float32Array, scale: number): Promise<void> {
+    const H = this.numHeads, Hkv = this.numKvHeads, G = H / Hkv, d = this.headDim;
+    const c = j1 - j0, keys = past + j1;
+    const feeds: Record<string, ort.Tensor> = {
+      tri: this.triangle(c),
+      pads: new ort.Tensor('int64', BigInt64Array.from([0n, BigInt(past + j0), 0n, 0n]), [4]),
+    };
+    for (let g = 0; g < Hkv; g++) {
+      // q_g [G, c, d] ← q [n, H, d] rows (j, g·G + r), scaled.
+      let qb = this.qBufs[g];
+      if (!qb || qb.length < G * c * d) qb = this.qBufs[g] = new Float32Array(G * c * d);
+      for (let r = 0; r < G; r++) {
+        for (let j = 0; j < c; j++) {
+          const src = ((j0 + j) * H + g * G + r) * d, dst = (r * c + j) * d;
+          for (let x = 0; x < d; x++) qb[dst + x] = q[src + x] * scale;
+        }
+      }
+      feeds[`q${g}`] = new ort.Tensor('float32', qb.subarray(0, G * c * d), [G, c, d]);
+      feeds[`k${g}`] = new ort.Tensor('float32', this.kBufs[g].subarray(0, keys * d), [keys, d]);
+      feeds[`v${g}`] = new ort.Tensor('float32', this.vBufs[g].subarray(0, keys * d), [keys, d]);
+    }
+    const res = await this.session.run(feeds);
+    for (let g = 0; g < Hkv; g++) {
+      const o = res[`o${g}`].data as Float32Array;
+      for (let r = 0; r < G; r++) {
+        for (let j = 0; j < c; j++) {
+          const src = (r * c + j) * d, dst = ((j0 + j) * H + g * G + r) * d;
+          for (let x = 0; x < d; x++) out[dst + x] = o[src + x];
+        }
+      }
+    }
+  }
+
+  /** Drop the scratch copies (they hold one layer's K and V); they are re-made on the next call. */
+  releaseScratch(): void {
+    this.qBufs = [];
+    this.kBufs = [];
+    this.vBufs = [];
+  }
+}
+
+/** src[0, len) copied into bufs[g] (grown by doubling, plain ArrayBuffer); returns the filled view. */
+function copyRows(bufs: Float32Array[], g: number, src: Float32Array, len: number): Float32Array {
+  let b = bufs[g];
+  if (!b || b.length < len) b = bufs[g] = new Float32Array(Math.max(len, 2 * (b?.length ?? 0)));
+  const view = b.subarray(0, len);
+  view.set(src.subarray(0, len));
+  return view;
+}
