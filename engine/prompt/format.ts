@@ -46,3 +46,11 @@ export function detectPromptFormat(tok: TokenizerLike): PromptFormat {
   if (pre && suf && mid) return { name: 'codellama', fim: { prefix: pre, suffix: suf, middle: mid }, fimSpaced: !pre.startsWith('▁') };
   return { name: 'plain' };
 }
+
+/**
+ * Stop strings that end a structured completion: the layout's own markers (a next file, a repository header, any FIM
+ * token). A completion is one code span inside one file; the model writing a marker means it has left that span.
+ */
+export function layoutStops(fmt: PromptFormat): string[] {
+  return [fmt.fileSep, fmt.repoName, fmt.fim?.prefix, fmt.fim?.suffix, fmt.fim?.middle].filter((x): x is string => !!x);
+}

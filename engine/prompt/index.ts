@@ -1,5 +1,5 @@
 // Prompt rendering: structured requests → token ids in the model's own format, within the context budget.
-export { detectPromptFormat, type PromptFormat, type PromptFormatName } from './format';
+export { detectPromptFormat, layoutStops, type PromptFormat, type PromptFormatName } from './format';
 export { renderCompletion, type CompletionParts, type RenderedPrompt } from './completion';
 export { renderChat } from './chat';
 export { encodeSegments } from './segments';

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { AttentionConfig } from '../attention/types';
 import { PrefixCache, type Lease } from '../generate/prefix-cache';
 import type { GenerateResult, LoadedModel, LoadProgress } from '../generate/types';
-import { CachedTokenizer, detectPromptFormat, encodeSegments, renderChat, renderCompletion, type PromptFormat } from '../prompt';
+import { CachedTokenizer, detectPromptFormat, encodeSegments, layoutStops, renderChat, renderCompletion, type PromptFormat } from '../prompt';
 import {
   ErrorCodes, type AskParams, type AttentionSettings, type CompleteParams, type CompleteResult, type LoadParams,
   type ModelInfo, type ProgressParams, type StatusResult, type ExecutionProvider,
@@ -190,7 +190,7 @@ export class EngineService {
     // A structured completion is one code span: the layout's own markers (next file, FIM tokens) end it.
     const fmt = this.format;
     const markers = fmt && priority === 'completion' && 'prefix' in p && p.prefix !== undefined
-      ? [fmt.fileSep, fmt.repoName, fmt.fim?.prefix, fmt.fim?.suffix, fmt.fim?.middle].filter((x): x is string => !!x)
+      ? layoutStops(fmt)
       : [];
     const userStops = 'stop' in p ? p.stop ?? [] : [];
     const stop = [...userStops, ...markers];

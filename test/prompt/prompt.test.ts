@@ -4,7 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { detectPromptFormat, renderChat, renderCompletion } from '../../engine/prompt';
+import { detectPromptFormat, layoutStops, renderChat, renderCompletion } from '../../engine/prompt';
+import { StopMatcher, StreamDecoder } from '../../engine/generate/text-stream';
+import { loadTokenizer } from '../../engine/model/tokenizer';
 import type { TokenizerLike } from '../../engine/generate/types';
 import { loadTestTokenizer, modelDir } from './tokenizer';
 
@@ -159,4 +161,20 @@ test('hostile sizes are cut by characters before tokenizing (megabytes render in
   assert.equal(r.filesKept, 0);
   assert.ok(r.truncatedTokens > 100000 && a.truncatedTokens > 100000);
   assert.ok(ms < 5000, `${ms.toFixed(0)} ms`);
+});
+
+test('a structured completion ends where the model writes a layout marker (next file, repo header, FIM token)', () => {
+  const stops = layoutStops(detectPromptFormat(coder));
+  assert.deepEqual(new Set(stops), new Set(['<|file_sep|>', '<|repo_name|>', '<|fim_prefix|>', '<|fim_suffix|>', '<|fim_middle|>']));
+  assert.deepEqual(layoutStops(detectPromptFormat(stories)), [], 'a plain layout has no markers');
+  // The real tokenizer's ids for "x = 1\n<|file_sep|>b.py\n", streamed id by id as the generator does.
+  const engineTokenizer = loadTokenizer(coderDir);
+  const ids = engineTokenizer.encode('x = 1\n<|file_sep|>b.py\n');
+  assert.ok(ids.includes(engineTokenizer.tokenToId('<|file_sep|>')!), 'the marker is one special token');
+  const decoder = new StreamDecoder(engineTokenizer, []);
+  const matcher = new StopMatcher(stops);
+  let shown = '';
+  for (const id of ids) { shown += matcher.push(decoder.push(id)); if (matcher.stopped) break; }
+  assert.equal(shown, 'x = 1\n');
+  assert.ok(matcher.stopped);
 });
