@@ -18,10 +18,10 @@
 //   cold one). k̃ = k − k̄ is formed only where the spec needs it: key hashes and norms at indexing, and the
 //   cosine of the sampling probability (decode-kernels: q·k̃_i = q·k_i − q·k̄). Scores use raw keys: q·k̄ is the same
 //   constant for every key of a head, which the softmax ignores (spec §2's own argument).
-// - k̄ = mean of the first KBAR_SPAN keys of I (all of I while it is shorter). Deviation from spec §2 (k̄ = mean of
-//   all of I): that mean moves with every fold, and every moved k̄ re-hashes the whole index — a keystroke on a long
-//   file would re-index everything and kill the prefix cache. A prefix mean is canonical and stable; see KBAR_SPAN for
-//   the measured loss.
+// - k̄ = mean of the first kbarSpan(|I|) keys of I (a power of two, at most KBAR_SPAN). Deviation from spec §2 (k̄ =
+//   mean of all of I): that mean moves with every fold, and every moved k̄ re-hashes the whole index — a keystroke on
+//   a long file would re-index everything and kill the prefix cache. A prefix mean is canonical and stable; see
+//   KBAR_SPAN for the measured loss.
 // - Table buckets hold ids in ascending order whatever the fold history (folds append larger ids; cuts keep order), so
 //   retrieval emits the same ids in the same order.
 import type { AttentionConfig, AttentionShape, AttentionStats, SequenceAttention, PrepareOptions } from './types';
@@ -35,11 +35,14 @@ import { DecodeKernels, magicpigGroup, type HeadInput, type Ranges } from './dec
 import { attentionPool, JobField } from './worker-pool';
 
 /**
- * k̄ (spec §2) is the mean of the first KBAR_SPAN indexed keys. While I is shorter, k̄ is the mean of all of I (the spec
- * exactly) and growing I re-hashes it (at most KBAR_SPAN keys per head). Measured loss against the mean over all of I:
- * see engine/attention/README.md ("k̄").
+ * k̄ (spec §2) is the mean of the first kbarSpan(|I|) keys of I: the largest power of two ≤ |I|, at most KBAR_SPAN.
+ * A new span means a new k̄ and re-hashing I, so spans double: while I grows to KBAR_SPAN each key is re-hashed
+ * O(1) times in total (one rehash per doubling, none per block), and k̄ always averages at least half of I below
+ * KBAR_SPAN. Measured (engine/attention/README.md, "k̄"): on tiny-coder keys a short prefix mean is a poor stand-in
+ * for the full mean (RoPE turns the offset with position), hence a span of 1024, not one block.
  */
 export const KBAR_SPAN = 1024;
+export const kbarSpan = (indexed: number): number => (indexed <= 0 ? 0 : Math.min(KBAR_SPAN, 2 ** (31 - Math.clz32(indexed))));
 
 interface LayerState {
   kv: KvStore;
@@ -306,7 +309,7 @@ export class Sequence implements SequenceAttention {
    */
   private reconcile(layer: number): { start: number; end: number } | null {
     const st = this.layers[layer], sinks = this.config.sinks;
-    const target = this.indexTarget(layer), span = Math.min(KBAR_SPAN, target - sinks);
+    const target = this.indexTarget(layer), span = kbarSpan(target - sinks);
     if (span <= 0 || span !== st.kbarSpan) {
       for (const hi of st.heads) this.dropIndex(hi);
       st.indexedEnd = sinks;
