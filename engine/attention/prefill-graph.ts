@@ -60,7 +60,9 @@ export class PrefillGraph {
       const p = b.op('Softmax', [s], { axis: attr.i(-1) });
       b.output(b.op('MatMul', [p, v]), `o${g}`, 'float32', [G, 'c', headDim]);
     }
-    return createSession(b.serialize({ opset: 17 }), provider);
+    // 'auto' falling back to cpu was already reported by the model's own sessions: stay quiet then.
+    const log = provider === 'auto' ? () => {} : undefined;
+    return createSession(b.serialize({ opset: 17 }), provider, { log });
   }
 
   /** [c, c] additive causal triangle: 0 on and below the diagonal, −∞ above. */
