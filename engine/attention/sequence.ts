@@ -152,9 +152,17 @@ export class Sequence implements SequenceAttention {
    * the selected provider) instead of the CPU kernel. Measured on the shared 2-core CPU (32 heads, d = 128,
    * K·L = 1500): ~0.6 ms per layer-step for the graph call vs ~1.8 ms for the SIMD dot kernel (15-50 ms for plain
    * TypeScript); for small models (tiny-coder: 4 heads, d = 64) the CPU kernel is cheaper than a graph call.
-   * Prefill chunks and dense layers go straight to forward().
+   * Exact calls (prompt chunks, dense layers or method) go to DenseKernel.causalAsync.
    */
   async forwardAsync(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): Promise<void> {
+    if (!this.isDecodeStep(layer, n)) {
+      // Exact attention (prompt chunks, dense layers/method): DenseKernel.causalAsync runs big chunks as one ONNX graph
+      // (its own work threshold; small ones stay on the CPU loop).
+      const st = this.layers[layer];
+      st.kv.append(k, v, n);
+      await this.dense.causalAsync(st.kv, q, n, out, this.provider);
+      return;
+    }
     const { method, budget, K, L } = this.config;
     const hashes = this.isDecodeStep(layer, n) && (method === 'magicpig' || budget === 'auto');
     if (hashes && K * L > 0 && this.shape.numHeads * this.shape.headDim * K * L >= GRAPH_HASH_MIN_MACS) {
@@ -388,6 +396,7 @@ export class Sequence implements SequenceAttention {
   endPrefill(): void {
     this.contextEnd = this.length;
     this.decoding = true;
+    this.dense.releaseScratch(); // the prefill graph's copy of K and V (re-made if a dense step needs it)
   }
 
   /**
