@@ -47,7 +47,7 @@ export class LshTables {
       // Old ids of bucket c, then room for its new ids (cursor per bucket reuses hist as the write position).
       // A plain loop, not ids.set(subarray): buckets hold a few ids each, and 2^K · L subarray views per fold cost
       // more than the copying (measured in a tiny-coder keystroke that adds a 256-key block at 4K keys, K = 10, L = 150,
-  // 8 heads: prepare() 188 → 74 ms).
+      // 8 heads: prepare() 188 → 74 ms).
       const oldIds = this.ids, oldOff = this.offsets;
       for (let c = 0; c < B; c++) {
         const s = oldOff[ob + c], e = oldOff[ob + c + 1];
