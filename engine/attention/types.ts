@@ -79,8 +79,9 @@ export interface SequenceAttention {
    */
   forward(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): void;
   /**
-   * forward() for the runner's async loop: a decode step's query hash runs as the ONNX SimHash graph (much faster
-   * than the CPU loop forward() falls back to). Same results; use it for decode steps.
+   * forward() for the runner's async loop: exact calls (prompt chunks, dense layers) may run as the ONNX prefill graph
+   * (DenseKernel.causalAsync), and a sampled decode step's query hash as the ONNX SimHash graph when the shape is big
+   * enough to pay for a graph call (sequence.ts GRAPH_HASH_MIN_MACS). Same results up to float32 rounding.
    */
   forwardAsync(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): Promise<void>;
   /** Prompt done: tokens so far are "context" (may be indexed); later tokens are generated and stay exact. */
