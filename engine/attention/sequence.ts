@@ -80,6 +80,8 @@ export class Sequence implements SequenceAttention {
   private contextEnd = 0;
   private sampledSum = 0;
   private sampledCount = 0;
+  /** Query-hash choice of forwardAsync (GRAPH_HASH_MIN_MACS); tests set 0 to run the graph on small shapes. */
+  graphHashMinMacs = GRAPH_HASH_MIN_MACS;
   /** Set by benches: decode steps then accumulate timings and traffic counters into `profile`. */
   profiling = false;
   readonly profile = { hashMs: 0, retrieveMs: 0, attendMs: 0, walkedIds: 0, sampledKeys: 0, exactKeys: 0, heads: 0 };
@@ -165,7 +167,7 @@ export class Sequence implements SequenceAttention {
     }
     const { method, budget, K, L } = this.config;
     const hashes = this.isDecodeStep(layer, n) && (method === 'magicpig' || budget === 'auto');
-    if (hashes && K * L > 0 && this.shape.numHeads * this.shape.headDim * K * L >= GRAPH_HASH_MIN_MACS) {
+    if (hashes && K * L > 0 && this.shape.numHeads * this.shape.headDim * K * L >= this.graphHashMinMacs) {
       const h = this.simhash();
       let graph = this.queryGraph?.hasher === h && this.queryGraph.provider === this.provider ? this.queryGraph.graph : null;
       if (!graph) {

@@ -162,11 +162,19 @@ test('prepare() (ONNX key hashing) and forwardAsync (ONNX query hashing) give th
   const b = run(h, n, { method: 'magicpig', K: 6, L: 30 });
   b.step();
   assert.ok(relErr(a.out, b.out) < 1e-5, `ONNX vs CPU fold: ${relErr(a.out, b.out)}`);
-  // forwardAsync: the query hash from the ONNX graph, same step.
+  // forwardAsync: the query hash from the ONNX graph (forced: this shape is below the graph's threshold), same step.
   const c = run(h, n, { method: 'magicpig', K: 6, L: 30 }, true);
+  (c.attn as unknown as { graphHashMinMacs: number }).graphHashMinMacs = 0;
   await c.ready;
   await c.attn.forwardAsync(0, h.q, h.k.subarray((n - 1) * d, n * d), h.v.subarray((n - 1) * d, n * d), 1, c.out);
   assert.ok(relErr(c.out, b.out) < 1e-5, `forwardAsync vs forward: ${relErr(c.out, b.out)}`);
+  assert.ok((c.attn as unknown as { queryGraph: unknown }).queryGraph, 'the step hashed its query on the graph');
+  // At the default threshold this small shape (2 heads × d 16 × K·L 180) hashes queries on the CPU: no graph made.
+  const e = run(h, n, { method: 'magicpig', K: 6, L: 30 }, true);
+  await e.ready;
+  await e.attn.forwardAsync(0, h.q, h.k.subarray((n - 1) * d, n * d), h.v.subarray((n - 1) * d, n * d), 1, e.out);
+  assert.ok(relErr(e.out, b.out) < 1e-5);
+  assert.equal((e.attn as unknown as { queryGraph: unknown }).queryGraph, null);
   assert.ok(a.attn.stats().memory!.tables > 0);
   // Cut back into the sinks: the index empties, keys are un-centred, and the next step is exact again.
   a.attn.truncate(3);
