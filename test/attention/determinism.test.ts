@@ -117,3 +117,21 @@ test('a one-token prefill chunk before endPrefill is exact (prompt), after it a 
   assert.ok(sampled.stats().sampledFraction < 1, 'after endPrefill the step samples');
   assert.notDeepEqual(step[1], stepDense[1]);
 });
+
+test('exactLength stops at the first token decoded with sampled attention, and recovers after a truncate before it', () => {
+  const config: AttentionConfig = { ...defaultAttentionConfig(2), denseLayers: [0], K: 6, L: 20, sinks: 4, window: 8, tailThreshold: 0 };
+  const ids = Array.from({ length: 320 }, (_, i) => (i * 53) % 1000);
+  for (const method of ['magicpig', 'dense'] as const) {
+    const a = createSequenceAttention(shape, { ...config, method }) as SequenceAttention & { exactLength: number };
+    feed(a, ids.slice(0, 300), 0);
+    a.endPrefill();
+    for (let p = 300; p < 303; p++) feed(a, [ids[p]], p);
+    const approx = method === 'dense' ? 303 : 300;
+    assert.equal(a.exactLength, approx, method);
+    a.truncate(302);
+    assert.equal(a.exactLength, Math.min(approx, 302), method);
+    a.truncate(299);
+    feed(a, ids.slice(299, 310), 299); // a prompt again: exact
+    assert.equal(a.exactLength, 310, method);
+  }
+});
