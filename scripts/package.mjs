@@ -43,7 +43,12 @@ const copy = (from, to, filter) => {
 // 1. The bundles and their runtime assets (wasm grammars, workers). Source maps stay out: they double dist/.
 copy(path.join(root, 'dist'), 'dist', (src) => !src.endsWith('.map') && !src.includes(`${path.sep}node_modules`));
 if (existsSync(path.join(root, 'media'))) copy(path.join(root, 'media'), 'media');
-for (const f of ['README.md', 'LICENSE', 'CHANGELOG.md']) if (existsSync(path.join(root, f))) copy(path.join(root, f), f);
+for (const f of ['LICENSE', 'CHANGELOG.md']) if (existsSync(path.join(root, f))) copy(path.join(root, f), f);
+// The extension's details page has no repository to resolve relative links against (vsce refuses them): images that
+// point into the repository are dropped and relative links keep only their text.
+writeFileSync(path.join(stage, 'README.md'), readFileSync(path.join(root, 'README.md'), 'utf8')
+  .replace(/!\[[^\]]*\]\((?!https?:)[^)]*\)\n?/g, '')
+  .replace(/\[([^\]]+)\]\((?!https?:|#)[^)]*\)/g, '$1'));
 
 // 2. onnxruntime-node: package.json, dist/*.js, bin/napi-v*/<platform>/<arch>/*; and onnxruntime-common's CJS build.
 const nm = path.join(root, 'node_modules');
