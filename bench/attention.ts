@@ -11,6 +11,7 @@ import { Sequence } from '../engine/attention/sequence';
 import { defaultAttentionConfig, type AttentionConfig, type AttentionMethod, type KvDtype } from '../engine/attention/types';
 import { UserError } from '../engine/errors';
 import { barChart, lineChart } from './svg';
+import { gaussianStream } from '../engine/random';
 
 const H = 32, G = 8, D = 128;
 /** The reference C++/AVX-512 kernels on this machine kind, one layer-step at 64K (spec, last section). */
@@ -59,22 +60,8 @@ function arg(argv: string[], name: string): string | undefined {
   return i >= 0 ? argv[i + 1] : undefined;
 }
 
-/** Seeded normals (mulberry32 + Box–Muller): bench data, independent of the engine's W stream seed. */
-function normals(seed: number): () => number {
-  let a = seed >>> 0, spare = NaN;
-  const u = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  return () => {
-    if (!Number.isNaN(spare)) { const s = spare; spare = NaN; return s; }
-    const r = Math.sqrt(-2 * Math.log(Math.max(u(), 1e-300))), th = 2 * Math.PI * u();
-    spare = r * Math.sin(th);
-    return r * Math.cos(th);
-  };
-}
+/** Seeded normals for bench data (independent of the engine's W stream by seed). */
+const normals = gaussianStream;
 
 const isPeaked = (g: number) => g < G / 2;
 const HEAVY = 16;

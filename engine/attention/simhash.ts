@@ -1,31 +1,11 @@
 // SimHash (spec §3): one Gaussian matrix W [d, K·L] from a fixed seed, shared by all layers and heads; table l gives
 // x the K-bit code Σ_b [x·W[:, l·K+b] > 0] · 2^b. This file holds W and the CPU (TypeScript) hasher, used for the
 // per-step query hash and as the fallback key hasher; hash-graph.ts runs the same product as an ONNX graph.
+import { gaussianStream } from '../random';
 import { dotF32 } from './softmax-acc';
 import { instantiate, wasmModule, type WasmKernels } from './wasm-kernels';
 
-/**
- * The seeded Gaussian stream behind W: mulberry32 (32-bit state, public domain) for uniforms, Box–Muller for
- * normals (both outputs used, in order). W[r, c] is the (r·K·L + c)-th normal of the stream, row-major over [d, K·L].
- */
-export function gaussianStream(seed: number): () => number {
-  let a = seed >>> 0;
-  const uniform = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  let spare: number | null = null;
-  return () => {
-    if (spare !== null) { const s = spare; spare = null; return s; }
-    const u = Math.max(uniform(), 1e-300), v = uniform();
-    const r = Math.sqrt(-2 * Math.log(u));
-    spare = r * Math.sin(2 * Math.PI * v);
-    return r * Math.cos(2 * Math.PI * v);
-  };
-}
+// W[r, c] is the (r·K·L + c)-th normal of gaussianStream(seed) (engine/random.ts), row-major over [d, K·L].
 
 export class SimHash {
   /** W row-major [d, K·L] (the ONNX graph's constant). */

@@ -15,6 +15,7 @@ import type { Node } from 'web-tree-sitter';
 import { extractImports, languageOfPath, resolveImport, topLevelDefinitions, shrinkToDefinitions, type CodeLanguage } from '../code/imports';
 import { withTree } from '../code/parser';
 import type { RepoBenchItem, RepoBenchSnippet } from './repobench';
+import { mulberry32 } from '../random';
 
 export type Setting = 'cross_file_first' | 'cross_file_random' | 'in_file';
 export const settings: Setting[] = ['cross_file_first', 'cross_file_random', 'in_file'];
@@ -62,17 +63,7 @@ function fnv1a(s: string): number {
   return h >>> 0;
 }
 
-/** mulberry32: a small deterministic PRNG. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** k distinct picks from xs (order of xs kept), seeded. */
 function pick<T>(xs: T[], k: number, rand: () => number): T[] {

@@ -1,4 +1,5 @@
 // Choosing the next token from logits: greedy (argmax) or seeded temperature + nucleus (top-p) sampling.
+import { mulberry32 } from '../random';
 import type { SamplingOptions } from './types';
 
 /** Index of the largest logit (the first one on ties, like numpy/torch argmax). */
@@ -8,17 +9,8 @@ export function argmax(logits: Float32Array): number {
   return best;
 }
 
-/** mulberry32: a small, fast, seedable PRNG; the same seed gives the same completion. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The same seed gives the same completion (engine/random.ts). */
+export const seededRandom = mulberry32;
 
 export class Sampler {
   private readonly random: () => number;
