@@ -149,23 +149,15 @@ async function fidelity(args: Map<string, string[]>): Promise<number> {
   const kls = parseKl(one(args, 'kl', '10x150,8x75')!);
   const methods = methodsOf(one(args, 'methods', 'magicpig,topk,quest')!).filter((m) => m !== 'dense');
   const { loadModel } = await import('../index');
-  const { captureDecode, fidelityRows, summariseFidelity } = await import('../eval/fidelity');
+  const { fidelityOverPrompts, summariseFidelity } = await import('../eval/fidelity');
   const model = await loadModel(modelDir, { log: (l) => process.stderr.write(l + '\n') });
   try {
     const ctx = model.spec.maxPositionEmbeddings;
     const prompts = packedPrompts(model.tokenizer, repos, count, ctx - steps - 1);
     const runs = kls.flatMap(({ K, L }) => methods.map((method) => ({ label: `${method} ${K}x${L}`, method, K, L })));
-    const rows = [];
-    const sampled: Record<string, number[]> = {};
-    for (const p of prompts) {
-      const cap = await captureDecode(model, p.ids, steps);
-      const r = await fidelityRows(cap, p.name, runs);
-      rows.push(...r.rows);
-      for (const [k, v] of Object.entries(r.sampled)) (sampled[k] ??= []).push(v);
-      if (!args.has('json')) process.stderr.write(`${p.name}: ${r.rows.length} head-steps\n`);
-    }
+    const { rows, sampledMean } = await fidelityOverPrompts(model, prompts, steps, runs,
+      (line) => { if (!args.has('json')) process.stderr.write(line + '\n'); });
     const summary = summariseFidelity(rows, runs.map((r) => r.label));
-    const sampledMean = Object.fromEntries(Object.entries(sampled).map(([k, v]) => [k, v.reduce((a, b) => a + b, 0) / v.length]));
     const result = { model: model.modelDir, prompts: prompts.map((p) => p.name), promptTokens: ctx - steps - 1, steps, runs, sampledFraction: sampledMean, summary, rows };
     const outFile = one(args, 'out');
     if (outFile) { mkdirSync(path.dirname(path.resolve(outFile)), { recursive: true }); writeFileSync(outFile, JSON.stringify(result) + '\n'); }

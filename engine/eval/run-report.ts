@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AttentionMethod } from '../attention/types';
 import type { LoadedModel } from '../generate/types';
-import { captureDecode, fidelityRows, summariseFidelity, type HeadRow, type MethodRun } from './fidelity';
+import { fidelityOverPrompts, summariseFidelity, type MethodRun } from './fidelity';
 import { packedPrompts } from './packed';
 import { aggregate, methodSpec, runRepoBench, summarise, type ItemResult, type PromptStyle, type RepoBenchItem } from './repobench';
 import { errorScatterSvg, errorVsEntropySvg, markdownDeltas, markdownFidelity, markdownScores, scoreVsBudgetSvg, type SweepPoint } from './report';
@@ -73,18 +73,9 @@ export async function runReport(model: LoadedModel, o: ReportOptions): Promise<v
     const prompts = packedPrompts(model.tokenizer, o.fidelityRepos, o.fidelityPrompts, ctx - steps - 1);
     const sparse = o.methods.filter((m) => m !== 'dense');
     const runs: MethodRun[] = o.kls.flatMap(({ K, L }) => sparse.map((method) => ({ label: label(method, K, L), method, K, L })));
-    const rows: HeadRow[] = [];
-    const sampled: Record<string, number[]> = {};
-    for (const p of prompts) {
-      const cap = await captureDecode(model, p.ids, steps);
-      const r = await fidelityRows(cap, p.name, runs);
-      rows.push(...r.rows);
-      for (const [k, v] of Object.entries(r.sampled)) (sampled[k] ??= []).push(v);
-      o.log(`fidelity ${p.name}: ${r.rows.length} head-steps`);
-    }
+    const { rows, sampledMean } = await fidelityOverPrompts(model, prompts, steps, runs, o.log);
     const labels = runs.map((r) => r.label);
     const summary = summariseFidelity(rows, labels);
-    const sampledMean = Object.fromEntries(Object.entries(sampled).map(([k, v]) => [k, v.reduce((a, b) => a + b, 0) / v.length]));
     writeFileSync(path.join(o.outDir, 'fidelity.json'), JSON.stringify({ prompts: prompts.map((p) => p.name), promptTokens: ctx - steps - 1, steps, runs, sampledFraction: sampledMean, summary }) + '\n');
     for (const { K, L } of o.kls) {
       const ls = sparse.map((m) => label(m, K, L));
