@@ -50,27 +50,26 @@ export class KvStore {
   }
 
   /**
-   * Append n tokens from row-major k/v [n, numKvHeads, headDim]. `keyShift[g]` (if given) is subtracted from every
-   * key of head g: the MagicPIG centring k̃ = k − k̄ applies to every key once the index exists (spec §2).
+   * Append n tokens from row-major k/v [n, numKvHeads, headDim]. Keys are stored raw: MagicPIG's centred k̃ = k − k̄
+   * is formed only where it is hashed (see sequence.ts), so a cache's bits never depend on its index history.
    */
-  append(k: Float32Array, v: Float32Array, n: number, keyShift?: (Float32Array | null)[]): void {
+  append(k: Float32Array, v: Float32Array, n: number): void {
     this.reserve(this.length + n);
     const d = this.headDim, G = this.numKvHeads;
     for (let g = 0; g < G; g++) {
       const K = this.keys[g], V = this.values[g];
-      const shift = keyShift?.[g] ?? null;
       for (let j = 0; j < n; j++) {
         const src = (j * G + g) * d, dst = (this.length + j) * d;
         if (K instanceof Float32Array) {
           const Vf = V as Float32Array;
           for (let c = 0; c < d; c++) {
-            K[dst + c] = shift ? k[src + c] - shift[c] : k[src + c];
+            K[dst + c] = k[src + c];
             Vf[dst + c] = v[src + c];
           }
         } else {
           const Vh = V as Uint16Array;
           for (let c = 0; c < d; c++) {
-            K[dst + c] = toBf16(shift ? k[src + c] - shift[c] : k[src + c]);
+            K[dst + c] = toBf16(k[src + c]);
             Vh[dst + c] = toBf16(v[src + c]);
           }
         }
@@ -83,16 +82,6 @@ export class KvStore {
   simd(): boolean {
     for (let g = 0; g < this.numKvHeads; g++) if (!this.heads[g].simd) return false;
     return true;
-  }
-
-  /** Subtract `delta` from keys [0, length) of head g (used once, when k̄ is first fixed, or to undo it). */
-  shiftKeys(g: number, delta: Float32Array, sign = 1): void {
-    const K = this.keys[g], d = this.headDim;
-    for (let i = 0; i < this.length; i++) {
-      const o = i * d;
-      if (K instanceof Float32Array) for (let c = 0; c < d; c++) K[o + c] -= sign * delta[c];
-      else for (let c = 0; c < d; c++) K[o + c] = toBf16(fromBf16(K[o + c]) - sign * delta[c]);
-    }
   }
 
   /** Read key i of head g as float32 into dst (for code that wants one f32 row). */

@@ -117,8 +117,8 @@ export class ModelRunner {
         const q = out[io.q].data as Float32Array;
         const k = out[io.k].data as Float32Array;
         const v = out[io.v].data as Float32Array;
-        // forwardAsync: a decode step's query hashing (MagicPIG) runs as an ONNX graph; prefill chunks and dense
-        // attention go straight through forward().
+        // forwardAsync: exact calls (prompt chunks, dense layers) run as one ONNX graph when big enough; a sampled
+        // decode step hashes its query on the graph or the SIMD CPU kernel, whichever is cheaper for the shape.
         await attention.forwardAsync(step.pre, q, k, v, n, attnOut);
       }
       if (step.head) logits = out[io.logits].data as Float32Array;

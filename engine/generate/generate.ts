@@ -39,7 +39,9 @@ export async function generate(
   // Reuse the longest cached prefix, but always recompute at least the last prompt token: its logits pick the first
   // generated token.
   const prefillStart = performance.now();
-  const cached = Math.min(commonPrefix(seq.tokens, ids), attention.length, ids.length - 1);
+  // Tokens generated with sampled attention hold approximate K/V: reuse only what a cold prefill would reproduce
+  // (exactLength), so a cached run's output is the cold run's.
+  const cached = Math.min(commonPrefix(seq.tokens, ids), attention.exactLength ?? attention.length, ids.length - 1);
   attention.truncate(cached);
   seq.tokens = ids.slice(0, cached);
 

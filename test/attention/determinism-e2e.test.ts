@@ -47,6 +47,15 @@ describe('tiny-coder: cached sequence == fresh sequence with sampled attention',
       assert.equal(attn.exactLength, c.length, 'generated tokens are not exact');
       assert.ok(attn.length > c.length && d.length > attn.length);
       assert.ok(ra.ids.length > 0);
+
+      // The user accepts the suggestion and types on: the next prompt extends the generated tokens. generate() reuses
+      // only the exact prefix, so the output is the cold run's.
+      const e = [...d, ...a.slice(0, 5)];
+      const re = await run(warm, e);
+      assert.equal(re.stats.cachedTokens, c.length, 'reuse stops at exactLength, before the generated tokens');
+      const coldE = await run(model.newSequence(), e);
+      assert.deepEqual(re.ids, coldE.ids);
+      assert.equal(re.stats.sampledFraction, coldE.stats.sampledFraction);
     });
   }
 });
