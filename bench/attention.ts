@@ -164,6 +164,7 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
       const c1 = process.cpuUsage(c0);
       cpu.push((c1.user + c1.system) / 1000);
       seq.truncate(n);
+      seq.endPrefill(); // a truncate starts a new prompt; the next step is a decode step again
     }
     // Best of the reps: the 2 cores are shared, and the minimum is the least disturbed run.
     return { out, ms: Math.min(...ts), cpuMs: Math.min(...cpu) };

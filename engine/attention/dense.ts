@@ -11,10 +11,11 @@ import { SoftmaxAcc, accumulateRange, BLOCK } from './softmax-acc';
 /**
  * Work (query·key·channel products, n·H·d·(keys − n/2)) from which causalAsync uses the graph. Measured on 2 shared
  * cores: a 256-query chunk over 256 keys (tiny-coder, 4 heads, d 64: ~8M) is about even, 512+ keys favour the graph;
- * a single query (decode step) pays a copy of the layer's K and V per call, so it needs more: the graph wins from
- * ~16M (32 heads × d 128 × 4K keys: 10 vs 17 ms; 16K: 47 vs 91 ms) and loses at 4 heads × d 64 × 16K (4M).
+ * a single query (decode step) pays a copy of the layer's K and V per call (O(n), like the step itself), so it never
+ * uses the graph: at 32 heads × d 128 the loop took 17 / 89 / 232 ms at 4K / 16K / 64K keys against the graph's
+ * 30 / 68 / 429 ms (and ~1.8 s at 128K), measured side by side in one run with the machine otherwise idle.
  */
-export const GRAPH_WORK = { chunk: 1 << 23, step: 1 << 24 };
+export const GRAPH_WORK = { chunk: 1 << 23, step: Infinity };
 
 export class DenseKernel {
   private readonly acc: SoftmaxAcc;
