@@ -74,6 +74,19 @@ function rowAddress(ids: boolean, into = ROW, k = 0): number[] {
 /** Horizontal sum of v128 local `a` as f32. */
 const hsum = (a: number) => [...get(a), ...lane(0), ...get(a), ...lane(1), ...f32add, ...get(a), ...lane(2), ...f32add, ...get(a), ...lane(3), ...f32add];
 
+/** for (j = 0; j + 1 < m; j += 2) pair;  if (j < m) single  — signed compare so m = 0 gives m − 1 = −1. */
+function rowPairs(pair: number[], single: number[]): number[] {
+  return [
+    ...i32c(0), ...set(J),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(J), ...get(P.m), ...i32c(1), 0x6b, 0x4e, 0x0d, 1,
+    ...pair,
+    ...get(J), ...i32c(2), ...add, ...set(J),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(J), ...get(P.m), 0x48, 0x04, 0x40, ...single, 0x0b,
+  ];
+}
+
 /**
  * dots: a = q pointer, w = out pointer. Rows go two at a time with independent accumulators, so two gathered rows'
  * cache misses overlap (the gathers are latency-bound: ~1.4× over one row at a time), then the odd row if any.
@@ -101,16 +114,7 @@ function dotsBody(ids: boolean): number[] {
     ...forLoop(C, get(P.rowBytes), 32, [...fma(A0, ROW, 0), ...fma(A1, ROW, 16)]),
     ...store(0, A0, A1),
   ];
-  // for (j = 0; j + 1 < m; j += 2) pair;  if (j < m) single  — signed compare so m = 0 gives m − 1 = −1.
-  return [
-    ...i32c(0), ...set(J),
-    0x02, 0x40, 0x03, 0x40,
-    ...get(J), ...get(P.m), ...i32c(1), 0x6b, 0x4e, 0x0d, 1,
-    ...pair,
-    ...get(J), ...i32c(2), ...add, ...set(J),
-    0x0c, 0, 0x0b, 0x0b,
-    ...get(J), ...get(P.m), 0x48, 0x04, 0x40, ...single, 0x0b,
-  ];
+  return rowPairs(pair, single);
 }
 
 /** axpy: a = o pointer (f32 accumulator), w = weights pointer. Two rows per pass over o (as dots: overlapped misses). */
@@ -129,15 +133,7 @@ function axpyBody(ids: boolean): number[] {
     ...forLoop(C, get(P.rowBytes), 32, [...pairStep(0), ...pairStep(16)]),
   ];
   const single = [...rowAddress(ids, ROW, 0), ...weight(0, A0), ...forLoop(C, get(P.rowBytes), 32, [...singleStep(0), ...singleStep(16)])];
-  return [
-    ...i32c(0), ...set(J),
-    0x02, 0x40, 0x03, 0x40,
-    ...get(J), ...get(P.m), ...i32c(1), 0x6b, 0x4e, 0x0d, 1,
-    ...pair,
-    ...get(J), ...i32c(2), ...add, ...set(J),
-    0x0c, 0, 0x0b, 0x0b,
-    ...get(J), ...get(P.m), 0x48, 0x04, 0x40, ...single, 0x0b,
-  ];
+  return rowPairs(pair, single);
 }
 
 /** dots over bfloat16 rows (rowBytes = 2·d): 8 keys' channels per 16-byte load, q read at twice the offset. */
