@@ -67,7 +67,7 @@ const isPeaked = (g: number) => g < G / 2;
 const HEAVY = 16;
 
 /** Queries [32, 128]: each KV group's 4 heads share a base direction; |q| = 1.5·√d, so tail scores have std 1.5. */
-function makeQueries(rand: () => number): { q: Float32Array; base: Float32Array } {
+export function makeQueries(rand: () => number): { q: Float32Array; base: Float32Array } {
   const base = new Float32Array(G * D), q = new Float32Array(H * D);
   for (let i = 0; i < base.length; i++) base[i] = rand();
   for (let h = 0; h < H; h++) {
@@ -81,7 +81,7 @@ function makeQueries(rand: () => number): { q: Float32Array; base: Float32Array 
 }
 
 /** Fill the cache with n context tokens, chunk by chunk (never the whole [n, G, D] at once). */
-function fillCache(seq: Sequence, n: number, base: Float32Array, rand: () => number): void {
+export function fillCache(seq: Sequence, n: number, base: Float32Array, rand: () => number): void {
   const offset = Float32Array.from({ length: G * D }, () => 2 * rand());
   const vOffset = Float32Array.from({ length: G * D }, () => 0.5 * rand());
   const unitBase = new Float32Array(G * D);

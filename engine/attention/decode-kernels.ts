@@ -3,7 +3,7 @@
 // Quest selection — scores them with one kernel call, turns scores into logits (S: s_i − log(u_i + 1e-4), spec §7),
 // and finishes with one softmax over the whole list. A single softmax over [s_T, s_S − log u_S] is exactly the
 // max-shift merge of spec §8. The kernels (dots, axpy) are WebAssembly SIMD where the cache allows (head-cache.ts).
-import type { HeadCache } from './head-cache';
+import { SLOTS, type HeadCache } from './head-cache';
 import type { HeadIndex } from './head-index';
 import type { SimHash } from './simhash';
 import { PAGE } from './head-index';
@@ -47,6 +47,9 @@ function acos(x: number): number {
   return x < 0 ? Math.PI - r : r;
 }
 
+/** Sampled rows (all heads of a group together) per block of attendGroup: ~64 KB of f32 K rows, well inside L2. */
+const BLOCK_ROWS = 128;
+
 /** Points of the log-weight table over θ ∈ [0, π] (see LogWeightTable). */
 const TABLE = 16384;
 
@@ -85,6 +88,13 @@ export class DecodeKernels {
   private gen = 2;
   scores = new Float32Array(0);
   work = new Float32Array(0);
+  /** Per workspace slot: where its list starts, |T|, |S|, its softmax denominator, and block cursors. */
+  private readonly at = new Int32Array(SLOTS);
+  private readonly nT = new Int32Array(SLOTS);
+  private readonly m = new Int32Array(SLOTS);
+  private readonly z = new Float64Array(SLOTS);
+  private readonly ptr = new Int32Array(SLOTS);
+  private readonly end = new Int32Array(SLOTS);
 
   constructor(readonly d: number) {
     this.scale = 1 / Math.sqrt(d);
@@ -101,15 +111,15 @@ export class DecodeKernels {
     this.work = new Float32Array(cap);
   }
 
-  /** Copy the query into the workspace and list T's ids; returns |T|. */
-  begin(x: HeadInput, r: Ranges): number {
+  /** Copy the query into workspace slot `slot` and list T's ids from ids[at]; returns |T|. */
+  begin(x: HeadInput, r: Ranges, slot = 0, at = 0): number {
     const c = x.cache, ids = c.ids;
-    const cq = c.q, q = x.q, qo = x.qo;
+    const cq = c.qs[slot], q = x.q, qo = x.qo;
     for (let j = 0; j < this.d; j++) cq[j] = q[qo + j];
-    let n = 0;
+    let n = at;
     for (let i = 0, e = Math.min(r.sinks, r.length); i < e; i++) ids[n++] = i;
     for (let i = Math.max(r.indexedEnd, r.sinks); i < r.length; i++) ids[n++] = i;
-    return n;
+    return n - at;
   }
 
   /** Append the ids of I sampled for q (≥ 2 collisions) after the first `at` entries; returns how many. */
@@ -121,31 +131,104 @@ export class DecodeKernels {
     return t.retrieve(qCodes, qo, this.marks, this.gen, x.cache.ids, at);
   }
 
+  /** Record slot s's list in the workspace: T at ids[at, at + nT), then its m sampled ids. */
+  list(slot: number, at: number, nT: number, m: number): void {
+    this.at[slot] = at;
+    this.nT[slot] = nT;
+    this.m[slot] = m;
+  }
+
   /**
    * Score T (first nT ids) and S (next m) and softmax them into out[oo..oo+d): T with s_i = q·k_i/√d, S with
    * s_i − log(u_i + 1e-4) (spec §7; the 1e-4 is the reference code's stabiliser). Self-normalised: one denominator.
    */
   magicpig(x: HeadInput, nT: number, m: number, K: number, L: number, out: Float32Array, oo: number): void {
-    const c = x.cache, d = this.d, norms = x.index.norms, ids = c.ids, logits = c.logits;
+    this.list(0, 0, nT, m);
+    this.attendGroup(x.cache, x.index, 1, K, L, out, oo);
+  }
+
+  /**
+   * MagicPIG's attention (spec §7-8) for the query heads in workspace slots 0..slots−1 of one KV head (lists set by
+   * list(), queries in cache.qs), into out rows oo + s·d. Each head keeps its own sampled set and its own softmax;
+   * what the heads share is the memory traffic: the sampled rows are visited in blocks of key ids, every head's rows
+   * of a block back to back, so a row sampled by several heads of the group is fetched from DRAM once and re-read
+   * from cache (the gathers are latency-bound; see README "Decisions").
+   */
+  attendGroup(c: HeadCache, index: HeadIndex, slots: number, K: number, L: number, out: Float32Array, oo: number): void {
+    const d = this.d, ids = c.ids, logits = c.logits, norms = index.norms, kbar = index.kbar;
     // Gather in address order: sampled ids come out in bucket order (random); sorted, the K/V row reads run forward
     // through memory and the hardware prefetcher helps (measured ~17% off the step at 16K).
-    radixSort(ids, nT, nT + m, this.sortTmp, this.sortCount);
-    c.dotsIds(nT + m);
-    // Keys are stored raw (sequence.ts); the sampling probability needs the angle to k̃_i = k_i − k̄:
-    // q·k̃_i = q·k_i − q·k̄, and norms hold |k̃_i|.
-    const kbar = x.index.kbar;
-    let qn = 0, qk = 0;
-    for (let j = 0; j < d; j++) qn += c.q[j] * c.q[j];
-    if (kbar) for (let j = 0; j < d; j++) qk += c.q[j] * kbar[j];
-    qn = Math.sqrt(qn);
-    for (let j = 0; j < nT; j++) logits[j] *= this.scale;
+    let total = 0, lo = 0x7fffffff, hi = -1;
+    for (let s = 0; s < slots; s++) {
+      const b = this.at[s] + this.nT[s], m = this.m[s];
+      if (m === 0) continue;
+      radixSort(ids, b, b + m, this.sortTmp, this.sortCount);
+      if (ids[b] < lo) lo = ids[b];
+      if (ids[b + m - 1] > hi) hi = ids[b + m - 1];
+      total += m;
+    }
+    for (let s = 0; s < slots; s++) c.dotsAt(s, this.at[s], this.nT[s]);
+    this.blocked(c, slots, lo, hi, total, false);
     let table = this.table;
     if (!table || table.K !== K || table.L !== L) table = this.table = new LogWeightTable(K, L);
-    for (let j = nT, e = nT + m; j < e; j++) {
-      const dot = logits[j], den = qn * norms[ids[j]];
-      logits[j] = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0); // s_i − log(u_i + 1e-4)
+    for (let s = 0; s < slots; s++) {
+      // Keys are stored raw (sequence.ts); the sampling probability needs the angle to k̃_i = k_i − k̄:
+      // q·k̃_i = q·k_i − q·k̄, and norms hold |k̃_i|.
+      const q = c.qs[s], a = this.at[s], b = a + this.nT[s], e = b + this.m[s];
+      let qn = 0, qk = 0;
+      for (let j = 0; j < d; j++) qn += q[j] * q[j];
+      if (kbar) for (let j = 0; j < d; j++) qk += q[j] * kbar[j];
+      qn = Math.sqrt(qn);
+      for (let j = a; j < b; j++) logits[j] *= this.scale;
+      for (let j = b; j < e; j++) {
+        const dot = logits[j], den = qn * norms[ids[j]];
+        logits[j] = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0); // s_i − log(u_i + 1e-4)
+      }
+      // One softmax over [s_T, s_S − log u_S] = the max-shift merge of spec §8.
+      let mx = -Infinity;
+      for (let j = a; j < e; j++) if (logits[j] > mx) mx = logits[j];
+      let z = 0;
+      for (let j = a; j < e; j++) {
+        const w = Math.exp(logits[j] - mx);
+        logits[j] = w;
+        z += w;
+      }
+      this.z[s] = z;
+      if (s === 0) { this.lastMax = mx; this.lastZ = z; }
+      c.os[s].fill(0);
+      c.axpyAt(s, a, this.nT[s]);
     }
-    this.softmax(c, nT + m, out, oo);
+    this.blocked(c, slots, lo, hi, total, true);
+    for (let s = 0; s < slots; s++) {
+      const o = c.os[s], inv = this.z[s] > 0 ? 1 / this.z[s] : 0, r = oo + s * d;
+      for (let j = 0; j < d; j++) out[r + j] = o[j] * inv;
+    }
+  }
+
+  /**
+   * dotsAt (axpy false) or axpyAt over every slot's sampled ids, block by block of key ids: blocks span about
+   * BLOCK_ROWS sampled rows of all slots together, so a block's rows stay in cache while each slot takes its share.
+   */
+  private blocked(c: HeadCache, slots: number, lo: number, hi: number, total: number, axpy: boolean): void {
+    if (total === 0) return;
+    const ids = c.ids, ptr = this.ptr, end = this.end;
+    const span = Math.max(64, Math.floor(((hi - lo + 1) * BLOCK_ROWS) / total));
+    for (let s = 0; s < slots; s++) { ptr[s] = this.at[s] + this.nT[s]; end[s] = ptr[s] + this.m[s]; }
+    for (let limit = lo + span; ; limit += span) {
+      let left = false;
+      for (let s = 0; s < slots; s++) {
+        const p = ptr[s], E = end[s];
+        let e = p;
+        while (e < E && ids[e] < limit) e++;
+        if (e > p) {
+          if (axpy) c.axpyAt(s, p, e - p);
+          else c.dotsAt(s, p, e - p);
+          ptr[s] = e;
+        }
+        if (e < E) left = true;
+      }
+      if (!left) return;
+    }
   }
 
   /** Oracle TopK: T plus the `budget` highest-scoring keys of I (every score computed). Returns keys kept. */
@@ -225,20 +308,58 @@ export class DecodeKernels {
   }
 }
 
+/** Timings and traffic of decode steps (Sequence.profile; benches only). */
+export interface StepProfile {
+  hashMs: number;
+  retrieveMs: number;
+  attendMs: number;
+  walkedIds: number;
+  sampledKeys: number;
+  exactKeys: number;
+  heads: number;
+}
+
 /**
- * MagicPIG for the query heads of KV head g (one worker task): hash (unless codes are ready), retrieve, attend.
- * Writes out rows and sampled[h] = |S| per query head.
+ * MagicPIG for the query heads of KV head g (one worker task): per head hash (unless codes are ready) and retrieve
+ * into its own list in the workspace, then attend for the group together (attendGroup). Writes out rows and
+ * sampled[h] = |S| per query head.
  */
 export function magicpigGroup(ker: DecodeKernels, cache: HeadCache, index: HeadIndex, g: number, H: number, G: number,
   r: Ranges, K: number, L: number, q: Float32Array, codes: Int32Array, hash: SimHash | null,
-  out: Float32Array, sampled: Int32Array): void {
+  out: Float32Array, sampled: Int32Array, prof: StepProfile | null = null): void {
   const d = ker.d, group = H / G, x: HeadInput = { q, qo: 0, cache, index };
-  for (let h = g * group; h < (g + 1) * group; h++) {
-    x.qo = h * d;
-    const nT = ker.begin(x, r);
-    if (hash) hash.hashInto(q, h * d, codes, h * L);
-    const m = ker.retrieve(x, codes, h * L, nT);
-    ker.magicpig(x, nT, m, K, L, out, h * d);
-    sampled[h] = m;
+  const now = () => (prof ? performance.now() : 0);
+  for (let h0 = g * group, hEnd = h0 + group; h0 < hEnd;) {
+    const t0 = now();
+    let at = 0, s = 0, hashMs = 0;
+    // A head's list is at most |T| + |I| = r.length ids; start a new batch when the next one might not fit.
+    for (; h0 + s < hEnd && s < SLOTS && (s === 0 || at + r.length <= cache.capacity); s++) {
+      const h = h0 + s;
+      x.qo = h * d;
+      const nT = ker.begin(x, r, s, at);
+      if (hash) {
+        const th = now();
+        hash.hashInto(q, h * d, codes, h * L);
+        hashMs += now() - th;
+      }
+      const m = ker.retrieve(x, codes, h * L, at + nT);
+      ker.list(s, at, nT, m);
+      sampled[h] = m;
+      at += nT + m;
+      if (prof) {
+        prof.walkedIds += index.tables ? index.tables.walked(codes, h * L) : 0;
+        prof.sampledKeys += m;
+        prof.exactKeys += nT;
+        prof.heads++;
+      }
+    }
+    const t1 = now();
+    ker.attendGroup(cache, index, s, K, L, out, h0 * d);
+    if (prof) {
+      prof.hashMs += hashMs;
+      prof.retrieveMs += t1 - t0 - hashMs;
+      prof.attendMs += now() - t1;
+    }
+    h0 += s;
   }
 }

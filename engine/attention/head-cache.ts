@@ -13,6 +13,12 @@ const castF32 = new Float32Array(1);
 const castU32 = new Uint32Array(castF32.buffer);
 const align = (x: number) => (x + 63) & ~63;
 
+/**
+ * Query / output slots in the workspace: the query heads of one GQA group attend together (decode-kernels.ts), so a
+ * key row sampled by several of them is read from memory once. Larger groups go in batches of SLOTS.
+ */
+export const SLOTS = 16;
+
 export class HeadCache {
   keys: KvArray;
   values: KvArray;
@@ -20,9 +26,12 @@ export class HeadCache {
   ids: Int32Array;
   /** Workspace: one float per gathered id (scores, then softmax weights). */
   logits: Float32Array;
-  /** Workspace: the query (copied in) and the output accumulator. */
+  /** Workspace: the query (copied in) and the output accumulator — slot 0 of qs / os. */
   q: Float32Array;
   o: Float32Array;
+  /** Workspace: SLOTS queries and output accumulators (one per query head of a group). */
+  qs: Float32Array[];
+  os: Float32Array[];
   private wasm: WasmKernels | null = null;
   private kOff = 0;
   private vOff = 0;
@@ -46,8 +55,8 @@ export class HeadCache {
     const kvBytes = capacity * d * (dtype === 'float32' ? 4 : 2);
     if (useWasm) {
       this.qOff = 64;
-      this.oOff = align(this.qOff + 4 * d);
-      this.idsOff = align(this.oOff + 4 * d);
+      this.oOff = align(this.qOff + 4 * d * SLOTS);
+      this.idsOff = align(this.oOff + 4 * d * SLOTS);
       this.logitsOff = align(this.idsOff + 4 * capacity);
       this.kOff = align(this.logitsOff + 4 * capacity);
       this.vOff = align(this.kOff + kvBytes);
@@ -60,8 +69,8 @@ export class HeadCache {
       this.values = dtype === 'float32' ? new Float32Array(buf, this.vOff, capacity * d) : new Uint16Array(buf, this.vOff, capacity * d);
       this.ids = new Int32Array(buf, this.idsOff, capacity);
       this.logits = new Float32Array(buf, this.logitsOff, capacity);
-      this.q = new Float32Array(buf, this.qOff, d);
-      this.o = new Float32Array(buf, this.oOff, d);
+      this.qs = Array.from({ length: SLOTS }, (_, i) => new Float32Array(buf, this.qOff + 4 * d * i, d));
+      this.os = Array.from({ length: SLOTS }, (_, i) => new Float32Array(buf, this.oOff + 4 * d * i, d));
       this.bytes = pages * 65536;
     } else {
       const kv = (n: number): KvArray => dtype === 'float32'
@@ -70,10 +79,12 @@ export class HeadCache {
       this.values = kv(capacity * d);
       this.ids = new Int32Array(capacity);
       this.logits = new Float32Array(capacity);
-      this.q = new Float32Array(d);
-      this.o = new Float32Array(d);
-      this.bytes = 2 * kvBytes + 8 * capacity + 8 * d;
+      this.qs = Array.from({ length: SLOTS }, () => new Float32Array(d));
+      this.os = Array.from({ length: SLOTS }, () => new Float32Array(d));
+      this.bytes = 2 * kvBytes + 8 * capacity + 8 * d * SLOTS;
     }
+    this.q = this.qs[0];
+    this.o = this.os[0];
     if (prev) {
       this.keys.set(prev.keys.subarray(0, length * d) as never);
       this.values.set(prev.values.subarray(0, length * d) as never);
@@ -82,11 +93,18 @@ export class HeadCache {
 
   /** logits[j] = q · K[ids[j]] for j < m (unscaled). */
   dotsIds(m: number): void {
+    this.dotsAt(0, 0, m);
+  }
+
+  /** logits[at + j] = qs[slot] · K[ids[at + j]] for j < m (unscaled). */
+  dotsAt(slot: number, at: number, m: number): void {
     if (this.wasm) {
-      if (this.bf16) return this.wasm.dotsIds16(this.qOff, this.kOff, this.idsOff, this.logitsOff, m, 2 * this.d);
-      return this.wasm.dotsIds(this.qOff, this.kOff, this.idsOff, this.logitsOff, m, 4 * this.d);
+      const q = this.qOff + 4 * this.d * slot, ids = this.idsOff + 4 * at, out = this.logitsOff + 4 * at;
+      if (this.bf16) return this.wasm.dotsIds16(q, this.kOff, ids, out, m, 2 * this.d);
+      return this.wasm.dotsIds(q, this.kOff, ids, out, m, 4 * this.d);
     }
-    for (let j = 0; j < m; j++) this.logits[j] = dotRow(this.q, 0, this.keys, this.ids[j], this.d);
+    const q = this.qs[slot];
+    for (let j = at; j < at + m; j++) this.logits[j] = dotRow(q, 0, this.keys, this.ids[j], this.d);
   }
 
   /** logits[j] = q · K[start + j] for j < m (unscaled). */
@@ -134,12 +152,18 @@ export class HeadCache {
 
   /** o += Σ_j logits[j] · V[ids[j]] for j < m (logits hold the weights by then). */
   axpyIds(m: number): void {
+    this.axpyAt(0, 0, m);
+  }
+
+  /** os[slot] += Σ_j logits[at + j] · V[ids[at + j]] for j < m. */
+  axpyAt(slot: number, at: number, m: number): void {
     if (this.wasm) {
-      if (this.bf16) return this.wasm.axpyIds16(this.oOff, this.vOff, this.idsOff, this.logitsOff, m, 2 * this.d);
-      return this.wasm.axpyIds(this.oOff, this.vOff, this.idsOff, this.logitsOff, m, 4 * this.d);
+      const o = this.oOff + 4 * this.d * slot, ids = this.idsOff + 4 * at, w = this.logitsOff + 4 * at;
+      if (this.bf16) return this.wasm.axpyIds16(o, this.vOff, ids, w, m, 2 * this.d);
+      return this.wasm.axpyIds(o, this.vOff, ids, w, m, 4 * this.d);
     }
-    const d = this.d, o = this.o, V = this.values;
-    for (let j = 0; j < m; j++) {
+    const d = this.d, o = this.os[slot], V = this.values;
+    for (let j = at; j < at + m; j++) {
       const w = this.logits[j], vo = this.ids[j] * d;
       if (V instanceof Float32Array) for (let c = 0; c < d; c++) o[c] += w * V[vo + c];
       else for (let c = 0; c < d; c++) { castU32[0] = V[vo + c] << 16; o[c] += w * castF32[0]; }

@@ -69,6 +69,7 @@ export class Sequence implements SequenceAttention {
   private readonly dense: DenseKernel;
   private readonly kernels: DecodeKernels;
   private qCodes = new Int32Array(0);
+  private sampled = new Int32Array(0);
   /** Query codes [numHeads, L] for the decode step forward() is about to run (from forwardAsync), else null. */
   private stepCodes: Int32Array | null = null;
   private provider: NonNullable<PrepareOptions['provider']> = 'auto';
@@ -217,6 +218,20 @@ export class Sequence implements SequenceAttention {
       return;
     }
     const group = H / G, prof = this.profiling ? this.profile : null;
+    if (method === 'magicpig' && hasher) {
+      // Per KV head, its query heads together (decode-kernels.ts magicpigGroup: shared row fetches).
+      if (this.qCodes.length < H * L) this.qCodes = new Int32Array(H * L);
+      if (this.sampled.length < H) this.sampled = new Int32Array(H);
+      const codes = this.stepCodes ?? this.qCodes, hash = this.stepCodes ? null : hasher;
+      for (let g = 0; g < G; g++) {
+        magicpigGroup(ker, st.kv.heads[g], st.heads[g], g, H, G, r, K, L, q, codes, hash, out, this.sampled, prof);
+      }
+      for (let h = 0; h < H; h++) {
+        this.sampledSum += this.sampled[h] / count;
+        this.sampledCount++;
+      }
+      return;
+    }
     for (let h = 0; h < H; h++) {
       const g = (h / group) | 0;
       x.q = q; x.qo = h * d; x.cache = st.kv.heads[g]; x.index = st.heads[g];

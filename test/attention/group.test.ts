@@ -1,0 +1,93 @@
+// The gathered-row kernels (dotsAt / axpyAt: WebAssembly SIMD, 4 rows per pass plus leftovers) against a float64
+// reference, and MagicPIG's group step (the query heads of one KV head attending together, block by block) against
+// the same heads attended one at a time.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DecodeKernels, magicpigGroup, type Ranges } from '../../engine/attention/decode-kernels';
+import { HeadCache } from '../../engine/attention/head-cache';
+import { HeadIndex } from '../../engine/attention/head-index';
+import { LshTables } from '../../engine/attention/lsh-tables';
+import { SimHash } from '../../engine/attention/simhash';
+import { fromBf16 } from '../../engine/attention/kv-store';
+import { gaussians, rng } from './reference';
+
+const d = 32;
+
+test('dotsAt / axpyAt equal float64 sums for every leftover count, slot and offset (float32 and bfloat16)', () => {
+  const n = 200, rand = rng(5);
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    const c = new HeadCache(dtype, d, n);
+    assert.ok(c.simd, 'WebAssembly SIMD kernels in use');
+    const k = gaussians(n * d, rand), v = gaussians(n * d, rand);
+    if (dtype === 'float32') { c.keys.set(k); c.values.set(v); }
+    else for (let i = 0; i < n * d; i++) { c.keys[i] = new Uint16Array(new Float32Array([k[i]]).buffer)[1]; c.values[i] = new Uint16Array(new Float32Array([v[i]]).buffer)[1]; }
+    const key = (i: number, ch: number) => (dtype === 'float32' ? k[i * d + ch] : fromBf16(c.keys[i * d + ch]));
+    const val = (i: number, ch: number) => (dtype === 'float32' ? v[i * d + ch] : fromBf16(c.values[i * d + ch]));
+    for (let m = 0; m <= 11; m++) {
+      const slot = m % 3, at = 7 + m;
+      c.qs[slot].set(gaussians(d, rand));
+      for (let j = 0; j < m; j++) c.ids[at + j] = Math.floor(rand() * n);
+      c.dotsAt(slot, at, m);
+      for (let j = 0; j < m; j++) {
+        let s = 0;
+        for (let ch = 0; ch < d; ch++) s += c.qs[slot][ch] * key(c.ids[at + j], ch);
+        assert.ok(Math.abs(c.logits[at + j] - s) < 1e-4, `${dtype} m=${m} dot ${j}: ${c.logits[at + j]} vs ${s}`);
+      }
+      for (let j = 0; j < m; j++) c.logits[at + j] = rand();
+      c.os[slot].fill(0);
+      c.axpyAt(slot, at, m);
+      for (let ch = 0; ch < d; ch++) {
+        let s = 0;
+        for (let j = 0; j < m; j++) s += c.logits[at + j] * val(c.ids[at + j], ch);
+        assert.ok(Math.abs(c.os[slot][ch] - s) < 1e-4, `${dtype} m=${m} axpy channel ${ch}`);
+      }
+    }
+  }
+});
+
+/** One KV head of n keys, indexed over [sinks, indexedEnd), with `group` query heads. */
+function fixture(n: number, capacity: number, group: number) {
+  const rand = rng(11), K = 6, L = 24, sinks = 4, indexedEnd = n - 40;
+  const cache = new HeadCache('float32', d, capacity);
+  const offset = gaussians(d, rand, 2);
+  const k = gaussians(n * d, rand).map((x, i) => x + offset[i % d]);
+  cache.keys.set(k);
+  cache.values.set(gaussians(n * d, rand));
+  const index = new HeadIndex(0, d);
+  index.kbar = new Float32Array(offset);
+  index.ensureNorms(n);
+  const hash = new SimHash(d, K, L, 3), codes = new Int32Array((indexedEnd - sinks) * L), row = new Float32Array(d);
+  for (let i = sinks; i < indexedEnd; i++) {
+    let s = 0;
+    for (let c = 0; c < d; c++) { row[c] = k[i * d + c] - offset[c]; s += row[c] ** 2; }
+    index.norms[i] = Math.sqrt(s);
+    hash.hashInto(row, 0, codes, (i - sinks) * L);
+  }
+  index.tables = new LshTables(K, L, sinks);
+  index.tables.fold(codes, indexedEnd - sinks);
+  // Queries of one group: a shared direction plus noise (so their sampled sets overlap, as in GQA models).
+  const base = gaussians(d, rand);
+  const q = new Float32Array(group * d).map((_, i) => 0.3 * (base[i % d] + 0.5 * gaussians(1, rand)[0]));
+  const r: Ranges = { sinks, indexedEnd, length: n };
+  return { cache, index, hash, q, r, K, L };
+}
+
+test('magicpig group step equals the heads one at a time, bit for bit (and in batches when the workspace is short)', () => {
+  const n = 3000, group = 5;
+  for (const capacity of [n, 4 * n]) { // n: the workspace holds one head's worst-case list, so heads go one per batch
+    const { cache, index, hash, q, r, K, L } = fixture(n, capacity, group);
+    const ker = new DecodeKernels(d);
+    ker.reserve(n);
+    const out = new Float32Array(group * d), sampled = new Int32Array(group), codes = new Int32Array(group * L);
+    magicpigGroup(ker, cache, index, 0, group, 1, r, K, L, q, codes, hash, out, sampled);
+    assert.ok(sampled.every((m) => m > 0 && m < r.indexedEnd - r.sinks), `sampled ${sampled}`);
+    for (let h = 0; h < group; h++) {
+      const x = { q, qo: h * d, cache, index }, one = new Float32Array(d);
+      const nT = ker.begin(x, r);
+      const m = ker.retrieve(x, codes, h * L, nT);
+      assert.equal(m, sampled[h], `head ${h}: same sampled set size`);
+      ker.magicpig(x, nT, m, K, L, one, 0);
+      assert.deepEqual(out.subarray(h * d, (h + 1) * d), one, `capacity ${capacity}, head ${h}`);
+    }
+  }
+});
