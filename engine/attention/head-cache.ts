@@ -19,6 +19,9 @@ const align = (x: number) => (x + 63) & ~63;
  */
 export const SLOTS = 16;
 
+/** Key rows per block of attendPrefixGroup: 256 rows of d = 128 float32 are 128 KB of K, well inside L2. */
+const DENSE_BLOCK = 256;
+
 export class HeadCache {
   keys: KvArray;
   values: KvArray;
@@ -33,9 +36,14 @@ export class HeadCache {
   qs: Float32Array[];
   os: Float32Array[];
   private wasm: WasmKernels | null = null;
+  private readonly groupMax = new Float64Array(SLOTS);
+  private readonly groupZ = new Float64Array(SLOTS);
   private kOff = 0;
   private vOff = 0;
   private idsOff = 0;
+  /** attendPrefixGroup's block scores: SLOTS × DENSE_BLOCK floats (fixed, so block bounds never depend on capacity). */
+  private scoresOff = 0;
+  private scores: Float32Array | null = null;
   private logitsOff = 0;
   private qOff = 0;
   private oOff = 0;
@@ -56,7 +64,8 @@ export class HeadCache {
     if (useWasm) {
       this.qOff = 64;
       this.oOff = align(this.qOff + 4 * d * SLOTS);
-      this.idsOff = align(this.oOff + 4 * d * SLOTS);
+      this.scoresOff = align(this.oOff + 4 * d * SLOTS);
+      this.idsOff = align(this.scoresOff + 4 * SLOTS * DENSE_BLOCK);
       this.logitsOff = align(this.idsOff + 4 * capacity);
       this.kOff = align(this.logitsOff + 4 * capacity);
       this.vOff = align(this.kOff + kvBytes);
@@ -122,32 +131,58 @@ export class HeadCache {
   }
 
   /**
-   * Exact attention of q[qo..qo+d) over keys [0, end) into out[oo..oo+d), with the SIMD kernels: all scores, one
-   * max, weights in place, one weighted sum (float32 accumulation). Caller checks `simd`.
+   * Exact attention of `count` consecutive query rows q[qo + s·d ..] (the query heads of one GQA group, count ≤
+   * SLOTS) over keys [0, end), into out[oo + s·d ..]. The group reads K and V once: block by block of DENSE_BLOCK
+   * rows, every head scores the block while it is in cache, with a running max and rescaling per head
+   * (flash-decoding's online softmax), so scores need count · block floats, not count · end. Caller checks `simd`.
+   * Measured (tiny-coder decode, 2 query heads per KV head): see README "Decisions".
    */
-  attendPrefix(q: Float32Array, qo: number, end: number, scale: number, out: Float32Array, oo: number): void {
-    const w = this.wasm!, d = this.d, logits = this.logits;
-    const cq = this.q;
-    for (let c = 0; c < d; c++) cq[c] = q[qo + c];
-    if (this.bf16) w.dotsRange16(this.qOff, this.kOff, 0, this.logitsOff, end, 2 * d);
-    else w.dotsRange(this.qOff, this.kOff, 0, this.logitsOff, end, 4 * d);
-    let mx = -Infinity;
-    for (let j = 0; j < end; j++) {
-      const s = logits[j] * scale;
-      logits[j] = s;
-      if (s > mx) mx = s;
+  attendPrefixGroup(q: Float32Array, qo: number, count: number, end: number, scale: number, out: Float32Array, oo: number): void {
+    const w = this.wasm!, d = this.d, rowBytes = (this.bf16 ? 2 : 4) * d, bl = DENSE_BLOCK;
+    const logits = (this.scores ??= new Float32Array(this.memory!.buffer, this.scoresOff, SLOTS * DENSE_BLOCK));
+    const mx = this.groupMax, z = this.groupZ;
+    for (let s = 0; s < count; s++) {
+      const cq = this.qs[s];
+      for (let c = 0; c < d; c++) cq[c] = q[qo + s * d + c];
+      this.os[s].fill(0);
+      mx[s] = -Infinity;
+      z[s] = 0;
     }
-    let z = 0;
-    for (let j = 0; j < end; j++) {
-      const e = Math.exp(logits[j] - mx);
-      logits[j] = e;
-      z += e;
+    for (let b0 = 0; b0 < end; b0 += bl) {
+      const m = Math.min(bl, end - b0);
+      for (let s = 0; s < count; s++) {
+        const qp = this.qOff + 4 * d * s, lp = this.scoresOff + 4 * bl * s, at = bl * s;
+        if (this.bf16) w.dotsRange16(qp, this.kOff, b0, lp, m, rowBytes);
+        else w.dotsRange(qp, this.kOff, b0, lp, m, rowBytes);
+        let bmax = -Infinity;
+        for (let j = at; j < at + m; j++) {
+          const x = logits[j] * scale;
+          logits[j] = x;
+          if (x > bmax) bmax = x;
+        }
+        if (bmax > mx[s]) { // a new max: rescale what was summed so far
+          const r = Math.exp(mx[s] - bmax), o = this.os[s];
+          z[s] *= r;
+          for (let c = 0; c < d; c++) o[c] *= r;
+          mx[s] = bmax;
+        }
+        const M = mx[s];
+        let zs = 0;
+        for (let j = at; j < at + m; j++) {
+          const e = Math.exp(logits[j] - M);
+          logits[j] = e;
+          zs += e;
+        }
+        z[s] += zs;
+        const op = this.oOff + 4 * d * s;
+        if (this.bf16) w.axpyRange16(op, this.vOff, b0, lp, m, rowBytes);
+        else w.axpyRange(op, this.vOff, b0, lp, m, rowBytes);
+      }
     }
-    this.o.fill(0);
-    if (this.bf16) w.axpyRange16(this.oOff, this.vOff, 0, this.logitsOff, end, 2 * d);
-    else w.axpyRange(this.oOff, this.vOff, 0, this.logitsOff, end, 4 * d);
-    const inv = 1 / z;
-    for (let c = 0; c < d; c++) out[oo + c] = this.o[c] * inv;
+    for (let s = 0; s < count; s++) {
+      const o = this.os[s], inv = z[s] > 0 ? 1 / z[s] : 0;
+      for (let c = 0; c < d; c++) out[oo + s * d + c] = o[c] * inv;
+    }
   }
 
   /** o += Σ_j logits[j] · V[ids[j]] for j < m (logits hold the weights by then). */
