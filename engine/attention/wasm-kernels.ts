@@ -58,11 +58,11 @@ const forLoop = (i: number, limit: number[], step: number, body: number[]) => [
   0x0c, 0, 0x0b, 0x0b,
 ];
 
-// Every kernel: (a, base, rows, w, m, rowBytes) → (), params 0..5; i32 locals 6..13, v128 locals 14..23.
+// Every kernel: (a, base, rows, w, m, rowBytes) → (), params 0..5; i32 locals 6..13, v128 locals 14..25.
 const P = { a: 0, base: 1, rows: 2, w: 3, m: 4, rowBytes: 5 } as const;
 const J = 6, ROW = 7, C = 8, ROWS = [7, 9, 10, 11];
-const A0 = 14, A1 = 15, TMP = 16, ACC = [[14, 15], [17, 18], [19, 20], [21, 22]];
-const LOCALS = [[8, I32], [10, V128]];
+const ACC = [[14, 15], [17, 18], [19, 20], [21, 22]], TMPS = [16, 23, 24, 25];
+const LOCALS = [[8, I32], [12, V128]];
 
 /** row = base + (ids ? ids[j + k] : rows + j + k) · rowBytes, into local `into`. */
 function rowAddress(ids: boolean, into = ROW, k = 0): number[] {
@@ -104,17 +104,13 @@ function dotsBody(ids: boolean, n = ROWS_AT_ONCE): number[] {
     ...get(row), ...get(C), ...add, ...v128load(off),
     ...f32x4mul, ...f32x4add, ...set(acc),
   ];
-  const store = (k: number, a: number, b: number) => [
-    ...get(P.w), ...get(J), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add,
-    ...get(a), ...get(b), ...f32x4add, ...set(a), ...hsum(a), ...f32store,
-  ];
   const rows = (r: number) => {
     const ks = [...Array(r).keys()];
     return [
       ...ks.flatMap((k) => rowAddress(ids, ROWS[k], k)),
       ...ks.flatMap((k) => [...v128zero, ...set(ACC[k][0]), ...v128zero, ...set(ACC[k][1])]),
       ...forLoop(C, get(P.rowBytes), 32, [...ks.flatMap((k) => fma(ACC[k][0], ROWS[k], 0)), ...ks.flatMap((k) => fma(ACC[k][1], ROWS[k], 16))]),
-      ...ks.flatMap((k) => store(k, ACC[k][0], ACC[k][1])),
+      ...ks.flatMap((k) => storeScore(k, ACC[k][0], ACC[k][1])),
     ];
   };
   return rowGroups(n, rows(n), rows(1));
@@ -122,57 +118,71 @@ function dotsBody(ids: boolean, n = ROWS_AT_ONCE): number[] {
 
 /** axpy: a = o pointer (f32 accumulator), w = weights pointer. ROWS_AT_ONCE rows per pass over o (as dots). */
 function axpyBody(ids: boolean, n = ROWS_AT_ONCE): number[] {
-  const weight = (k: number, into: number) => [
-    ...get(P.w), ...get(J), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add, ...f32load, ...f32x4splat, ...set(into),
-  ];
   const term = (w: number, row: number, off: number) => [...get(w), ...get(row), ...get(C), ...add, ...v128load(off), ...f32x4mul];
   const oAddr = [...get(P.a), ...get(C), ...add];
   const rows = (r: number) => {
     const ks = [...Array(r).keys()];
     const step = (off: number) => [...oAddr, ...oAddr, ...v128load(off), ...ks.flatMap((k) => [...term(ACC[k][0], ROWS[k], off), ...f32x4add]), ...v128store(off)];
     return [
-      ...ks.flatMap((k) => [...rowAddress(ids, ROWS[k], k), ...weight(k, ACC[k][0])]),
+      ...ks.flatMap((k) => [...rowAddress(ids, ROWS[k], k), ...splatWeight(k, ACC[k][0])]),
       ...forLoop(C, get(P.rowBytes), 32, [...step(0), ...step(16)]),
     ];
   };
   return rowGroups(n, rows(n), rows(1));
 }
 
-/** dots over bfloat16 rows (rowBytes = 2·d): 8 keys' channels per 16-byte load, q read at twice the offset. */
-function dotsBf16Body(ids: boolean): number[] {
+/** out[j + k] = hsum(a + b): one score of a dots kernel. */
+const storeScore = (k: number, a: number, b: number) => [
+  ...get(P.w), ...get(J), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add,
+  ...get(a), ...get(b), ...f32x4add, ...set(a), ...hsum(a), ...f32store,
+];
+
+/** splat(w[j + k]) into local `into`: one weight of an axpy kernel. */
+const splatWeight = (k: number, into: number) => [
+  ...get(P.w), ...get(J), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add, ...f32load, ...f32x4splat, ...set(into),
+];
+
+/** dots over bfloat16 rows (rowBytes = 2·d): 8 channels per 16-byte load, q read at twice the offset; n rows a pass. */
+function dotsBf16Body(ids: boolean, n = ROWS_AT_ONCE): number[] {
   const qAddr = [...get(P.a), ...get(C), ...i32c(1), ...shl, ...add];
-  const perRow = [
-    ...rowAddress(ids),
-    ...v128zero, ...set(A0), ...v128zero, ...set(A1),
-    ...forLoop(C, get(P.rowBytes), 16, [
-      ...get(ROW), ...get(C), ...add, ...v128load(0), ...set(TMP),
-      ...get(A0), ...qAddr, ...v128load(0), ...get(TMP), ...widenLow, ...f32x4mul, ...f32x4add, ...set(A0),
-      ...get(A1), ...qAddr, ...v128load(16), ...get(TMP), ...widenHigh, ...f32x4mul, ...f32x4add, ...set(A1),
-    ]),
-    ...get(P.w), ...get(J), ...i32c(2), ...shl, ...add,
-    ...get(A0), ...get(A1), ...f32x4add, ...set(A0),
-    ...get(A0), ...lane(0), ...get(A0), ...lane(1), ...f32add, ...get(A0), ...lane(2), ...f32add, ...get(A0), ...lane(3), ...f32add,
-    ...f32store,
-  ];
-  return forLoop(J, get(P.m), 1, perRow);
+  const rows = (r: number) => {
+    const ks = [...Array(r).keys()];
+    return [
+      ...ks.flatMap((k) => rowAddress(ids, ROWS[k], k)),
+      ...ks.flatMap((k) => [...v128zero, ...set(ACC[k][0]), ...v128zero, ...set(ACC[k][1])]),
+      ...forLoop(C, get(P.rowBytes), 16, [
+        ...ks.flatMap((k) => [...get(ROWS[k]), ...get(C), ...add, ...v128load(0), ...set(TMPS[k])]),
+        ...ks.flatMap((k) => [...get(ACC[k][0]), ...qAddr, ...v128load(0), ...get(TMPS[k]), ...widenLow, ...f32x4mul, ...f32x4add, ...set(ACC[k][0])]),
+        ...ks.flatMap((k) => [...get(ACC[k][1]), ...qAddr, ...v128load(16), ...get(TMPS[k]), ...widenHigh, ...f32x4mul, ...f32x4add, ...set(ACC[k][1])]),
+      ]),
+      ...ks.flatMap((k) => storeScore(k, ACC[k][0], ACC[k][1])),
+    ];
+  };
+  return rowGroups(n, rows(n), rows(1));
 }
 
-/** axpy over bfloat16 rows: o (float32) += w · widen(row). */
-function axpyBf16Body(ids: boolean): number[] {
+/** axpy over bfloat16 rows: o (float32) += w · widen(row); n rows a pass. */
+function axpyBf16Body(ids: boolean, n = ROWS_AT_ONCE): number[] {
   const oAddr = [...get(P.a), ...get(C), ...i32c(1), ...shl, ...add];
-  const perRow = [
-    ...rowAddress(ids),
-    ...get(P.w), ...get(J), ...i32c(2), ...shl, ...add, ...f32load, ...f32x4splat, ...set(A0),
-    ...forLoop(C, get(P.rowBytes), 16, [
-      ...get(ROW), ...get(C), ...add, ...v128load(0), ...set(TMP),
-      ...oAddr, ...oAddr, ...v128load(0), ...get(A0), ...get(TMP), ...widenLow, ...f32x4mul, ...f32x4add, ...v128store(0),
-      ...oAddr, ...oAddr, ...v128load(16), ...get(A0), ...get(TMP), ...widenHigh, ...f32x4mul, ...f32x4add, ...v128store(16),
-    ]),
-  ];
-  return forLoop(J, get(P.m), 1, perRow);
+  const rows = (r: number) => {
+    const ks = [...Array(r).keys()];
+    const half = (off: number, widen: number[]) => [
+      ...oAddr, ...oAddr, ...v128load(off),
+      ...ks.flatMap((k) => [...get(ACC[k][0]), ...get(TMPS[k]), ...widen, ...f32x4mul, ...f32x4add]),
+      ...v128store(off),
+    ];
+    return [
+      ...ks.flatMap((k) => [...rowAddress(ids, ROWS[k], k), ...splatWeight(k, ACC[k][0])]),
+      ...forLoop(C, get(P.rowBytes), 16, [
+        ...ks.flatMap((k) => [...get(ROWS[k]), ...get(C), ...add, ...v128load(0), ...set(TMPS[k])]),
+        ...half(0, widenLow), ...half(16, widenHigh),
+      ]),
+    ];
+  };
+  return rowGroups(n, rows(n), rows(1));
 }
 
-/** Gathered rows per pass in the f32 kernels: measured (64K-key gathers, 2-core EPYC) 1 → 2 → 4 rows: see README. */
+/** Gathered rows per pass in every kernel (independent accumulators: the rows' cache misses overlap). */
 const ROWS_AT_ONCE = 4;
 
 const kernels: [string, number[]][] = [
