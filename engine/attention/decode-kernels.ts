@@ -50,6 +50,12 @@ function acos(x: number): number {
 /** Sampled rows (all heads of a group together) per block of attendGroup: ~64 KB of f32 K rows, well inside L2. */
 const BLOCK_ROWS = 128;
 
+/**
+ * attendGroup moves a head's softmax shift only when a block's max logit passes it by this much: weights stay
+ * ≤ e^20 (far from float32 overflow), and block bounds leave the result unchanged unless that happens.
+ */
+const RESCALE = 20;
+
 /** Points of the log-weight table over θ ∈ [0, π] (see LogWeightTable). */
 const TABLE = 16384;
 
@@ -93,6 +99,11 @@ export class DecodeKernels {
   private readonly nT = new Int32Array(SLOTS);
   private readonly m = new Int32Array(SLOTS);
   private readonly z = new Float64Array(SLOTS);
+  /** Per slot: the running softmax shift, |q| and q·k̄ (attendGroup). */
+  private readonly mx = new Float64Array(SLOTS);
+  private readonly qn = new Float64Array(SLOTS);
+  private readonly qk = new Float64Array(SLOTS);
+  private norms: Float32Array<ArrayBufferLike> | null = null;
   private readonly ptr = new Int32Array(SLOTS);
   private readonly end = new Int32Array(SLOTS);
 
@@ -149,13 +160,18 @@ export class DecodeKernels {
 
   /**
    * MagicPIG's attention (spec §7-8) for the query heads in workspace slots 0..slots−1 of one KV head (lists set by
-   * list(), queries in cache.qs), into out rows oo + s·d. Each head keeps its own sampled set and its own softmax;
-   * what the heads share is the memory traffic: the sampled rows are visited in blocks of key ids, every head's rows
-   * of a block back to back, so a row sampled by several heads of the group is fetched from DRAM once and re-read
-   * from cache (the gathers are latency-bound; see README "Decisions").
+   * list(), queries in cache.qs), into out rows oo + s·d. Each head keeps its own sampled set and its own softmax over
+   * [s_T, s_S − log(u_S + 1e-4)] (= the max-shift merge of spec §8); what the heads share is memory traffic. The
+   * sampled rows are visited in blocks of key ids, every head's rows of a block back to back, and each block is
+   * scored, weighted and summed before the next (a running max per head, flash-decoding style): a row sampled by
+   * several heads is fetched once, and a token's value is read right after its key, from the same page (K and V
+   * interleave, head-cache.ts), while that page's translation is still cached. The gathers are bound by page walks
+   * (README "Decisions"). The shift starts at T's max and moves only when a block's max passes it by RESCALE, so
+   * the result does not depend on the block bounds unless a logit exceeds T's max by that much.
    */
   attendGroup(c: HeadCache, index: HeadIndex, slots: number, K: number, L: number, out: Float32Array, oo: number): void {
-    const d = this.d, ids = c.ids, logits = c.logits, norms = index.norms, kbar = index.kbar;
+    const d = this.d, ids = c.ids, logits = c.logits, kbar = index.kbar;
+    this.norms = index.norms;
     // Gather in address order: sampled ids come out in bucket order (random); sorted, the K/V row reads run forward
     // through memory and the hardware prefetcher helps (measured ~17% off the step at 16K).
     let total = 0, lo = 0x7fffffff, hi = -1;
@@ -167,68 +183,90 @@ export class DecodeKernels {
       if (ids[b + m - 1] > hi) hi = ids[b + m - 1];
       total += m;
     }
-    for (let s = 0; s < slots; s++) c.dotsAt(s, this.at[s], this.nT[s]);
-    this.blocked(c, slots, lo, hi, total, false);
     let table = this.table;
     if (!table || table.K !== K || table.L !== L) table = this.table = new LogWeightTable(K, L);
+    // The exact set T of every head: scores q·k/√d, shift = their max, weights, values.
     for (let s = 0; s < slots; s++) {
       // Keys are stored raw (sequence.ts); the sampling probability needs the angle to k̃_i = k_i − k̄:
       // q·k̃_i = q·k_i − q·k̄, and norms hold |k̃_i|.
-      const q = c.qs[s], a = this.at[s], b = a + this.nT[s], e = b + this.m[s];
+      const q = c.qs[s], a = this.at[s], b = a + this.nT[s];
       let qn = 0, qk = 0;
       for (let j = 0; j < d; j++) qn += q[j] * q[j];
       if (kbar) for (let j = 0; j < d; j++) qk += q[j] * kbar[j];
-      qn = Math.sqrt(qn);
-      for (let j = a; j < b; j++) logits[j] *= this.scale;
-      for (let j = b; j < e; j++) {
-        const dot = logits[j], den = qn * norms[ids[j]];
-        logits[j] = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0); // s_i − log(u_i + 1e-4)
-      }
-      // One softmax over [s_T, s_S − log u_S] = the max-shift merge of spec §8.
+      this.qn[s] = Math.sqrt(qn);
+      this.qk[s] = qk;
+      c.dotsAt(s, a, this.nT[s]);
       let mx = -Infinity;
-      for (let j = a; j < e; j++) if (logits[j] > mx) mx = logits[j];
+      for (let j = a; j < b; j++) {
+        const x = logits[j] * this.scale;
+        logits[j] = x;
+        if (x > mx) mx = x;
+      }
       let z = 0;
-      for (let j = a; j < e; j++) {
+      for (let j = a; j < b; j++) {
         const w = Math.exp(logits[j] - mx);
         logits[j] = w;
         z += w;
       }
+      this.mx[s] = mx;
       this.z[s] = z;
-      if (s === 0) { this.lastMax = mx; this.lastZ = z; }
       c.os[s].fill(0);
       c.axpyAt(s, a, this.nT[s]);
     }
-    this.blocked(c, slots, lo, hi, total, true);
+    // The sampled sets S, block by block.
+    if (total > 0) {
+      const ptr = this.ptr, end = this.end;
+      const span = Math.max(64, Math.floor(((hi - lo + 1) * BLOCK_ROWS) / total));
+      for (let s = 0; s < slots; s++) { ptr[s] = this.at[s] + this.nT[s]; end[s] = ptr[s] + this.m[s]; }
+      for (let limit = lo + span; ; limit += span) {
+        let left = false;
+        for (let s = 0; s < slots; s++) {
+          const p = ptr[s], E = end[s];
+          let e = p;
+          while (e < E && ids[e] < limit) e++;
+          if (e > p) {
+            this.sampledBlock(c, table, s, p, e);
+            ptr[s] = e;
+          }
+          if (e < E) left = true;
+        }
+        if (!left) break;
+      }
+    }
     for (let s = 0; s < slots; s++) {
       const o = c.os[s], inv = this.z[s] > 0 ? 1 / this.z[s] : 0, r = oo + s * d;
       for (let j = 0; j < d; j++) out[r + j] = o[j] * inv;
     }
+    this.lastMax = this.mx[0];
+    this.lastZ = this.z[0];
   }
 
-  /**
-   * dotsAt (axpy false) or axpyAt over every slot's sampled ids, block by block of key ids: blocks span about
-   * BLOCK_ROWS sampled rows of all slots together, so a block's rows stay in cache while each slot takes its share.
-   */
-  private blocked(c: HeadCache, slots: number, lo: number, hi: number, total: number, axpy: boolean): void {
-    if (total === 0) return;
-    const ids = c.ids, ptr = this.ptr, end = this.end;
-    const span = Math.max(64, Math.floor(((hi - lo + 1) * BLOCK_ROWS) / total));
-    for (let s = 0; s < slots; s++) { ptr[s] = this.at[s] + this.nT[s]; end[s] = ptr[s] + this.m[s]; }
-    for (let limit = lo + span; ; limit += span) {
-      let left = false;
-      for (let s = 0; s < slots; s++) {
-        const p = ptr[s], E = end[s];
-        let e = p;
-        while (e < E && ids[e] < limit) e++;
-        if (e > p) {
-          if (axpy) c.axpyAt(s, p, e - p);
-          else c.dotsAt(s, p, e - p);
-          ptr[s] = e;
-        }
-        if (e < E) left = true;
-      }
-      if (!left) return;
+  /** Slot s's sampled ids [p, e): logits s_i − log(u_i + 1e-4) (spec §7), weights under the running shift, values. */
+  private sampledBlock(c: HeadCache, table: LogWeightTable, s: number, p: number, e: number): void {
+    const ids = c.ids, logits = c.logits, norms = this.norms!, qn = this.qn[s], qk = this.qk[s];
+    c.dotsAt(s, p, e - p);
+    let bmax = -Infinity;
+    for (let j = p; j < e; j++) {
+      const dot = logits[j], den = qn * norms[ids[j]];
+      const x = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0);
+      logits[j] = x;
+      if (x > bmax) bmax = x;
     }
+    let mx = this.mx[s];
+    if (bmax > mx + RESCALE || mx === -Infinity) {
+      const r = mx === -Infinity ? 0 : Math.exp(mx - bmax), o = c.os[s];
+      this.z[s] *= r;
+      for (let j = 0; j < this.d; j++) o[j] *= r;
+      this.mx[s] = mx = bmax;
+    }
+    let z = this.z[s];
+    for (let j = p; j < e; j++) {
+      const w = Math.exp(logits[j] - mx);
+      logits[j] = w;
+      z += w;
+    }
+    this.z[s] = z;
+    c.axpyAt(s, p, e - p);
   }
 
   /** Oracle TopK: T plus the `budget` highest-scoring keys of I (every score computed). Returns keys kept. */

@@ -1,8 +1,10 @@
-// One KV head's slice of a layer's cache: keys and values [capacity, headDim] plus the decode-step workspace
+// One KV head's slice of a layer's cache: keys and values of `capacity` tokens plus the decode-step workspace
 // (query, gathered ids, their logits/weights, an output accumulator) — all in one memory so the WebAssembly SIMD
-// kernels read the cache in place. headDim % 8 == 0 (float32 or bfloat16): a shared WebAssembly.Memory; otherwise
-// (odd dims, no SIMD) plain SharedArrayBuffers and the TypeScript kernels. Growth makes a new, larger memory and copies K
-// and V once (capacity doubles, so total copying stays O(n)); the old memory is dropped.
+// kernels read the cache in place. headDim % 8 == 0 (float32 or bfloat16): a shared WebAssembly.Memory with each
+// token's key and value side by side (row i: k_i then v_i, `stride` = 2·d elements), so a sampled token's K and V
+// share one 4 KB page — one TLB miss, not two (the sampled gathers are bound by page walks: see README); otherwise (odd
+// dims, no SIMD) plain SharedArrayBuffers, K and V each [capacity, d] (stride d), and the TypeScript kernels. Growth
+// makes a new, larger memory and copies K and V once (capacity doubles, so total copying stays O(n)).
 import type { KvDtype } from './types';
 import { instantiate, wasmModule, type WasmKernels } from './wasm-kernels';
 import { dotRow } from './softmax-acc';
@@ -23,8 +25,11 @@ export const SLOTS = 16;
 const DENSE_BLOCK = 256;
 
 export class HeadCache {
+  /** Key c of token i is keys[i · stride + c], its value values[i · stride + c]. */
   keys: KvArray;
   values: KvArray;
+  /** Elements from one token's row to the next: 2·d (interleaved, SIMD path) or d. */
+  readonly stride: number;
   /** Workspace: ids of the keys gathered this step (exact set first, then sampled/selected). */
   ids: Int32Array;
   /** Workspace: one float per gathered id (scores, then softmax weights). */
@@ -40,6 +45,9 @@ export class HeadCache {
   private readonly groupZ = new Float64Array(SLOTS);
   private kOff = 0;
   private vOff = 0;
+  /** Bytes of one row (d channels) and from one token to the next. */
+  private rowBytes = 0;
+  private strideBytes = 0;
   private idsOff = 0;
   /** attendPrefixGroup's block scores: SLOTS × DENSE_BLOCK floats (fixed, so block bounds never depend on capacity). */
   private scoresOff = 0;
@@ -60,7 +68,10 @@ export class HeadCache {
     attach?: WebAssembly.Memory) {
     const useWasm = d % 8 === 0 && wasmModule() !== null;
     this.bf16 = dtype === 'bfloat16';
-    const kvBytes = capacity * d * (dtype === 'float32' ? 4 : 2);
+    const bpe = dtype === 'float32' ? 4 : 2, kvBytes = capacity * d * bpe;
+    this.rowBytes = d * bpe;
+    this.stride = useWasm ? 2 * d : d;
+    this.strideBytes = this.stride * bpe;
     if (useWasm) {
       this.qOff = 64;
       this.oOff = align(this.qOff + 4 * d * SLOTS);
@@ -68,14 +79,15 @@ export class HeadCache {
       this.idsOff = align(this.scoresOff + 4 * SLOTS * DENSE_BLOCK);
       this.logitsOff = align(this.idsOff + 4 * capacity);
       this.kOff = align(this.logitsOff + 4 * capacity);
-      this.vOff = align(this.kOff + kvBytes);
-      const pages = Math.ceil((this.vOff + kvBytes) / 65536);
+      this.vOff = this.kOff + this.rowBytes;
+      const pages = Math.ceil((this.kOff + 2 * kvBytes) / 65536);
       const mem = attach ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       this.memory = mem;
       const buf = mem.buffer;
       this.wasm = instantiate(mem);
-      this.keys = dtype === 'float32' ? new Float32Array(buf, this.kOff, capacity * d) : new Uint16Array(buf, this.kOff, capacity * d);
-      this.values = dtype === 'float32' ? new Float32Array(buf, this.vOff, capacity * d) : new Uint16Array(buf, this.vOff, capacity * d);
+      const n = 2 * capacity * d;
+      this.keys = dtype === 'float32' ? new Float32Array(buf, this.kOff, n) : new Uint16Array(buf, this.kOff, n);
+      this.values = dtype === 'float32' ? new Float32Array(buf, this.vOff, n - d) : new Uint16Array(buf, this.vOff, n - d);
       this.ids = new Int32Array(buf, this.idsOff, capacity);
       this.logits = new Float32Array(buf, this.logitsOff, capacity);
       this.qs = Array.from({ length: SLOTS }, (_, i) => new Float32Array(buf, this.qOff + 4 * d * i, d));
@@ -94,9 +106,9 @@ export class HeadCache {
     }
     this.q = this.qs[0];
     this.o = this.os[0];
-    if (prev) {
-      this.keys.set(prev.keys.subarray(0, length * d) as never);
-      this.values.set(prev.values.subarray(0, length * d) as never);
+    if (prev) { // same layout (it depends on d, dtype and the runtime only)
+      this.keys.set(prev.keys.subarray(0, length * this.stride) as never);
+      if (this.stride === d) this.values.set(prev.values.subarray(0, length * d) as never);
     }
   }
 
@@ -109,8 +121,8 @@ export class HeadCache {
   dotsAt(slot: number, at: number, m: number): void {
     if (this.wasm) {
       const q = this.qOff + 4 * this.d * slot, ids = this.idsOff + 4 * at, out = this.logitsOff + 4 * at;
-      if (this.bf16) return this.wasm.dotsIds16(q, this.kOff, ids, out, m, 2 * this.d);
-      return this.wasm.dotsIds(q, this.kOff, ids, out, m, 4 * this.d);
+      if (this.bf16) return this.wasm.dotsIds16(q, this.kOff, ids, out, m, this.rowBytes, this.strideBytes);
+      return this.wasm.dotsIds(q, this.kOff, ids, out, m, this.rowBytes, this.strideBytes);
     }
     const q = this.qs[slot];
     for (let j = at; j < at + m; j++) this.logits[j] = dotRow(q, 0, this.keys, this.ids[j], this.d);
@@ -119,8 +131,8 @@ export class HeadCache {
   /** logits[j] = q · K[start + j] for j < m (unscaled). */
   dotsRange(start: number, m: number): void {
     if (this.wasm) {
-      if (this.bf16) return this.wasm.dotsRange16(this.qOff, this.kOff, start, this.logitsOff, m, 2 * this.d);
-      return this.wasm.dotsRange(this.qOff, this.kOff, start, this.logitsOff, m, 4 * this.d);
+      if (this.bf16) return this.wasm.dotsRange16(this.qOff, this.kOff, start, this.logitsOff, m, this.rowBytes, this.strideBytes);
+      return this.wasm.dotsRange(this.qOff, this.kOff, start, this.logitsOff, m, this.rowBytes, this.strideBytes);
     }
     for (let j = 0; j < m; j++) this.logits[j] = dotRow(this.q, 0, this.keys, start + j, this.d);
   }
@@ -152,8 +164,8 @@ export class HeadCache {
       const m = Math.min(bl, end - b0);
       for (let s = 0; s < count; s++) {
         const qp = this.qOff + 4 * d * s, lp = this.scoresOff + 4 * bl * s, at = bl * s;
-        if (this.bf16) w.dotsRange16(qp, this.kOff, b0, lp, m, rowBytes);
-        else w.dotsRange(qp, this.kOff, b0, lp, m, rowBytes);
+        if (this.bf16) w.dotsRange16(qp, this.kOff, b0, lp, m, rowBytes, this.strideBytes);
+        else w.dotsRange(qp, this.kOff, b0, lp, m, rowBytes, this.strideBytes);
         let bmax = -Infinity;
         for (let j = at; j < at + m; j++) {
           const x = logits[j] * scale;
@@ -175,8 +187,8 @@ export class HeadCache {
         }
         z[s] += zs;
         const op = this.oOff + 4 * d * s;
-        if (this.bf16) w.axpyRange16(op, this.vOff, b0, lp, m, rowBytes);
-        else w.axpyRange(op, this.vOff, b0, lp, m, rowBytes);
+        if (this.bf16) w.axpyRange16(op, this.vOff, b0, lp, m, rowBytes, this.strideBytes);
+        else w.axpyRange(op, this.vOff, b0, lp, m, rowBytes, this.strideBytes);
       }
     }
     for (let s = 0; s < count; s++) {
@@ -194,8 +206,8 @@ export class HeadCache {
   axpyAt(slot: number, at: number, m: number): void {
     if (this.wasm) {
       const o = this.oOff + 4 * this.d * slot, ids = this.idsOff + 4 * at, w = this.logitsOff + 4 * at;
-      if (this.bf16) return this.wasm.axpyIds16(o, this.vOff, ids, w, m, 2 * this.d);
-      return this.wasm.axpyIds(o, this.vOff, ids, w, m, 4 * this.d);
+      if (this.bf16) return this.wasm.axpyIds16(o, this.vOff, ids, w, m, this.rowBytes, this.strideBytes);
+      return this.wasm.axpyIds(o, this.vOff, ids, w, m, this.rowBytes, this.strideBytes);
     }
     const d = this.d, o = this.os[slot], V = this.values;
     for (let j = at; j < at + m; j++) {

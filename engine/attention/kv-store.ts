@@ -1,4 +1,5 @@
-// One layer's KV cache in CPU RAM: per KV head, a contiguous [capacity, headDim] block of keys and one of values.
+// One layer's KV cache in CPU RAM: per KV head, keys and values of `capacity` tokens (head-cache.ts: token i's key at
+// keys[g][i · stride + c], interleaved with its value on the SIMD path).
 // Float32 or bfloat16 (Uint16Array holding the top 16 bits of the float32; widening is one shift). Capacity doubles
 // on growth, so appending n tokens one at a time costs O(n) copies in total, never O(n²). Buffers are
 // SharedArrayBuffers so worker threads can read them without a copy.
@@ -26,7 +27,7 @@ export function fromBf16(h: number): number {
 export class KvStore {
   /** Per KV head: its cache memory (K, V and the decode workspace). */
   heads: HeadCache[] = [];
-  /** keys[g], values[g]: [capacity, headDim] for KV head g (views into heads[g]). */
+  /** keys[g], values[g]: views into heads[g]; token i's row starts at i · heads[g].stride. */
   keys: KvArray[] = [];
   values: KvArray[] = [];
   length = 0;
@@ -57,9 +58,9 @@ export class KvStore {
     this.reserve(this.length + n);
     const d = this.headDim, G = this.numKvHeads;
     for (let g = 0; g < G; g++) {
-      const K = this.keys[g], V = this.values[g];
+      const K = this.keys[g], V = this.values[g], stride = this.heads[g].stride;
       for (let j = 0; j < n; j++) {
-        const src = (j * G + g) * d, dst = (this.length + j) * d;
+        const src = (j * G + g) * d, dst = (this.length + j) * stride;
         if (K instanceof Float32Array) {
           const Vf = V as Float32Array;
           for (let c = 0; c < d; c++) {
@@ -86,7 +87,7 @@ export class KvStore {
 
   /** Read key i of head g as float32 into dst (for code that wants one f32 row). */
   keyRow(g: number, i: number, dst: Float32Array): Float32Array {
-    const K = this.keys[g], o = i * this.headDim;
+    const K = this.keys[g], o = i * this.heads[g].stride;
     if (K instanceof Float32Array) dst.set(K.subarray(o, o + this.headDim));
     else for (let c = 0; c < this.headDim; c++) dst[c] = fromBf16(K[o + c]);
     return dst;
@@ -97,12 +98,16 @@ export class KvStore {
     if (dtype === this.dtype) return this;
     const out = new KvStore(this.numKvHeads, this.headDim, dtype);
     out.reserve(this.length);
-    const n = this.length * this.headDim;
+    const d = this.headDim;
     for (let g = 0; g < this.numKvHeads; g++) {
       const ks = this.keys[g], vs = this.values[g], kd = out.keys[g], vd = out.values[g];
-      for (let i = 0; i < n; i++) {
-        kd[i] = dtype === 'float32' ? fromBf16(ks[i]) : toBf16(ks[i]);
-        vd[i] = dtype === 'float32' ? fromBf16(vs[i]) : toBf16(vs[i]);
+      const si = this.heads[g].stride, so = out.heads[g].stride;
+      for (let i = 0; i < this.length; i++) {
+        for (let c = 0; c < d; c++) {
+          const a = i * si + c, b = i * so + c;
+          kd[b] = dtype === 'float32' ? fromBf16(ks[a]) : toBf16(ks[a]);
+          vd[b] = dtype === 'float32' ? fromBf16(vs[a]) : toBf16(vs[a]);
+        }
       }
     }
     out.length = this.length;

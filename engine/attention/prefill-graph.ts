@@ -98,10 +98,10 @@ export class PrefillGraph {
    * [0, kv.length − n + j]; q/out [n, numHeads, headDim]. kv must be float32.
    */
   async causal(kv: KvStore, q: Float32Array, n: number, out: Float32Array, scale: number): Promise<void> {
-    const past = kv.length - n, len = kv.length * this.headDim;
+    const past = kv.length - n;
     for (let g = 0; g < this.numKvHeads; g++) {
-      copyRows(this.kBufs, g, kv.keys[g] as Float32Array, len);
-      copyRows(this.vBufs, g, kv.values[g] as Float32Array, len);
+      copyRows(this.kBufs, g, kv.keys[g] as Float32Array, kv.length, this.headDim, kv.heads[g].stride);
+      copyRows(this.vBufs, g, kv.values[g] as Float32Array, kv.length, this.headDim, kv.heads[g].stride);
     }
     const step = this.subChunk(kv.length);
     for (let j0 = 0; j0 < n; j0 += step) await this.run(q, j0, Math.min(n, j0 + step), past, out, scale);
@@ -149,11 +149,13 @@ export class PrefillGraph {
   }
 }
 
-/** src[0, len) copied into bufs[g] (grown by doubling, plain ArrayBuffer); returns the filled view. */
-function copyRows(bufs: Float32Array[], g: number, src: Float32Array, len: number): Float32Array {
+/** `rows` rows of d floats from src (rows `stride` apart) packed into bufs[g] (grown by doubling); returns the view. */
+function copyRows(bufs: Float32Array[], g: number, src: Float32Array, rows: number, d: number, stride: number): Float32Array {
+  const len = rows * d;
   let b = bufs[g];
   if (!b || b.length < len) b = bufs[g] = new Float32Array(Math.max(len, 2 * (b?.length ?? 0)));
   const view = b.subarray(0, len);
-  view.set(src.subarray(0, len));
+  if (stride === d) view.set(src.subarray(0, len));
+  else for (let i = 0; i < rows; i++) view.set(src.subarray(i * stride, i * stride + d), i * d); // K and V interleaved
   return view;
 }

@@ -46,7 +46,7 @@ export class SimHash {
       const s = this.simd;
       const sx = s.x;
       for (let c = 0; c < d; c++) sx[c] = x[xo + c];
-      s.k.dotsRange(s.xOff, s.wOff, 0, s.projOff, K * L, 4 * d);
+      s.k.dotsRange(s.xOff, s.wOff, 0, s.projOff, K * L, 4 * d, 4 * d);
       for (let l = 0; l < L; l++) {
         let code = 0;
         for (let b = 0; b < K; b++) if (s.proj[l * K + b] > 0) code |= 1 << b;

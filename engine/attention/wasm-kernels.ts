@@ -58,19 +58,20 @@ const forLoop = (i: number, limit: number[], step: number, body: number[]) => [
   0x0c, 0, 0x0b, 0x0b,
 ];
 
-// Every kernel: (a, base, rows, w, m, rowBytes) → (), params 0..5; i32 locals 6..13, v128 locals 14..25.
-const P = { a: 0, base: 1, rows: 2, w: 3, m: 4, rowBytes: 5 } as const;
-const J = 6, ROW = 7, C = 8, ROWS = [7, 9, 10, 11];
-const ACC = [[14, 15], [17, 18], [19, 20], [21, 22]], TMPS = [16, 23, 24, 25];
+// Every kernel: (a, base, rows, w, m, rowBytes, stride) → (), params 0..6; i32 locals 7..14, v128 locals 15..26.
+// rowBytes: bytes of one row read (d channels); stride: bytes from one token's row to the next (K and V interleave).
+const P = { a: 0, base: 1, rows: 2, w: 3, m: 4, rowBytes: 5, stride: 6 } as const;
+const J = 7, ROW = 8, C = 9, ROWS = [8, 10, 11, 12];
+const ACC = [[15, 16], [18, 19], [20, 21], [22, 23]], TMPS = [17, 24, 25, 26];
 const LOCALS = [[8, I32], [12, V128]];
 
-/** row = base + (ids ? ids[j + k] : rows + j + k) · rowBytes, into local `into`. */
+/** row = base + (ids ? ids[j + k] : rows + j + k) · stride, into local `into`. */
 function rowAddress(ids: boolean, into = ROW, k = 0): number[] {
   const j = [...get(J), ...(k ? [...i32c(k), ...add] : [])];
   const index = ids
     ? [...get(P.rows), ...j, ...i32c(2), ...shl, ...add, ...i32load]
     : [...get(P.rows), ...j, ...add];
-  return [...get(P.base), ...index, ...get(P.rowBytes), ...mul, ...add, ...set(into)];
+  return [...get(P.base), ...index, ...get(P.stride), ...mul, ...add, ...set(into)];
 }
 
 /** Horizontal sum of v128 local `a` as f32. */
@@ -193,7 +194,7 @@ const kernels: [string, number[]][] = [
 ];
 
 function moduleBytes(): Uint8Array {
-  const type = section(1, vec([[0x60, ...vec(new Array(6).fill([I32])), ...vec([])]]));
+  const type = section(1, vec([[0x60, ...vec(new Array(7).fill([I32])), ...vec([])]]));
   // Imported memory: shared, with a maximum (required for shared); limits flag 3.
   const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
   const funcs = section(3, vec(kernels.map(() => [0])));
@@ -205,20 +206,21 @@ function moduleBytes(): Uint8Array {
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
 }
 
+/** Byte pointers into the memory; rows of rowBytes read, `stride` bytes apart (row i at base + i · stride). */
 export interface WasmKernels {
-  /** out[j] = q · row(ids[j]) (byte pointers into the memory; rows of rowBytes). */
-  dotsIds(q: number, base: number, ids: number, out: number, m: number, rowBytes: number): void;
+  /** out[j] = q · row(ids[j]). */
+  dotsIds(q: number, base: number, ids: number, out: number, m: number, rowBytes: number, stride: number): void;
   /** out[j] = q · row(start + j). */
-  dotsRange(q: number, base: number, start: number, out: number, m: number, rowBytes: number): void;
+  dotsRange(q: number, base: number, start: number, out: number, m: number, rowBytes: number, stride: number): void;
   /** o += Σ_j w[j] · row(ids[j]). */
-  axpyIds(o: number, base: number, ids: number, w: number, m: number, rowBytes: number): void;
+  axpyIds(o: number, base: number, ids: number, w: number, m: number, rowBytes: number, stride: number): void;
   /** o += Σ_j w[j] · row(start + j). */
-  axpyRange(o: number, base: number, start: number, w: number, m: number, rowBytes: number): void;
+  axpyRange(o: number, base: number, start: number, w: number, m: number, rowBytes: number, stride: number): void;
   /** The same four over bfloat16 rows (rowBytes = 2·d); q and o stay float32. */
-  dotsIds16(q: number, base: number, ids: number, out: number, m: number, rowBytes: number): void;
-  dotsRange16(q: number, base: number, start: number, out: number, m: number, rowBytes: number): void;
-  axpyIds16(o: number, base: number, ids: number, w: number, m: number, rowBytes: number): void;
-  axpyRange16(o: number, base: number, start: number, w: number, m: number, rowBytes: number): void;
+  dotsIds16(q: number, base: number, ids: number, out: number, m: number, rowBytes: number, stride: number): void;
+  dotsRange16(q: number, base: number, start: number, out: number, m: number, rowBytes: number, stride: number): void;
+  axpyIds16(o: number, base: number, ids: number, w: number, m: number, rowBytes: number, stride: number): void;
+  axpyRange16(o: number, base: number, start: number, w: number, m: number, rowBytes: number, stride: number): void;
 }
 
 let compiled: WebAssembly.Module | null | undefined;

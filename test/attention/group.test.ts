@@ -4,11 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodeKernels, magicpigGroup, type Ranges } from '../../engine/attention/decode-kernels';
-import { HeadCache } from '../../engine/attention/head-cache';
 import { HeadIndex } from '../../engine/attention/head-index';
 import { LshTables } from '../../engine/attention/lsh-tables';
 import { SimHash } from '../../engine/attention/simhash';
-import { fromBf16 } from '../../engine/attention/kv-store';
+import { KvStore, fromBf16 } from '../../engine/attention/kv-store';
 import { gaussians, rng } from './reference';
 
 const d = 32;
@@ -16,13 +15,14 @@ const d = 32;
 test('dotsAt / axpyAt equal float64 sums for every leftover count, slot and offset (float32 and bfloat16)', () => {
   const n = 200, rand = rng(5);
   for (const dtype of ['float32', 'bfloat16'] as const) {
-    const c = new HeadCache(dtype, d, n);
+    const kv = new KvStore(1, d, dtype), k = gaussians(n * d, rand), v = gaussians(n * d, rand);
+    kv.append(k, v, n);
+    const c = kv.heads[0], st = c.stride;
     assert.ok(c.simd, 'WebAssembly SIMD kernels in use');
-    const k = gaussians(n * d, rand), v = gaussians(n * d, rand);
-    if (dtype === 'float32') { c.keys.set(k); c.values.set(v); }
-    else for (let i = 0; i < n * d; i++) { c.keys[i] = new Uint16Array(new Float32Array([k[i]]).buffer)[1]; c.values[i] = new Uint16Array(new Float32Array([v[i]]).buffer)[1]; }
-    const key = (i: number, ch: number) => (dtype === 'float32' ? k[i * d + ch] : fromBf16(c.keys[i * d + ch]));
-    const val = (i: number, ch: number) => (dtype === 'float32' ? v[i * d + ch] : fromBf16(c.values[i * d + ch]));
+    assert.equal(st, 2 * d, 'keys and values interleaved');
+    const key = (i: number, ch: number) => (dtype === 'float32' ? k[i * d + ch] : fromBf16(c.keys[i * st + ch]));
+    const val = (i: number, ch: number) => (dtype === 'float32' ? v[i * d + ch] : fromBf16(c.values[i * st + ch]));
+    for (let i = 0; i < n; i += 37) assert.equal(Math.abs(key(i, 3) - k[i * d + 3]) < 1e-2, true, 'stored key');
     for (let m = 0; m <= 11; m++) {
       const slot = m % 3, at = 7 + m;
       c.qs[slot].set(gaussians(d, rand));
@@ -48,11 +48,12 @@ test('dotsAt / axpyAt equal float64 sums for every leftover count, slot and offs
 /** One KV head of n keys, indexed over [sinks, indexedEnd), with `group` query heads. */
 function fixture(n: number, capacity: number, group: number) {
   const rand = rng(11), K = 6, L = 24, sinks = 4, indexedEnd = n - 40;
-  const cache = new HeadCache('float32', d, capacity);
+  const kv = new KvStore(1, d, 'float32');
+  kv.reserve(capacity);
   const offset = gaussians(d, rand, 2);
   const k = gaussians(n * d, rand).map((x, i) => x + offset[i % d]);
-  cache.keys.set(k);
-  cache.values.set(gaussians(n * d, rand));
+  kv.append(k, gaussians(n * d, rand), n);
+  const cache = kv.heads[0];
   const index = new HeadIndex(0, d);
   index.kbar = new Float32Array(offset);
   index.ensureNorms(n);

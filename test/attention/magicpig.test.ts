@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../../engine/attention';
 import { DecodeKernels, LogWeightTable, samplingProbability } from '../../engine/attention/decode-kernels';
-import { HeadCache } from '../../engine/attention/head-cache';
+import { KvStore } from '../../engine/attention/kv-store';
 import { attendNaive, gaussians, relErr, rng, row } from './reference';
 
 const shape: AttentionShape = { numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 16 };
@@ -95,9 +95,9 @@ test('Σ_S exp(s_i)/u_i and Σ_S exp(s_i)/u_i · v_i are unbiased for Σ_I (Mont
   const q = gaussians(d, rand), keys = gaussians(n * d, rand), vals = Float32Array.from(gaussians(n * d, rand), (x) => x + 1);
   const ker = new DecodeKernels(d);
   ker.reserve(n);
-  const cache = new HeadCache('float32', d, n);
-  cache.keys.set(keys);
-  cache.values.set(vals);
+  const kv = new KvStore(1, d, 'float32');
+  kv.append(keys, vals, n);
+  const cache = kv.heads[0];
   const index = new HeadIndex(0, d);
   index.ensureNorms(n);
   for (let i = 0; i < n; i++) { let s = 0; for (let c = 0; c < d; c++) s += keys[i * d + c] ** 2; index.norms[i] = Math.sqrt(s); }
