@@ -60,6 +60,9 @@ interface LayerState {
  * 14 × 64 (1.3M) 0.51 vs 0.46 ms; 16 × 128 (3.1M) 0.94 vs 0.35 ms; 32 × 128 (6.1M) 1.83 vs 0.51 ms. The crossing is
  * near 0.8M; below 1M the two are within noise, so the CPU kernel (no graph session, no await) takes it.
  */
+/** Work (numHeads · headDim · indexed keys) from which a decode step uses 2 threads (see Sequence.threads). */
+export const THREADS_MIN_WORK = 6_000_000;
+
 export const GRAPH_HASH_MIN_MACS = 1_000_000;
 
 
@@ -273,16 +276,18 @@ export class Sequence implements SequenceAttention {
   }
 
   /**
-   * Threads for a decode step: env SNOUT_ATTENTION_THREADS, else config.threads, else auto: 2 once the index holds
-   * ≥ 32K keys on a machine with ≥ 2 cores, 1 below. Measured (bench attention, 32 q / 8 kv heads, d = 128, 2 cores):
-   * 2 threads 14.5 vs 27.0 ms at 64K and 20.9 vs 39.3 ms at 128K, but 18.2 vs 15.1 ms at 16K (hand-off overhead),
-   * and no gain while the cores were saturated by other processes.
+   * Threads for a decode step: env SNOUT_ATTENTION_THREADS, else config.threads, else auto: 2 on a machine with ≥ 2
+   * cores once the step's work numHeads · headDim · indexed keys reaches THREADS_MIN_WORK, 1 below (a hand-off costs
+   * ~0.15 ms). Measured (medians of 20 steps, 1 vs 2 threads, 2-core EPYC): 32 q / 8 kv heads, d 128: 2.74 vs 1.75 ms
+   * at 2K keys, 6.56 vs 4.59 at 16K; 4 / 2 heads, d 64 (tiny-coder): 0.39 vs 0.53 at 8K, 1.09 vs 1.24 at 16K,
+   * 1.04 vs 0.75 at 32K; 8 / 2, d 64: 0.81 vs 0.54 at 8K.
    */
   private threads(count: number): number {
     const env = Number(process.env.SNOUT_ATTENTION_THREADS);
     if (Number.isFinite(env) && env > 0) return Math.floor(env);
     if (this.config.threads !== undefined) return Math.max(1, Math.floor(this.config.threads));
-    return count >= 32768 && availableParallelism() >= 2 ? 2 : 1;
+    const work = this.shape.numHeads * this.shape.headDim * count;
+    return work >= THREADS_MIN_WORK && availableParallelism() >= 2 ? 2 : 1;
   }
 
   /** A MagicPIG step split by KV head over the main thread and threads − 1 workers (worker-pool.ts). */
