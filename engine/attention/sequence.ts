@@ -27,6 +27,7 @@
 import type { AttentionConfig, AttentionShape, AttentionStats, SequenceAttention, PrepareOptions } from './types';
 import { availableParallelism } from 'node:os';
 import { KvStore } from './kv-store';
+import { SLOTS } from './head-cache';
 import { DenseKernel } from './dense';
 import { HeadIndex, PAGE } from './head-index';
 import { LshTables } from './lsh-tables';
@@ -62,6 +63,12 @@ interface LayerState {
  */
 /** Work (numHeads · headDim · indexed keys) from which a decode step uses 2 threads (see Sequence.threads). */
 export const THREADS_MIN_WORK = 6_000_000;
+/**
+ * The same for an exact decode step (every key is read, so far fewer keys pay off). Measured (medians of 20, 1 vs 2
+ * threads): tiny-coder's 4 / 2 heads, d 64: 0.26 vs 0.31 ms at 1K keys, 1.06 vs 0.75 at 4K, 8.9 vs 5.3 at 32K;
+ * 32 / 8, d 128 at 16K: 46.6 vs 32.1 ms.
+ */
+export const DENSE_THREADS_MIN_WORK = 1_000_000;
 
 export const GRAPH_HASH_MIN_MACS = 1_000_000;
 
@@ -144,7 +151,7 @@ export class Sequence implements SequenceAttention {
     const st = this.layers[layer];
     st.kv.append(k, v, n);
     if (!this.isDecodeStep(layer, n)) {
-      this.dense.causal(st.kv, q, n, out);
+      if (!this.exactStepThreaded(st, layer, q, n, out)) this.dense.causal(st.kv, q, n, out);
       return;
     }
     const todo = this.reconcile(layer);
@@ -166,7 +173,7 @@ export class Sequence implements SequenceAttention {
       // (its own work threshold; small ones stay on the CPU loop).
       const st = this.layers[layer];
       st.kv.append(k, v, n);
-      await this.dense.causalAsync(st.kv, q, n, out, this.provider);
+      if (!this.exactStepThreaded(st, layer, q, n, out)) await this.dense.causalAsync(st.kv, q, n, out, this.provider);
       return;
     }
     const { method, budget, K, L } = this.config;
@@ -282,12 +289,44 @@ export class Sequence implements SequenceAttention {
    * at 2K keys, 6.56 vs 4.59 at 16K; 4 / 2 heads, d 64 (tiny-coder): 0.39 vs 0.53 at 8K, 1.09 vs 1.24 at 16K,
    * 1.04 vs 0.75 at 32K; 8 / 2, d 64: 0.81 vs 0.54 at 8K.
    */
-  private threads(count: number): number {
+  private threads(count: number, minWork = THREADS_MIN_WORK): number {
     const env = Number(process.env.SNOUT_ATTENTION_THREADS);
     if (Number.isFinite(env) && env > 0) return Math.floor(env);
     if (this.config.threads !== undefined) return Math.max(1, Math.floor(this.config.threads));
     const work = this.shape.numHeads * this.shape.headDim * count;
-    return work >= THREADS_MIN_WORK && availableParallelism() >= 2 ? 2 : 1;
+    return work >= minWork && availableParallelism() >= 2 ? 2 : 1;
+  }
+
+  /**
+   * An exact decode step (dense layer or dense method) over a long cache, split by KV head over the main thread and
+   * threads − 1 workers: the same kernel (HeadCache.attendPrefixGroup) and bit-for-bit the same output as
+   * DenseKernel.causal. False (nothing done) for prompt chunks, short caches, the TypeScript kernels or one thread.
+   */
+  private exactStepThreaded(st: LayerState, layer: number, q: Float32Array, n: number, out: Float32Array): boolean {
+    if (!this.decoding || n !== 1 || !st.kv.simd()) return false;
+    const { numHeads: H, numKvHeads: G, headDim: d } = this.shape;
+    const length = st.kv.length, threads = this.threads(length, DENSE_THREADS_MIN_WORK);
+    if (threads < 2) return false;
+    const pool = attentionPool(threads - 1);
+    pool.ensure(H, d, this.config.L);
+    const job = pool.job;
+    pool.q.set(q.subarray(0, H * d));
+    job[JobField.Layer] = layer; job[JobField.Heads] = H; job[JobField.KvHeads] = G; job[JobField.HeadDim] = d;
+    job[JobField.Length] = length; job[JobField.Threads] = threads; job[JobField.Dense] = 1;
+    for (let g = 0; g < G; g++) if (g % threads !== 0) pool.share((g % threads) - 1, layer, g, st.kv.heads[g], st.heads[g]);
+    pool.start();
+    const group = H / G, scale = 1 / Math.sqrt(d);
+    for (let g = 0; g < G; g += threads) {
+      for (let h = g * group; h < (g + 1) * group; h += SLOTS) {
+        st.kv.heads[g].attendPrefixGroup(q, h * d, Math.min(SLOTS, (g + 1) * group - h), length, scale, out, h * d);
+      }
+    }
+    pool.wait();
+    for (let g = 0; g < G; g++) {
+      if (g % threads === 0) continue;
+      for (let i = g * group * d, e = (g + 1) * group * d; i < e; i++) out[i] = pool.out[i];
+    }
+    return true;
   }
 
   /** A MagicPIG step split by KV head over the main thread and threads − 1 workers (worker-pool.ts). */
@@ -303,7 +342,7 @@ export class Sequence implements SequenceAttention {
     job[JobField.Layer] = layer; job[JobField.Heads] = H; job[JobField.KvHeads] = G; job[JobField.HeadDim] = d;
     job[JobField.Sinks] = this.ranges.sinks; job[JobField.IndexedEnd] = this.ranges.indexedEnd; job[JobField.Length] = this.ranges.length;
     job[JobField.K] = K; job[JobField.L] = L; job[JobField.Seed] = seed; job[JobField.CodesReady] = this.stepCodes ? 1 : 0;
-    job[JobField.Threads] = threads;
+    job[JobField.Threads] = threads; job[JobField.Dense] = 0;
     for (let g = 0; g < G; g++) if (g % threads !== 0) pool.share((g % threads) - 1, layer, g, st.kv.heads[g], st.heads[g]);
     pool.start();
     const hash = this.stepCodes ? null : this.simhash();

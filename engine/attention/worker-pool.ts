@@ -1,4 +1,4 @@
-// Worker threads for MagicPIG decode steps: the cache, tables and norms are SharedArrayBuffers / shared WebAssembly
+// Worker threads for decode steps (MagicPIG, and exact decode steps over long caches): the cache, tables and norms are SharedArrayBuffers / shared WebAssembly
 // memories, so a worker reads them in place. A step is split by KV head (each task = one KV head's group of query
 // heads: they share the KV head's workspace and its rows stay in that core's cache); the main thread takes a share
 // too. Synchronous hand-off (forward() is synchronous): Atomics.notify to start, Atomics.wait for the rest.
@@ -12,7 +12,7 @@ import type { HeadIndex } from './head-index';
 /** ctl[GEN]: job generation (negative = stop); ctl[DONE]: workers finished with the current job. */
 export const GEN = 0, DONE = 1;
 /** Job ints: see JobField. */
-export const enum JobField { Layer, Heads, KvHeads, HeadDim, Sinks, IndexedEnd, Length, K, L, Seed, CodesReady, Threads, Size }
+export const enum JobField { Layer, Heads, KvHeads, HeadDim, Sinks, IndexedEnd, Length, K, L, Seed, CodesReady, Threads, Dense, Size }
 
 export interface HeadMessage {
   type: 'head';
@@ -22,12 +22,13 @@ export interface HeadMessage {
   dtype: 'float32' | 'bfloat16';
   d: number;
   capacity: number;
+  /** The index (null for an exact layer: dense decode steps need the cache only). */
   K: number;
   L: number;
   base: number;
   count: number;
-  offsets: Int32Array<ArrayBufferLike>;
-  ids: Int32Array<ArrayBufferLike>;
+  offsets: Int32Array<ArrayBufferLike> | null;
+  ids: Int32Array<ArrayBufferLike> | null;
   norms: Float32Array<ArrayBufferLike>;
   /** k̄ (keys are stored raw; the sampling probability needs q·k̄). */
   kbar: Float32Array | null;
@@ -93,14 +94,15 @@ export class AttentionPool {
 
   /** Post KV head g of `layer` to the worker that owns it this step, if its layout changed since the last post. */
   share(worker: number, layer: number, g: number, cache: HeadCache, index: HeadIndex): void {
-    const w = this.workers[worker], t = index.tables!;
+    const w = this.workers[worker], t = index.tables;
     const key = layer * 65536 + g, prev = w.sent.get(key);
-    if (prev && prev[0] === cache && prev[1] === t.ids && prev[2] === t.offsets && prev[3] === t.count && prev[4] === index.norms
-      && prev[5] === index.kbar) return;
-    w.sent.set(key, [cache, t.ids, t.offsets, t.count, index.norms, index.kbar]);
+    if (prev && prev[0] === cache && prev[1] === t?.ids && prev[2] === t?.offsets && prev[3] === t?.count
+      && prev[4] === index.norms && prev[5] === index.kbar) return;
+    w.sent.set(key, [cache, t?.ids, t?.offsets, t?.count, index.norms, index.kbar]);
     const msg: HeadMessage = {
-      type: 'head', layer, g, mem: cache.memory!, dtype: cache.dtype, d: cache.d, capacity: cache.capacity, K: t.K, L: t.L, base: t.base,
-      count: t.count, offsets: t.offsets, ids: t.ids, norms: index.norms, kbar: index.kbar,
+      type: 'head', layer, g, mem: cache.memory!, dtype: cache.dtype, d: cache.d, capacity: cache.capacity,
+      K: t?.K ?? 0, L: t?.L ?? 0, base: t?.base ?? 0, count: t?.count ?? 0, offsets: t?.offsets ?? null, ids: t?.ids ?? null,
+      norms: index.norms, kbar: index.kbar,
     };
     w.port.postMessage(msg);
   }

@@ -1,8 +1,8 @@
 // An attention worker thread (see worker-pool.ts): waits on the shared control word, pulls layout updates from its
-// port, runs MagicPIG for the KV heads it owns in the current job, and signals done. Bundled as
-// dist/attention-worker.js (esbuild.mjs); loaded from source under tsx.
+// port, runs MagicPIG (or an exact decode step) for the KV heads it owns in the current job, and signals done.
+// Bundled as dist/attention-worker.js (esbuild.mjs); loaded from source under tsx.
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { HeadCache } from './head-cache';
+import { HeadCache, SLOTS } from './head-cache';
 import { HeadIndex } from './head-index';
 import { LshTables } from './lsh-tables';
 import { DecodeKernels, magicpigGroup, type Ranges } from './decode-kernels';
@@ -23,7 +23,7 @@ function drain(): void {
     const index = new HeadIndex(msg.g, msg.d);
     index.norms = msg.norms;
     index.kbar = msg.kbar;
-    index.tables = LshTables.attach(msg.K, msg.L, msg.base, msg.count, msg.offsets, msg.ids);
+    index.tables = msg.ids && msg.offsets ? LshTables.attach(msg.K, msg.L, msg.base, msg.count, msg.offsets, msg.ids) : null;
     heads.set(msg.layer * 65536 + msg.g, { cache, index });
   }
 }
@@ -38,6 +38,18 @@ function runJob(): void {
   let ker = kernels.get(d);
   if (!ker) kernels.set(d, (ker = new DecodeKernels(d)));
   ker.reserve(ranges.indexedEnd - ranges.sinks);
+  if (job[JobField.Dense]) {
+    // Exact decode step: each owned KV head's query heads over keys [0, length), in one pass (attendPrefixGroup).
+    const group = H / G, scale = 1 / Math.sqrt(d);
+    for (let g = 0; g < G; g++) {
+      if (g % T !== wid + 1) continue;
+      const cache = heads.get(layer * 65536 + g)!.cache;
+      for (let h = g * group; h < (g + 1) * group; h += SLOTS) {
+        cache.attendPrefixGroup(b.q as Float32Array, h * d, Math.min(SLOTS, (g + 1) * group - h), ranges.length, scale, b.out as Float32Array, h * d);
+      }
+    }
+    return;
+  }
   const hash = job[JobField.CodesReady] ? null : simhashFor(d, K, L, job[JobField.Seed]);
   for (let g = 0; g < G; g++) {
     if (g % T !== wid + 1) continue;
