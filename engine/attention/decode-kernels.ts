@@ -87,11 +87,8 @@ export class DecodeKernels {
   /** The last softmax's max logit and Σ exp(logit − max): its log-sum-exp is lastMax + log(lastZ). */
   lastMax = -Infinity;
   lastZ = 0;
-  /** Retrieval marks (see LshTables.retrieve) and the current query's generation (steps by 2). */
-  marks = new Uint8Array(0);
   sortTmp = new Int32Array(0);
   readonly sortCount = new Int32Array(2048);
-  private gen = 2;
   scores = new Float32Array(0);
   work = new Float32Array(0);
   /** Per workspace slot: where its list starts, |T|, |S|, its softmax denominator, and block cursors. */
@@ -113,11 +110,9 @@ export class DecodeKernels {
 
   /** Grow scratch to hold an index of `count` keys (only when the index grows). */
   reserve(count: number): void {
-    if (this.marks.length >= count) return;
-    const cap = Math.max(count, this.marks.length * 2, 1024);
-    this.marks = new Uint8Array(cap);
+    if (this.sortTmp.length >= count) return;
+    const cap = Math.max(count, this.sortTmp.length * 2, 1024);
     this.sortTmp = new Int32Array(cap);
-    this.gen = 2;
     this.scores = new Float32Array(cap);
     this.work = new Float32Array(cap);
   }
@@ -137,9 +132,7 @@ export class DecodeKernels {
   retrieve(x: HeadInput, qCodes: Int32Array, qo: number, at: number): number {
     const t = x.index.tables;
     if (!t || t.count === 0) return 0;
-    this.gen += 2;
-    if (this.gen > 252) { this.marks.fill(0); this.gen = 2; }
-    return t.retrieve(qCodes, qo, this.marks, this.gen, x.cache.ids, at);
+    return t.retrieve(qCodes, qo, x.cache.ids, at);
   }
 
   /** Record slot s's list in the workspace: T at ids[at, at + nT), then its m sampled ids. */

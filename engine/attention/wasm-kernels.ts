@@ -223,6 +223,70 @@ export interface WasmKernels {
   axpyRange16(o: number, base: number, start: number, w: number, m: number, rowBytes: number, stride: number): void;
 }
 
+/**
+ * Retrieval (lsh-tables.ts, spec §5) as a WebAssembly loop over one table set's memory:
+ * (q, offsets, ids, marks, out, L, B + 1, count, base, gen) → ids emitted into out. For each table l, walk bucket
+ * q[l]; a key whose mark is gen (one earlier collision this query) is emitted and marked gen + 1; a key with an older
+ * mark is marked gen. Byte pointers; ids and offsets int32, marks bytes indexed by id − base.
+ */
+function retrievalBody(): number[] {
+  const [Q, OFFS, IDS, MARKS, OUT, L, B1, COUNT, BASE, GEN] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const [l, p, e, id, j, v, m, ob] = [10, 11, 12, 13, 14, 15, 16, 17];
+  const tee = (i: number) => [0x22, ...uleb(i)];
+  const ld4 = [0x28, 2, 4], i32store = [0x36, 2, 0], ld8 = [0x2d, 0, 0], st8 = [0x3a, 0, 0];
+  const eq = [0x46], ne = [0x47], ltU = [0x49], sub = [0x6b];
+  return [
+    ...i32c(0), ...set(m), ...i32c(0), ...set(l),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(l), ...get(L), 0x4e, 0x0d, 1,
+    // ob = &offsets[l·(B+1) + q[l]];  e = &ids[l·count];  p = e + offsets[ob]·4;  e += offsets[ob + 1]·4
+    ...get(OFFS), ...get(l), ...get(B1), ...mul, ...get(Q), ...get(l), ...i32c(2), ...shl, ...add, ...i32load, ...add, ...i32c(2), ...shl, ...add, ...set(ob),
+    ...get(IDS), ...get(l), ...get(COUNT), ...mul, ...i32c(2), ...shl, ...add, ...set(e),
+    ...get(e), ...get(ob), ...i32load, ...i32c(2), ...shl, ...add, ...set(p),
+    ...get(e), ...get(ob), ...ld4, ...i32c(2), ...shl, ...add, ...set(e),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(p), ...get(e), ...ltU, 0x45, 0x0d, 1,
+    ...get(MARKS), ...get(p), ...i32load, ...tee(id), ...add, ...get(BASE), ...sub, ...tee(j), ...ld8, ...tee(v), ...get(GEN), ...eq,
+    0x04, 0x40, // second collision: emit once
+    ...get(OUT), ...get(m), ...i32c(2), ...shl, ...add, ...get(id), ...i32store,
+    ...get(m), ...i32c(1), ...add, ...set(m),
+    ...get(j), ...get(GEN), ...i32c(1), ...add, ...st8,
+    0x05, // first collision this query (unless already emitted)
+    ...get(v), ...get(GEN), ...i32c(1), ...add, ...ne,
+    0x04, 0x40, ...get(j), ...get(GEN), ...st8, 0x0b,
+    0x0b,
+    ...get(p), ...i32c(4), ...add, ...set(p),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(l), ...i32c(1), ...add, ...set(l),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(m),
+  ];
+}
+
+export type RetrievalKernel = (q: number, offsets: number, ids: number, marks: number, out: number, L: number,
+  B1: number, count: number, base: number, gen: number) => number;
+
+function retrievalModuleBytes(): Uint8Array {
+  const type = section(1, vec([[0x60, ...vec(new Array(10).fill([I32])), ...vec([[I32]])]]));
+  const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
+  const funcs = section(3, vec([[0]]));
+  const exports = section(7, vec([[...str('retrieve'), 0x00, 0]]));
+  const fn = [...vec([[8, I32]]), ...retrievalBody(), 0x0b];
+  const code = section(10, vec([[...uleb(fn.length), ...fn]]));
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
+}
+
+/** The retrieval kernel bound to a table set's memory, or null without WebAssembly (then lsh-tables.ts loops in TS). */
+export const retrievalKernel: ((mem: WebAssembly.Memory) => RetrievalKernel) | null = (() => {
+  if (process.env.SNOUT_NO_WASM === '1') return null;
+  try {
+    const module = new WebAssembly.Module(retrievalModuleBytes() as Uint8Array<ArrayBuffer>);
+    return (mem: WebAssembly.Memory) => (new WebAssembly.Instance(module, { env: { mem } }).exports as { retrieve: RetrievalKernel }).retrieve;
+  } catch {
+    return null;
+  }
+})();
+
 let compiled: WebAssembly.Module | null | undefined;
 
 /** The compiled module, or null where WebAssembly SIMD is unavailable (then the TypeScript kernels run). */

@@ -27,8 +27,8 @@ export interface HeadMessage {
   L: number;
   base: number;
   count: number;
-  offsets: Int32Array<ArrayBufferLike> | null;
-  ids: Int32Array<ArrayBufferLike> | null;
+  /** The table set's shared memory (LshTables.attach), or null when the layer has no index. */
+  tables: { buffer: SharedArrayBuffer; memory: WebAssembly.Memory | null } | null;
   norms: Float32Array<ArrayBufferLike>;
   /** k̄ (keys are stored raw; the sampling probability needs q·k̄). */
   kbar: Float32Array | null;
@@ -96,12 +96,13 @@ export class AttentionPool {
   share(worker: number, layer: number, g: number, cache: HeadCache, index: HeadIndex): void {
     const w = this.workers[worker], t = index.tables;
     const key = layer * 65536 + g, prev = w.sent.get(key);
-    if (prev && prev[0] === cache && prev[1] === t?.ids && prev[2] === t?.offsets && prev[3] === t?.count
-      && prev[4] === index.norms && prev[5] === index.kbar) return;
-    w.sent.set(key, [cache, t?.ids, t?.offsets, t?.count, index.norms, index.kbar]);
+    if (prev && prev[0] === cache && prev[1] === t?.buffer && prev[2] === t?.count && prev[3] === index.norms
+      && prev[4] === index.kbar) return;
+    w.sent.set(key, [cache, t?.buffer, t?.count, index.norms, index.kbar]);
     const msg: HeadMessage = {
       type: 'head', layer, g, mem: cache.memory!, dtype: cache.dtype, d: cache.d, capacity: cache.capacity,
-      K: t?.K ?? 0, L: t?.L ?? 0, base: t?.base ?? 0, count: t?.count ?? 0, offsets: t?.offsets ?? null, ids: t?.ids ?? null,
+      K: t?.K ?? 0, L: t?.L ?? 0, base: t?.base ?? 0, count: t?.count ?? 0,
+      tables: t ? { buffer: t.buffer, memory: t.memory } : null,
       norms: index.norms, kbar: index.kbar,
     };
     w.port.postMessage(msg);
