@@ -4,7 +4,8 @@
 // Quest, on synthetic keys shaped like real ones (shared offset, a flat Gaussian tail, and on "peaked" KV heads a few
 // heavy hitters aligned with the queries). Errors are relative L2 of the output vs exact, TopK/Quest at MagicPIG's
 // per-head budget ('auto'). floor_ms = bytes MagicPIG must read (table ids walked, sampled K/V/norms, exact-set K/V)
-// / copy bandwidth measured in the same run. Writes bench-results/attention.svg (+ attention-error.svg).
+// / copy bandwidth measured in the same run. Writes bench-results/attention.svg (+ attention-error.svg; -bf16 for
+// a bfloat16 run).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Sequence } from '../engine/attention/sequence';
@@ -275,7 +276,8 @@ function table(rows: Row[]): string {
   return cells.map((c) => c.map((x, i) => x.padStart(widths[i])).join('  ')).join('\n');
 }
 
-function plots(rows: Row[], dir: string): string[] {
+/** The two plots of a run; a bfloat16 run's carry a -bf16 suffix (so it does not overwrite the float32 ones). */
+export function plots(rows: Row[], dir: string, suffix = rows[0]?.dtype === 'bfloat16' ? '-bf16' : ''): string[] {
   mkdirSync(dir, { recursive: true });
   const series = (name: string, f: (r: Row) => number) => ({ name, points: rows.map((r) => [r.n, f(r)] as [number, number]) });
   const times = lineChart([
@@ -287,7 +289,7 @@ function plots(rows: Row[], dir: string): string[] {
   const errors = barChart(rows.map((r) => ({ label: `${r.n / 1024}K`, values: [r.err_magicpig_flat, r.err_topk_flat, r.err_quest_flat, r.err_magicpig_peaked, r.err_topk_peaked, r.err_quest_peaked] })),
     ['magicpig flat', 'topk flat', 'quest flat', 'magicpig peaked', 'topk peaked', 'quest peaked'],
     { title: 'Relative L2 error vs exact (same budget)', yLabel: 'relative error' });
-  const files = [path.join(dir, 'attention.svg'), path.join(dir, 'attention-error.svg')];
+  const files = [path.join(dir, `attention${suffix}.svg`), path.join(dir, `attention-error${suffix}.svg`)];
   writeFileSync(files[0], times);
   writeFileSync(files[1], errors);
   return files;
