@@ -165,6 +165,7 @@ export class DecodeKernels {
   attendGroup(c: HeadCache, index: HeadIndex, slots: number, K: number, L: number, out: Float32Array, oo: number): void {
     const d = this.d, ids = c.ids, logits = c.logits, kbar = index.kbar;
     this.norms = index.norms;
+    if (c.hasDotsNorm) c.setKbar(kbar);
     // Gather in address order: sampled ids come out in bucket order (random); sorted, the K/V row reads run forward
     // through memory and the hardware prefetcher helps (measured ~17% off the step at 16K).
     let total = 0, lo = 0x7fffffff, hi = -1;
@@ -234,16 +235,30 @@ export class DecodeKernels {
     this.lastZ = this.z[0];
   }
 
-  /** Slot s's sampled ids [p, e): logits s_i − log(u_i + 1e-4) (spec §7), weights under the running shift, values. */
+  /**
+   * Slot s's sampled ids [p, e): logits s_i − log(u_i + 1e-4) (spec §7), weights under the running shift, values.
+   * |k̃_i| comes from the row itself (dotsNormAt) on the SIMD path, else from the index's norms.
+   */
   private sampledBlock(c: HeadCache, table: LogWeightTable, s: number, p: number, e: number): void {
-    const ids = c.ids, logits = c.logits, norms = this.norms!, qn = this.qn[s], qk = this.qk[s];
-    c.dotsAt(s, p, e - p);
+    const ids = c.ids, logits = c.logits, qn = this.qn[s], qk = this.qk[s], n2 = c.norms2;
     let bmax = -Infinity;
-    for (let j = p; j < e; j++) {
-      const dot = logits[j], den = qn * norms[ids[j]];
-      const x = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0);
-      logits[j] = x;
-      if (x > bmax) bmax = x;
+    if (n2 && c.hasDotsNorm) {
+      c.dotsNormAt(s, p, e - p);
+      for (let j = p; j < e; j++) {
+        const dot = logits[j], den = qn * Math.sqrt(n2[j]);
+        const x = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0);
+        logits[j] = x;
+        if (x > bmax) bmax = x;
+      }
+    } else {
+      const norms = this.norms!;
+      c.dotsAt(s, p, e - p);
+      for (let j = p; j < e; j++) {
+        const dot = logits[j], den = qn * norms[ids[j]];
+        const x = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0);
+        logits[j] = x;
+        if (x > bmax) bmax = x;
+      }
     }
     let mx = this.mx[s];
     if (bmax > mx + RESCALE || mx === -Infinity) {

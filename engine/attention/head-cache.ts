@@ -6,7 +6,7 @@
 // dims, no SIMD) plain SharedArrayBuffers, K and V each [capacity, d] (stride d), and the TypeScript kernels. Growth
 // makes a new, larger memory and copies K and V once (capacity doubles, so total copying stays O(n)).
 import type { KvDtype } from './types';
-import { instantiate, wasmModule, type WasmKernels } from './wasm-kernels';
+import { dotsNormKernels, instantiate, wasmModule, type DotsNormKernel, type WasmKernels } from './wasm-kernels';
 import { dotRow } from './softmax-acc';
 
 export type KvArray = Float32Array | Uint16Array;
@@ -34,6 +34,8 @@ export class HeadCache {
   ids: Int32Array;
   /** Workspace: one float per gathered id (scores, then softmax weights). */
   logits: Float32Array;
+  /** Workspace: |k − k̄|² per gathered id (dotsNormAt; SIMD path only). */
+  norms2: Float32Array | null = null;
   /** Workspace: the query (copied in) and the output accumulator — slot 0 of qs / os. */
   q: Float32Array;
   o: Float32Array;
@@ -41,6 +43,10 @@ export class HeadCache {
   qs: Float32Array[];
   os: Float32Array[];
   private wasm: WasmKernels | null = null;
+  private norm: { dotsNorm: DotsNormKernel; dotsNorm16: DotsNormKernel } | null = null;
+  private kbarOff = 0;
+  private norms2Off = 0;
+  private kbarView: Float32Array | null = null;
   private readonly groupMax = new Float64Array(SLOTS);
   private readonly groupZ = new Float64Array(SLOTS);
   private kOff = 0;
@@ -78,13 +84,18 @@ export class HeadCache {
       this.scoresOff = align(this.oOff + 4 * d * SLOTS);
       this.idsOff = align(this.scoresOff + 4 * SLOTS * DENSE_BLOCK);
       this.logitsOff = align(this.idsOff + 4 * capacity);
-      this.kOff = align(this.logitsOff + 4 * capacity);
+      this.norms2Off = align(this.logitsOff + 4 * capacity);
+      this.kbarOff = align(this.norms2Off + 4 * capacity);
+      this.kOff = align(this.kbarOff + 4 * d);
       this.vOff = this.kOff + this.rowBytes;
       const pages = Math.ceil((this.kOff + 2 * kvBytes) / 65536);
       const mem = attach ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       this.memory = mem;
       const buf = mem.buffer;
       this.wasm = instantiate(mem);
+      this.norm = dotsNormKernels(mem);
+      this.norms2 = new Float32Array(buf, this.norms2Off, capacity);
+      this.kbarView = new Float32Array(buf, this.kbarOff, d);
       const n = 2 * capacity * d;
       this.keys = dtype === 'float32' ? new Float32Array(buf, this.kOff, n) : new Uint16Array(buf, this.kOff, n);
       this.values = dtype === 'float32' ? new Float32Array(buf, this.vOff, n - d) : new Uint16Array(buf, this.vOff, n - d);
@@ -126,6 +137,24 @@ export class HeadCache {
     }
     const q = this.qs[slot];
     for (let j = at; j < at + m; j++) this.logits[j] = dotRow(q, 0, this.keys, this.ids[j], this.d);
+  }
+
+  /** True when dotsNormAt is available (the SIMD path). */
+  get hasDotsNorm(): boolean {
+    return this.norm !== null;
+  }
+
+  /** The centring offset k̄ that dotsNormAt subtracts (null: zero). */
+  setKbar(kbar: Float32Array | null): void {
+    if (kbar) this.kbarView!.set(kbar);
+    else this.kbarView!.fill(0);
+  }
+
+  /** logits[at + j] = qs[slot] · k and norms2[at + j] = |k − k̄|² for k = K[ids[at + j]], j < m (hasDotsNorm only). */
+  dotsNormAt(slot: number, at: number, m: number): void {
+    const q = this.qOff + 4 * this.d * slot, ids = this.idsOff + 4 * at, out = this.logitsOff + 4 * at, nrm = this.norms2Off + 4 * at;
+    if (this.bf16) this.norm!.dotsNorm16(q, this.kbarOff, this.kOff, ids, out, nrm, m, this.rowBytes, this.strideBytes);
+    else this.norm!.dotsNorm(q, this.kbarOff, this.kOff, ids, out, nrm, m, this.rowBytes, this.strideBytes);
   }
 
   /** logits[j] = q · K[start + j] for j < m (unscaled). */

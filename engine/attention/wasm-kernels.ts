@@ -224,6 +224,105 @@ export interface WasmKernels {
 }
 
 /**
+ * dotsNorm: for sampled rows, the score and the centred key's squared norm in one pass over the row:
+ * (q, kbar, base, ids, out, nrm, m, rowBytes, stride): out[j] = q · k, nrm[j] = |k − k̄|², k = row(ids[j]). MagicPIG's
+ * sampling probability needs |k̃_i| (spec §6); reading it from a norms array was one more random gather per sampled key
+ * (~half of the per-key TypeScript time at 128K, measured by profile), computing it from the row in hand costs none.
+ * Two rows per pass. bf16: rows of bfloat16 (widened), q and k̄ float32.
+ */
+function dotsNormBody(bf16: boolean): number[] {
+  const [Q, KB, BASE, IDS, OUT, NRM, M, RB, STRIDE] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [Jl, Cl, R0, R1] = [9, 10, 11, 12];
+  const [QK0, NN0, QK1, NN1, K0, K1, QV, KBV, DV, QV2, KBV2] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
+  const f32x4sub = simd(229);
+  const rowAt = (k: number, into: number) => [
+    ...get(BASE), ...get(IDS), ...get(Jl), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add, ...i32load,
+    ...get(STRIDE), ...mul, ...add, ...set(into),
+  ];
+  const accumulate = (qk: number, nn: number, k: number, q: number, kb: number) => [
+    ...get(qk), ...get(q), ...get(k), ...f32x4mul, ...f32x4add, ...set(qk),
+    ...get(k), ...get(kb), ...f32x4sub, ...set(DV),
+    ...get(nn), ...get(DV), ...get(DV), ...f32x4mul, ...f32x4add, ...set(nn),
+  ];
+  const vecAt = (ptr: number, scaled: boolean, off: number) => [...get(ptr), ...get(Cl), ...(scaled ? [...i32c(1), ...shl] : []), ...add, ...v128load(off)];
+  const store = (ptr: number, k: number, acc: number) => [
+    ...get(ptr), ...get(Jl), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add, ...hsum(acc), ...f32store,
+  ];
+  const rows = (n: number) => {
+    const R = [R0, R1].slice(0, n), QK = [QK0, QK1], NN = [NN0, NN1], KV = [K0, K1];
+    const body = bf16
+      ? [
+        ...vecAt(Q, true, 0), ...set(QV), ...vecAt(Q, true, 16), ...set(QV2),
+        ...vecAt(KB, true, 0), ...set(KBV), ...vecAt(KB, true, 16), ...set(KBV2),
+        ...R.flatMap((r, k) => [
+          ...get(r), ...get(Cl), ...add, ...v128load(0), ...set(KV[k]),
+          ...get(KV[k]), ...widenHigh, ...set(DV), // the high half waits in DV while the low half is summed
+          ...get(KV[k]), ...widenLow, ...set(KV[k]),
+          ...get(QK[k]), ...get(QV2), ...get(DV), ...f32x4mul, ...f32x4add, ...set(QK[k]),
+          ...get(DV), ...get(KBV2), ...f32x4sub, ...set(DV),
+          ...get(NN[k]), ...get(DV), ...get(DV), ...f32x4mul, ...f32x4add, ...set(NN[k]),
+          ...accumulate(QK[k], NN[k], KV[k], QV, KBV),
+        ]),
+      ]
+      : [
+        ...vecAt(Q, false, 0), ...set(QV), ...vecAt(KB, false, 0), ...set(KBV),
+        ...R.flatMap((r, k) => [...get(r), ...get(Cl), ...add, ...v128load(0), ...set(KV[k]), ...accumulate(QK[k], NN[k], KV[k], QV, KBV)]),
+      ];
+    return [
+      ...R.flatMap((r, k) => rowAt(k, r)),
+      ...R.flatMap((_, k) => [...v128zero, ...set(QK[k]), ...v128zero, ...set(NN[k])]),
+      ...i32c(0), ...set(Cl),
+      0x02, 0x40, 0x03, 0x40,
+      ...get(Cl), ...get(RB), ...geU, 0x0d, 1,
+      ...body,
+      ...get(Cl), ...i32c(16), ...add, ...set(Cl),
+      0x0c, 0, 0x0b, 0x0b,
+      ...R.flatMap((_, k) => [...store(OUT, k, QK[k]), ...store(NRM, k, NN[k])]),
+    ];
+  };
+  return [
+    ...i32c(0), ...set(Jl),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(Jl), ...get(M), ...i32c(1), 0x6b, 0x4e, 0x0d, 1,
+    ...rows(2),
+    ...get(Jl), ...i32c(2), ...add, ...set(Jl),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(Jl), ...get(M), 0x48, 0x04, 0x40, ...rows(1), 0x0b,
+  ];
+}
+
+export type DotsNormKernel = (q: number, kbar: number, base: number, ids: number, out: number, nrm: number, m: number,
+  rowBytes: number, stride: number) => void;
+
+function dotsNormModuleBytes(): Uint8Array {
+  const type = section(1, vec([[0x60, ...vec(new Array(9).fill([I32])), ...vec([])]]));
+  const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
+  const funcs = section(3, vec([[0], [0]]));
+  const exports = section(7, vec([[...str('dotsNorm'), 0x00, 0], [...str('dotsNorm16'), 0x00, 1]]));
+  const fns = [dotsNormBody(false), dotsNormBody(true)].map((b) => {
+    const fn = [...vec([[4, I32], [11, V128]]), ...b, 0x0b];
+    return [...uleb(fn.length), ...fn];
+  });
+  const code = section(10, vec(fns));
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
+}
+
+let dotsNormModule: WebAssembly.Module | null | undefined;
+
+/** dotsNorm (float32 rows) and dotsNorm16 (bfloat16 rows) on a memory, or null without WebAssembly SIMD. */
+export function dotsNormKernels(mem: WebAssembly.Memory): { dotsNorm: DotsNormKernel; dotsNorm16: DotsNormKernel } | null {
+  if (dotsNormModule === undefined) {
+    try {
+      dotsNormModule = process.env.SNOUT_NO_WASM === '1' ? null : new WebAssembly.Module(dotsNormModuleBytes() as Uint8Array<ArrayBuffer>);
+    } catch {
+      dotsNormModule = null;
+    }
+  }
+  if (!dotsNormModule) return null;
+  return new WebAssembly.Instance(dotsNormModule, { env: { mem } }).exports as unknown as { dotsNorm: DotsNormKernel; dotsNorm16: DotsNormKernel };
+}
+
+/**
  * Retrieval (lsh-tables.ts, spec §5) as a WebAssembly loop over one table set's memory:
  * (q, offsets, ids, marks, out, L, B + 1, count, base, gen) → ids emitted into out. For each table l, walk bucket
  * q[l]; a key whose mark is gen (one earlier collision this query) is emitted and marked gen + 1; a key with an older

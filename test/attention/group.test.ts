@@ -1,6 +1,6 @@
-// The gathered-row kernels (dotsAt / axpyAt: WebAssembly SIMD, 4 rows per pass plus leftovers) against a float64
-// reference, and MagicPIG's group step (the query heads of one KV head attending together, block by block) against
-// the same heads attended one at a time.
+// The gathered-row kernels (dotsAt / dotsNormAt / axpyAt: WebAssembly SIMD, several rows a pass plus leftovers)
+// against a float64 reference, and MagicPIG's group step (the query heads of one KV head attending together, block by
+// block) against the same heads attended one at a time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DecodeKernels, magicpigGroup, type Ranges } from '../../engine/attention/decode-kernels';
@@ -12,7 +12,7 @@ import { gaussians, rng } from './reference';
 
 const d = 32;
 
-test('dotsAt / axpyAt equal float64 sums for every leftover count, slot and offset (float32 and bfloat16)', () => {
+test('dotsAt / dotsNormAt / axpyAt equal float64 sums for every leftover count, slot and offset (f32 and bf16)', () => {
   const n = 200, rand = rng(5);
   for (const dtype of ['float32', 'bfloat16'] as const) {
     const kv = new KvStore(1, d, dtype), k = gaussians(n * d, rand), v = gaussians(n * d, rand);
@@ -32,6 +32,20 @@ test('dotsAt / axpyAt equal float64 sums for every leftover count, slot and offs
         let s = 0;
         for (let ch = 0; ch < d; ch++) s += c.qs[slot][ch] * key(c.ids[at + j], ch);
         assert.ok(Math.abs(c.logits[at + j] - s) < 1e-4, `${dtype} m=${m} dot ${j}: ${c.logits[at + j]} vs ${s}`);
+      }
+      // dotsNormAt: the same scores plus |k − k̄|² from the row in hand.
+      const kbar = gaussians(d, rand);
+      c.setKbar(kbar);
+      c.dotsNormAt(slot, at, m);
+      for (let j = 0; j < m; j++) {
+        let s = 0, n2 = 0;
+        for (let ch = 0; ch < d; ch++) {
+          const x = key(c.ids[at + j], ch);
+          s += c.qs[slot][ch] * x;
+          n2 += (x - kbar[ch]) ** 2;
+        }
+        assert.ok(Math.abs(c.logits[at + j] - s) < 1e-4, `${dtype} m=${m} dotsNorm score ${j}`);
+        assert.ok(Math.abs(c.norms2![at + j] - n2) < 1e-4 * n2, `${dtype} m=${m} dotsNorm |k − k̄|² ${j}: ${c.norms2![at + j]} vs ${n2}`);
       }
       for (let j = 0; j < m; j++) c.logits[at + j] = rand();
       c.os[slot].fill(0);
