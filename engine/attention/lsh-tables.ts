@@ -17,7 +17,7 @@ const align = (x: number) => (x + 63) & ~63;
  */
 function layout(L: number, B: number, count: number) {
   const offsets = HEADER, ids = align(offsets + 4 * L * (B + 1)), marks = align(ids + 4 * L * count);
-  const out = align(marks + count), q = align(out + 4 * count), end = align(q + 4 * L);
+  const out = align(marks + count), q = align(out + 4 * count), end = align(q + 4 * L + 16); // + 16: the marks scan reads whole 16-byte blocks
   return { offsets, ids, marks, out, q, end };
 }
 
@@ -158,8 +158,14 @@ export class LshTables {
     this.adopt(next);
   }
 
+  /** True when retrieve() lists ids in ascending order (the WebAssembly kernel's marks scan); else emission order. */
+  get emitsSorted(): boolean {
+    return this.kernel !== null;
+  }
+
   /**
-   * Ids colliding with qCodes in at least 2 tables, in emission order, into out from index `at`; returns how many.
+   * Ids colliding with qCodes in at least 2 tables into out from index `at` (ascending if emitsSorted, else in
+   * emission order); returns how many.
    * Per key a mark byte records the last query that touched it: gen after one collision, gen + 1 once emitted. The
    * generation (header word 0) steps by 2 per query and the marks are cleared when it would pass 255, so no clearing
    * pass per query is needed (one walk of the buckets, not two). Bytes, not words: 4× less scratch to keep in cache

@@ -324,18 +324,22 @@ export function dotsNormKernels(mem: WebAssembly.Memory): { dotsNorm: DotsNormKe
 
 /**
  * Retrieval (lsh-tables.ts, spec §5) as a WebAssembly loop over one table set's memory:
- * (q, offsets, ids, marks, out, L, B + 1, count, base, gen) → ids emitted into out. For each table l, walk bucket
- * q[l]; a key whose mark is gen (one earlier collision this query) is emitted and marked gen + 1; a key with an older
- * mark is marked gen. Byte pointers; ids and offsets int32, marks bytes indexed by id − base.
+ * (q, offsets, ids, marks, out, L, B + 1, count, base, gen) → ids emitted into out, ascending. For each table l, walk
+ * bucket q[l]; a key whose mark is gen (one earlier collision this query) is marked gen + 1 (sampled); a key with an
+ * older mark is marked gen. Then one SIMD scan of the marks (16 per compare) lists the keys marked gen + 1 in id
+ * order — so the attention's address-ordered gathers need no sort (a radix sort of the emitted ids was 8% of a 128K
+ * step). Byte pointers; ids and offsets int32, marks bytes indexed by id − base.
  */
 function retrievalBody(): number[] {
   const [Q, OFFS, IDS, MARKS, OUT, L, B1, COUNT, BASE, GEN] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  const [l, p, e, id, j, v, m, ob] = [10, 11, 12, 13, 14, 15, 16, 17];
-  const tee = (i: number) => [0x22, ...uleb(i)];
+  const [l, p, e, id, j, v, m, ob, i, mask] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+  const TARGET = 20; // v128
+  const tee = (x: number) => [0x22, ...uleb(x)];
   const ld4 = [0x28, 2, 4], i32store = [0x36, 2, 0], ld8 = [0x2d, 0, 0], st8 = [0x3a, 0, 0];
-  const eq = [0x46], ne = [0x47], ltU = [0x49], sub = [0x6b];
+  const eq = [0x46], ne = [0x47], ltU = [0x49], sub = [0x6b], and = [0x71], ctz = [0x68];
+  const i8x16splat = simd(15), i8x16eq = simd(35), i8x16bitmask = simd(100);
   return [
-    ...i32c(0), ...set(m), ...i32c(0), ...set(l),
+    ...i32c(0), ...set(l),
     0x02, 0x40, 0x03, 0x40,
     ...get(l), ...get(L), 0x4e, 0x0d, 1,
     // ob = &offsets[l·(B+1) + q[l]];  e = &ids[l·count];  p = e + offsets[ob]·4;  e += offsets[ob + 1]·4
@@ -346,17 +350,31 @@ function retrievalBody(): number[] {
     0x02, 0x40, 0x03, 0x40,
     ...get(p), ...get(e), ...ltU, 0x45, 0x0d, 1,
     ...get(MARKS), ...get(p), ...i32load, ...tee(id), ...add, ...get(BASE), ...sub, ...tee(j), ...ld8, ...tee(v), ...get(GEN), ...eq,
-    0x04, 0x40, // second collision: emit once
-    ...get(OUT), ...get(m), ...i32c(2), ...shl, ...add, ...get(id), ...i32store,
-    ...get(m), ...i32c(1), ...add, ...set(m),
-    ...get(j), ...get(GEN), ...i32c(1), ...add, ...st8,
-    0x05, // first collision this query (unless already emitted)
+    0x04, 0x40, ...get(j), ...get(GEN), ...i32c(1), ...add, ...st8, // second collision: sampled
+    0x05,
     ...get(v), ...get(GEN), ...i32c(1), ...add, ...ne,
-    0x04, 0x40, ...get(j), ...get(GEN), ...st8, 0x0b,
+    0x04, 0x40, ...get(j), ...get(GEN), ...st8, 0x0b, // first collision this query (unless already sampled)
     0x0b,
     ...get(p), ...i32c(4), ...add, ...set(p),
     0x0c, 0, 0x0b, 0x0b,
     ...get(l), ...i32c(1), ...add, ...set(l),
+    0x0c, 0, 0x0b, 0x0b,
+    // Scan: for i in 0, 16, …: mask = bits of marks[i..i+16) == gen + 1 (cut to count), emit base + i + ctz(mask).
+    ...get(GEN), ...i32c(1), ...add, ...i8x16splat, ...set(TARGET),
+    ...i32c(0), ...set(m), ...i32c(0), ...set(i),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(i), ...get(COUNT), ...ltU, 0x45, 0x0d, 1,
+    ...get(MARKS), ...get(i), ...add, ...v128load(0), ...get(TARGET), ...i8x16eq, ...i8x16bitmask, ...set(mask),
+    // the last block: only count − i bytes are marks
+    ...get(COUNT), ...get(i), ...sub, ...i32c(16), ...ltU,
+    0x04, 0x40, ...get(mask), ...i32c(1), ...get(COUNT), ...get(i), ...sub, ...shl, ...i32c(1), ...sub, ...and, ...set(mask), 0x0b,
+    0x02, 0x40, 0x03, 0x40,
+    ...get(mask), 0x45, 0x0d, 1,
+    ...get(OUT), ...get(m), ...i32c(2), ...shl, ...add, ...get(BASE), ...get(i), ...add, ...get(mask), ...ctz, ...add, ...i32store,
+    ...get(m), ...i32c(1), ...add, ...set(m),
+    ...get(mask), ...get(mask), ...i32c(1), ...sub, ...and, ...set(mask),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(i), ...i32c(16), ...add, ...set(i),
     0x0c, 0, 0x0b, 0x0b,
     ...get(m),
   ];
@@ -370,7 +388,7 @@ function retrievalModuleBytes(): Uint8Array {
   const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
   const funcs = section(3, vec([[0]]));
   const exports = section(7, vec([[...str('retrieve'), 0x00, 0]]));
-  const fn = [...vec([[8, I32]]), ...retrievalBody(), 0x0b];
+  const fn = [...vec([[10, I32], [1, V128]]), ...retrievalBody(), 0x0b];
   const code = section(10, vec([[...uleb(fn.length), ...fn]]));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
 }

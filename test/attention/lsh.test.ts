@@ -34,6 +34,7 @@ test('retrieval equals a brute-force collision count (after two folds and a trun
     for (let trial = 0; trial < 150; trial++) {
       const q = Array.from({ length: L }, () => Math.floor(rand() * (1 << K)));
       const m = t.retrieve(Int32Array.from(q), 0, out);
+      if (t.emitsSorted) for (let i = 1; i < m; i++) assert.ok(out[i - 1] < out[i], 'ascending ids');
       assert.deepEqual([...out.subarray(0, m)].sort((a, b) => a - b), bruteForce(codes, q, base, end));
     }
   }
