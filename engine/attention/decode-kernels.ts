@@ -8,6 +8,7 @@ import type { HeadIndex } from './head-index';
 import type { SimHash } from './simhash';
 import { PAGE } from './head-index';
 import { kthLargest, radixSort } from './select';
+import { LOG_WEIGHT_POINTS } from './wasm-kernels';
 
 /** Where the exact set T and the indexed set I lie for one layer at this step. */
 export interface Ranges {
@@ -57,7 +58,7 @@ const BLOCK_ROWS = 128;
 const RESCALE = 20;
 
 /** Points of the log-weight table over θ ∈ [0, π] (see LogWeightTable). */
-const TABLE = 16384;
+const TABLE = LOG_WEIGHT_POINTS;
 
 /**
  * log(u(θ) + 1e-4) for fixed K, L, tabulated over the angle θ = arccos(cos) and linearly interpolated.
@@ -181,6 +182,7 @@ export class DecodeKernels {
     }
     let table = this.table;
     if (!table || table.K !== K || table.L !== L) table = this.table = new LogWeightTable(K, L);
+    if (c.hasMath) c.useLogWeights(table.t);
     // The exact set T of every head: scores q·k/√d, shift = their max, weights, values.
     for (let s = 0; s < slots; s++) {
       // Keys are stored raw (sequence.ts); the sampling probability needs the angle to k̃_i = k_i − k̄:
@@ -199,10 +201,13 @@ export class DecodeKernels {
         if (x > mx) mx = x;
       }
       let z = 0;
-      for (let j = a; j < b; j++) {
-        const w = Math.exp(logits[j] - mx);
-        logits[j] = w;
-        z += w;
+      if (c.hasMath) z = c.expAt(a, b - a, mx);
+      else {
+        for (let j = a; j < b; j++) {
+          const w = Math.exp(logits[j] - mx);
+          logits[j] = w;
+          z += w;
+        }
       }
       this.mx[s] = mx;
       this.z[s] = z;
@@ -244,14 +249,10 @@ export class DecodeKernels {
   private sampledBlock(c: HeadCache, table: LogWeightTable, s: number, p: number, e: number): void {
     const ids = c.ids, logits = c.logits, qn = this.qn[s], qk = this.qk[s], n2 = c.norms2;
     let bmax = -Infinity;
-    if (n2 && c.hasDotsNorm) {
+    if (c.hasMath && n2) {
+      // The SIMD path: scores and |k̃|² in one pass over the rows, then logits and weights as WebAssembly loops.
       c.dotsNormAt(s, p, e - p);
-      for (let j = p; j < e; j++) {
-        const dot = logits[j], den = qn * Math.sqrt(n2[j]);
-        const x = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0);
-        logits[j] = x;
-        if (x > bmax) bmax = x;
-      }
+      bmax = c.logWeightsAt(p, e - p, qn, qk, this.scale);
     } else {
       const norms = this.norms!;
       c.dotsAt(s, p, e - p);
@@ -269,13 +270,16 @@ export class DecodeKernels {
       for (let j = 0; j < this.d; j++) o[j] *= r;
       this.mx[s] = mx = bmax;
     }
-    let z = this.z[s];
-    for (let j = p; j < e; j++) {
-      const w = Math.exp(logits[j] - mx);
-      logits[j] = w;
-      z += w;
+    if (c.hasMath) this.z[s] += c.expAt(p, e - p, mx);
+    else {
+      let z = this.z[s];
+      for (let j = p; j < e; j++) {
+        const w = Math.exp(logits[j] - mx);
+        logits[j] = w;
+        z += w;
+      }
+      this.z[s] = z;
     }
-    this.z[s] = z;
     c.axpyAt(s, p, e - p);
   }
 

@@ -6,7 +6,10 @@
 // dims, no SIMD) plain SharedArrayBuffers, K and V each [capacity, d] (stride d), and the TypeScript kernels. Growth
 // makes a new, larger memory and copies K and V once (capacity doubles, so total copying stays O(n)).
 import type { KvDtype } from './types';
-import { dotsNormKernels, instantiate, wasmModule, type DotsNormKernel, type WasmKernels } from './wasm-kernels';
+import {
+  LOG_WEIGHT_POINTS, dotsNormKernels, instantiate, mathKernels, wasmModule, type DotsNormKernel, type ExpShiftKernel,
+  type LogWeightsKernel, type WasmKernels,
+} from './wasm-kernels';
 import { dotRow } from './softmax-acc';
 
 export type KvArray = Float32Array | Uint16Array;
@@ -47,6 +50,10 @@ export class HeadCache {
   private kbarOff = 0;
   private norms2Off = 0;
   private kbarView: Float32Array | null = null;
+  private math: { logWeights: LogWeightsKernel; expShift: ExpShiftKernel } | null = null;
+  /** The log-weight table (LOG_WEIGHT_POINTS + 2 floats) for logWeightsAt, and which table it holds now. */
+  private tableOff = 0;
+  private tableHeld: Float32Array | null = null;
   private readonly groupMax = new Float64Array(SLOTS);
   private readonly groupZ = new Float64Array(SLOTS);
   private kOff = 0;
@@ -86,7 +93,8 @@ export class HeadCache {
       this.logitsOff = align(this.idsOff + 4 * capacity);
       this.norms2Off = align(this.logitsOff + 4 * capacity);
       this.kbarOff = align(this.norms2Off + 4 * capacity);
-      this.kOff = align(this.kbarOff + 4 * d);
+      this.tableOff = align(this.kbarOff + 4 * d);
+      this.kOff = align(this.tableOff + 4 * (LOG_WEIGHT_POINTS + 2));
       this.vOff = this.kOff + this.rowBytes;
       const pages = Math.ceil((this.kOff + 2 * kvBytes) / 65536);
       const mem = attach ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
@@ -94,6 +102,7 @@ export class HeadCache {
       const buf = mem.buffer;
       this.wasm = instantiate(mem);
       this.norm = dotsNormKernels(mem);
+      this.math = mathKernels(mem, LOG_WEIGHT_POINTS);
       this.norms2 = new Float32Array(buf, this.norms2Off, capacity);
       this.kbarView = new Float32Array(buf, this.kbarOff, d);
       const n = 2 * capacity * d;
@@ -139,9 +148,45 @@ export class HeadCache {
     for (let j = at; j < at + m; j++) this.logits[j] = dotRow(q, 0, this.keys, this.ids[j], this.d);
   }
 
+  /** p[at + j] = exp(p[at + j] − shift) for j < m; returns the sum (when the WebAssembly one is unavailable). */
+  private expLoop(p: Float32Array, at: number, m: number, shift: number): number {
+    let z = 0;
+    for (let j = at; j < at + m; j++) {
+      const e = Math.exp(p[j] - shift);
+      p[j] = e;
+      z += e;
+    }
+    return z;
+  }
+
   /** True when dotsNormAt is available (the SIMD path). */
   get hasDotsNorm(): boolean {
     return this.norm !== null;
+  }
+
+  /** True when logWeightsAt / expAt are available (the SIMD path). */
+  get hasMath(): boolean {
+    return this.math !== null && this.norm !== null;
+  }
+
+  /** Hold `t` (a LogWeightTable's LOG_WEIGHT_POINTS + 2 floats) for logWeightsAt; copied only when it changes. */
+  useLogWeights(t: Float32Array): void {
+    if (this.tableHeld === t) return;
+    new Float32Array(this.memory!.buffer, this.tableOff, LOG_WEIGHT_POINTS + 2).set(t);
+    this.tableHeld = t;
+  }
+
+  /**
+   * After dotsNormAt: logits[at + j] = logits[at + j] · scale − log(u + 1e-4) from the held table, u at the angle of
+   * cos = (q·k − qk) / (qn · |k − k̄|); returns the largest (decode-kernels.ts sampledBlock, spec §6-7).
+   */
+  logWeightsAt(at: number, m: number, qn: number, qk: number, scale: number): number {
+    return this.math!.logWeights(this.logitsOff + 4 * at, this.norms2Off + 4 * at, m, this.tableOff, qn, qk, scale);
+  }
+
+  /** logits[at + j] = exp(logits[at + j] − shift) for j < m; returns their sum. */
+  expAt(at: number, m: number, shift: number): number {
+    return this.math!.expShift(this.logitsOff + 4 * at, m, shift);
   }
 
   /** The centring offset k̄ that dotsNormAt subtracts (null: zero). */
@@ -207,14 +252,7 @@ export class HeadCache {
           for (let c = 0; c < d; c++) o[c] *= r;
           mx[s] = bmax;
         }
-        const M = mx[s];
-        let zs = 0;
-        for (let j = at; j < at + m; j++) {
-          const e = Math.exp(logits[j] - M);
-          logits[j] = e;
-          zs += e;
-        }
-        z[s] += zs;
+        z[s] += this.math ? this.math.expShift(lp, m, mx[s]) : this.expLoop(logits, at, m, mx[s]);
         const op = this.oOff + 4 * d * s;
         if (this.bf16) w.axpyRange16(op, this.vOff, b0, lp, m, rowBytes, this.strideBytes);
         else w.axpyRange(op, this.vOff, b0, lp, m, rowBytes, this.strideBytes);

@@ -291,6 +291,127 @@ function dotsNormBody(bf16: boolean): number[] {
   ];
 }
 
+/** Points of the log-weight table over θ ∈ [0, π] (decode-kernels.ts LogWeightTable; the table holds points + 2). */
+export const LOG_WEIGHT_POINTS = 16384;
+
+const F32 = 0x7d, F64 = 0x7c;
+const f32c = (x: number) => [0x43, ...new Uint8Array(new Float32Array([x]).buffer)];
+const f64c = (x: number) => [0x44, ...new Uint8Array(new Float64Array([x]).buffer)];
+const F = {
+  load: [0x2a, 2, 0], store: [0x38, 2, 0], add: [0x92], sub: [0x93], mul: [0x94], div: [0x95], sqrt: [0x91],
+  abs: [0x8b], min: [0x96], max: [0x97], nearest: [0x90], lt: [0x5d], gt: [0x5e], convertI32: [0xb2],
+};
+
+/** arccos coefficients (Abramowitz & Stegun 4.4.46, as decode-kernels.ts acos), highest power first. */
+const ACOS = [-0.0012624911, 0.0066700901, -0.0170881256, 0.0308918810, -0.0501743046, 0.0889789874, -0.2145988016, 1.5707963050];
+
+/**
+ * logWeights(out, nrm, m, table, qn, qk, scale) → max: for sampled keys whose out[j] = q·k and nrm[j] = |k − k̄|²
+ * (dotsNorm), out[j] = q·k·scale − log(u_j + 1e-4) with u from the log-weight table over θ (decode-kernels.ts
+ * LogWeightTable: TABLE + 2 floats at `table`), θ = arccos(clamp((q·k − qk) / (qn·|k̃|))). Returns the largest out[j].
+ * The same arithmetic as LogWeightTable.at, in float32.
+ */
+function logWeightsBody(tablePoints: number): number[] {
+  const [OUT, NRM, M, TBL, QN, QK, SC] = [0, 1, 2, 3, 4, 5, 6];
+  const [j, addr, i] = [7, 8, 9]; // i32
+  const [dot, c, a, r, x, mx, den] = [10, 11, 12, 13, 14, 15, 16]; // f32
+  const poly = [...f32c(ACOS[0]), ...ACOS.slice(1).flatMap((k) => [...get(a), ...F.mul, ...f32c(k), ...F.add])];
+  return [
+    ...f32c(-Infinity), ...set(mx),
+    ...forLoop(j, get(M), 1, [
+      ...get(OUT), ...get(j), ...i32c(2), ...shl, ...add, ...set(addr),
+      ...get(addr), ...F.load, ...set(dot),
+      ...get(QN), ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...F.load, ...F.sqrt, ...F.mul, ...set(den),
+      // c = den > 0 ? (dot − qk) / den : 0, clamped to [−1, 1]
+      ...get(dot), ...get(QK), ...F.sub, ...get(den), ...F.div, ...f32c(0), ...get(den), ...f32c(0), ...F.gt, 0x1b,
+      ...f32c(-1), ...F.max, ...f32c(1), ...F.min, ...set(c),
+      ...get(c), ...F.abs, ...set(a),
+      ...f32c(1), ...get(a), ...F.sub, ...F.sqrt, ...poly, ...F.mul, ...set(r),
+      // θ = c < 0 ? π − r : r;  x = θ · points / π
+      ...f32c(Math.PI), ...get(r), ...F.sub, ...get(r), ...get(c), ...f32c(0), ...F.lt, 0x1b,
+      ...f32c(tablePoints / Math.PI), ...F.mul, ...set(x),
+      ...get(x), 0xa8, ...set(i), // i32.trunc_f32_s (x ∈ [0, points])
+      ...get(TBL), ...get(i), ...i32c(2), ...shl, ...add, ...set(i), // i: byte address of t[i]
+      ...get(addr),
+      ...get(dot), ...get(SC), ...F.mul,
+      ...get(i), ...F.load,
+      ...get(x), ...get(x), 0x8e /* floor */, ...F.sub,
+      ...get(i), 0x2a, 2, 4, ...get(i), ...F.load, ...F.sub, ...F.mul, ...F.add, // t[i] + (x − ⌊x⌋)(t[i+1] − t[i])
+      ...F.sub, ...F.store,
+      ...get(mx), ...get(addr), ...F.load, ...F.max, ...set(mx),
+    ]),
+    ...get(mx),
+  ];
+}
+
+/**
+ * expShift(p, m, shift) → Σ: p[j] = exp(p[j] − shift) in place, returns the sum (float64). exp(x) = 2^n · e^r with
+ * n = round(x·log2 e), r = x − n·ln 2 (Cody-Waite: ln 2 split in two floats so r is exact), |r| ≤ ln2/2, and a
+ * degree-6 Taylor polynomial for e^r: relative error ~2e-7, about float32's own rounding. Arguments below −87 give
+ * e^−87 (≈ 1.6e-38) rather than 0.
+ */
+function expShiftBody(): number[] {
+  const [P, M, SH] = [0, 1, 2];
+  const [j, addr] = [3, 4]; // i32
+  const [x, n, r] = [5, 6, 7]; // f32
+  const SUM = 8; // f64
+  const LN2_HI = 0.693145751953125, LN2_LO = 1.428606765330187e-6;
+  const taylor = [720, 120, 24, 6, 2, 1].map((k) => 1 / k); // r^6/6! … r^1/1!
+  const poly = [...f32c(taylor[0]), ...taylor.slice(1).flatMap((k) => [...get(r), ...F.mul, ...f32c(k), ...F.add]),
+    ...get(r), ...F.mul, ...f32c(1), ...F.add];
+  return [
+    ...f64c(0), ...set(SUM),
+    ...forLoop(j, get(M), 1, [
+      ...get(P), ...get(j), ...i32c(2), ...shl, ...add, ...set(addr),
+      ...get(addr), ...F.load, ...get(SH), ...F.sub, ...f32c(-87), ...F.max, ...set(x),
+      ...get(x), ...f32c(Math.LOG2E), ...F.mul, ...F.nearest, ...set(n),
+      ...get(x), ...get(n), ...f32c(LN2_HI), ...F.mul, ...F.sub, ...get(n), ...f32c(LN2_LO), ...F.mul, ...F.sub, ...set(r),
+      ...get(addr),
+      ...poly,
+      ...get(n), 0xa8, ...i32c(127), ...add, ...i32c(23), ...shl, 0xbe, // f32.reinterpret_i32: 2^n
+      ...F.mul,
+      ...F.store,
+      ...get(SUM), ...get(addr), ...F.load, 0xbb /* f64.promote_f32 */, 0xa0 /* f64.add */, ...set(SUM),
+    ]),
+    ...get(SUM),
+  ];
+}
+
+export type LogWeightsKernel = (out: number, nrm: number, m: number, table: number, qn: number, qk: number, scale: number) => number;
+export type ExpShiftKernel = (p: number, m: number, shift: number) => number;
+
+function mathModuleBytes(tablePoints: number): Uint8Array {
+  const type = section(1, vec([
+    [0x60, ...vec([[I32], [I32], [I32], [I32], [F32], [F32], [F32]]), ...vec([[F32]])],
+    [0x60, ...vec([[I32], [I32], [F32]]), ...vec([[F64]])],
+  ]));
+  const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
+  const funcs = section(3, vec([[0], [1]]));
+  const exports = section(7, vec([[...str('logWeights'), 0x00, 0], [...str('expShift'), 0x00, 1]]));
+  const fns = [
+    [...vec([[3, I32], [7, F32]]), ...logWeightsBody(tablePoints), 0x0b],
+    [...vec([[2, I32], [3, F32], [1, F64]]), ...expShiftBody(), 0x0b],
+  ].map((fn) => [...uleb(fn.length), ...fn]);
+  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...section(10, vec(fns))]);
+}
+
+const mathModules = new Map<number, WebAssembly.Module | null>();
+
+/** logWeights (for a table of `tablePoints` + 2 floats) and expShift on a memory; null without WebAssembly. */
+export function mathKernels(mem: WebAssembly.Memory, tablePoints: number): { logWeights: LogWeightsKernel; expShift: ExpShiftKernel } | null {
+  let mod = mathModules.get(tablePoints);
+  if (mod === undefined) {
+    try {
+      mod = process.env.SNOUT_NO_WASM === '1' ? null : new WebAssembly.Module(mathModuleBytes(tablePoints) as Uint8Array<ArrayBuffer>);
+    } catch {
+      mod = null;
+    }
+    mathModules.set(tablePoints, mod);
+  }
+  if (!mod) return null;
+  return new WebAssembly.Instance(mod, { env: { mem } }).exports as unknown as { logWeights: LogWeightsKernel; expShift: ExpShiftKernel };
+}
+
 export type DotsNormKernel = (q: number, kbar: number, base: number, ids: number, out: number, nrm: number, m: number,
   rowBytes: number, stride: number) => void;
 

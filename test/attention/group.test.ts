@@ -1,9 +1,9 @@
-// The gathered-row kernels (dotsAt / dotsNormAt / axpyAt: WebAssembly SIMD, several rows a pass plus leftovers)
-// against a float64 reference, and MagicPIG's group step (the query heads of one KV head attending together, block by
+// The decode kernels (dotsAt / dotsNormAt / axpyAt: WebAssembly SIMD, several rows a pass plus leftovers; logWeightsAt
+// and expAt: WebAssembly float32 loops) against float64 references, and MagicPIG's group step (the query heads of one KV head attending together, block by
 // block) against the same heads attended one at a time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DecodeKernels, magicpigGroup, type Ranges } from '../../engine/attention/decode-kernels';
+import { DecodeKernels, LogWeightTable, magicpigGroup, type Ranges } from '../../engine/attention/decode-kernels';
 import { HeadIndex } from '../../engine/attention/head-index';
 import { LshTables } from '../../engine/attention/lsh-tables';
 import { SimHash } from '../../engine/attention/simhash';
@@ -12,8 +12,8 @@ import { gaussians, rng } from './reference';
 
 const d = 32;
 
-test('dotsAt / dotsNormAt / axpyAt equal float64 sums for every leftover count, slot and offset (f32 and bf16)', () => {
-  const n = 200, rand = rng(5);
+test('dotsAt / dotsNormAt / logWeightsAt / expAt / axpyAt equal float64 references (every leftover count, f32, bf16)', () => {
+  const n = 200, rand = rng(5), table = new LogWeightTable(10, 150);
   for (const dtype of ['float32', 'bfloat16'] as const) {
     const kv = new KvStore(1, d, dtype), k = gaussians(n * d, rand), v = gaussians(n * d, rand);
     kv.append(k, v, n);
@@ -47,6 +47,26 @@ test('dotsAt / dotsNormAt / axpyAt equal float64 sums for every leftover count, 
         assert.ok(Math.abs(c.logits[at + j] - s) < 1e-4, `${dtype} m=${m} dotsNorm score ${j}`);
         assert.ok(Math.abs(c.norms2![at + j] - n2) < 1e-4 * n2, `${dtype} m=${m} dotsNorm |k − k̄|² ${j}: ${c.norms2![at + j]} vs ${n2}`);
       }
+      // logWeightsAt: s_i − log(u_i + 1e-4) as LogWeightTable.at computes it (float64), from the scores and norms above.
+      const qn = 1.7, qk = 0.3, scale = 1 / Math.sqrt(d);
+      const expected = Array.from({ length: m }, (_, j) => {
+        const dot = c.logits[at + j], den = qn * Math.sqrt(c.norms2![at + j]);
+        return dot * scale - table.at(den > 0 ? (dot - qk) / den : 0);
+      });
+      c.useLogWeights(table.t);
+      const mx = c.logWeightsAt(at, m, qn, qk, scale);
+      for (let j = 0; j < m; j++) assert.ok(Math.abs(c.logits[at + j] - expected[j]) < 1e-4, `${dtype} m=${m} logWeights ${j}`);
+      assert.equal(mx, m ? Math.max(...c.logits.subarray(at, at + m)) : -Infinity);
+      // expAt: exp(x − shift) in place, and the sum.
+      const xs = Array.from(c.logits.subarray(at, at + m));
+      const z = c.expAt(at, m, mx);
+      let zRef = 0;
+      for (let j = 0; j < m; j++) {
+        const e = Math.exp(xs[j] - mx);
+        zRef += e;
+        assert.ok(Math.abs(c.logits[at + j] - e) <= 1e-6 * e, `${dtype} m=${m} exp ${j}`);
+      }
+      assert.ok(Math.abs(z - zRef) <= 1e-6 * zRef, `${dtype} m=${m} Σ exp`);
       for (let j = 0; j < m; j++) c.logits[at + j] = rand();
       c.os[slot].fill(0);
       c.axpyAt(slot, at, m);
