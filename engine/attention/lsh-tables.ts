@@ -13,12 +13,14 @@ const align = (x: number) => (x + 63) & ~63;
 
 /**
  * Where each region of a tables memory lies, for `count` ids: the bucket offsets, the ids, then the retrieval scratch
- * (marks: one byte per id; out: the ids a retrieval emits; q: one query's L codes).
+ * (marks: one byte per id; out: the ids a retrieval emits; q: one query's L codes; bits: one bit per id, all zero
+ * between retrievals).
  */
 function layout(L: number, B: number, count: number) {
   const offsets = HEADER, ids = align(offsets + 4 * L * (B + 1)), marks = align(ids + 4 * L * count);
-  const out = align(marks + count), q = align(out + 4 * count), end = align(q + 4 * L + 16); // + 16: the marks scan reads whole 16-byte blocks
-  return { offsets, ids, marks, out, q, end };
+  const out = align(marks + count), q = align(out + 4 * count), bits = align(q + 4 * L);
+  const end = align(bits + 4 * Math.ceil(count / 32));
+  return { offsets, ids, marks, out, q, bits, end };
 }
 
 /**
@@ -180,7 +182,7 @@ export class LshTables {
     if (this.kernel) {
       const r = this.regions;
       this.qCodes.set(qCodes.subarray(qo, qo + this.L));
-      const m = this.kernel(r.q, r.offsets, r.ids, r.marks, r.out, this.L, this.B + 1, this.count, this.base, gen);
+      const m = this.kernel(r.q, r.offsets, r.ids, r.marks, r.out, this.L, this.B + 1, this.count, this.base, gen, r.bits);
       out.set(this.out.subarray(0, m), at);
       return m;
     }

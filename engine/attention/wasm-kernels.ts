@@ -447,18 +447,18 @@ export function dotsNormKernels(mem: WebAssembly.Memory): { dotsNorm: DotsNormKe
  * Retrieval (lsh-tables.ts, spec §5) as a WebAssembly loop over one table set's memory:
  * (q, offsets, ids, marks, out, L, B + 1, count, base, gen) → ids emitted into out, ascending. For each table l, walk
  * bucket q[l]; a key whose mark is gen (one earlier collision this query) is marked gen + 1 (sampled); a key with an
- * older mark is marked gen. Then one SIMD scan of the marks (16 per compare) lists the keys marked gen + 1 in id
- * order — so the attention's address-ordered gathers need no sort (a radix sort of the emitted ids was 8% of a 128K
- * step). Byte pointers; ids and offsets int32, marks bytes indexed by id − base.
+ * older mark is marked gen. A sampled key also sets its bit in a bitmap; one scan of the bitmap (32 keys a word, each
+ * word left zero) then lists the sampled keys in id order — so the attention's address-ordered gathers need no sort
+ * (a radix sort of the emitted ids was 8% of a 128K step; a scan of the marks themselves, 8× the bytes, ate most of
+ * that at 128K). Byte pointers; ids and offsets int32, marks bytes and bits indexed by id − base.
  */
 function retrievalBody(): number[] {
-  const [Q, OFFS, IDS, MARKS, OUT, L, B1, COUNT, BASE, GEN] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
-  const [l, p, e, id, j, v, m, ob, i, mask] = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
-  const TARGET = 20; // v128
+  const [Q, OFFS, IDS, MARKS, OUT, L, B1, COUNT, BASE, GEN, BITS] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  const [l, p, e, id, j, v, m, ob, i, mask] = [11, 12, 13, 14, 15, 16, 17, 18, 19, 20];
   const tee = (x: number) => [0x22, ...uleb(x)];
   const ld4 = [0x28, 2, 4], i32store = [0x36, 2, 0], ld8 = [0x2d, 0, 0], st8 = [0x3a, 0, 0];
   const eq = [0x46], ne = [0x47], ltU = [0x49], sub = [0x6b], and = [0x71], ctz = [0x68];
-  const i8x16splat = simd(15), i8x16eq = simd(35), i8x16bitmask = simd(100);
+  const or = [0x72], shrU = [0x76];
   return [
     ...i32c(0), ...set(l),
     0x02, 0x40, 0x03, 0x40,
@@ -471,7 +471,10 @@ function retrievalBody(): number[] {
     0x02, 0x40, 0x03, 0x40,
     ...get(p), ...get(e), ...ltU, 0x45, 0x0d, 1,
     ...get(MARKS), ...get(p), ...i32load, ...tee(id), ...add, ...get(BASE), ...sub, ...tee(j), ...ld8, ...tee(v), ...get(GEN), ...eq,
-    0x04, 0x40, ...get(j), ...get(GEN), ...i32c(1), ...add, ...st8, // second collision: sampled
+    0x04, 0x40, ...get(j), ...get(GEN), ...i32c(1), ...add, ...st8, // second collision: sampled, and its bit set
+    ...get(id), ...get(BASE), ...sub, ...set(v),
+    ...get(BITS), ...get(v), ...i32c(5), ...shrU, ...i32c(2), ...shl, ...add, ...tee(ob),
+    ...get(ob), ...i32load, ...i32c(1), ...get(v), ...shl, ...or, ...i32store,
     0x05,
     ...get(v), ...get(GEN), ...i32c(1), ...add, ...ne,
     0x04, 0x40, ...get(j), ...get(GEN), ...st8, 0x0b, // first collision this query (unless already sampled)
@@ -480,36 +483,35 @@ function retrievalBody(): number[] {
     0x0c, 0, 0x0b, 0x0b,
     ...get(l), ...i32c(1), ...add, ...set(l),
     0x0c, 0, 0x0b, 0x0b,
-    // Scan: for i in 0, 16, …: mask = bits of marks[i..i+16) == gen + 1 (cut to count), emit base + i + ctz(mask).
-    ...get(GEN), ...i32c(1), ...add, ...i8x16splat, ...set(TARGET),
+    // Scan the bitmap word by word: emit base + 32·i + ctz(word) for each set bit, and leave the word zero.
     ...i32c(0), ...set(m), ...i32c(0), ...set(i),
     0x02, 0x40, 0x03, 0x40,
-    ...get(i), ...get(COUNT), ...ltU, 0x45, 0x0d, 1,
-    ...get(MARKS), ...get(i), ...add, ...v128load(0), ...get(TARGET), ...i8x16eq, ...i8x16bitmask, ...set(mask),
-    // the last block: only count − i bytes are marks
-    ...get(COUNT), ...get(i), ...sub, ...i32c(16), ...ltU,
-    0x04, 0x40, ...get(mask), ...i32c(1), ...get(COUNT), ...get(i), ...sub, ...shl, ...i32c(1), ...sub, ...and, ...set(mask), 0x0b,
+    ...get(i), ...get(COUNT), ...i32c(31), ...add, ...i32c(5), 0x76, ...ltU, 0x45, 0x0d, 1,
+    ...get(BITS), ...get(i), ...i32c(2), ...shl, ...add, ...i32load, ...tee(mask),
+    0x04, 0x40,
+    ...get(BITS), ...get(i), ...i32c(2), ...shl, ...add, ...i32c(0), ...i32store,
     0x02, 0x40, 0x03, 0x40,
     ...get(mask), 0x45, 0x0d, 1,
-    ...get(OUT), ...get(m), ...i32c(2), ...shl, ...add, ...get(BASE), ...get(i), ...add, ...get(mask), ...ctz, ...add, ...i32store,
+    ...get(OUT), ...get(m), ...i32c(2), ...shl, ...add, ...get(BASE), ...get(i), ...i32c(5), ...shl, ...add, ...get(mask), ...ctz, ...add, ...i32store,
     ...get(m), ...i32c(1), ...add, ...set(m),
     ...get(mask), ...get(mask), ...i32c(1), ...sub, ...and, ...set(mask),
     0x0c, 0, 0x0b, 0x0b,
-    ...get(i), ...i32c(16), ...add, ...set(i),
+    0x0b,
+    ...get(i), ...i32c(1), ...add, ...set(i),
     0x0c, 0, 0x0b, 0x0b,
     ...get(m),
   ];
 }
 
 export type RetrievalKernel = (q: number, offsets: number, ids: number, marks: number, out: number, L: number,
-  B1: number, count: number, base: number, gen: number) => number;
+  B1: number, count: number, base: number, gen: number, bits: number) => number;
 
 function retrievalModuleBytes(): Uint8Array {
-  const type = section(1, vec([[0x60, ...vec(new Array(10).fill([I32])), ...vec([[I32]])]]));
+  const type = section(1, vec([[0x60, ...vec(new Array(11).fill([I32])), ...vec([[I32]])]]));
   const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
   const funcs = section(3, vec([[0]]));
   const exports = section(7, vec([[...str('retrieve'), 0x00, 0]]));
-  const fn = [...vec([[10, I32], [1, V128]]), ...retrievalBody(), 0x0b];
+  const fn = [...vec([[10, I32]]), ...retrievalBody(), 0x0b];
   const code = section(10, vec([[...uleb(fn.length), ...fn]]));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
 }
