@@ -211,7 +211,7 @@ export class LshTables {
     return w;
   }
 
-  /** Bytes held: ids, offsets and the retrieval scratch (marks, out: 5 bytes per id). */
+  /** Bytes held: ids, offsets and the retrieval scratch (marks, out, bitmap: 5⅛ bytes per id). */
   bytes(): number {
     return this.regions.end;
   }
