@@ -64,11 +64,13 @@ interface LayerState {
 /** Work (numHeads · headDim · indexed keys) from which a decode step uses 2 threads (see Sequence.threads). */
 export const THREADS_MIN_WORK = 6_000_000;
 /**
- * The same for an exact decode step (every key is read, so far fewer keys pay off). Measured (medians of 20, 1 vs 2
- * threads): tiny-coder's 4 / 2 heads, d 64: 0.26 vs 0.31 ms at 1K keys, 1.06 vs 0.75 at 4K, 8.9 vs 5.3 at 32K;
- * 32 / 8, d 128 at 16K: 46.6 vs 32.1 ms.
+ * The same for an exact decode step (every key is read, so far fewer keys pay off). Measured on isolated steps (medians
+ * of 20, 1 vs 2 threads): tiny-coder's 4 / 2 heads, d 64: 0.26 vs 0.31 ms at 1K keys, 1.06 vs 0.75 at 4K, 8.9 vs 5.3
+ * at 32K; 32 / 8, d 128 at 16K: 46.6 vs 32.1 ms. Inside the model runner (ONNX graphs between the steps) the hand-off
+ * costs more: tiny-coder dense decode 8.8–11.0 vs 10.5–11.4 ms/token at 4K (no gain), 29–31 vs 24–25 at 16K, 49–59 vs
+ * 34–35 at 32K — hence 3M (≈ 12K keys for tiny-coder), not 1M.
  */
-export const DENSE_THREADS_MIN_WORK = 1_000_000;
+export const DENSE_THREADS_MIN_WORK = 3_000_000;
 
 export const GRAPH_HASH_MIN_MACS = 1_000_000;
 
