@@ -200,17 +200,8 @@ export class DecodeKernels {
         logits[j] = x;
         if (x > mx) mx = x;
       }
-      let z = 0;
-      if (c.hasMath) z = c.expAt(a, b - a, mx);
-      else {
-        for (let j = a; j < b; j++) {
-          const w = Math.exp(logits[j] - mx);
-          logits[j] = w;
-          z += w;
-        }
-      }
       this.mx[s] = mx;
-      this.z[s] = z;
+      this.z[s] = c.expAt(a, b - a, mx);
       c.os[s].fill(0);
       c.axpyAt(s, a, this.nT[s]);
     }
@@ -270,16 +261,7 @@ export class DecodeKernels {
       for (let j = 0; j < this.d; j++) o[j] *= r;
       this.mx[s] = mx = bmax;
     }
-    if (c.hasMath) this.z[s] += c.expAt(p, e - p, mx);
-    else {
-      let z = this.z[s];
-      for (let j = p; j < e; j++) {
-        const w = Math.exp(logits[j] - mx);
-        logits[j] = w;
-        z += w;
-      }
-      this.z[s] = z;
-    }
+    this.z[s] += c.expAt(p, e - p, mx);
     c.axpyAt(s, p, e - p);
   }
 

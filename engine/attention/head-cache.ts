@@ -148,7 +148,7 @@ export class HeadCache {
     for (let j = at; j < at + m; j++) this.logits[j] = dotRow(q, 0, this.keys, this.ids[j], this.d);
   }
 
-  /** p[at + j] = exp(p[at + j] − shift) for j < m; returns the sum (when the WebAssembly one is unavailable). */
+  /** p[at + j] = exp(p[at + j] − shift) for j < m; returns the sum (where the WebAssembly loop is unavailable). */
   private expLoop(p: Float32Array, at: number, m: number, shift: number): number {
     let z = 0;
     for (let j = at; j < at + m; j++) {
@@ -184,9 +184,9 @@ export class HeadCache {
     return this.math!.logWeights(this.logitsOff + 4 * at, this.norms2Off + 4 * at, m, this.tableOff, qn, qk, scale);
   }
 
-  /** logits[at + j] = exp(logits[at + j] − shift) for j < m; returns their sum. */
+  /** logits[at + j] = exp(logits[at + j] − shift) for j < m; returns their sum (WebAssembly where available). */
   expAt(at: number, m: number, shift: number): number {
-    return this.math!.expShift(this.logitsOff + 4 * at, m, shift);
+    return this.math ? this.math.expShift(this.logitsOff + 4 * at, m, shift) : this.expLoop(this.logits, at, m, shift);
   }
 
   /** The centring offset k̄ that dotsNormAt subtracts (null: zero). */
