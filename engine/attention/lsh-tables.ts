@@ -42,8 +42,6 @@ interface Allocation {
   buffer: SharedArrayBuffer;
   memory: WebAssembly.Memory | null;
   count: number;
-  offsets: Int32Array;
-  ids: Int32Array;
 }
 
 export class LshTables {
@@ -61,21 +59,18 @@ export class LshTables {
   private kernel: RetrievalKernel | null = null;
   private regions!: ReturnType<typeof layout>;
 
-  constructor(readonly K: number, readonly L: number, readonly base: number) {
+  /** Empty tables, or (`existing`) a view of tables another thread made: same memory, same layout, nothing copied. */
+  constructor(readonly K: number, readonly L: number, readonly base: number, existing?: Allocation) {
     this.B = 1 << K;
-    const { buffer, memory } = allocate(L, this.B, 0);
-    this.buffer = buffer;
-    this.memory = memory;
-    this.views(0);
+    const a = existing ?? { ...allocate(L, this.B, 0), count: 0 };
+    this.buffer = a.buffer;
+    this.memory = a.memory;
+    this.views(a.count);
   }
 
   /** A view of another thread's tables (same memory, same layout: nothing copied). */
   static attach(K: number, L: number, base: number, count: number, buffer: SharedArrayBuffer, memory: WebAssembly.Memory | null): LshTables {
-    const t = new LshTables(K, L, base);
-    t.buffer = buffer;
-    t.memory = memory;
-    t.views(count);
-    return t;
+    return new LshTables(K, L, base, { buffer, memory, count });
   }
 
   /** Point the typed views at this.buffer for `count` ids (and instantiate the retrieval kernel on its memory). */
@@ -92,7 +87,7 @@ export class LshTables {
   }
 
   /** A new, zeroed memory laid out for `count` ids (fold and truncate write it, then adopt it). */
-  private reallocate(count: number): Allocation {
+  private reallocate(count: number): Allocation & { offsets: Int32Array; ids: Int32Array } {
     const { buffer, memory } = allocate(this.L, this.B, count);
     const r = layout(this.L, this.B, count);
     return { buffer, memory, count, offsets: new Int32Array(buffer, r.offsets, this.L * (this.B + 1)), ids: new Int32Array(buffer, r.ids, this.L * count) };
