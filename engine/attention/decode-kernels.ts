@@ -7,7 +7,7 @@ import { SLOTS, type HeadCache } from './head-cache';
 import type { HeadIndex } from './head-index';
 import type { SimHash } from './simhash';
 import { PAGE } from './head-index';
-import { kthLargest, radixSort } from './select';
+import { kthLargest } from './select';
 import { LOG_WEIGHT_POINTS } from './wasm-kernels';
 
 /** Where the exact set T and the indexed set I lie for one layer at this step. */
@@ -88,8 +88,6 @@ export class DecodeKernels {
   /** The last softmax's max logit and Σ exp(logit − max): its log-sum-exp is lastMax + log(lastZ). */
   lastMax = -Infinity;
   lastZ = 0;
-  sortTmp = new Int32Array(0);
-  readonly sortCount = new Int32Array(2048);
   scores = new Float32Array(0);
   work = new Float32Array(0);
   /** Per workspace slot: where its list starts, |T|, |S|, its softmax denominator, and block cursors. */
@@ -111,9 +109,8 @@ export class DecodeKernels {
 
   /** Grow scratch to hold an index of `count` keys (only when the index grows). */
   reserve(count: number): void {
-    if (this.sortTmp.length >= count) return;
-    const cap = Math.max(count, this.sortTmp.length * 2, 1024);
-    this.sortTmp = new Int32Array(cap);
+    if (this.scores.length >= count) return;
+    const cap = Math.max(count, this.scores.length * 2, 1024);
     this.scores = new Float32Array(cap);
     this.work = new Float32Array(cap);
   }
@@ -168,14 +165,11 @@ export class DecodeKernels {
     this.norms = index.norms;
     if (c.hasDotsNorm) c.setKbar(kbar);
     // Gather in address order (the K/V row reads run forward through memory and the hardware prefetcher helps:
-    // measured ~17% off the step at 16K): the WebAssembly retrieval lists ids ascending; the TypeScript one lists them
-    // in bucket order, sorted here.
+    // measured ~17% off the step at 16K): retrieval lists the sampled ids ascending (lsh-tables.ts).
     let total = 0, lo = 0x7fffffff, hi = -1;
-    const sorted = index.tables?.emitsSorted ?? false;
     for (let s = 0; s < slots; s++) {
       const b = this.at[s] + this.nT[s], m = this.m[s];
       if (m === 0) continue;
-      if (!sorted) radixSort(ids, b, b + m, this.sortTmp, this.sortCount);
       if (ids[b] < lo) lo = ids[b];
       if (ids[b + m - 1] > hi) hi = ids[b + m - 1];
       total += m;

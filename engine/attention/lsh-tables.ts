@@ -1,26 +1,27 @@
 // The L bucket tables of one layer and KV head (spec §4): for table l, the ids of the indexed keys grouped by code
 // (counting sort, so ids stay ascending inside a bucket), with bucket offsets. Retrieval (spec §5) walks q's L buckets
-// counting collisions per key and emits a key the moment its count reaches 2.
+// counting collisions per key; a key that collides at least twice is sampled (listed once, in id order).
 //
 // Layout: ids[l·count + p] for table l; bucket c of table l is p ∈ [offsets[l·(B+1) + c], offsets[l·(B+1) + c + 1]).
 // Indexed ids are the contiguous range [base, base + count) of token positions. Offsets, ids and the retrieval scratch
 // share one memory per table set (a WebAssembly memory: retrieval is a WebAssembly loop, wasm-kernels.ts).
 import { retrievalKernel, type RetrievalKernel } from './wasm-kernels';
 
-/** Header words of a tables memory: [0] = the current retrieval's generation (see retrieve). */
+/** Bytes before the first region of a tables memory (kept free, so no region starts at address 0). */
 const HEADER = 64;
 const align = (x: number) => (x + 63) & ~63;
 
 /**
  * Where each region of a tables memory lies, for `count` ids: the bucket offsets, the ids, then the retrieval scratch
- * (marks: one byte per id; out: the ids a retrieval emits; q: one query's L codes; bits: one bit per id, all zero
- * between retrievals).
+ * (seen and sampled: one bit per id each, all zero between retrievals; out: the ids a retrieval emits; q: one query's
+ * L codes; spans: the kernel's bucket bounds).
  */
 function layout(L: number, B: number, count: number) {
-  const offsets = HEADER, ids = align(offsets + 4 * L * (B + 1)), marks = align(ids + 4 * L * count);
-  const out = align(marks + count), q = align(out + 4 * count), bits = align(q + 4 * L);
-  const end = align(bits + 4 * Math.ceil(count / 32));
-  return { offsets, ids, marks, out, q, bits, end };
+  const words = Math.ceil(count / 32);
+  const offsets = HEADER, ids = align(offsets + 4 * L * (B + 1)), seen = align(ids + 4 * L * count);
+  const sampled = align(seen + 4 * words), out = align(sampled + 4 * words), q = align(out + 4 * count);
+  const spans = align(q + 4 * L), end = align(spans + 8 * L);
+  return { offsets, ids, seen, sampled, out, q, spans, end };
 }
 
 /**
@@ -52,8 +53,8 @@ export class LshTables {
   /** The memory all of the above live in (posted to worker threads); null without WebAssembly. */
   memory: WebAssembly.Memory | null = null;
   buffer: SharedArrayBuffer;
-  private header!: Int32Array;
-  private marks!: Uint8Array;
+  private seen!: Int32Array;
+  private sampled!: Int32Array;
   private out!: Int32Array;
   private qCodes!: Int32Array;
   private kernel: RetrievalKernel | null = null;
@@ -77,10 +78,10 @@ export class LshTables {
   private views(count: number): void {
     const r = (this.regions = layout(this.L, this.B, count)), b = this.buffer;
     this.count = count;
-    this.header = new Int32Array(b, 0, HEADER / 4);
     this.offsets = new Int32Array(b, r.offsets, this.L * (this.B + 1));
     this.ids = new Int32Array(b, r.ids, this.L * count);
-    this.marks = new Uint8Array(b, r.marks, count);
+    this.seen = new Int32Array(b, r.seen, Math.ceil(count / 32));
+    this.sampled = new Int32Array(b, r.sampled, Math.ceil(count / 32));
     this.out = new Int32Array(b, r.out, count);
     this.qCodes = new Int32Array(b, r.q, this.L);
     this.kernel = this.memory && retrievalKernel ? retrievalKernel(this.memory) : null;
@@ -93,7 +94,7 @@ export class LshTables {
     return { buffer, memory, count, offsets: new Int32Array(buffer, r.offsets, this.L * (this.B + 1)), ids: new Int32Array(buffer, r.ids, this.L * count) };
   }
 
-  /** Switch to a memory made by reallocate() (its marks are zero, so the generation restarts). */
+  /** Switch to a memory made by reallocate() (its bitmaps are zero, as retrieve() expects). */
   private adopt(a: Allocation): void {
     this.buffer = a.buffer;
     this.memory = a.memory;
@@ -155,42 +156,43 @@ export class LshTables {
     this.adopt(next);
   }
 
-  /** True when retrieve() lists ids in ascending order (the WebAssembly kernel's marks scan); else emission order. */
-  get emitsSorted(): boolean {
-    return this.kernel !== null;
-  }
-
   /**
-   * Ids colliding with qCodes in at least 2 tables into out from index `at` (ascending if emitsSorted, else in
-   * emission order); returns how many.
-   * Per key a mark byte records the last query that touched it: gen after one collision, gen + 1 once emitted. The
-   * generation (header word 0) steps by 2 per query and the marks are cleared when it would pass 255, so no clearing
-   * pass per query is needed (one walk of the buckets, not two). Bytes, not words: 4× less scratch to keep in cache
-   * (measured ~15% faster at 128K keys). The marks live with the tables, so one thread at a time may retrieve from a
-   * table set (a KV head belongs to one thread in a step).
+   * Ids colliding with qCodes in at least 2 tables into out from index `at`, ascending; returns how many.
+   * Two bitmaps of one bit per key (all zero between calls): walking q's L buckets, a key already in `seen` goes
+   * into `sampled` (its second collision), and every key goes into `seen`. A scan of `sampled` then lists the keys in
+   * id order (so the attention's gathers run forward through memory with no sort) and zeroes both bitmaps.
+   * 2 bits of scratch per key stay in L1 where a mark byte per key (a generation counter) did not (figures in
+   * wasm-kernels.ts). The same set as spec §5's "emit at the second collision", listed in id order instead of
+   * emission order (the estimator does not depend on order). The bitmaps live with the tables, so one thread at a time
+   * may retrieve from a table set (a KV head belongs to one thread in a step).
    */
   retrieve(qCodes: Int32Array, qo: number, out: Int32Array, at = 0): number {
     if (this.count === 0) return 0;
-    let gen = this.header[0] + 2;
-    if (gen < 2 || gen > 252) { this.marks.fill(0); gen = 2; }
-    this.header[0] = gen;
     if (this.kernel) {
       const r = this.regions;
       this.qCodes.set(qCodes.subarray(qo, qo + this.L));
-      const m = this.kernel(r.q, r.offsets, r.ids, r.marks, r.out, this.L, this.B + 1, this.count, this.base, gen, r.bits);
+      const m = this.kernel(r.q, r.offsets, r.ids, r.seen, r.out, this.L, this.B + 1, this.count, this.base, r.sampled, r.spans);
       out.set(this.out.subarray(0, m), at);
       return m;
     }
-    const { L, B, ids, offsets, count, base, marks } = this;
-    const emitted = gen + 1;
-    let m = at;
+    const { L, B, ids, offsets, count, base, seen, sampled } = this;
     for (let l = 0; l < L; l++) {
       const ob = l * (B + 1) + qCodes[qo + l], t = l * count;
       for (let p = offsets[ob], e = offsets[ob + 1]; p < e; p++) {
-        const id = ids[t + p], j = id - base;
-        const v = marks[j];
-        if (v === gen) { marks[j] = emitted; out[m++] = id; } // second collision: emit once
-        else if (v !== emitted) marks[j] = gen; // first collision this query
+        const j = ids[t + p] - base, w = j >>> 5, bit = 1 << (j & 31), s = seen[w];
+        sampled[w] |= s & bit; // a second (or later) collision
+        seen[w] = s | bit;
+      }
+    }
+    let m = at;
+    for (let w = 0, words = seen.length; w < words; w++) {
+      seen[w] = 0;
+      let mask = sampled[w];
+      if (mask === 0) continue;
+      sampled[w] = 0;
+      while (mask !== 0) {
+        out[m++] = base + 32 * w + (31 - Math.clz32(mask & -mask));
+        mask &= mask - 1;
       }
     }
     return m - at;
@@ -206,7 +208,7 @@ export class LshTables {
     return w;
   }
 
-  /** Bytes held: ids, offsets and the retrieval scratch (marks, out, bitmap: 5⅛ bytes per id). */
+  /** Bytes held: ids, offsets and the retrieval scratch (out and two bitmaps: 4¼ bytes per id). */
   bytes(): number {
     return this.regions.end;
   }
