@@ -4,7 +4,8 @@
 // Quest, on synthetic keys shaped like real ones (shared offset, a flat Gaussian tail, and on "peaked" KV heads a few
 // heavy hitters aligned with the queries). Errors are relative L2 of the output vs exact, TopK/Quest at MagicPIG's
 // per-head budget ('auto'). floor_ms = bytes MagicPIG must read (table ids walked, sampled K/V/norms, exact-set K/V)
-// / copy bandwidth measured in the same run. Writes bench-results/attention.svg (+ attention-error.svg; -bf16 for
+// / copy bandwidth measured in the same run. Every timed step has a query of its own (see measure): no cache warmth
+// carried from one step to the next. Writes bench-results/attention.svg (+ attention-error.svg; -bf16 for
 // a bfloat16 run).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -71,10 +72,13 @@ const normals = gaussianStream;
 const isPeaked = (g: number) => g < G / 2;
 const HEAVY = 16;
 
-/** Queries [32, 128]: each KV group's 4 heads share a base direction; |q| = 1.5·√d, so tail scores have std 1.5. */
-export function makeQueries(rand: () => number): { q: Float32Array; base: Float32Array } {
-  const base = new Float32Array(G * D), q = new Float32Array(H * D);
-  for (let i = 0; i < base.length; i++) base[i] = rand();
+/**
+ * Queries [32, 128]: each KV group's 4 heads share a base direction; |q| = 1.5·√d, so tail scores have std 1.5.
+ * With `given`, around that base (more queries of the same distribution); else a new base.
+ */
+export function makeQueries(rand: () => number, given?: Float32Array): { q: Float32Array; base: Float32Array } {
+  const base = given ?? new Float32Array(G * D), q = new Float32Array(H * D);
+  if (!given) for (let i = 0; i < base.length; i++) base[i] = rand();
   for (let h = 0; h < H; h++) {
     const g = Math.floor(h / (H / G));
     let norm = 0;
@@ -159,17 +163,29 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
   const k1 = Float32Array.from({ length: G * D }, () => rand()), v1 = Float32Array.from({ length: G * D }, () => rand());
   const outs: Record<string, Float32Array> = {};
   const times: Record<string, number[]> = {};
-  const step = async (method: AttentionMethod, budget: AttentionConfig['budget'], reps: number) => {
+  // Every timed step gets a query it has never seen (same distribution): a decode step's query is new, and by the time
+  // a layer comes round again the other layers have flushed the caches. Repeating one query would leave its buckets
+  // and sampled rows in L3 (16K: ~8 MB of sampled rows) and flatter MagicPIG, not dense (which reads everything).
+  let fresh = 0;
+  const nextQuery = () => makeQueries(normals(7000 + fresh++), base).q;
+  const scratch = new Float32Array(H * D);
+  const step = async (method: AttentionMethod, budget: AttentionConfig['budget'], reps: number, beforeTimed?: () => void) => {
     seq.configure({ method, budget });
     const out = new Float32Array(H * D), ts: number[] = [], cpu: number[] = [];
+    // The output for the error columns: the fixed query q.
+    await seq.forwardAsync(0, q, k1, v1, 1, out);
+    seq.truncate(n);
+    seq.endPrefill(); // a truncate starts a new prompt; the next step is a decode step again
+    beforeTimed?.();
     for (let r = 0; r < reps; r++) {
+      const qr = nextQuery();
       const c0 = process.cpuUsage(), t0 = performance.now();
-      await seq.forwardAsync(0, q, k1, v1, 1, out);
+      await seq.forwardAsync(0, qr, k1, v1, 1, scratch);
       ts.push(performance.now() - t0);
       const c1 = process.cpuUsage(c0);
       cpu.push((c1.user + c1.system) / 1000);
       seq.truncate(n);
-      seq.endPrefill(); // a truncate starts a new prompt; the next step is a decode step again
+      seq.endPrefill();
     }
     // Best of the reps: the 2 cores are shared, and the minimum is the least disturbed run.
     return { out, ms: Math.min(...ts), cpuMs: Math.min(...cpu) };
@@ -178,10 +194,11 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
   const dense = await step('dense', 'auto', steps);
   outs.dense = dense.out;
   await step('magicpig', 'auto', 1); // warm-up
-  seq.resetStats();
-  seq.profiling = true;
-  seq.resetProfile();
-  const mp = await step('magicpig', 'auto', steps);
+  const mp = await step('magicpig', 'auto', steps, () => {
+    seq.resetStats();
+    seq.profiling = true;
+    seq.resetProfile();
+  });
   seq.profiling = false;
   const p = { ...seq.profile };
   const per = (x: number) => x / steps;
@@ -194,8 +211,8 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
   const dense2 = await step('dense', 'auto', steps);
   seq.configure({ threads: 1 });
   // Errors at MagicPIG's own per-head budget; timings at the same mean fraction as a number.
-  outs.topk = (await step('topk', 'auto', 1)).out;
-  outs.quest = (await step('quest', 'auto', 1)).out;
+  outs.topk = (await step('topk', 'auto', 0)).out;
+  outs.quest = (await step('quest', 'auto', 0)).out;
   const topkT = await step('topk', frac, Math.min(steps, 3)), questT = await step('quest', frac, steps);
   times.topk = [topkT.ms];
   times.quest = [questT.ms];

@@ -74,6 +74,14 @@ export const DENSE_THREADS_MIN_WORK = 3_000_000;
 
 export const GRAPH_HASH_MIN_MACS = 1_000_000;
 
+/**
+ * Keys per run of the key-hash graph in prepare(). onnxruntime's CPU arena keeps a run's largest intermediates for
+ * the session's life ([batch, K·L] projections, bits, weighted bits: 3 × 4 B × 1500 per key at K 10, L 150), so the
+ * batch sets memory that a process never gets back: 8192 keys held +206 MB of RSS, 512 keys +18 MB, at the same
+ * hashing throughput (0.13-0.15 M keys/s at d 64, 0.11-0.12 at d 128). tiny-coder at 16K, magicpig, peak RSS
+ * 882 → 693 MB (dense: 604-662 MB).
+ */
+export const HASH_BATCH = 512;
 
 export class Sequence implements SequenceAttention {
   private config: AttentionConfig;
@@ -464,7 +472,8 @@ export class Sequence implements SequenceAttention {
 
   /**
    * Do pending index folds now, hashing keys with the ONNX graph on `provider` (spec §3: keys hashed in batches as
-   * they enter the index). Call (and await) after endPrefill(); without it, the first decode step folds on the CPU.
+   * they enter the index; HASH_BATCH keys a run). Call (and await) after endPrefill(); without it, the first decode
+   * step folds on the CPU.
    */
   async prepare(options: PrepareOptions = {}): Promise<void> {
     const { KeyHashGraph } = await import('./hash-graph');
@@ -477,7 +486,7 @@ export class Sequence implements SequenceAttention {
       const st = this.layers[layer], { start, end } = todo, n = end - start;
       const graph = await KeyHashGraph.create(this.simhash(), this.provider);
       const codes: Int32Array[] = [];
-      const batch = Math.min(n, 8192), rows = new Float32Array(batch * d);
+      const batch = Math.min(n, HASH_BATCH), rows = new Float32Array(batch * d);
       for (const hi of st.heads) {
         const c = new Int32Array(n * L);
         for (let b = 0; b < n; b += batch) {
