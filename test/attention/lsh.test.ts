@@ -38,6 +38,30 @@ test('retrieval equals a brute-force collision count (after two folds and a trun
   }
 });
 
+test('retrieval at the bench scale (K 10, L 150, 20011 keys) equals brute force, ascending', () => {
+  // Realistic sizes for the kernel's two passes and bitmaps: buckets of ~20 ids, a count that is not a multiple of 32,
+  // a base that is not either, and keys that share 0-6 codes with each query (so many reach the ≥ 2 threshold).
+  const K = 10, L = 150, B = 1 << K, base = 37, n = 20011, rand = rng(21);
+  const queries = Array.from({ length: 6 }, () => Array.from({ length: L }, () => Math.floor(rand() * B)));
+  const codes = Array.from({ length: n }, () => {
+    const q = queries[Math.floor(rand() * queries.length)], share = Math.floor(rand() * 7);
+    const c = Array.from({ length: L }, () => Math.floor(rand() * B));
+    for (let s = 0; s < share; s++) { const l = Math.floor(rand() * L); c[l] = q[l]; }
+    return c;
+  });
+  const t = new LshTables(K, L, base);
+  t.fold(Int32Array.from(codes.flat()), n);
+  const out = new Int32Array(n);
+  let total = 0;
+  for (const q of queries) {
+    const m = t.retrieve(Int32Array.from(q), 0, out);
+    const want = bruteForce(codes, q, base, base + n);
+    assert.deepEqual([...out.subarray(0, m)], want);
+    total += m;
+  }
+  assert.ok(total > 1000, `only ${total} keys sampled: the test would not exercise the bitmaps`);
+});
+
 test('ONNX key-hash graph gives the CPU hasher codes', async () => {
   const d = 32, h = new SimHash(d, 10, 20, 99), n = 300;
   const x = gaussians(n * d, rng(5));
