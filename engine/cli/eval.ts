@@ -10,10 +10,10 @@ const usage = `usage:
   snout eval build     --repo DIR [--repo DIR ...] --out FILE.jsonl [--seed 0] [--per-file 1] [--crop-lines 120]
                        [--snippet-chars 1200] [--all-code]
   snout eval fidelity  --model DIR [--repo DIR ...] [--prompts 6] [--steps 8] [--kl 10x150,8x75]
-                       [--methods magicpig,topk,quest] [--json] [--out FILE.json]
+                       [--methods magicpig,topk,quest] [--tail-threshold N] [--json] [--out FILE.json]
   snout eval report    --data FILE.jsonl --model DIR [--out eval-results] [--kl 10x150,8x75,6x50] [--limit N]
                        [--prompt repobench|native] [--max-tokens 48] [--repo DIR ...] [--prompts 6] [--steps 8]
-                       [--skip repobench|fidelity]`;
+                       [--skip repobench|fidelity] [--tail-threshold N]`;
 
 /** --name value pairs; repeated names collect into arrays; bare --flags are true. */
 function parseArgs(argv: string[]): Map<string, string[]> {
@@ -156,7 +156,7 @@ async function fidelity(args: Map<string, string[]>): Promise<number> {
     const prompts = packedPrompts(model.tokenizer, repos, count, ctx - steps - 1);
     const runs = kls.flatMap(({ K, L }) => methods.map((method) => ({ label: `${method} ${K}x${L}`, method, K, L })));
     const { rows, sampledMean } = await fidelityOverPrompts(model, prompts, steps, runs,
-      (line) => { if (!args.has('json')) process.stderr.write(line + '\n'); });
+      (line) => { if (!args.has('json')) process.stderr.write(line + '\n'); }, tailArg(args));
     const summary = summariseFidelity(rows, runs.map((r) => r.label));
     const result = { model: model.modelDir, prompts: prompts.map((p) => p.name), promptTokens: ctx - steps - 1, steps, runs, sampledFraction: sampledMean, summary, rows };
     const outFile = one(args, 'out');
@@ -170,6 +170,18 @@ async function fidelity(args: Map<string, string[]>): Promise<number> {
     await model.dispose();
   }
   return 0;
+}
+
+/**
+ * --tail-threshold N: the exact tail's length before new tokens are folded into the index (default 256). The index
+ * covers whole blocks of N tokens, so up to N recent tokens past the window stay exact; 1 indexes everything past the
+ * window (the fidelity study's setting before the block grid existed).
+ */
+function tailArg(args: Map<string, string[]>): { tailThreshold?: number } {
+  if (!args.has('tail-threshold')) return {};
+  const n = num(args, 'tail-threshold', 256);
+  if (!Number.isInteger(n) || n < 0) throw new UserError(`eval: --tail-threshold must be a whole number >= 0, got ${n}`);
+  return { tailThreshold: n };
 }
 
 function parseKl(list: string): Array<{ K: number; L: number }> {
@@ -201,7 +213,7 @@ async function report(args: Map<string, string[]>): Promise<number> {
     await runReport(model, {
       outDir: one(args, 'out', 'eval-results')!, items, kls: parseKl(one(args, 'kl', '10x150,8x75,6x50')!),
       methods: methodsOf(one(args, 'attention', 'dense,magicpig,topk,quest')!), style, maxTokens: num(args, 'max-tokens', 48),
-      fidelityRepos: repos, fidelityPrompts: num(args, 'prompts', 6), fidelitySteps: num(args, 'steps', 8),
+      fidelityRepos: repos, fidelityPrompts: num(args, 'prompts', 6), fidelitySteps: num(args, 'steps', 8), fidelityBase: tailArg(args),
       log: (l) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${l}\n`),
       skipRepobench: skip.includes('repobench'), skipFidelity: skip.includes('fidelity'),
     });

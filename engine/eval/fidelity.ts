@@ -242,15 +242,19 @@ export function summariseFidelity(rows: HeadRow[], labels: string[]): FidelitySu
   return { labels, overall, byFlatness, byLayer, byHead };
 }
 
-/** Captures `steps` decode steps of each prompt and scores every run on them; sampled fractions averaged over prompts. */
+/**
+ * Captures `steps` decode steps of each prompt and scores every run on them (attention config: defaults, all layers
+ * sampled, then `base`); sampled fractions averaged over prompts.
+ */
 export async function fidelityOverPrompts(
   model: LoadedModel, prompts: { name: string; ids: number[] }[], steps: number, runs: MethodRun[], log: (line: string) => void,
+  base: Partial<AttentionConfig> = {},
 ): Promise<{ rows: HeadRow[]; sampledMean: Record<string, number> }> {
   const rows: HeadRow[] = [];
   const sampled: Record<string, number[]> = {};
   for (const p of prompts) {
     const cap = await captureDecode(model, p.ids, steps);
-    const r = await fidelityRows(cap, p.name, runs);
+    const r = await fidelityRows(cap, p.name, runs, base);
     rows.push(...r.rows);
     for (const [k, v] of Object.entries(r.sampled)) (sampled[k] ??= []).push(v);
     log(`fidelity ${p.name}: ${r.rows.length} head-steps`);

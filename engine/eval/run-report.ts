@@ -3,7 +3,7 @@
 // hand around these tables (the generated tables go to tables.md).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { AttentionMethod } from '../attention/types';
+import type { AttentionConfig, AttentionMethod } from '../attention/types';
 import type { LoadedModel } from '../generate/types';
 import { fidelityOverPrompts, summariseFidelity, type MethodRun } from './fidelity';
 import { packedPrompts } from './packed';
@@ -20,6 +20,8 @@ export interface ReportOptions {
   fidelityRepos: string[];
   fidelityPrompts: number;
   fidelitySteps: number;
+  /** Attention overrides for the fidelity replays (e.g. tailThreshold). */
+  fidelityBase?: Partial<AttentionConfig>;
   log: (line: string) => void;
   /** Skip a part (e.g. rerun only fidelity). */
   skipRepobench?: boolean;
@@ -73,7 +75,7 @@ export async function runReport(model: LoadedModel, o: ReportOptions): Promise<v
     const prompts = packedPrompts(model.tokenizer, o.fidelityRepos, o.fidelityPrompts, ctx - steps - 1);
     const sparse = o.methods.filter((m) => m !== 'dense');
     const runs: MethodRun[] = o.kls.flatMap(({ K, L }) => sparse.map((method) => ({ label: label(method, K, L), method, K, L })));
-    const { rows, sampledMean } = await fidelityOverPrompts(model, prompts, steps, runs, o.log);
+    const { rows, sampledMean } = await fidelityOverPrompts(model, prompts, steps, runs, o.log, o.fidelityBase);
     const labels = runs.map((r) => r.label);
     const summary = summariseFidelity(rows, labels);
     writeFileSync(path.join(o.outDir, 'fidelity.json'), JSON.stringify({ prompts: prompts.map((p) => p.name), promptTokens: ctx - steps - 1, steps, runs, sampledFraction: sampledMean, summary }) + '\n');
