@@ -62,6 +62,16 @@ test('retrieval at the bench scale (K 10, L 150, 20011 keys) equals brute force,
   assert.ok(total > 1000, `only ${total} keys sampled: the test would not exercise the bitmaps`);
 });
 
+test('table memory: 4·L bytes of ids per key + 4·L·(2^K + 1) of offsets + 4¼ bytes of retrieval scratch, nothing else', () => {
+  const K = 10, L = 150, n = 20000, rand = rng(5);
+  const t = new LshTables(K, L, 4);
+  t.fold(Int32Array.from({ length: n * L }, () => Math.floor(rand() * (1 << K))), n);
+  const want = 4 * L * n + 4 * L * ((1 << K) + 1) + 4 * n + 2 * 4 * Math.ceil(n / 32) + 4 * L + 8 * L;
+  // bytes() is the layout: a 64-byte header and 64-byte aligned regions (the WebAssembly memory holding it rounds up
+  // to 64 KB pages, under 0.1% at this size).
+  assert.ok(t.bytes() >= want && t.bytes() <= want + 64 + 7 * 63, `${t.bytes()} bytes for ${want} needed`);
+});
+
 test('ONNX key-hash graph gives the CPU hasher codes', async () => {
   const d = 32, h = new SimHash(d, 10, 20, 99), n = 300;
   const x = gaussians(n * d, rng(5));
