@@ -169,51 +169,59 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
   let fresh = 0;
   const nextQuery = () => makeQueries(normals(7000 + fresh++), base).q;
   const scratch = new Float32Array(H * D);
-  const step = async (method: AttentionMethod, budget: AttentionConfig['budget'], reps: number, beforeTimed?: () => void) => {
-    seq.configure({ method, budget });
-    const out = new Float32Array(H * D), ts: number[] = [], cpu: number[] = [];
-    // The output for the error columns: the fixed query q.
-    await seq.forwardAsync(0, q, k1, v1, 1, out);
+  const once = async (qr: Float32Array, out: Float32Array) => {
+    await seq.forwardAsync(0, qr, k1, v1, 1, out);
     seq.truncate(n);
     seq.endPrefill(); // a truncate starts a new prompt; the next step is a decode step again
-    beforeTimed?.();
-    for (let r = 0; r < reps; r++) {
-      const qr = nextQuery();
-      const c0 = process.cpuUsage(), t0 = performance.now();
-      await seq.forwardAsync(0, qr, k1, v1, 1, scratch);
-      ts.push(performance.now() - t0);
-      const c1 = process.cpuUsage(c0);
-      cpu.push((c1.user + c1.system) / 1000);
-      seq.truncate(n);
-      seq.endPrefill();
-    }
-    // Best of the reps: the 2 cores are shared, and the minimum is the least disturbed run.
-    return { out, ms: Math.min(...ts), cpuMs: Math.min(...cpu) };
   };
-  // Exact first (the error reference), then MagicPIG with profiling for the split and the traffic counters.
-  const dense = await step('dense', 'auto', steps);
-  outs.dense = dense.out;
-  await step('magicpig', 'auto', 1); // warm-up
-  const mp = await step('magicpig', 'auto', steps, () => {
-    seq.resetStats();
-    seq.profiling = true;
-    seq.resetProfile();
-  });
-  seq.profiling = false;
+  /** The output for the error columns: one step on the fixed query q. */
+  const output = async (method: AttentionMethod, budget: AttentionConfig['budget'] = 'auto') => {
+    seq.configure({ method, budget, threads: 1 });
+    const out = new Float32Array(H * D);
+    await once(q, out);
+    return out;
+  };
+  /** `reps` timed steps on fresh queries; best of the reps (the 2 cores are shared: the least disturbed run). */
+  const timed = async (reps: number, variants: { method: AttentionMethod; budget?: AttentionConfig['budget']; threads: number; profile?: boolean }[]) => {
+    const ts = variants.map(() => [] as number[]), cpu = variants.map(() => [] as number[]);
+    for (let r = 0; r < reps; r++) {
+      for (const [i, v] of variants.entries()) {
+        seq.configure({ method: v.method, budget: v.budget ?? 'auto', threads: v.threads });
+        seq.profiling = v.profile ?? false;
+        const qr = nextQuery();
+        const c0 = process.cpuUsage(), t0 = performance.now();
+        await seq.forwardAsync(0, qr, k1, v1, 1, scratch);
+        ts[i].push(performance.now() - t0);
+        const c1 = process.cpuUsage(c0);
+        cpu[i].push((c1.user + c1.system) / 1000);
+        seq.profiling = false;
+        seq.truncate(n);
+        seq.endPrefill();
+      }
+    }
+    return variants.map((_, i) => ({ ms: Math.min(...ts[i]), cpuMs: Math.min(...cpu[i]) }));
+  };
+  // Outputs on q (dense is the error reference), then the timed steps. Dense and MagicPIG, on 1 and on 2 threads (main
+  // + 1 worker, KV heads alternating), take turns within each round, so a change in the machine's load between rounds
+  // moves all four alike and their ratios stay side by side; MagicPIG on 1 thread is profiled (split and traffic).
+  outs.dense = await output('dense');
+  outs.magicpig = await output('magicpig');
+  const variants = [
+    { method: 'dense' as const, threads: 1 }, { method: 'magicpig' as const, threads: 1, profile: true },
+    { method: 'magicpig' as const, threads: 2 }, { method: 'dense' as const, threads: 2 },
+  ];
+  await timed(1, variants); // warm-up: starts the worker, posts the layout
+  seq.resetStats();
+  seq.resetProfile();
+  const [dense, mp, mp2, dense2] = await timed(steps, variants);
   const p = { ...seq.profile };
   const per = (x: number) => x / steps;
   const frac = seq.stats().sampledFraction;
-  outs.magicpig = mp.out;
-  // The same step split over the main thread + 1 worker (KV heads alternate), to choose the default.
-  seq.configure({ threads: 2 });
-  await step('magicpig', 'auto', 1); // starts the worker, posts the layout
-  const mp2 = await step('magicpig', 'auto', steps);
-  const dense2 = await step('dense', 'auto', steps);
-  seq.configure({ threads: 1 });
   // Errors at MagicPIG's own per-head budget; timings at the same mean fraction as a number.
-  outs.topk = (await step('topk', 'auto', 0)).out;
-  outs.quest = (await step('quest', 'auto', 0)).out;
-  const topkT = await step('topk', frac, Math.min(steps, 3)), questT = await step('quest', frac, steps);
+  outs.topk = await output('topk');
+  outs.quest = await output('quest');
+  const [topkT] = await timed(Math.min(steps, 3), [{ method: 'topk', budget: frac, threads: 1 }]);
+  const [questT] = await timed(steps, [{ method: 'quest', budget: frac, threads: 1 }]);
   times.topk = [topkT.ms];
   times.quest = [questT.ms];
   const bpe = dtype === 'float32' ? 4 : 2;
