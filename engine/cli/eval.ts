@@ -13,7 +13,7 @@ const usage = `usage:
                        [--methods magicpig,topk,quest] [--tail-threshold N] [--json] [--out FILE.json]
   snout eval report    --data FILE.jsonl --model DIR [--out eval-results] [--kl 10x150,8x75,6x50] [--limit N]
                        [--prompt repobench|native] [--max-tokens 48] [--repo DIR ...] [--prompts 6] [--steps 8]
-                       [--skip repobench|fidelity] [--tail-threshold N]`;
+                       [--skip repobench|fidelity] [--tail-threshold N (fidelity replays only)]`;
 
 /** --name value pairs; repeated names collect into arrays; bare --flags are true. */
 function parseArgs(argv: string[]): Map<string, string[]> {

@@ -53,6 +53,12 @@ test('fidelity: capture matches a float64 attention reference; dense replay is e
         assert.ok(Number.isFinite(r.error.magicpig) && Number.isFinite(r.error.topk));
       }
       assert.ok(sampled.magicpig > 0 && sampled.magicpig < 1, JSON.stringify(sampled));
+
+      // Overrides reach the replayed attention: with tailThreshold 1 every key past the window is indexed (532 of the
+      // 600-token prompt's keys instead of 512, two blocks of 256), so MagicPIG samples from a different set.
+      const tail1 = await fidelityRows(cap, p.name, [{ label: 'magicpig', method: 'magicpig', K: 8, L: 75 }], { tailThreshold: 1 });
+      const differs = tail1.rows.some((r, i) => r.error.magicpig !== rows[i].error.magicpig);
+      assert.ok(differs, 'tailThreshold 1 changed no head-step');
     } finally {
       await model.dispose();
     }
