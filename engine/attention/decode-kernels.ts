@@ -102,6 +102,8 @@ export class DecodeKernels {
   private norms: Float32Array<ArrayBufferLike> | null = null;
   private readonly ptr = new Int32Array(SLOTS);
   private readonly end = new Int32Array(SLOTS);
+  /** magicpigGroup's per-head input, reused across steps (its fields are set per call). */
+  readonly input: HeadInput = { q: new Float32Array(0), qo: 0, cache: null as unknown as HeadCache, index: null as unknown as HeadIndex };
 
   constructor(readonly d: number) {
     this.scale = 1 / Math.sqrt(d);
@@ -355,10 +357,10 @@ export interface StepProfile {
 export function magicpigGroup(ker: DecodeKernels, cache: HeadCache, index: HeadIndex, g: number, H: number, G: number,
   r: Ranges, K: number, L: number, q: Float32Array, codes: Int32Array, hash: SimHash | null,
   out: Float32Array, sampled: Int32Array, prof: StepProfile | null = null): void {
-  const d = ker.d, group = H / G, x: HeadInput = { q, qo: 0, cache, index };
-  const now = () => (prof ? performance.now() : 0);
+  const d = ker.d, group = H / G, x = ker.input; // reused: no allocation per step
+  x.q = q; x.cache = cache; x.index = index;
   for (let h0 = g * group, hEnd = h0 + group; h0 < hEnd;) {
-    const t0 = now();
+    const t0 = prof ? performance.now() : 0;
     let at = 0, s = 0, hashMs = 0;
     // A head's list is at most |T| + |I| = r.length ids; start a new batch when the next one might not fit.
     for (; h0 + s < hEnd && s < SLOTS && (s === 0 || at + r.length <= cache.capacity); s++) {
@@ -366,9 +368,9 @@ export function magicpigGroup(ker: DecodeKernels, cache: HeadCache, index: HeadI
       x.qo = h * d;
       const nT = ker.begin(x, r, s, at);
       if (hash) {
-        const th = now();
+        const th = prof ? performance.now() : 0;
         hash.hashInto(q, h * d, codes, h * L);
-        hashMs += now() - th;
+        if (prof) hashMs += performance.now() - th;
       }
       const m = ker.retrieve(x, codes, h * L, at + nT);
       ker.list(s, at, nT, m);
@@ -381,12 +383,12 @@ export function magicpigGroup(ker: DecodeKernels, cache: HeadCache, index: HeadI
         prof.heads++;
       }
     }
-    const t1 = now();
+    const t1 = prof ? performance.now() : 0;
     ker.attendGroup(cache, index, s, K, L, out, h0 * d);
     if (prof) {
       prof.hashMs += hashMs;
       prof.retrieveMs += t1 - t0 - hashMs;
-      prof.attendMs += now() - t1;
+      prof.attendMs += performance.now() - t1;
     }
     h0 += s;
   }

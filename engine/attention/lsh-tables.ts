@@ -169,10 +169,11 @@ export class LshTables {
   retrieve(qCodes: Int32Array, qo: number, out: Int32Array, at = 0): number {
     if (this.count === 0) return 0;
     if (this.kernel) {
-      const r = this.regions;
-      this.qCodes.set(qCodes.subarray(qo, qo + this.L));
+      // Plain loops, not set(subarray): a subarray is an allocation, and the decode step makes none.
+      const r = this.regions, qc = this.qCodes, o = this.out;
+      for (let l = 0; l < this.L; l++) qc[l] = qCodes[qo + l];
       const m = this.kernel(r.q, r.offsets, r.ids, r.seen, r.out, this.L, this.B + 1, this.count, this.base, r.sampled, r.spans);
-      out.set(this.out.subarray(0, m), at);
+      for (let i = 0; i < m; i++) out[at + i] = o[i];
       return m;
     }
     const { L, B, ids, offsets, count, base, seen, sampled } = this;

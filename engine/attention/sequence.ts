@@ -320,7 +320,8 @@ export class Sequence implements SequenceAttention {
     const pool = attentionPool(threads - 1);
     pool.ensure(H, d, this.config.L);
     const job = pool.job;
-    pool.q.set(q.subarray(0, H * d));
+    const pq = pool.q;
+    for (let i = 0; i < H * d; i++) pq[i] = q[i];
     job[JobField.Layer] = layer; job[JobField.Heads] = H; job[JobField.KvHeads] = G; job[JobField.HeadDim] = d;
     job[JobField.Length] = length; job[JobField.Threads] = threads; job[JobField.Dense] = 1;
     for (let g = 0; g < G; g++) if (g % threads !== 0) pool.share((g % threads) - 1, layer, g, st.kv.heads[g], st.heads[g]);
