@@ -337,7 +337,9 @@ function logWeightsBody(tablePoints: number): number[] {
       // θ = c < 0 ? π − r : r;  x = θ · points / π
       ...f32c(Math.PI), ...get(r), ...F.sub, ...get(r), ...get(c), ...f32c(0), ...F.lt, 0x1b,
       ...f32c(tablePoints / Math.PI), ...F.mul, ...set(x),
-      ...get(x), 0xa8, ...set(i), // i32.trunc_f32_s (x ∈ [0, points])
+      // i32.trunc_sat_f32_s (x ∈ [0, points]): saturating, so a NaN (a broken model's activations) gives index 0 and
+      // flows on as NaN instead of trapping; generate.ts reports non-finite logits clearly.
+      ...get(x), 0xfc, 0x00, ...set(i),
       ...get(TBL), ...get(i), ...i32c(2), ...shl, ...add, ...set(i), // i: byte address of t[i]
       ...get(addr),
       ...get(dot), ...get(SC), ...F.mul,
@@ -375,7 +377,8 @@ function expShiftBody(): number[] {
       ...get(x), ...get(n), ...f32c(LN2_HI), ...F.mul, ...F.sub, ...get(n), ...f32c(LN2_LO), ...F.mul, ...F.sub, ...set(r),
       ...get(addr),
       ...poly,
-      ...get(n), 0xa8, ...i32c(127), ...add, ...i32c(23), ...shl, 0xbe, // f32.reinterpret_i32: 2^n
+      // 2^n by the exponent bits (n ∈ [−126, 127] for finite x; i32.trunc_sat_f32_s: a NaN gives 0 instead of a trap)
+      ...get(n), 0xfc, 0x00, ...i32c(127), ...add, ...i32c(23), ...shl, 0xbe, // f32.reinterpret_i32
       ...F.mul,
       ...F.store,
       ...get(SUM), ...get(addr), ...F.load, 0xbb /* f64.promote_f32 */, 0xa0 /* f64.add */, ...set(SUM),

@@ -30,6 +30,21 @@ export interface RunnerOptions {
   onProgress?: (message: string, fraction: number) => void;
 }
 
+/**
+ * The logits, or a clear error when any is NaN or ±Inf: a broken model (NaN in its weights, or activations that
+ * overflow float32) would otherwise sample garbage. The attention kernels let NaN flow through (saturating float to int
+ * conversions), so this one check, a pass over vocabSize floats per token, is where it surfaces.
+ */
+export function finiteLogits(logits: Float32Array): Float32Array {
+  for (let i = 0; i < logits.length; i++) {
+    if (!Number.isFinite(logits[i])) {
+      throw new UserError(`the model produced a non-finite logit (${logits[i]} for token ${i}): its weights may hold NaN or Inf ` +
+        '(a corrupt or mis-converted checkpoint), or its activations overflow float32');
+    }
+  }
+  return logits;
+}
+
 export class ModelRunner {
   private constructor(
     readonly spec: ModelSpec,
@@ -124,7 +139,7 @@ export class ModelRunner {
       if (step.head) logits = out[io.logits].data as Float32Array;
     }
     if (!wantLogits) return undefined;
-    if (logits) return logits;
+    if (logits) return finiteLogits(logits);
 
     // Final norm + lm_head on the last position only.
     const hidden = x!.data as Float32Array;
@@ -133,7 +148,7 @@ export class ModelRunner {
       [io.ids]: new ort.Tensor('int64', new BigInt64Array(0), [0]),
       [io.hidden]: new ort.Tensor('float32', last.slice(), [1, H]),
     });
-    return head[io.logits].data as Float32Array;
+    return finiteLogits(head[io.logits].data as Float32Array);
   }
 
   async dispose(): Promise<void> {

@@ -208,3 +208,18 @@ test('the tabulated log-weight log(u + 1e-4) is within 1e-4 of the exact formula
     assert.ok(worst < 1e-4, `K=${K} L=${L}: max error ${worst}`);
   }
 });
+
+test('a NaN query flows through every method as NaN (no WebAssembly trap), f32 and bf16', () => {
+  // A broken model's NaN must reach the logits, where the runner reports it clearly (forward.ts finiteLogits); a
+  // float-to-int trap in the exp / log-weight kernels would surface as an opaque RuntimeError instead.
+  const n = 400, h = head(n, 9);
+  const bad = { ...h, q: Float32Array.from(h.q) };
+  bad.q[3] = NaN;
+  for (const kvDtype of ['float32', 'bfloat16'] as const) {
+    for (const method of ['dense', 'magicpig', 'topk', 'quest'] as const) {
+      const r = run(bad, n, { method, K: 6, L: 30, kvDtype });
+      assert.doesNotThrow(() => r.step(), `${method} ${kvDtype}`);
+      assert.ok(Number.isNaN(r.out[0]), `${method} ${kvDtype}: head 0 output is NaN`);
+    }
+  }
+});

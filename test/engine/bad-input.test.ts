@@ -109,4 +109,26 @@ describe('bad model folders', () => {
       await model.dispose();
     }
   });
+
+  it('a NaN in the weights is a clear user error (dense and magicpig), and the model keeps serving', async () => {
+    const { dir } = fresh();
+    // One NaN in layer 0's k_proj (a corrupt checkpoint that still parses): every logit becomes NaN.
+    const file = path.join(dir, 'model.safetensors'), buf = readFileSync(file);
+    const hl = Number(buf.readBigUInt64LE(0)), header = JSON.parse(buf.subarray(8, 8 + hl).toString());
+    const name = Object.keys(header).find((k) => k.includes('layers.0.self_attn.k_proj'))!;
+    buf.writeFloatLE(NaN, 8 + hl + header[name].data_offsets[0]);
+    writeFileSync(file, buf);
+    for (const method of ['dense', 'magicpig'] as const) {
+      const model = await loadModel(dir, { provider: 'cpu', attention: { method, sinks: 4, window: 8, tailThreshold: 8 } });
+      try {
+        const ids = Array.from({ length: 120 }, (_, i) => 3 + ((i * 7) % 60));
+        const request = () => model.generate(model.newSequence(), { ids, maxTokens: 3, sampling: { temperature: 0, topP: 1, seed: 0 } });
+        await assert.rejects(request(), (e: Error) => e instanceof UserError && /non-finite logit \(NaN/.test(e.message), method);
+        await assert.rejects(model.logits([1, 5, 9]), /non-finite logit/);
+        await assert.rejects(request(), /non-finite logit/); // the same clear error again, not a broken state
+      } finally {
+        await model.dispose();
+      }
+    }
+  });
 });
