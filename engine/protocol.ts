@@ -9,7 +9,9 @@ export type AttentionMethodName = 'dense' | 'magicpig' | 'topk' | 'quest';
 
 export interface AttentionSettings {
   method?: AttentionMethodName;
+  /** SimHash bits per table, 1-16 (engine/attention/types.ts LSH_LIMITS). */
   K?: number;
+  /** Hash tables, 2-1024. */
   L?: number;
   sinks?: number;
   window?: number;

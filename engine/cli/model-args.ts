@@ -1,6 +1,6 @@
 // Flag parsing shared by the model commands (logits, generate): `--name value` pairs and bare switches, with every
 // mistake reported as one UserError line.
-import type { AttentionConfig } from '../attention/types';
+import { LSH_LIMITS, type AttentionConfig } from '../attention/types';
 import { UserError } from '../errors';
 
 export interface ParsedArgs {
@@ -84,7 +84,9 @@ export function attentionConfigArg(command: string, a: ParsedArgs): Partial<Atte
   const method = attentionArg(command, a);
   if (method) c.method = method;
   const whole = (name: string, min: number) => numberArg(command, a, name, (x) => Number.isInteger(x) && x >= min, `a whole number >= ${min}`);
-  const K = whole('k', 1), L = whole('l', 1), sinks = whole('sinks', 0), window = whole('window', 0);
+  const within = (name: string, r: { min: number; max: number }) =>
+    numberArg(command, a, name, (x) => Number.isInteger(x) && x >= r.min && x <= r.max, `a whole number in ${r.min}..${r.max}`);
+  const K = within('k', LSH_LIMITS.K), L = within('l', LSH_LIMITS.L), sinks = whole('sinks', 0), window = whole('window', 0);
   if (K !== undefined) c.K = K;
   if (L !== undefined) c.L = L;
   if (sinks !== undefined) c.sinks = sinks;

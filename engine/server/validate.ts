@@ -1,6 +1,7 @@
 // Checks request params field by field and names the first bad one ("complete: maxTokens must be an integer in
 // 1..1023"), so a hostile or buggy client gets a clear InvalidParams error instead of a crash deep in the engine.
 import type { AskParams, AttentionSettings, ChatMessage, CompleteParams, LoadParams, RepoFile, SamplingParams } from '../protocol';
+import { LSH_LIMITS } from '../attention/types';
 
 export class ParamError extends Error {}
 
@@ -53,8 +54,8 @@ function attention(v: unknown, where: string): AttentionSettings | undefined {
   const o = obj(v, where);
   const a: AttentionSettings = {
     method: oneOf(o, 'method', where, ['dense', 'magicpig', 'topk', 'quest'] as const),
-    K: num(o, 'K', where, 1, 64, true),
-    L: num(o, 'L', where, 1, 4096, true),
+    K: num(o, 'K', where, LSH_LIMITS.K.min, LSH_LIMITS.K.max, true),
+    L: num(o, 'L', where, LSH_LIMITS.L.min, LSH_LIMITS.L.max, true),
     sinks: num(o, 'sinks', where, 0, 1 << 20, true),
     window: num(o, 'window', where, 0, 1 << 20, true),
   };

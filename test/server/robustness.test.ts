@@ -77,6 +77,8 @@ function cases(): Case[] {
     ['attention method', { id: 'a', prefix: 'x', attention: { method: 'psychic' } }, /method must be one of/],
     ['attention K 0', { id: 'a', prefix: 'x', attention: { K: 0 } }, /K must be an integer/],
     ['attention L huge', { id: 'a', prefix: 'x', attention: { L: 1e9 } }, /L must be an integer/],
+    ['attention K 17 (codes are 16 bits)', { id: 'a', prefix: 'x', attention: { K: 17 } }, /K must be an integer in 1\.\.16/],
+    ['attention L 1 (sampling needs 2 collisions)', { id: 'a', prefix: 'x', attention: { L: 1 } }, /L must be an integer in 2\.\.1024/],
     ['denseLayers strings', { id: 'a', prefix: 'x', attention: { denseLayers: ['0'] } }, /denseLayers must be integers/],
     ['stop empty string', { id: 'a', prefix: 'x', stop: [''] }, /stop must hold/],
     ['stop not array', { id: 'a', prefix: 'x', stop: '\n' }, /stop must be an array/],
