@@ -338,7 +338,7 @@ function logWeightsBody(tablePoints: number): number[] {
       ...f32c(Math.PI), ...get(r), ...F.sub, ...get(r), ...get(c), ...f32c(0), ...F.lt, 0x1b,
       ...f32c(tablePoints / Math.PI), ...F.mul, ...set(x),
       // i32.trunc_sat_f32_s (x ∈ [0, points]): saturating, so a NaN (a broken model's activations) gives index 0 and
-      // flows on as NaN instead of trapping; generate.ts reports non-finite logits clearly.
+      // flows on as NaN instead of trapping; the runner reports non-finite logits clearly (forward.ts finiteLogits).
       ...get(x), 0xfc, 0x00, ...set(i),
       ...get(TBL), ...get(i), ...i32c(2), ...shl, ...add, ...set(i), // i: byte address of t[i]
       ...get(addr),
