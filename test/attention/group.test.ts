@@ -79,6 +79,31 @@ test('dotsAt / dotsNormAt / logWeightsAt / expAt / axpyAt equal float64 referenc
   }
 });
 
+test('expAt: its four-lane loop and its one-at-a-time tail give every element the same bits, down to the −87 clamp', () => {
+  const kv = new KvStore(1, d, 'float32');
+  kv.append(gaussians(64 * d, rng(3)), gaussians(64 * d, rng(4)), 64);
+  const c = kv.heads[0], rand = rng(9);
+  assert.ok(c.hasMath, 'WebAssembly math kernels in use');
+  for (let m = 0; m <= 13; m++) {
+    // Arguments over [−100, 2] after the shift: past the clamp at −87, through 0, and a little above.
+    const xs = Array.from({ length: m }, () => -100 + 102 * rand());
+    if (m > 2) { xs[1] = -87; xs[2] = 0; }
+    const at = 5 + m, shift = 0.25;
+    c.logits.set(xs, at);
+    const z = c.expAt(at, m, shift); // lanes for the first 4·⌊m/4⌋, the scalar loop for the rest
+    const lanes = Array.from(c.logits.subarray(at, at + m));
+    let zOne = 0;
+    for (let j = 0; j < m; j++) {
+      c.logits[at + j] = xs[j];
+      zOne += c.expAt(at + j, 1, shift); // one element: the scalar loop only
+      assert.equal(lanes[j], c.logits[at + j], `m=${m} element ${j} (x − shift = ${xs[j] - shift}): lanes and tail differ`);
+      const ref = Math.exp(Math.max(Math.fround(xs[j] - shift), -87));
+      assert.ok(Math.abs(lanes[j] - ref) <= 1e-6 * ref, `m=${m} element ${j}: ${lanes[j]} vs exp ${ref}`);
+    }
+    assert.ok(Math.abs(z - zOne) <= 1e-12 * Math.max(zOne, 1e-300), `m=${m} Σ: ${z} vs ${zOne}`);
+  }
+});
+
 /** One KV head of n keys, indexed over [sinks, indexedEnd), with `group` query heads. */
 function fixture(n: number, capacity: number, group: number) {
   const rand = rng(11), K = 6, L = 24, sinks = 4, indexedEnd = n - 40;
