@@ -301,6 +301,18 @@ function table(rows: Row[]): string {
   return cells.map((c) => c.map((x, i) => x.padStart(widths[i])).join('  ')).join('\n');
 }
 
+/** The end-to-end run as bars: ms per token for each variant at each context length (lower is faster). */
+export function e2ePlot(rows: Record<string, number | string>[], dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const names = ['dense', 'magicpig', 'magicpig_no_dense_layers'];
+  const svg = barChart(rows.map((r) => ({ label: `${(r.n as number) / 1024}K context`, values: names.map((v) => r[`${v}_ms_per_token`] as number) })),
+    ['dense', 'magicpig (layers 0 and 3 exact)', 'magicpig, no dense layers'],
+    { title: 'tiny-coder decode, ms per token (tokens take turns)', yLabel: 'ms per token', showValues: true });
+  const file = path.join(dir, 'attention-e2e.svg');
+  writeFileSync(file, svg);
+  return file;
+}
+
 /** The two plots of a run; a bfloat16 run's carry a -bf16 suffix (so it does not overwrite the float32 ones). */
 export function plots(rows: Row[], dir: string, suffix = rows[0]?.dtype === 'bfloat16' ? '-bf16' : ''): string[] {
   mkdirSync(dir, { recursive: true });
@@ -310,7 +322,8 @@ export function plots(rows: Row[], dir: string, suffix = rows[0]?.dtype === 'bfl
     series('dense, 2 threads', (r) => r.dense_2threads_ms), series('magicpig, 2 threads', (r) => r.magicpig_2threads_ms),
     series('oracle topk', (r) => r.topk_ms),
     series('quest', (r) => r.quest_ms), series('floor (bytes / bandwidth)', (r) => r.floor_ms),
-  ], { title: 'Attention, one decode step of one layer (32q/8kv heads, d=128)', xLabel: 'context tokens', yLabel: 'ms', logX: true, logY: true });
+  ], { title: 'Attention, one decode step of one layer (32q/8kv heads, d=128)', xLabel: 'context tokens', yLabel: 'ms', logX: true, logY: true,
+    xTicks: rows.map((r) => [r.n, `${r.n / 1024}K`]) });
   const errors = barChart(rows.map((r) => ({ label: `${r.n / 1024}K`, values: [r.err_magicpig_flat, r.err_topk_flat, r.err_quest_flat, r.err_magicpig_peaked, r.err_topk_peaked, r.err_quest_peaked] })),
     ['magicpig flat', 'topk flat', 'quest flat', 'magicpig peaked', 'topk peaked', 'quest peaked'],
     { title: 'Relative L2 error vs exact (same budget)', yLabel: 'relative error' });
@@ -397,11 +410,13 @@ export async function run(argv: string[]): Promise<number> {
   if (argv.includes('--e2e')) {
     const ns = (arg(argv, '--n') ?? '16384,32768').split(',').map((x) => Number(x.replace(/k$/i, '')) * (/k$/i.test(x) ? 1024 : 1));
     const rows = await endToEnd(ns, Number(arg(argv, '--tokens') ?? 16), (s) => process.stderr.write(s + '\n'));
+    const file = e2ePlot(rows, 'bench-results');
     if (json) process.stdout.write(JSON.stringify({ bench: 'attention-e2e', model: 'tiny-coder-hf', results: rows }, null, 2) + '\n');
     else for (const r of rows) {
       const f = (x: unknown) => (typeof x === 'number' ? x.toFixed(2) : String(x));
       process.stdout.write(Object.entries(r).map(([k, x]) => `${k}=${f(x)}`).join('  ') + '\n');
     }
+    if (!json) process.stdout.write(`plot: ${file}\n`);
     return 0;
   }
   const ns = (arg(argv, '--n') ?? '16384,65536,131072').split(',').map((x) => Number(x.replace(/k$/i, '')) * (/k$/i.test(x) ? 1024 : 1));

@@ -21,6 +21,8 @@ export interface LineChartOptions {
   /** Force axis ranges (data units); otherwise taken from the data (with a little padding on linear axes). */
   xRange?: [number, number];
   yRange?: [number, number];
+  /** x ticks at these data values with these labels (e.g. the measured sizes as "16K"), instead of computed ones. */
+  xTicks?: Array<[number, string]>;
 }
 
 export interface BarChartOptions {
@@ -155,7 +157,7 @@ export function lineChart(series: Series[], opts: LineChartOptions = {}): string
   const px = (v: number) => margin.left + unit(x, v) * plotW;
   const py = (v: number) => margin.top + (1 - unit(y, v)) * plotH;
   const out = frame(width, height, opts.title);
-  out.push(...axes(x, y, px, py, plotW, plotH, width, height, opts.xLabel, opts.yLabel));
+  out.push(...axes(x, y, px, py, plotW, plotH, width, height, opts.xLabel, opts.yLabel, opts.xTicks));
   const colors = series.map((s, i) => s.color ?? palette[i % palette.length]);
   series.forEach((s, i) => {
     const pts = s.points
@@ -174,16 +176,18 @@ export function lineChart(series: Series[], opts: LineChartOptions = {}): string
 }
 
 function axes(x: Axis, y: Axis, px: (v: number) => number, py: (v: number) => number, plotW: number, plotH: number,
-  width: number, height: number, xLabel?: string, yLabel?: string): string[] {
+  width: number, height: number, xLabel?: string, yLabel?: string, xTicks?: Array<[number, string]>): string[] {
   const out: string[] = [`<g class="axes" stroke="#333" fill="none">`];
   const x0 = margin.left, y0 = margin.top + plotH;
   out.push(`<rect x="${x0}" y="${margin.top}" width="${f(plotW)}" height="${f(plotH)}" stroke="#999"/>`);
   out.push(`</g>`, `<g class="ticks">`);
-  for (const t of x.ticks) {
+  const inside = (t: number) => t >= x.lo * (1 - 1e-9) && t <= x.hi * (1 + 1e-9) && (!x.log || t > 0);
+  const xs = xTicks ? xTicks.filter(([t]) => inside(t)) : x.ticks.map((t) => [t, formatTick(t)] as [number, string]);
+  for (const [t, label] of xs) {
     const tx = px(t);
     out.push(`<line x1="${f(tx)}" y1="${margin.top}" x2="${f(tx)}" y2="${f(y0)}" stroke="#eee"/>`);
     out.push(`<line x1="${f(tx)}" y1="${f(y0)}" x2="${f(tx)}" y2="${f(y0 + 5)}" stroke="#333"/>`);
-    out.push(`<text x="${f(tx)}" y="${f(y0 + 18)}" text-anchor="middle">${escapeXml(formatTick(t))}</text>`);
+    out.push(`<text x="${f(tx)}" y="${f(y0 + 18)}" text-anchor="middle">${escapeXml(label)}</text>`);
   }
   for (const t of y.ticks) {
     const ty = py(t);

@@ -86,6 +86,16 @@ test('lineChart: scatter series draw markers only; empty/degenerate data still g
   parseXml(lineChart([{ name: 'flat', points: [[3, 3], [3, 3]] }], { logY: true }));
 });
 
+test('lineChart: explicit x ticks label the measured sizes, at the same place as the points', () => {
+  const svg = lineChart([{ name: 's', points: [[16384, 5], [65536, 12], [131072, 18]] }],
+    { logX: true, logY: true, xTicks: [[16384, '16K'], [65536, '64K'], [131072, '128K'], [1e9, 'off the axis']] });
+  const { elements } = parseXml(svg);
+  const labels = elements.filter((e) => e.name === 'text' && /K$|axis$/.test(e.text));
+  assert.deepEqual(labels.map((e) => e.text), ['16K', '64K', '128K'], 'only ticks inside the axis, no computed ones');
+  const cx = elements.filter((e) => e.name === 'circle').map((e) => Number(e.attrs.cx));
+  labels.forEach((e, i) => assert.ok(Math.abs(Number(e.attrs.x) - cx[i]) < 0.01, `${e.text} under its point`));
+});
+
 test('barChart: one rect per finite value, taller for larger values, group labels present', () => {
   const svg = barChart(
     [{ label: 'EM', values: [10, 20, NaN] }, { label: 'ES', values: [50, 40, 30] }],
