@@ -316,16 +316,66 @@ const ACOS = [-0.0012624911, 0.0066700901, -0.0170881256, 0.0308918810, -0.05017
  * logWeights(out, nrm, m, table, qn, qk, scale) → max: for sampled keys whose out[j] = q·k and nrm[j] = |k − k̄|²
  * (dotsNorm), out[j] = q·k·scale − log(u_j + 1e-4) with u from the log-weight table over θ (decode-kernels.ts
  * LogWeightTable: TABLE + 2 floats at `table`), θ = arccos(clamp((q·k − qk) / (qn·|k̃|))). Returns the largest out[j].
- * The same arithmetic as LogWeightTable.at, in float32.
+ * The same arithmetic as LogWeightTable.at, in float32. Four keys at a time (f32x4, the table read by four scalar loads
+ * per end point; each key gets the same bits as in the one-at-a-time tail): 26.5 → 13.9 ns per key in L1; whole MagicPIG
+ * steps side by side 1.02× at 16K, 0.98-1.06× at 64K, 1.04-1.07× at 128K (f32, 1 thread), identical outputs.
  */
 function logWeightsBody(tablePoints: number): number[] {
   const [OUT, NRM, M, TBL, QN, QK, SC] = [0, 1, 2, 3, 4, 5, 6];
   const [j, addr, i] = [7, 8, 9]; // i32
   const [dot, c, a, r, x, mx, den] = [10, 11, 12, 13, 14, 15, 16]; // f32
+  const [DOT, C, A, R, X, MX, DEN, IDX, T0, T1] = [17, 18, 19, 20, 21, 22, 23, 24, 25, 26]; // v128
   const poly = [...f32c(ACOS[0]), ...ACOS.slice(1).flatMap((k) => [...get(a), ...F.mul, ...f32c(k), ...F.add])];
+  // f32x4 opcodes (0xfd prefix) used here.
+  const V = {
+    abs: simd(224), sqrt: simd(227), add: f32x4add, sub: simd(229), mul: f32x4mul, div: simd(231), min: simd(232),
+    max: simd(233), floor: simd(104), lt: simd(67), gt: simd(68), and: simd(78), bitselect: simd(82),
+    truncSat: simd(248), i32shl: i32x4shl, i32add: simd(174), splat: f32x4splat, i32splat: simd(17),
+  };
+  const vc = (v: number) => simd(12, ...[...Array(4)].flatMap(() => [...new Uint8Array(new Float32Array([v]).buffer)]));
+  const vpoly = [...vc(ACOS[0]), ...ACOS.slice(1).flatMap((k) => [...get(A), ...V.mul, ...vc(k), ...V.add])];
+  const i32lane = (k: number) => simd(27, k), f32replace = (k: number) => simd(32, k), f32lane = (k: number) => simd(31, k);
+  // t[i] and t[i + 1] of each lane (no gather in WebAssembly SIMD: four scalar loads each), IDX holding byte addresses.
+  const gather = [0, 1, 2, 3].flatMap((k) => [
+    ...get(IDX), ...i32lane(k), ...set(i),
+    ...get(T0), ...get(i), ...F.load, ...f32replace(k), ...set(T0),
+    ...get(T1), ...get(i), 0x2a, 2, 4, ...f32replace(k), ...set(T1),
+  ]);
   return [
     ...f32c(-Infinity), ...set(mx),
-    ...forLoop(j, get(M), 1, [
+    ...vc(-Infinity), ...set(MX),
+    // Four keys at a time while j + 3 < m: the scalar loop's float32 operations, lane by lane (same bits per key).
+    ...i32c(0), ...set(j),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(j), ...i32c(3), ...add, ...get(M), 0x4e /* i32.ge_s */, 0x0d, 1,
+    ...get(OUT), ...get(j), ...i32c(2), ...shl, ...add, ...set(addr),
+    ...get(addr), ...v128load(0), ...set(DOT),
+    ...get(QN), ...V.splat, ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...v128load(0), ...V.sqrt, ...V.mul, ...set(DEN),
+    // c = den > 0 ? (dot − qk) / den : 0 (the mask's zero lanes are +0), clamped to [−1, 1]
+    ...get(DOT), ...get(QK), ...V.splat, ...V.sub, ...get(DEN), ...V.div, ...get(DEN), ...v128zero, ...V.gt, ...V.and,
+    ...vc(-1), ...V.max, ...vc(1), ...V.min, ...set(C),
+    ...get(C), ...V.abs, ...set(A),
+    ...vc(1), ...get(A), ...V.sub, ...V.sqrt, ...vpoly, ...V.mul, ...set(R),
+    // θ = c < 0 ? π − r : r;  x = θ · points / π
+    ...vc(Math.PI), ...get(R), ...V.sub, ...get(R), ...get(C), ...v128zero, ...V.lt, ...V.bitselect,
+    ...vc(tablePoints / Math.PI), ...V.mul, ...set(X),
+    // byte addresses of t[i], i = trunc_sat(x) (NaN → 0, as in the scalar loop)
+    ...get(X), ...V.truncSat, ...i32c(2), ...V.i32shl, ...get(TBL), ...V.i32splat, ...V.i32add, ...set(IDX),
+    ...gather,
+    ...get(addr),
+    ...get(DOT), ...get(SC), ...V.splat, ...V.mul,
+    ...get(T0),
+    ...get(X), ...get(X), ...V.floor, ...V.sub,
+    ...get(T1), ...get(T0), ...V.sub, ...V.mul, ...V.add,
+    ...V.sub, ...set(DOT),
+    ...get(DOT), ...v128store(0),
+    ...get(MX), ...get(DOT), ...V.max, ...set(MX),
+    ...get(j), ...i32c(4), ...add, ...set(j),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(MX), ...f32lane(0), ...get(MX), ...f32lane(1), ...F.max, ...get(MX), ...f32lane(2), ...F.max, ...get(MX), ...f32lane(3), ...F.max, ...set(mx),
+    // The rest one by one (j continues where the four-lane loop stopped).
+    0x02, 0x40, 0x03, 0x40,
+    ...get(j), ...get(M), 0x4e /* i32.ge_s */, 0x0d, 1,
       ...get(OUT), ...get(j), ...i32c(2), ...shl, ...add, ...set(addr),
       ...get(addr), ...F.load, ...set(dot),
       ...get(QN), ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...F.load, ...F.sqrt, ...F.mul, ...set(den),
@@ -348,7 +398,8 @@ function logWeightsBody(tablePoints: number): number[] {
       ...get(i), 0x2a, 2, 4, ...get(i), ...F.load, ...F.sub, ...F.mul, ...F.add, // t[i] + (x − ⌊x⌋)(t[i+1] − t[i])
       ...F.sub, ...F.store,
       ...get(mx), ...get(addr), ...F.load, ...F.max, ...set(mx),
-    ]),
+    ...get(j), ...i32c(1), ...add, ...set(j),
+    0x0c, 0, 0x0b, 0x0b,
     ...get(mx),
   ];
 }
@@ -435,7 +486,7 @@ function mathModuleBytes(tablePoints: number): Uint8Array {
   const funcs = section(3, vec([[0], [1]]));
   const exports = section(7, vec([[...str('logWeights'), 0x00, 0], [...str('expShift'), 0x00, 1]]));
   const fns = [
-    [...vec([[3, I32], [7, F32]]), ...logWeightsBody(tablePoints), 0x0b],
+    [...vec([[3, I32], [7, F32], [10, V128]]), ...logWeightsBody(tablePoints), 0x0b],
     [...vec([[2, I32], [3, F32], [1, F64], [6, V128]]), ...expShiftBody(), 0x0b],
   ].map((fn) => [...uleb(fn.length), ...fn]);
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...section(10, vec(fns))]);

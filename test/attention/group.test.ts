@@ -104,6 +104,35 @@ test('expAt: its four-lane loop and its one-at-a-time tail give every element th
   }
 });
 
+test('logWeightsAt: its four-lane loop and its one-at-a-time tail give every key the same bits (zero norm, |cos| > 1, cos < 0)', () => {
+  const kv = new KvStore(1, d, 'float32');
+  kv.append(gaussians(64 * d, rng(3)), gaussians(64 * d, rng(4)), 64);
+  const c = kv.heads[0], rand = rng(10), table = new LogWeightTable(10, 150);
+  c.useLogWeights(table.t);
+  const qn = 2.5, qk = 0.75, scale = 1 / Math.sqrt(d);
+  for (let m = 0; m <= 13; m++) {
+    const at = 3 + m;
+    // cos = (dot − qk) / (qn·√nrm): mostly inside [−1, 1], some a little outside (clamped), one zero norm (cos := 0).
+    const nrm = Array.from({ length: m }, () => 0.5 + 4 * rand());
+    const dot = nrm.map((n2) => qk + (2.2 * rand() - 1.1) * qn * Math.sqrt(n2));
+    if (m > 3) { nrm[3] = 0; dot[0] = qk - 1.5 * qn * Math.sqrt(nrm[0]); }
+    c.logits.set(dot, at);
+    c.norms2!.set(nrm, at);
+    const mx = c.logWeightsAt(at, m, qn, qk, scale);
+    const lanes = Array.from(c.logits.subarray(at, at + m));
+    let mxOne = -Infinity;
+    for (let j = 0; j < m; j++) {
+      c.logits[at + j] = dot[j];
+      mxOne = Math.max(mxOne, c.logWeightsAt(at + j, 1, qn, qk, scale)); // one key: the scalar loop only
+      assert.equal(lanes[j], c.logits[at + j], `m=${m} key ${j}: lanes and tail differ`);
+      const den = qn * Math.sqrt(Math.fround(nrm[j]));
+      const expected = Math.fround(dot[j]) * scale - table.at(den > 0 ? (Math.fround(dot[j]) - qk) / den : 0);
+      assert.ok(Math.abs(lanes[j] - expected) < 1e-4, `m=${m} key ${j}: ${lanes[j]} vs ${expected}`);
+    }
+    assert.equal(mx, mxOne, `m=${m}: the largest logit`);
+  }
+});
+
 /** One KV head of n keys, indexed over [sinks, indexedEnd), with `group` query heads. */
 function fixture(n: number, capacity: number, group: number) {
   const rand = rng(11), K = 6, L = 24, sinks = 4, indexedEnd = n - 40;
