@@ -304,6 +304,9 @@ export const LOG_WEIGHT_POINTS = 16384;
 const F32 = 0x7d, F64 = 0x7c;
 const f32c = (x: number) => [0x43, ...new Uint8Array(new Float32Array([x]).buffer)];
 const f64c = (x: number) => [0x44, ...new Uint8Array(new Float64Array([x]).buffer)];
+/** v128.const with the same float32 (f32x4) or int32 (i32x4) in all four lanes. */
+const f32x4c = (x: number) => simd(12, ...[0, 1, 2, 3].flatMap(() => [...new Uint8Array(new Float32Array([x]).buffer)]));
+const i32x4c = (x: number) => simd(12, ...[0, 1, 2, 3].flatMap(() => [...new Uint8Array(new Int32Array([x]).buffer)]));
 const F = {
   load: [0x2a, 2, 0], store: [0x38, 2, 0], add: [0x92], sub: [0x93], mul: [0x94], div: [0x95], sqrt: [0x91],
   abs: [0x8b], min: [0x96], max: [0x97], nearest: [0x90], lt: [0x5d], gt: [0x5e], convertI32: [0xb2],
@@ -332,8 +335,7 @@ function logWeightsBody(tablePoints: number): number[] {
     max: simd(233), floor: simd(104), lt: simd(67), gt: simd(68), and: simd(78), bitselect: simd(82),
     truncSat: simd(248), i32shl: i32x4shl, i32add: simd(174), splat: f32x4splat, i32splat: simd(17),
   };
-  const vc = (v: number) => simd(12, ...[...Array(4)].flatMap(() => [...new Uint8Array(new Float32Array([v]).buffer)]));
-  const vpoly = [...vc(ACOS[0]), ...ACOS.slice(1).flatMap((k) => [...get(A), ...V.mul, ...vc(k), ...V.add])];
+  const vpoly = [...f32x4c(ACOS[0]), ...ACOS.slice(1).flatMap((k) => [...get(A), ...V.mul, ...f32x4c(k), ...V.add])];
   const i32lane = (k: number) => simd(27, k), f32replace = (k: number) => simd(32, k), f32lane = (k: number) => simd(31, k);
   // t[i] and t[i + 1] of each lane (no gather in WebAssembly SIMD: four scalar loads each), IDX holding byte addresses.
   const gather = [0, 1, 2, 3].flatMap((k) => [
@@ -343,7 +345,7 @@ function logWeightsBody(tablePoints: number): number[] {
   ]);
   return [
     ...f32c(-Infinity), ...set(mx),
-    ...vc(-Infinity), ...set(MX),
+    ...f32x4c(-Infinity), ...set(MX),
     // Four keys at a time while j + 3 < m: the scalar loop's float32 operations, lane by lane (same bits per key).
     ...i32c(0), ...set(j),
     0x02, 0x40, 0x03, 0x40,
@@ -353,12 +355,12 @@ function logWeightsBody(tablePoints: number): number[] {
     ...get(QN), ...V.splat, ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...v128load(0), ...V.sqrt, ...V.mul, ...set(DEN),
     // c = den > 0 ? (dot − qk) / den : 0 (the mask's zero lanes are +0), clamped to [−1, 1]
     ...get(DOT), ...get(QK), ...V.splat, ...V.sub, ...get(DEN), ...V.div, ...get(DEN), ...v128zero, ...V.gt, ...V.and,
-    ...vc(-1), ...V.max, ...vc(1), ...V.min, ...set(C),
+    ...f32x4c(-1), ...V.max, ...f32x4c(1), ...V.min, ...set(C),
     ...get(C), ...V.abs, ...set(A),
-    ...vc(1), ...get(A), ...V.sub, ...V.sqrt, ...vpoly, ...V.mul, ...set(R),
+    ...f32x4c(1), ...get(A), ...V.sub, ...V.sqrt, ...vpoly, ...V.mul, ...set(R),
     // θ = c < 0 ? π − r : r;  x = θ · points / π
-    ...vc(Math.PI), ...get(R), ...V.sub, ...get(R), ...get(C), ...v128zero, ...V.lt, ...V.bitselect,
-    ...vc(tablePoints / Math.PI), ...V.mul, ...set(X),
+    ...f32x4c(Math.PI), ...get(R), ...V.sub, ...get(R), ...get(C), ...v128zero, ...V.lt, ...V.bitselect,
+    ...f32x4c(tablePoints / Math.PI), ...V.mul, ...set(X),
     // byte addresses of t[i], i = trunc_sat(x) (NaN → 0, as in the scalar loop)
     ...get(X), ...V.truncSat, ...i32c(2), ...V.i32shl, ...get(TBL), ...V.i32splat, ...V.i32add, ...set(IDX),
     ...gather,
@@ -427,8 +429,6 @@ function expShiftBody(): number[] {
   // SIMD opcodes (0xfd prefix) used here only.
   const f32x4sub = simd(229), f32x4max = simd(233), f32x4nearest = simd(106), truncSat = simd(248);
   const i32x4add = simd(174), f64x2add = simd(240), promoteLow = simd(95), lane64 = (i: number) => simd(33, i);
-  const f32x4c = (v: number) => simd(12, ...[...Array(4)].flatMap(() => [...new Uint8Array(new Float32Array([v]).buffer)]));
-  const i32x4c = (v: number) => simd(12, ...[...Array(4)].flatMap(() => [...new Uint8Array(new Int32Array([v]).buffer)]));
   const highHalf = simd(13, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7); // i8x16.shuffle: lanes 2, 3 to 0, 1
   const vpoly = [...f32x4c(taylor[0]), ...taylor.slice(1).flatMap((k) => [...get(R), ...f32x4mul, ...f32x4c(k), ...f32x4add]),
     ...get(R), ...f32x4mul, ...f32x4c(1), ...f32x4add];
