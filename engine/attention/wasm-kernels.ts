@@ -43,6 +43,7 @@ const v128load = (offset: number) => simd(0, 4, ...uleb(offset));
 const v128store = (offset: number) => simd(11, 4, ...uleb(offset));
 const v128zero = simd(12, ...new Array(16).fill(0));
 const f32x4splat = simd(19), f32x4add = simd(228), f32x4mul = simd(230);
+const f32x4sub = simd(229), f32x4max = simd(233), i32x4add = simd(174), i32x4truncSatF32x4 = simd(248);
 const lane = (i: number) => simd(31, i);
 const f32add = [0x92];
 // bf16 → f32: zero-extend 4 of the 8 u16 lanes to i32 and shift them into the top half (one shift, as in kv-store).
@@ -241,7 +242,6 @@ function dotsNormBody(bf16: boolean): number[] {
   const [Q, KB, BASE, IDS, OUT, NRM, M, RB, STRIDE] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const [Jl, Cl, R0, R1] = [9, 10, 11, 12];
   const [QK0, NN0, QK1, NN1, K0, K1, QV, KBV, DV, QV2, KBV2] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
-  const f32x4sub = simd(229);
   const rowAt = (k: number, into: number) => [
     ...get(BASE), ...get(IDS), ...get(Jl), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add, ...i32load,
     ...get(STRIDE), ...mul, ...add, ...set(into),
@@ -331,9 +331,9 @@ function logWeightsBody(tablePoints: number): number[] {
   const poly = [...f32c(ACOS[0]), ...ACOS.slice(1).flatMap((k) => [...get(a), ...F.mul, ...f32c(k), ...F.add])];
   // f32x4 opcodes (0xfd prefix) used here.
   const V = {
-    abs: simd(224), sqrt: simd(227), add: f32x4add, sub: simd(229), mul: f32x4mul, div: simd(231), min: simd(232),
-    max: simd(233), floor: simd(104), lt: simd(67), gt: simd(68), and: simd(78), bitselect: simd(82),
-    truncSat: simd(248), i32shl: i32x4shl, i32add: simd(174), splat: f32x4splat, i32splat: simd(17),
+    abs: simd(224), sqrt: simd(227), add: f32x4add, sub: f32x4sub, mul: f32x4mul, div: simd(231), min: simd(232),
+    max: f32x4max, floor: simd(104), lt: simd(67), gt: simd(68), and: simd(78), bitselect: simd(82),
+    truncSat: i32x4truncSatF32x4, i32shl: i32x4shl, i32add: i32x4add, splat: f32x4splat, i32splat: simd(17),
   };
   const vpoly = [...f32x4c(ACOS[0]), ...ACOS.slice(1).flatMap((k) => [...get(A), ...V.mul, ...f32x4c(k), ...V.add])];
   const i32lane = (k: number) => simd(27, k), f32replace = (k: number) => simd(32, k), f32lane = (k: number) => simd(31, k);
@@ -378,28 +378,28 @@ function logWeightsBody(tablePoints: number): number[] {
     // The rest one by one (j continues where the four-lane loop stopped).
     0x02, 0x40, 0x03, 0x40,
     ...get(j), ...get(M), 0x4e /* i32.ge_s */, 0x0d, 1,
-      ...get(OUT), ...get(j), ...i32c(2), ...shl, ...add, ...set(addr),
-      ...get(addr), ...F.load, ...set(dot),
-      ...get(QN), ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...F.load, ...F.sqrt, ...F.mul, ...set(den),
-      // c = den > 0 ? (dot − qk) / den : 0, clamped to [−1, 1]
-      ...get(dot), ...get(QK), ...F.sub, ...get(den), ...F.div, ...f32c(0), ...get(den), ...f32c(0), ...F.gt, 0x1b,
-      ...f32c(-1), ...F.max, ...f32c(1), ...F.min, ...set(c),
-      ...get(c), ...F.abs, ...set(a),
-      ...f32c(1), ...get(a), ...F.sub, ...F.sqrt, ...poly, ...F.mul, ...set(r),
-      // θ = c < 0 ? π − r : r;  x = θ · points / π
-      ...f32c(Math.PI), ...get(r), ...F.sub, ...get(r), ...get(c), ...f32c(0), ...F.lt, 0x1b,
-      ...f32c(tablePoints / Math.PI), ...F.mul, ...set(x),
-      // i32.trunc_sat_f32_s (x ∈ [0, points]): saturating, so a NaN (a broken model's activations) gives index 0 and
-      // flows on as NaN instead of trapping; the runner reports non-finite logits clearly (forward.ts finiteLogits).
-      ...get(x), 0xfc, 0x00, ...set(i),
-      ...get(TBL), ...get(i), ...i32c(2), ...shl, ...add, ...set(i), // i: byte address of t[i]
-      ...get(addr),
-      ...get(dot), ...get(SC), ...F.mul,
-      ...get(i), ...F.load,
-      ...get(x), ...get(x), 0x8e /* floor */, ...F.sub,
-      ...get(i), 0x2a, 2, 4, ...get(i), ...F.load, ...F.sub, ...F.mul, ...F.add, // t[i] + (x − ⌊x⌋)(t[i+1] − t[i])
-      ...F.sub, ...F.store,
-      ...get(mx), ...get(addr), ...F.load, ...F.max, ...set(mx),
+    ...get(OUT), ...get(j), ...i32c(2), ...shl, ...add, ...set(addr),
+    ...get(addr), ...F.load, ...set(dot),
+    ...get(QN), ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...F.load, ...F.sqrt, ...F.mul, ...set(den),
+    // c = den > 0 ? (dot − qk) / den : 0, clamped to [−1, 1]
+    ...get(dot), ...get(QK), ...F.sub, ...get(den), ...F.div, ...f32c(0), ...get(den), ...f32c(0), ...F.gt, 0x1b,
+    ...f32c(-1), ...F.max, ...f32c(1), ...F.min, ...set(c),
+    ...get(c), ...F.abs, ...set(a),
+    ...f32c(1), ...get(a), ...F.sub, ...F.sqrt, ...poly, ...F.mul, ...set(r),
+    // θ = c < 0 ? π − r : r;  x = θ · points / π
+    ...f32c(Math.PI), ...get(r), ...F.sub, ...get(r), ...get(c), ...f32c(0), ...F.lt, 0x1b,
+    ...f32c(tablePoints / Math.PI), ...F.mul, ...set(x),
+    // i32.trunc_sat_f32_s (x ∈ [0, points]): saturating, so a NaN (a broken model's activations) gives index 0 and
+    // flows on as NaN instead of trapping; the runner reports non-finite logits clearly (forward.ts finiteLogits).
+    ...get(x), 0xfc, 0x00, ...set(i),
+    ...get(TBL), ...get(i), ...i32c(2), ...shl, ...add, ...set(i), // i: byte address of t[i]
+    ...get(addr),
+    ...get(dot), ...get(SC), ...F.mul,
+    ...get(i), ...F.load,
+    ...get(x), ...get(x), 0x8e /* floor */, ...F.sub,
+    ...get(i), 0x2a, 2, 4, ...get(i), ...F.load, ...F.sub, ...F.mul, ...F.add, // t[i] + (x − ⌊x⌋)(t[i+1] − t[i])
+    ...F.sub, ...F.store,
+    ...get(mx), ...get(addr), ...F.load, ...F.max, ...set(mx),
     ...get(j), ...i32c(1), ...add, ...set(j),
     0x0c, 0, 0x0b, 0x0b,
     ...get(mx),
@@ -427,8 +427,7 @@ function expShiftBody(): number[] {
   const poly = [...f32c(taylor[0]), ...taylor.slice(1).flatMap((k) => [...get(r), ...F.mul, ...f32c(k), ...F.add]),
     ...get(r), ...F.mul, ...f32c(1), ...F.add];
   // SIMD opcodes (0xfd prefix) used here only.
-  const f32x4sub = simd(229), f32x4max = simd(233), f32x4nearest = simd(106), truncSat = simd(248);
-  const i32x4add = simd(174), f64x2add = simd(240), promoteLow = simd(95), lane64 = (i: number) => simd(33, i);
+  const f32x4nearest = simd(106), f64x2add = simd(240), promoteLow = simd(95), lane64 = (i: number) => simd(33, i);
   const highHalf = simd(13, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7); // i8x16.shuffle: lanes 2, 3 to 0, 1
   const vpoly = [...f32x4c(taylor[0]), ...taylor.slice(1).flatMap((k) => [...get(R), ...f32x4mul, ...f32x4c(k), ...f32x4add]),
     ...get(R), ...f32x4mul, ...f32x4c(1), ...f32x4add];
@@ -446,7 +445,7 @@ function expShiftBody(): number[] {
     ...get(X), ...get(N), ...f32x4c(LN2_HI), ...f32x4mul, ...f32x4sub, ...get(N), ...f32x4c(LN2_LO), ...f32x4mul, ...f32x4sub, ...set(R),
     ...get(addr),
     ...vpoly,
-    ...get(N), ...truncSat, ...i32x4c(127), ...i32x4add, ...i32c(23), ...i32x4shl,
+    ...get(N), ...i32x4truncSatF32x4, ...i32x4c(127), ...i32x4add, ...i32c(23), ...i32x4shl,
     ...f32x4mul, ...set(X),
     ...get(X), ...v128store(0),
     ...get(LO), ...get(X), ...promoteLow, ...f64x2add, ...set(LO),
