@@ -1,10 +1,17 @@
 // The L bucket tables of one layer and KV head (spec §4): for table l, the ids of the indexed keys grouped by code
-// (counting sort, so ids stay ascending inside a bucket), with bucket offsets. Retrieval (spec §5) walks q's L buckets
-// counting collisions per key; a key that collides at least twice is sampled (listed once, in id order).
+// (counting sort, so ids stay ascending inside a bucket). Retrieval (spec §5) walks q's L buckets counting collisions
+// per key; a key that collides at least twice is sampled (listed once, in id order).
 //
-// Layout: ids[l·count + p] for table l; bucket c of table l is p ∈ [offsets[l·(B+1) + c], offsets[l·(B+1) + c + 1]).
-// Indexed ids are the contiguous range [base, base + count) of token positions. Offsets, ids and the retrieval scratch
-// share one memory per table set (a WebAssembly memory: retrieval is a WebAssembly loop, wasm-kernels.ts).
+// Gapped buckets (the spec is silent on how folds work; the reference re-sorts): each table has room for `capacity`
+// ids, and each bucket keeps a share of the free room after its ids. A fold appends its ids to their buckets in place,
+// O(L · n) for n new ids; a table with a full bucket is rebuilt in place with the free room shared out again, O(capacity);
+// only when the ids outgrow `capacity` is everything copied into a new memory with room for 1/8 more. A cut lowers
+// bucket sizes in place. So a keystroke that adds a block costs what it adds, not what is indexed, and retrieval still
+// walks one bucket per table (measured: README "Decisions").
+//
+// Layout of one shared memory (a WebAssembly memory: retrieval is a WebAssembly loop, wasm-kernels.ts): buckets
+// (start, size) for bucket c of table l at buckets[2·(l·B + c)], starts relative to table l's ids at ids[l·capacity],
+// then the retrieval scratch. Indexed ids are the contiguous range [base, base + count) of token positions.
 import { retrievalKernel, type RetrievalKernel } from './wasm-kernels';
 
 /** Bytes before the first region of a tables memory (kept free, so no region starts at address 0). */
@@ -12,25 +19,35 @@ const HEADER = 64;
 const align = (x: number) => (x + 63) & ~63;
 
 /**
- * Where each region of a tables memory lies, for `count` ids: the bucket offsets, the ids, then the retrieval scratch
- * (seen and sampled: one bit per id each, all zero between retrievals; out: the ids a retrieval emits; q: one query's
- * L codes; spans: the kernel's bucket bounds).
+ * Room per table for n ids in B buckets: n plus an eighth, and at least ROOM_PER_BUCKET slots a bucket (with ~1 a
+ * bucket, nearly every fold rebuilt every table: 4K keys, B = 1024, 256-key folds took 11-19 ms against ~2 ms).
  */
-function layout(L: number, B: number, count: number) {
-  const words = Math.ceil(count / 32);
-  const offsets = HEADER, ids = align(offsets + 4 * L * (B + 1)), seen = align(ids + 4 * L * count);
-  const sampled = align(seen + 4 * words), out = align(sampled + 4 * words), q = align(out + 4 * count);
+export const ROOM_RATIO = 8, ROOM_PER_BUCKET = 4;
+export const capacityFor = (n: number, B: number) => (n === 0 ? 0 : n + Math.max(ROOM_PER_BUCKET * B, Math.ceil(n / ROOM_RATIO)));
+const limitFor = (n: number, cap: number) => n + Math.floor((3 * (cap - n)) / 4);
+/** Furthest a fold looks (in buckets, each way) for a gap to move buckets into before it rebuilds the table. */
+const MAX_SHIFT = 8;
+
+/**
+ * Where each region of a tables memory lies, for room for `cap` ids per table: the buckets' (start, size) pairs, the
+ * ids, then the retrieval scratch (seen and sampled: one bit per id each, all zero between retrievals; out: the ids
+ * a retrieval emits; q: one query's L codes; spans: the kernel's bucket bounds).
+ */
+function layout(L: number, B: number, cap: number) {
+  const words = Math.ceil(cap / 32);
+  const buckets = HEADER, ids = align(buckets + 8 * L * B), seen = align(ids + 4 * L * cap);
+  const sampled = align(seen + 4 * words), out = align(sampled + 4 * words), q = align(out + 4 * cap);
   const spans = align(q + 4 * L), end = align(spans + 8 * L);
-  return { offsets, ids, seen, sampled, out, q, spans, end };
+  return { buckets, ids, seen, sampled, out, q, spans, end };
 }
 
 /**
  * One shared memory holding a table set: a WebAssembly.Memory where SIMD-era WebAssembly is available (retrieval
  * then runs as a WebAssembly loop, 1.35× the TypeScript loop: 4.1 → 3.0 ms for 32 heads at 64K keys), else a
- * SharedArrayBuffer. Shared either way, so attention worker threads read the tables in place.
+ * SharedArrayBuffer. Shared either way, so attention worker threads read the tables in place. Fresh memory is zero.
  */
-function allocate(L: number, B: number, count: number): { buffer: SharedArrayBuffer; memory: WebAssembly.Memory | null } {
-  const bytes = layout(L, B, count).end;
+function allocate(L: number, B: number, cap: number): { buffer: SharedArrayBuffer; memory: WebAssembly.Memory | null } {
+  const bytes = layout(L, B, cap).end;
   if (retrievalKernel) {
     const pages = Math.max(1, Math.ceil(bytes / 65536));
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
@@ -43,16 +60,36 @@ interface Allocation {
   buffer: SharedArrayBuffer;
   memory: WebAssembly.Memory | null;
   count: number;
+  capacity: number;
+}
+
+/** Counters of how folds were served (tests and benches read them). */
+export interface FoldStats {
+  appends: number;
+  /** Buckets moved aside to make room (makeRoom). */
+  shifts: number;
+  tableRebuilds: number;
+  regrows: number;
 }
 
 export class LshTables {
   readonly B: number;
   count = 0;
-  offsets!: Int32Array<ArrayBufferLike>;
+  /** Room per table, in ids (capacityFor of the count at the last regrow). */
+  capacity = 0;
+  /**
+   * Ids past which a fold regrows: 3/4 of the free room in. The last quarter would go to long bucket moves and table
+   * rebuilds (measured at 128K keys, K = 10, L = 150, folds of 256: ~2-10 ms a fold for the first 3/4 of the room,
+   * then 20 → 200 ms a fold as gaps run out; a regrow is ~200 ms).
+   */
+  limit = 0;
+  /** Bucket c of table l: ids[l·capacity + buckets[2·(l·B + c)] ..] for buckets[2·(l·B + c) + 1] ids. */
+  buckets!: Int32Array<ArrayBufferLike>;
   ids!: Int32Array<ArrayBufferLike>;
   /** The memory all of the above live in (posted to worker threads); null without WebAssembly. */
   memory: WebAssembly.Memory | null = null;
   buffer: SharedArrayBuffer;
+  readonly foldStats: FoldStats = { appends: 0, shifts: 0, tableRebuilds: 0, regrows: 0 };
   private seen!: Int32Array;
   private sampled!: Int32Array;
   private out!: Int32Array;
@@ -63,97 +100,201 @@ export class LshTables {
   /** Empty tables, or (`existing`) a view of tables another thread made: same memory, same layout, nothing copied. */
   constructor(readonly K: number, readonly L: number, readonly base: number, existing?: Allocation) {
     this.B = 1 << K;
-    const a = existing ?? { ...allocate(L, this.B, 0), count: 0 };
+    const a = existing ?? { ...allocate(L, this.B, 0), count: 0, capacity: 0 };
     this.buffer = a.buffer;
     this.memory = a.memory;
-    this.views(a.count);
+    this.views(a.count, a.capacity);
+    this.limit = limitFor(a.count, a.capacity);
   }
 
   /** A view of another thread's tables (same memory, same layout: nothing copied). */
-  static attach(K: number, L: number, base: number, count: number, buffer: SharedArrayBuffer, memory: WebAssembly.Memory | null): LshTables {
-    return new LshTables(K, L, base, { buffer, memory, count });
+  static attach(K: number, L: number, base: number, count: number, capacity: number, buffer: SharedArrayBuffer, memory: WebAssembly.Memory | null): LshTables {
+    return new LshTables(K, L, base, { buffer, memory, count, capacity });
   }
 
-  /** Point the typed views at this.buffer for `count` ids (and instantiate the retrieval kernel on its memory). */
-  private views(count: number): void {
-    const r = (this.regions = layout(this.L, this.B, count)), b = this.buffer;
+  /** Point the typed views at this.buffer (and instantiate the retrieval kernel on its memory). */
+  private views(count: number, capacity: number): void {
+    const { L, B } = this, r = (this.regions = layout(L, B, capacity)), b = this.buffer;
     this.count = count;
-    this.offsets = new Int32Array(b, r.offsets, this.L * (this.B + 1));
-    this.ids = new Int32Array(b, r.ids, this.L * count);
-    this.seen = new Int32Array(b, r.seen, Math.ceil(count / 32));
-    this.sampled = new Int32Array(b, r.sampled, Math.ceil(count / 32));
-    this.out = new Int32Array(b, r.out, count);
-    this.qCodes = new Int32Array(b, r.q, this.L);
+    this.capacity = capacity;
+    this.buckets = new Int32Array(b, r.buckets, 2 * L * B);
+    this.ids = new Int32Array(b, r.ids, L * capacity);
+    this.seen = new Int32Array(b, r.seen, Math.ceil(capacity / 32));
+    this.sampled = new Int32Array(b, r.sampled, Math.ceil(capacity / 32));
+    this.out = new Int32Array(b, r.out, capacity);
+    this.qCodes = new Int32Array(b, r.q, L);
     this.kernel = this.memory && retrievalKernel ? retrievalKernel(this.memory) : null;
   }
 
-  /** A new, zeroed memory laid out for `count` ids (fold and truncate write it, then adopt it). */
-  private reallocate(count: number): Allocation & { offsets: Int32Array; ids: Int32Array } {
-    const { buffer, memory } = allocate(this.L, this.B, count);
-    const r = layout(this.L, this.B, count);
-    return { buffer, memory, count, offsets: new Int32Array(buffer, r.offsets, this.L * (this.B + 1)), ids: new Int32Array(buffer, r.ids, this.L * count) };
-  }
-
-  /** Switch to a memory made by reallocate() (its bitmaps are zero, as retrieve() expects). */
-  private adopt(a: Allocation): void {
-    this.buffer = a.buffer;
-    this.memory = a.memory;
-    this.views(a.count);
+  /**
+   * Starts for buckets of the given sizes in a table with room for `cap` ids: each bucket gets its ids plus a share
+   * of the free room in proportion to its size + 1 (buckets that fill fast get more room), in bucket order.
+   */
+  private static place(sizes: Int32Array, cap: number, starts: Int32Array): void {
+    let total = 0;
+    for (let c = 0; c < sizes.length; c++) total += sizes[c];
+    const free = cap - total, weight = total + sizes.length;
+    // Cumulative shares, so the rounding does not pile up at the end: Σ rooms = free exactly.
+    let at = 0, cum = 0;
+    for (let c = 0; c < sizes.length; c++) {
+      starts[c] = at + Math.floor((free * cum) / weight);
+      at += sizes[c];
+      cum += sizes[c] + 1;
+    }
   }
 
   /**
-   * Add ids [base + count, base + count + n) with codes[j·L + l] (table l's code of the j-th new id). Old and new ids
-   * are merged bucket by bucket: O(L · (count + n)), one new id array (the old one is dropped).
+   * Add ids [base + count, base + count + n) with codes[j·L + l] (table l's code of the j-th new id). Appended in
+   * place; a table whose buckets lack room is rebuilt in place first; ids past `capacity` regrow the whole set.
    */
   fold(codes: Uint16Array | Int32Array, n: number): void {
-    const { L, B } = this;
-    const oldCount = this.count, newCount = oldCount + n, first = this.base + oldCount;
-    const next = this.reallocate(newCount), { ids, offsets } = next;
-    const hist = new Int32Array(B + 1);
+    if (n <= 0) return;
+    if (this.count + n > this.limit) return this.regrow(codes, n);
+    const { L, B, buckets, ids, capacity: cap } = this, first = this.base + this.count;
+    const add = new Int32Array(B), sizes = new Int32Array(B), starts = new Int32Array(B);
+    let rebuilt = 0;
     for (let l = 0; l < L; l++) {
-      hist.fill(0);
-      for (let j = 0; j < n; j++) hist[codes[j * L + l] + 1]++;
-      for (let c = 0; c < B; c++) hist[c + 1] += hist[c]; // hist[c] = new ids in buckets < c
-      const ob = l * (B + 1), src = l * oldCount, dst = l * newCount;
-      for (let c = 0; c <= B; c++) offsets[ob + c] = this.offsets[ob + c] + hist[c];
-      // Old ids of bucket c, then room for its new ids (cursor per bucket reuses hist as the write position).
-      // A plain loop, not ids.set(subarray): buckets hold a few ids each, and 2^K · L subarray views per fold cost
-      // more than the copying (measured in a tiny-coder keystroke that adds a 256-key block at 4K keys, K = 10, L = 150,
-      // 8 heads: prepare() 188 → 74 ms).
-      const oldIds = this.ids, oldOff = this.offsets;
-      for (let c = 0; c < B; c++) {
-        const s = oldOff[ob + c], e = oldOff[ob + c + 1];
-        let w = dst + offsets[ob + c];
-        for (let p = src + s, pe = src + e; p < pe; p++) ids[w++] = oldIds[p];
-        hist[c] = offsets[ob + c] + (e - s);
+      add.fill(0);
+      for (let j = 0; j < n; j++) add[codes[j * L + l]]++;
+      const bb = 2 * l * B, row = l * cap;
+      let full = false;
+      for (let c = 0; c < B && !full; c++) {
+        if (add[c] === 0) continue;
+        const end = c + 1 < B ? buckets[bb + 2 * (c + 1)] : cap, need = buckets[bb + 2 * c] + buckets[bb + 2 * c + 1] + add[c] - end;
+        if (need > 0 && !this.makeRoom(l, c, need, add)) full = true;
+      }
+      if (full) {
+        // No single gap near enough: rebuild table l in place, its ids compacted aside and the free room re-shared.
+        const tmp = this.scratch(this.count);
+        let t = 0;
+        for (let c = 0; c < B; c++) {
+          const s = row + buckets[bb + 2 * c], m = buckets[bb + 2 * c + 1];
+          for (let p = s; p < s + m; p++) tmp[t++] = ids[p];
+          sizes[c] = m + add[c];
+        }
+        LshTables.place(sizes, cap, starts);
+        t = 0;
+        for (let c = 0; c < B; c++) {
+          const m = sizes[c] - add[c];
+          let w = row + starts[c];
+          for (let k = 0; k < m; k++) ids[w++] = tmp[t++];
+          buckets[bb + 2 * c] = starts[c];
+          buckets[bb + 2 * c + 1] = m;
+        }
+        rebuilt++;
       }
       for (let j = 0; j < n; j++) {
-        const c = codes[j * L + l];
-        ids[dst + hist[c]++] = first + j;
+        const c = codes[j * L + l], at = bb + 2 * c;
+        ids[row + buckets[at] + buckets[at + 1]++] = first + j;
       }
     }
-    this.adopt(next);
+    this.count += n;
+    this.foldStats.appends++;
+    this.foldStats.tableRebuilds += rebuilt;
   }
 
-  /** Drop ids >= end (prefix reuse). Ids are ascending inside each bucket, so each bucket is cut at one point. */
+  /**
+   * Give bucket c of table l `need` more slots: take them from the nearest gap (after some bucket k, less the k's own
+   * pending ids, add[k]) holding at least that many, by moving the buckets between one way or the other (a memmove of
+   * their ids, ~128 ids a bucket at 128K keys). False when no single gap suffices within MAX_SHIFT buckets (the caller
+   * rebuilds the table).
+   */
+  private makeRoom(l: number, c: number, need: number, add: Int32Array): boolean {
+    const { B, buckets: bk, ids, capacity: cap } = this, bb = 2 * l * B, row = l * cap;
+    const gapAfter = (k: number) => (k + 1 < B ? bk[bb + 2 * (k + 1)] : cap) - bk[bb + 2 * k] - bk[bb + 2 * k + 1] - add[k];
+    for (let dist = 1; dist <= MAX_SHIFT; dist++) {
+      const r = c + dist; // buckets c+1..r move right by need, into the gap after r
+      const gr = r < B ? gapAfter(r) : -1;
+      if (gr >= need) {
+        const take = Math.max(need, gr >> 1); // half the gap: the next arrivals here need no move
+        const from = row + bk[bb + 2 * (c + 1)], to = row + bk[bb + 2 * r] + bk[bb + 2 * r + 1];
+        ids.copyWithin(from + take, from, to);
+        for (let k = c + 1; k <= r; k++) bk[bb + 2 * k] += take;
+        this.foldStats.shifts++;
+        return true;
+      }
+      const k0 = c - dist; // buckets k0+1..c move left by need, out of the gap after k0
+      const gl = k0 >= 0 ? gapAfter(k0) : -1;
+      if (gl >= need) {
+        const take = Math.max(need, gl >> 1);
+        const from = row + bk[bb + 2 * (k0 + 1)], to = row + bk[bb + 2 * c] + bk[bb + 2 * c + 1];
+        ids.copyWithin(from - take, from, to);
+        for (let k = k0 + 1; k <= c; k++) bk[bb + 2 * k] -= take;
+        this.foldStats.shifts++;
+        return true;
+      }
+      if (r >= B && k0 < 0) break;
+    }
+    return false;
+  }
+
+  private tmp = new Int32Array(0);
+  private scratch(n: number): Int32Array {
+    if (this.tmp.length < n) this.tmp = new Int32Array(Math.max(n, 2 * this.tmp.length));
+    return this.tmp;
+  }
+
+  /** Everything indexed plus n new ids into a new memory with room for capacityFor(count + n) per table. */
+  private regrow(codes: Uint16Array | Int32Array, n: number): void {
+    this.rebuildInto(capacityFor(this.count + n, this.B), this.count, codes, n);
+    this.foldStats.regrows++;
+  }
+
+  /** A new memory with room for `cap` per table: the first `keep` indexed ids (they are ascending) and n new ones. */
+  private rebuildInto(cap: number, keep: number, codes: Uint16Array | Int32Array | null, n: number): void {
+    const { L, B } = this, end = this.base + keep, first = end;
+    const { buffer, memory } = allocate(L, B, cap), r = layout(L, B, cap);
+    const buckets = new Int32Array(buffer, r.buckets, 2 * L * B), ids = new Int32Array(buffer, r.ids, L * cap);
+    const sizes = new Int32Array(B), starts = new Int32Array(B), kept = new Int32Array(B);
+    const oldB = this.buckets, oldIds = this.ids, oldCap = this.capacity;
+    for (let l = 0; l < L; l++) {
+      const bb = 2 * l * B, row = l * cap, oldRow = l * oldCap;
+      for (let c = 0; c < B; c++) {
+        const s = oldRow + oldB[bb + 2 * c];
+        let m = oldB[bb + 2 * c + 1];
+        while (m > 0 && oldIds[s + m - 1] >= end) m--; // ascending: the ids past the cut are a bucket's last ones
+        kept[c] = m;
+        sizes[c] = m;
+      }
+      for (let j = 0; j < n; j++) sizes[codes![j * L + l]]++;
+      LshTables.place(sizes, cap, starts);
+      for (let c = 0; c < B; c++) {
+        const s = oldRow + oldB[bb + 2 * c];
+        let w = row + starts[c];
+        for (let p = s, e = s + kept[c]; p < e; p++) ids[w++] = oldIds[p];
+        buckets[bb + 2 * c] = starts[c];
+        buckets[bb + 2 * c + 1] = kept[c];
+      }
+      for (let j = 0; j < n; j++) {
+        const at = bb + 2 * codes![j * L + l];
+        ids[row + buckets[at] + buckets[at + 1]++] = first + j;
+      }
+    }
+    this.buffer = buffer;
+    this.memory = memory;
+    this.views(keep + n, cap);
+    this.limit = limitFor(keep + n, cap);
+  }
+
+  /**
+   * Drop ids >= end (prefix reuse). Ids are ascending inside each bucket, so each bucket loses its last few: sizes
+   * shrink in place. A cut that leaves under a quarter of the room moves to a smaller memory (memory goes back).
+   */
   truncate(end: number): void {
     const keep = Math.max(0, Math.min(this.count, end - this.base));
     if (keep === this.count) return;
-    const { L, B } = this;
-    const next = this.reallocate(keep), { ids, offsets } = next;
+    if (keep < this.capacity / 4) return this.rebuildInto(capacityFor(keep, this.B), keep, null, 0);
+    const { L, B, buckets, ids, capacity: cap } = this;
     for (let l = 0; l < L; l++) {
-      const ob = l * (B + 1), src = l * this.count, dst = l * keep;
-      let w = 0;
+      const bb = 2 * l * B, row = l * cap;
       for (let c = 0; c < B; c++) {
-        offsets[ob + c] = w;
-        for (let p = this.offsets[ob + c], e = this.offsets[ob + c + 1]; p < e; p++) {
-          const id = this.ids[src + p];
-          if (id < end) ids[dst + w++] = id;
-        }
+        const s = row + buckets[bb + 2 * c];
+        let m = buckets[bb + 2 * c + 1];
+        while (m > 0 && ids[s + m - 1] >= end) m--;
+        buckets[bb + 2 * c + 1] = m;
       }
-      offsets[ob + B] = w;
     }
-    this.adopt(next);
+    this.count = keep;
   }
 
   /**
@@ -172,21 +313,21 @@ export class LshTables {
       // Plain loops, not set(subarray): a subarray is an allocation, and the decode step makes none.
       const r = this.regions, qc = this.qCodes, o = this.out;
       for (let l = 0; l < this.L; l++) qc[l] = qCodes[qo + l];
-      const m = this.kernel(r.q, r.offsets, r.ids, r.seen, r.out, this.L, this.B + 1, this.count, this.base, r.sampled, r.spans);
+      const m = this.kernel(r.q, r.buckets, r.ids, r.seen, r.out, this.L, this.B, this.capacity, this.base, r.sampled, r.spans, this.count);
       for (let i = 0; i < m; i++) out[at + i] = o[i];
       return m;
     }
-    const { L, B, ids, offsets, count, base, seen, sampled } = this;
+    const { L, B, ids, buckets, capacity, base, seen, sampled } = this;
     for (let l = 0; l < L; l++) {
-      const ob = l * (B + 1) + qCodes[qo + l], t = l * count;
-      for (let p = offsets[ob], e = offsets[ob + 1]; p < e; p++) {
-        const j = ids[t + p] - base, w = j >>> 5, bit = 1 << (j & 31), s = seen[w];
-        sampled[w] |= s & bit; // a second (or later) collision
-        seen[w] = s | bit;
+      const at2 = 2 * (l * B + qCodes[qo + l]), s = l * capacity + buckets[at2];
+      for (let p = s, e = s + buckets[at2 + 1]; p < e; p++) {
+        const j = ids[p] - base, w = j >>> 5, bit = 1 << (j & 31), sn = seen[w];
+        sampled[w] |= sn & bit; // a second (or later) collision
+        seen[w] = sn | bit;
       }
     }
     let m = at;
-    for (let w = 0, words = seen.length; w < words; w++) {
+    for (let w = 0, words = Math.ceil(this.count / 32); w < words; w++) {
       seen[w] = 0;
       let mask = sampled[w];
       if (mask === 0) continue;
@@ -202,14 +343,11 @@ export class LshTables {
   /** Ids a retrieval for qCodes walks (Σ of its L bucket sizes): the table traffic of one query. */
   walked(qCodes: Int32Array, qo: number): number {
     let w = 0;
-    for (let l = 0; l < this.L; l++) {
-      const ob = l * (this.B + 1) + qCodes[qo + l];
-      w += this.offsets[ob + 1] - this.offsets[ob];
-    }
+    for (let l = 0; l < this.L; l++) w += this.buckets[2 * (l * this.B + qCodes[qo + l]) + 1];
     return w;
   }
 
-  /** Bytes held: ids, offsets and the retrieval scratch (out and two bitmaps: 4¼ bytes per id). */
+  /** Bytes held: the buckets, room for `capacity` ids per table, and the retrieval scratch. */
   bytes(): number {
     return this.regions.end;
   }

@@ -541,12 +541,13 @@ export function dotsNormKernels(mem: WebAssembly.Memory): { dotsNorm: DotsNormKe
 
 /**
  * Retrieval (lsh-tables.ts, spec §5) as a WebAssembly loop over one table set's memory:
- * (q, offsets, ids, seen, out, L, B + 1, count, base, sampled, spans) → ids emitted into out, ascending. Two bitmaps of one
+ * (q, buckets, ids, seen, out, L, B, stride, base, sampled, spans, count) → ids emitted into out, ascending (buckets:
+ * (start, size) pairs, table l's ids from ids + 4·l·stride; see lsh-tables.ts). Two bitmaps of one
  * bit per id (indexed by id − base), both zero between retrievals: for each table l, walk bucket q[l]; per id,
  * sampled |= seen & bit (a second collision), then seen |= bit — branch-free, and 2 bits per key of scratch (the
  * two bitmaps of 128K keys are 32 KB: L1-sized), where a mark byte per key was 128 KB of L2 traffic. One scan of the
  * sampled bitmap then lists the sampled keys in id order, so the attention's address-ordered gathers need no sort,
- * and leaves both bitmaps zero. Byte pointers; ids and offsets int32.
+ * and leaves both bitmaps zero. Byte pointers; ids, bucket starts and sizes int32.
  * A first pass finds the L buckets (into spans: start and end address per table) and loads the first id of each:
  * those loads do not depend on each other, so their cache and TLB misses overlap — a bucket is a random place in
  * L·count·4 bytes of ids, and under nested paging (this VM) one miss there costs ~400 ns; walking the buckets one by
@@ -554,8 +555,8 @@ export function dotsNormKernels(mem: WebAssembly.Memory): { dotsNorm: DotsNormKe
  * side): 2.22 → 1.06 ms at 16K keys, 4.28 → 2.27 at 64K, 6.57 → 3.75 at 128K (the bitmaps alone: ~1.1×).
  */
 function retrievalBody(): number[] {
-  const [Q, OFFS, IDS, SEEN, OUT, L, B1, COUNT, BASE, SAMPLED, SPANS] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
-  const [l, p, e, j, w, b, s, m, i, mask] = [11, 12, 13, 14, 15, 16, 17, 18, 19, 20];
+  const [Q, BUCKETS, IDS, SEEN, OUT, L, NB, STRIDE, BASE, SAMPLED, SPANS, COUNT] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const [l, p, e, j, w, b, s, m, i, mask] = [12, 13, 14, 15, 16, 17, 18, 19, 20, 21];
   const tee = (x: number) => [0x22, ...uleb(x)];
   const ld4 = [0x28, 2, 4], i32store = [0x36, 2, 0], st4 = [0x36, 2, 4];
   const ltU = [0x49], sub = [0x6b], and = [0x71], ctz = [0x68], or = [0x72], shrU = [0x76];
@@ -566,11 +567,10 @@ function retrievalBody(): number[] {
     ...i32c(0), ...set(l),
     0x02, 0x40, 0x03, 0x40,
     ...get(l), ...get(L), 0x4e, 0x0d, 1,
-    // ob (in w) = &offsets[l·(B+1) + q[l]];  e = &ids[l·count];  p = e + offsets[ob]·4;  e += offsets[ob + 1]·4
-    ...get(OFFS), ...get(l), ...get(B1), ...mul, ...get(Q), ...get(l), ...i32c(2), ...shl, ...add, ...i32load, ...add, ...i32c(2), ...shl, ...add, ...set(w),
-    ...get(IDS), ...get(l), ...get(COUNT), ...mul, ...i32c(2), ...shl, ...add, ...set(e),
-    ...get(e), ...get(w), ...i32load, ...i32c(2), ...shl, ...add, ...set(p),
-    ...get(e), ...get(w), ...ld4, ...i32c(2), ...shl, ...add, ...set(e),
+    // bucket (in w) = &buckets[2·(l·B + q[l])];  p = &ids[l·stride + start];  e = p + size·4
+    ...get(BUCKETS), ...get(l), ...get(NB), ...mul, ...get(Q), ...get(l), ...i32c(2), ...shl, ...add, ...i32load, ...add, ...i32c(3), ...shl, ...add, ...set(w),
+    ...get(IDS), ...get(l), ...get(STRIDE), ...mul, ...get(w), ...i32load, ...add, ...i32c(2), ...shl, ...add, ...set(p),
+    ...get(p), ...get(w), ...ld4, ...i32c(2), ...shl, ...add, ...set(e),
     ...get(SPANS), ...get(l), ...i32c(3), ...shl, ...add, ...tee(w), ...get(p), ...i32store,
     ...get(w), ...get(e), ...st4,
     ...get(p), ...get(e), ...ltU, 0x04, 0x40, ...get(s), ...get(p), ...i32load, ...xor, ...set(s), 0x0b,
@@ -617,11 +617,11 @@ function retrievalBody(): number[] {
   ];
 }
 
-export type RetrievalKernel = (q: number, offsets: number, ids: number, seen: number, out: number, L: number,
-  B1: number, count: number, base: number, sampled: number, spans: number) => number;
+export type RetrievalKernel = (q: number, buckets: number, ids: number, seen: number, out: number, L: number,
+  B: number, stride: number, base: number, sampled: number, spans: number, count: number) => number;
 
 function retrievalModuleBytes(): Uint8Array {
-  const type = section(1, vec([[0x60, ...vec(new Array(11).fill([I32])), ...vec([[I32]])]]));
+  const type = section(1, vec([[0x60, ...vec(new Array(12).fill([I32])), ...vec([[I32]])]]));
   const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
   const funcs = section(3, vec([[0]]));
   const exports = section(7, vec([[...str('retrieve'), 0x00, 0]]));

@@ -27,6 +27,8 @@ export interface HeadMessage {
   L: number;
   base: number;
   count: number;
+  /** The tables' room per table (lsh-tables.ts: folds and cuts change count in place, a regrow makes a new memory). */
+  tableCapacity: number;
   /** The table set's shared memory (LshTables.attach), or null when the layer has no index. */
   tables: { buffer: SharedArrayBuffer; memory: WebAssembly.Memory | null } | null;
   norms: Float32Array<ArrayBufferLike>;
@@ -96,12 +98,13 @@ export class AttentionPool {
   share(worker: number, layer: number, g: number, cache: HeadCache, index: HeadIndex): void {
     const w = this.workers[worker], t = index.tables;
     const key = layer * 65536 + g, prev = w.sent.get(key);
+    // A fold or a cut changes the count in the same memory; a regrow makes a new memory.
     if (prev && prev[0] === cache && prev[1] === t?.buffer && prev[2] === t?.count && prev[3] === index.norms
       && prev[4] === index.kbar) return;
     w.sent.set(key, [cache, t?.buffer, t?.count, index.norms, index.kbar]);
     const msg: HeadMessage = {
       type: 'head', layer, g, mem: cache.memory!, dtype: cache.dtype, d: cache.d, capacity: cache.capacity,
-      K: t?.K ?? 0, L: t?.L ?? 0, base: t?.base ?? 0, count: t?.count ?? 0,
+      K: t?.K ?? 0, L: t?.L ?? 0, base: t?.base ?? 0, count: t?.count ?? 0, tableCapacity: t?.capacity ?? 0,
       tables: t ? { buffer: t.buffer, memory: t.memory } : null,
       norms: index.norms, kbar: index.kbar,
     };

@@ -23,7 +23,7 @@ function drain(): void {
     const index = new HeadIndex(msg.g, msg.d);
     index.norms = msg.norms;
     index.kbar = msg.kbar;
-    index.tables = msg.tables ? LshTables.attach(msg.K, msg.L, msg.base, msg.count, msg.tables.buffer, msg.tables.memory) : null;
+    index.tables = msg.tables ? LshTables.attach(msg.K, msg.L, msg.base, msg.count, msg.tableCapacity, msg.tables.buffer, msg.tables.memory) : null;
     heads.set(msg.layer * 65536 + msg.g, { cache, index });
   }
 }

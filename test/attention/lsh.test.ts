@@ -2,7 +2,7 @@
 // against the CPU hasher, and the sampling probability u_i against Monte Carlo over hash seeds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LshTables } from '../../engine/attention/lsh-tables';
+import { LshTables, capacityFor } from '../../engine/attention/lsh-tables';
 import { SimHash } from '../../engine/attention/simhash';
 import { samplingProbability } from '../../engine/attention/decode-kernels';
 import { KeyHashGraph } from '../../engine/attention/hash-graph';
@@ -38,6 +38,38 @@ test('retrieval equals a brute-force collision count (after two folds and a trun
   }
 });
 
+test('retrieval equals brute force through a random history of folds and cuts (appends, table rebuilds, regrows)', () => {
+  const K = 4, L = 10, base = 3, rand = rng(17);
+  const codes: number[][] = [];
+  const t = new LshTables(K, L, base);
+  const out = new Int32Array(16384);
+  let cuts = 0, shrinks = 0;
+  for (let step = 0; step < 150; step++) {
+    if (rand() < 0.3 && t.count > 0) {
+      const cap = t.capacity, end = base + Math.floor(rand() * (t.count + 1));
+      t.truncate(end);
+      codes.length = Math.min(codes.length, end - base);
+      if (t.capacity < cap) shrinks++; else cuts++;
+    } else {
+      // Codes skewed to a few buckets (as real keys are), so buckets run out of room before the table does: room is made
+      // by moving neighbours (shifts) or, when no gap nearby is large enough, by rebuilding the table.
+      const n = 1 + Math.floor(rand() * (rand() < 0.2 ? 1500 : 120));
+      const add = Array.from({ length: n }, () => Array.from({ length: L }, () => Math.floor((1 << K) * rand() ** 3)));
+      t.fold(Int32Array.from(add.flat()), n);
+      codes.push(...add);
+    }
+    assert.equal(t.count, codes.length);
+    assert.ok(t.count <= t.capacity);
+    for (let trial = 0; trial < 5; trial++) {
+      const q = Array.from({ length: L }, () => Math.floor((1 << K) * rand() ** 3));
+      const m = t.retrieve(Int32Array.from(q), 0, out);
+      assert.deepEqual([...out.subarray(0, m)], bruteForce(codes, q, base, base + codes.length), `step ${step}`);
+    }
+  }
+  const f = t.foldStats, what = JSON.stringify({ ...f, cuts, shrinks });
+  assert.ok(f.appends >= 20 && f.shifts >= 20 && f.tableRebuilds >= 3 && f.regrows >= 3 && cuts >= 5 && shrinks >= 1, `the history lacked a case: ${what}`);
+});
+
 test('retrieval at the bench scale (K 10, L 150, 20011 keys) equals brute force, ascending', () => {
   // Realistic sizes for the kernel's two passes and bitmaps: buckets of ~20 ids, a count that is not a multiple of 32,
   // a base that is not either, and keys that share 0-6 codes with each query (so many reach the ≥ 2 threshold).
@@ -62,14 +94,24 @@ test('retrieval at the bench scale (K 10, L 150, 20011 keys) equals brute force,
   assert.ok(total > 1000, `only ${total} keys sampled: the test would not exercise the bitmaps`);
 });
 
-test('table memory: 4·L bytes of ids per key + 4·L·(2^K + 1) of offsets + 4¼ bytes of retrieval scratch, nothing else', () => {
+test('table memory: 4·L bytes of ids per key and per key of room + 8·L·2^K of buckets + 4¼ bytes of scratch per id of room, nothing else', () => {
   const K = 10, L = 150, n = 20000, rand = rng(5);
   const t = new LshTables(K, L, 4);
   t.fold(Int32Array.from({ length: n * L }, () => Math.floor(rand() * (1 << K))), n);
-  const want = 4 * L * n + 4 * L * ((1 << K) + 1) + 4 * n + 2 * 4 * Math.ceil(n / 32) + 4 * L + 8 * L;
+  const cap = capacityFor(n, 1 << K);
+  assert.equal(t.capacity, cap);
+  assert.equal(cap, n + 4 * (1 << K)); // room: the larger of n/8 and 4 a bucket
+  const want = 4 * L * cap + 8 * L * (1 << K) + 4 * cap + 2 * 4 * Math.ceil(cap / 32) + 4 * L + 8 * L;
   // bytes() is the layout: a 64-byte header and 64-byte aligned regions (the WebAssembly memory holding it rounds up
   // to 64 KB pages, under 0.1% at this size).
   assert.ok(t.bytes() >= want && t.bytes() <= want + 64 + 7 * 63, `${t.bytes()} bytes for ${want} needed`);
+  // Folds within the room take no memory; a cut to under a quarter of it gives memory back.
+  const before = t.bytes();
+  for (let i = 0; i < 8; i++) t.fold(Int32Array.from({ length: 256 * L }, () => Math.floor(rand() * (1 << K))), 256);
+  assert.equal(t.bytes(), before);
+  assert.equal(t.foldStats.regrows, 1);
+  t.truncate(4 + 1000);
+  assert.ok(t.bytes() < before / 3, `${t.bytes()} bytes after a cut to 1000 keys`);
 });
 
 test('ONNX key-hash graph gives the CPU hasher codes', async () => {
