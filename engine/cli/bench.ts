@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   engine: () => import('../../bench/engine'),
   attention: () => import('../../bench/attention'),
   prefix: () => import('../../bench/prefix-cache'),
+  folds: () => import('../../bench/index-folds'),
 };
 
 export async function run(argv: string[]): Promise<number> {
