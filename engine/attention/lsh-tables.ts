@@ -4,10 +4,11 @@
 //
 // Gapped buckets (the spec is silent on how folds work; the reference re-sorts): each table has room for `capacity`
 // ids, and each bucket keeps a share of the free room after its ids. A fold appends its ids to their buckets in place,
-// O(L · n) for n new ids; a table with a full bucket is rebuilt in place with the free room shared out again, O(capacity);
-// only when the ids outgrow `capacity` is everything copied into a new memory with room for 1/8 more. A cut lowers
-// bucket sizes in place. So a keystroke that adds a block costs what it adds, not what is indexed, and retrieval still
-// walks one bucket per table (measured: README "Decisions").
+// O(L · n) for n new ids. A full bucket borrows from the nearest gap by moving the buckets between (makeRoom); with no
+// gap near enough, its table is rebuilt in place with the free room shared out again, O(capacity). Past 3/4 of the
+// room (`limit`), everything is copied into a new memory with room for max(1/8, 4 a bucket) more. A cut lowers bucket
+// sizes in place. So a keystroke that adds a block costs what it adds, not what is indexed, and retrieval still walks
+// one bucket per table (measured: README "Decisions", `snout bench folds`).
 //
 // Layout of one shared memory (a WebAssembly memory: retrieval is a WebAssembly loop, wasm-kernels.ts): buckets
 // (start, size) for bucket c of table l at buckets[2·(l·B + c)], starts relative to table l's ids at ids[l·capacity],
