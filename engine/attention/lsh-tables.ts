@@ -146,7 +146,8 @@ export class LshTables {
 
   /**
    * Add ids [base + count, base + count + n) with codes[j·L + l] (table l's code of the j-th new id). Appended in
-   * place; a table whose buckets lack room is rebuilt in place first; ids past `capacity` regrow the whole set.
+   * place; a bucket without room first borrows a nearby gap (makeRoom), or else its table is rebuilt in place; a
+   * fold past `limit` regrows the whole set.
    */
   fold(codes: Uint16Array | Int32Array, n: number): void {
     if (n <= 0) return;
@@ -204,7 +205,7 @@ export class LshTables {
     const { B, buckets: bk, ids, capacity: cap } = this, bb = 2 * l * B, row = l * cap;
     const gapAfter = (k: number) => (k + 1 < B ? bk[bb + 2 * (k + 1)] : cap) - bk[bb + 2 * k] - bk[bb + 2 * k + 1] - add[k];
     for (let dist = 1; dist <= MAX_SHIFT; dist++) {
-      const r = c + dist; // buckets c+1..r move right by need, into the gap after r
+      const r = c + dist; // buckets c+1..r move right by `take` (≥ need), into the gap after r
       const gr = r < B ? gapAfter(r) : -1;
       if (gr >= need) {
         const take = Math.max(need, gr >> 1); // half the gap: the next arrivals here need no move
@@ -214,7 +215,7 @@ export class LshTables {
         this.foldStats.shifts++;
         return true;
       }
-      const k0 = c - dist; // buckets k0+1..c move left by need, out of the gap after k0
+      const k0 = c - dist; // buckets k0+1..c move left by `take` (≥ need), out of the gap after k0
       const gl = k0 >= 0 ? gapAfter(k0) : -1;
       if (gl >= need) {
         const take = Math.max(need, gl >> 1);
