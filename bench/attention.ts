@@ -13,6 +13,7 @@ import { Sequence } from '../engine/attention/sequence';
 import { defaultAttentionConfig, type AttentionConfig, type AttentionMethod, type KvDtype } from '../engine/attention/types';
 import { UserError } from '../engine/errors';
 import { barChart, lineChart } from './svg';
+import { arg, sizes } from './args';
 import { gaussianStream } from '../engine/random';
 
 const H = 32, G = 8, D = 128;
@@ -59,11 +60,6 @@ interface Row {
   ratio_to_reference?: number;
   /** The same with MagicPIG on 2 threads (the reference's figure is for 2 threads). */
   ratio_to_reference_2threads?: number;
-}
-
-function arg(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
 }
 
 /** Seeded normals for bench data (independent of the engine's W stream by seed). */
@@ -408,7 +404,7 @@ async function endToEnd(ns: number[], tokens: number, log: (s: string) => void) 
 export async function run(argv: string[]): Promise<number> {
   const json = argv.includes('--json');
   if (argv.includes('--e2e')) {
-    const ns = (arg(argv, '--n') ?? '16384,32768').split(',').map((x) => Number(x.replace(/k$/i, '')) * (/k$/i.test(x) ? 1024 : 1));
+    const ns = sizes(arg(argv, '--n') ?? '16384,32768');
     const rows = await endToEnd(ns, Number(arg(argv, '--tokens') ?? 16), (s) => process.stderr.write(s + '\n'));
     const file = e2ePlot(rows, 'bench-results');
     if (json) process.stdout.write(JSON.stringify({ bench: 'attention-e2e', model: 'tiny-coder-hf', results: rows }, null, 2) + '\n');
@@ -419,7 +415,7 @@ export async function run(argv: string[]): Promise<number> {
     if (!json) process.stdout.write(`plot: ${file}\n`);
     return 0;
   }
-  const ns = (arg(argv, '--n') ?? '16384,65536,131072').split(',').map((x) => Number(x.replace(/k$/i, '')) * (/k$/i.test(x) ? 1024 : 1));
+  const ns = sizes(arg(argv, '--n') ?? '16384,65536,131072');
   const dtype = (arg(argv, '--dtype') ?? 'float32') as KvDtype;
   const steps = Number(arg(argv, '--steps') ?? 8);
   const K = Number(arg(argv, '--K') ?? 10), L = Number(arg(argv, '--L') ?? 150);

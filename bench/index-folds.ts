@@ -6,17 +6,11 @@
 // regrow copies everything into a new memory once per ~n/8 keys); ratio = rebuild_ms / fold_mean_ms.
 import { LshTables } from '../engine/attention/lsh-tables';
 import { mulberry32 } from '../engine/random';
+import { arg, sizes } from './args';
 
 const BLOCK = 256;
 
 interface Row { n: number; folds: number; fold_median_ms: number; fold_mean_ms: number; fold_max_ms: number; regrows: number; rebuild_ms: number; ratio: number }
-
-function arg(argv: string[], name: string): string | undefined {
-  const i = argv.indexOf(name);
-  return i >= 0 ? argv[i + 1] : undefined;
-}
-
-const sizes = (s: string) => s.split(',').map((x) => Math.round(Number(x.replace(/k$/i, '')) * (/k$/i.test(x) ? 1024 : 1)));
 
 function codes(n: number, L: number, B: number, rand: () => number): Uint16Array {
   const c = new Uint16Array(n * L);

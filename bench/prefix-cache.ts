@@ -9,6 +9,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { loadModel } from '../engine/index';
 import { PrefixCache } from '../engine/generate/prefix-cache';
+import { arg } from './args';
 import { CachedTokenizer, detectPromptFormat, renderCompletion, type CompletionParts } from '../engine/prompt';
 import type { LoadedModel } from '../engine/generate/types';
 import type { RepoFile } from '../engine/protocol';
@@ -40,9 +41,8 @@ async function timed(model: LoadedModel, cache: PrefixCache, tok: CachedTokenize
 }
 
 export async function run(argv: string[]): Promise<number> {
-  const arg = (name: string) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
-  const sizes = (arg('--sizes') ?? '4096,16384').split(',').map(Number);
-  const modelDir = arg('--model') ?? path.join(sharedDir, 'models/tiny-coder-hf');
+  const sizes = (arg(argv, '--sizes') ?? '4096,16384').split(',').map(Number);
+  const modelDir = arg(argv, '--model') ?? path.join(sharedDir, 'models/tiny-coder-hf');
   const json = argv.includes('--json');
   const model = await loadModel(modelDir, { contextLimit: Math.max(...sizes) + 64, log: () => {} });
   const files = [...sourceFiles(path.join(repoRoot, 'engine')), ...sourceFiles(path.join(repoRoot, 'extension'))];
