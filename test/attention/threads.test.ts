@@ -25,9 +25,9 @@ function session(threads: number, kvDtype: 'float32' | 'bfloat16' = 'float32') {
     }
   };
   prefill(300); steps(3);
-  prefill(200); steps(3); // grows the cache past its first capacity and folds the new context (into the tables' delta)
-  attn.truncate(470); attn.endPrefill(); steps(2); // a cut inside the delta (same memory, new counts)
-  prefill(40); steps(2); // a fold into the delta again
+  prefill(200); steps(3); // grows the cache past its first capacity and folds the new context (appended in the tables' room)
+  attn.truncate(470); attn.endPrefill(); steps(2); // a cut inside the room (same memory, new counts)
+  prefill(40); steps(2); // a fold into the room again
   attn.truncate(250); attn.endPrefill(); steps(2); // tables cut back
   const frac = attn.stats().sampledFraction;
   attn.dispose();
