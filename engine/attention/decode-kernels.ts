@@ -165,7 +165,6 @@ export class DecodeKernels {
   attendGroup(c: HeadCache, index: HeadIndex, slots: number, K: number, L: number, out: Float32Array, oo: number): void {
     const d = this.d, ids = c.ids, logits = c.logits, kbar = index.kbar;
     this.norms = index.norms;
-    if (c.hasDotsNorm) c.setKbar(kbar);
     // Gather in address order (the K/V row reads run forward through memory and the hardware prefetcher helps:
     // measured ~17% off the step at 16K): retrieval lists the sampled ids ascending (lsh-tables.ts).
     let total = 0, lo = 0x7fffffff, hi = -1;
@@ -231,18 +230,20 @@ export class DecodeKernels {
 
   /**
    * Slot s's sampled ids [p, e): logits s_i − log(u_i + 1e-4) (spec §7), weights under the running shift, values.
-   * |k̃_i| comes from the row itself (dotsNormAt) on the SIMD path, else from the index's norms.
+   * |k̃_i| comes from the index's norms (computed once, when key i was indexed). On the SIMD path they are gathered
+   * into the workspace for the logWeights kernel; computing |k − k̄| from the row in hand instead (a "dotsNorm" kernel,
+   * the score and the norm in one pass) saved that 4-byte gather, but once the score kernel loaded q once per 4 rows
+   * it cost more than the gather: steps 1.05-1.08× faster with the gather (f32, 1 thread, 16K-128K, side by side).
    */
   private sampledBlock(c: HeadCache, table: LogWeightTable, s: number, p: number, e: number): void {
-    const ids = c.ids, logits = c.logits, qn = this.qn[s], qk = this.qk[s], n2 = c.norms2;
+    const ids = c.ids, logits = c.logits, qn = this.qn[s], qk = this.qk[s], norms = this.norms!, gathered = c.norms;
     let bmax = -Infinity;
-    if (c.hasMath && n2) {
-      // The SIMD path: scores and |k̃|² in one pass over the rows, then logits and weights as WebAssembly loops.
-      c.dotsNormAt(s, p, e - p);
+    c.dotsAt(s, p, e - p);
+    if (c.hasMath && gathered) {
+      // The SIMD path: the norms gathered, then logits and weights as WebAssembly loops.
+      for (let j = p; j < e; j++) gathered[j] = norms[ids[j]];
       bmax = c.logWeightsAt(p, e - p, qn, qk, this.scale);
     } else {
-      const norms = this.norms!;
-      c.dotsAt(s, p, e - p);
       for (let j = p; j < e; j++) {
         const dot = logits[j], den = qn * norms[ids[j]];
         const x = dot * this.scale - table.at(den > 0 ? (dot - qk) / den : 0);

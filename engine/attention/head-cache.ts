@@ -7,7 +7,7 @@
 // makes a new, larger memory and copies K and V once (capacity doubles, so total copying stays O(n)).
 import type { KvDtype } from './types';
 import {
-  LOG_WEIGHT_POINTS, dotsNormKernels, instantiate, mathKernels, wasmModule, type DotsNormKernel, type ExpShiftKernel,
+  LOG_WEIGHT_POINTS, instantiate, mathKernels, wasmModule, type ExpShiftKernel,
   type LogWeightsKernel, type WasmKernels,
 } from './wasm-kernels';
 import { dotRow } from './softmax-acc';
@@ -37,8 +37,8 @@ export class HeadCache {
   ids: Int32Array;
   /** Workspace: one float per gathered id (scores, then softmax weights). */
   logits: Float32Array;
-  /** Workspace: |k − k̄|² per gathered id (dotsNormAt; SIMD path only). */
-  norms2: Float32Array | null = null;
+  /** Workspace: |k − k̄| per gathered id, from the index's norms (logWeightsAt reads it; SIMD path only). */
+  norms: Float32Array | null = null;
   /** Workspace: the query (copied in) and the output accumulator — slot 0 of qs / os. */
   q: Float32Array;
   o: Float32Array;
@@ -46,10 +46,7 @@ export class HeadCache {
   qs: Float32Array[];
   os: Float32Array[];
   private wasm: WasmKernels | null = null;
-  private norm: { dotsNorm: DotsNormKernel; dotsNorm16: DotsNormKernel } | null = null;
-  private kbarOff = 0;
-  private norms2Off = 0;
-  private kbarView: Float32Array | null = null;
+  private normsOff = 0;
   private math: { logWeights: LogWeightsKernel; expShift: ExpShiftKernel } | null = null;
   /** The log-weight table (LOG_WEIGHT_POINTS + 2 floats) for logWeightsAt, and which table it holds now. */
   private tableOff = 0;
@@ -91,9 +88,8 @@ export class HeadCache {
       this.scoresOff = align(this.oOff + 4 * d * SLOTS);
       this.idsOff = align(this.scoresOff + 4 * SLOTS * DENSE_BLOCK);
       this.logitsOff = align(this.idsOff + 4 * capacity);
-      this.norms2Off = align(this.logitsOff + 4 * capacity);
-      this.kbarOff = align(this.norms2Off + 4 * capacity);
-      this.tableOff = align(this.kbarOff + 4 * d);
+      this.normsOff = align(this.logitsOff + 4 * capacity);
+      this.tableOff = align(this.normsOff + 4 * capacity);
       this.kOff = align(this.tableOff + 4 * (LOG_WEIGHT_POINTS + 2));
       this.vOff = this.kOff + this.rowBytes;
       const pages = Math.ceil((this.kOff + 2 * kvBytes) / 65536);
@@ -101,10 +97,8 @@ export class HeadCache {
       this.memory = mem;
       const buf = mem.buffer;
       this.wasm = instantiate(mem);
-      this.norm = dotsNormKernels(mem);
       this.math = mathKernels(mem, LOG_WEIGHT_POINTS);
-      this.norms2 = new Float32Array(buf, this.norms2Off, capacity);
-      this.kbarView = new Float32Array(buf, this.kbarOff, d);
+      this.norms = new Float32Array(buf, this.normsOff, capacity);
       const n = 2 * capacity * d;
       this.keys = dtype === 'float32' ? new Float32Array(buf, this.kOff, n) : new Uint16Array(buf, this.kOff, n);
       this.values = dtype === 'float32' ? new Float32Array(buf, this.vOff, n - d) : new Uint16Array(buf, this.vOff, n - d);
@@ -159,14 +153,9 @@ export class HeadCache {
     return z;
   }
 
-  /** True when dotsNormAt is available (the SIMD path). */
-  get hasDotsNorm(): boolean {
-    return this.norm !== null;
-  }
-
   /** True when logWeightsAt / expAt are available (the SIMD path). */
   get hasMath(): boolean {
-    return this.math !== null && this.norm !== null;
+    return this.math !== null;
   }
 
   /** Hold `t` (a LogWeightTable's LOG_WEIGHT_POINTS + 2 floats) for logWeightsAt; copied only when it changes. */
@@ -177,29 +166,17 @@ export class HeadCache {
   }
 
   /**
-   * After dotsNormAt: logits[at + j] = logits[at + j] · scale − log(u + 1e-4) from the held table, u at the angle of
-   * cos = (q·k − qk) / (qn · |k − k̄|); returns the largest (decode-kernels.ts sampledBlock, spec §6-7).
+   * After dotsAt (logits = q·k) and with norms[at + j] = |k − k̄|: logits[at + j] = logits[at + j] · scale −
+   * log(u + 1e-4) from the held table, u at the angle of cos = (q·k − qk) / (qn · |k − k̄|); returns the largest
+   * (decode-kernels.ts sampledBlock, spec §6-7).
    */
   logWeightsAt(at: number, m: number, qn: number, qk: number, scale: number): number {
-    return this.math!.logWeights(this.logitsOff + 4 * at, this.norms2Off + 4 * at, m, this.tableOff, qn, qk, scale);
+    return this.math!.logWeights(this.logitsOff + 4 * at, this.normsOff + 4 * at, m, this.tableOff, qn, qk, scale);
   }
 
   /** logits[at + j] = exp(logits[at + j] − shift) for j < m; returns their sum (WebAssembly where available). */
   expAt(at: number, m: number, shift: number): number {
     return this.math ? this.math.expShift(this.logitsOff + 4 * at, m, shift) : this.expLoop(this.logits, at, m, shift);
-  }
-
-  /** The centring offset k̄ that dotsNormAt subtracts (null: zero). */
-  setKbar(kbar: Float32Array | null): void {
-    if (kbar) this.kbarView!.set(kbar);
-    else this.kbarView!.fill(0);
-  }
-
-  /** logits[at + j] = qs[slot] · k and norms2[at + j] = |k − k̄|² for k = K[ids[at + j]], j < m (hasDotsNorm only). */
-  dotsNormAt(slot: number, at: number, m: number): void {
-    const q = this.qOff + 4 * this.d * slot, ids = this.idsOff + 4 * at, out = this.logitsOff + 4 * at, nrm = this.norms2Off + 4 * at;
-    if (this.bf16) this.norm!.dotsNorm16(q, this.kbarOff, this.kOff, ids, out, nrm, m, this.rowBytes, this.strideBytes);
-    else this.norm!.dotsNorm(q, this.kbarOff, this.kOff, ids, out, nrm, m, this.rowBytes, this.strideBytes);
   }
 
   /** logits[j] = q · K[start + j] for j < m (unscaled). */

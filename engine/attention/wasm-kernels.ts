@@ -231,73 +231,6 @@ export interface WasmKernels {
   axpyRange16(o: number, base: number, start: number, w: number, m: number, rowBytes: number, stride: number): void;
 }
 
-/**
- * dotsNorm: for sampled rows, the score and the centred key's squared norm in one pass over the row:
- * (q, kbar, base, ids, out, nrm, m, rowBytes, stride): out[j] = q · k, nrm[j] = |k − k̄|², k = row(ids[j]). MagicPIG's
- * sampling probability needs |k̃_i| (spec §6); reading it from a norms array was one more random gather per sampled key
- * (~half of the per-key TypeScript time at 128K, measured by profile), computing it from the row in hand costs none.
- * Two rows per pass. bf16: rows of bfloat16 (widened), q and k̄ float32.
- */
-function dotsNormBody(bf16: boolean): number[] {
-  const [Q, KB, BASE, IDS, OUT, NRM, M, RB, STRIDE] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-  const [Jl, Cl, R0, R1] = [9, 10, 11, 12];
-  const [QK0, NN0, QK1, NN1, K0, K1, QV, KBV, DV, QV2, KBV2] = [13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23];
-  const rowAt = (k: number, into: number) => [
-    ...get(BASE), ...get(IDS), ...get(Jl), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add, ...i32load,
-    ...get(STRIDE), ...mul, ...add, ...set(into),
-  ];
-  const accumulate = (qk: number, nn: number, k: number, q: number, kb: number) => [
-    ...get(qk), ...get(q), ...get(k), ...f32x4mul, ...f32x4add, ...set(qk),
-    ...get(k), ...get(kb), ...f32x4sub, ...set(DV),
-    ...get(nn), ...get(DV), ...get(DV), ...f32x4mul, ...f32x4add, ...set(nn),
-  ];
-  const vecAt = (ptr: number, scaled: boolean, off: number) => [...get(ptr), ...get(Cl), ...(scaled ? [...i32c(1), ...shl] : []), ...add, ...v128load(off)];
-  const store = (ptr: number, k: number, acc: number) => [
-    ...get(ptr), ...get(Jl), ...(k ? [...i32c(k), ...add] : []), ...i32c(2), ...shl, ...add, ...hsum(acc), ...f32store,
-  ];
-  const rows = (n: number) => {
-    const R = [R0, R1].slice(0, n), QK = [QK0, QK1], NN = [NN0, NN1], KV = [K0, K1];
-    const body = bf16
-      ? [
-        ...vecAt(Q, true, 0), ...set(QV), ...vecAt(Q, true, 16), ...set(QV2),
-        ...vecAt(KB, true, 0), ...set(KBV), ...vecAt(KB, true, 16), ...set(KBV2),
-        ...R.flatMap((r, k) => [
-          ...get(r), ...get(Cl), ...add, ...v128load(0), ...set(KV[k]),
-          ...get(KV[k]), ...widenHigh, ...set(DV), // the high half waits in DV while the low half is summed
-          ...get(KV[k]), ...widenLow, ...set(KV[k]),
-          ...get(QK[k]), ...get(QV2), ...get(DV), ...f32x4mul, ...f32x4add, ...set(QK[k]),
-          ...get(DV), ...get(KBV2), ...f32x4sub, ...set(DV),
-          ...get(NN[k]), ...get(DV), ...get(DV), ...f32x4mul, ...f32x4add, ...set(NN[k]),
-          ...accumulate(QK[k], NN[k], KV[k], QV, KBV),
-        ]),
-      ]
-      : [
-        ...vecAt(Q, false, 0), ...set(QV), ...vecAt(KB, false, 0), ...set(KBV),
-        ...R.flatMap((r, k) => [...get(r), ...get(Cl), ...add, ...v128load(0), ...set(KV[k]), ...accumulate(QK[k], NN[k], KV[k], QV, KBV)]),
-      ];
-    return [
-      ...R.flatMap((r, k) => rowAt(k, r)),
-      ...R.flatMap((_, k) => [...v128zero, ...set(QK[k]), ...v128zero, ...set(NN[k])]),
-      ...i32c(0), ...set(Cl),
-      0x02, 0x40, 0x03, 0x40,
-      ...get(Cl), ...get(RB), ...geU, 0x0d, 1,
-      ...body,
-      ...get(Cl), ...i32c(16), ...add, ...set(Cl),
-      0x0c, 0, 0x0b, 0x0b,
-      ...R.flatMap((_, k) => [...store(OUT, k, QK[k]), ...store(NRM, k, NN[k])]),
-    ];
-  };
-  return [
-    ...i32c(0), ...set(Jl),
-    0x02, 0x40, 0x03, 0x40,
-    ...get(Jl), ...get(M), ...i32c(1), 0x6b, 0x4e, 0x0d, 1,
-    ...rows(2),
-    ...get(Jl), ...i32c(2), ...add, ...set(Jl),
-    0x0c, 0, 0x0b, 0x0b,
-    ...get(Jl), ...get(M), 0x48, 0x04, 0x40, ...rows(1), 0x0b,
-  ];
-}
-
 /** Points of the log-weight table over θ ∈ [0, π] (decode-kernels.ts LogWeightTable; the table holds points + 2). */
 export const LOG_WEIGHT_POINTS = 16384;
 
@@ -316,8 +249,8 @@ const F = {
 const ACOS = [-0.0012624911, 0.0066700901, -0.0170881256, 0.0308918810, -0.0501743046, 0.0889789874, -0.2145988016, 1.5707963050];
 
 /**
- * logWeights(out, nrm, m, table, qn, qk, scale) → max: for sampled keys whose out[j] = q·k and nrm[j] = |k − k̄|²
- * (dotsNorm), out[j] = q·k·scale − log(u_j + 1e-4) with u from the log-weight table over θ (decode-kernels.ts
+ * logWeights(out, nrm, m, table, qn, qk, scale) → max: for sampled keys whose out[j] = q·k and nrm[j] = |k − k̄|
+ * (the index's norms, gathered), out[j] = q·k·scale − log(u_j + 1e-4) with u from the log-weight table over θ (decode-kernels.ts
  * LogWeightTable: TABLE + 2 floats at `table`), θ = arccos(clamp((q·k − qk) / (qn·|k̃|))). Returns the largest out[j].
  * The same arithmetic as LogWeightTable.at, in float32. Four keys at a time (f32x4, the table read by four scalar loads
  * per end point; each key gets the same bits as in the one-at-a-time tail): 26.5 → 13.9 ns per key in L1; whole MagicPIG
@@ -352,7 +285,7 @@ function logWeightsBody(tablePoints: number): number[] {
     ...get(j), ...i32c(3), ...add, ...get(M), 0x4e /* i32.ge_s */, 0x0d, 1,
     ...get(OUT), ...get(j), ...i32c(2), ...shl, ...add, ...set(addr),
     ...get(addr), ...v128load(0), ...set(DOT),
-    ...get(QN), ...V.splat, ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...v128load(0), ...V.sqrt, ...V.mul, ...set(DEN),
+    ...get(QN), ...V.splat, ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...v128load(0), ...V.mul, ...set(DEN),
     // c = den > 0 ? (dot − qk) / den : 0 (the mask's zero lanes are +0), clamped to [−1, 1]
     ...get(DOT), ...get(QK), ...V.splat, ...V.sub, ...get(DEN), ...V.div, ...get(DEN), ...v128zero, ...V.gt, ...V.and,
     ...f32x4c(-1), ...V.max, ...f32x4c(1), ...V.min, ...set(C),
@@ -380,7 +313,7 @@ function logWeightsBody(tablePoints: number): number[] {
     ...get(j), ...get(M), 0x4e /* i32.ge_s */, 0x0d, 1,
     ...get(OUT), ...get(j), ...i32c(2), ...shl, ...add, ...set(addr),
     ...get(addr), ...F.load, ...set(dot),
-    ...get(QN), ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...F.load, ...F.sqrt, ...F.mul, ...set(den),
+    ...get(QN), ...get(NRM), ...get(j), ...i32c(2), ...shl, ...add, ...F.load, ...F.mul, ...set(den),
     // c = den > 0 ? (dot − qk) / den : 0, clamped to [−1, 1]
     ...get(dot), ...get(QK), ...F.sub, ...get(den), ...F.div, ...f32c(0), ...get(den), ...f32c(0), ...F.gt, 0x1b,
     ...f32c(-1), ...F.max, ...f32c(1), ...F.min, ...set(c),
@@ -506,37 +439,6 @@ export function mathKernels(mem: WebAssembly.Memory, tablePoints: number): { log
   }
   if (!mod) return null;
   return new WebAssembly.Instance(mod, { env: { mem } }).exports as unknown as { logWeights: LogWeightsKernel; expShift: ExpShiftKernel };
-}
-
-export type DotsNormKernel = (q: number, kbar: number, base: number, ids: number, out: number, nrm: number, m: number,
-  rowBytes: number, stride: number) => void;
-
-function dotsNormModuleBytes(): Uint8Array {
-  const type = section(1, vec([[0x60, ...vec(new Array(9).fill([I32])), ...vec([])]]));
-  const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
-  const funcs = section(3, vec([[0], [0]]));
-  const exports = section(7, vec([[...str('dotsNorm'), 0x00, 0], [...str('dotsNorm16'), 0x00, 1]]));
-  const fns = [dotsNormBody(false), dotsNormBody(true)].map((b) => {
-    const fn = [...vec([[4, I32], [11, V128]]), ...b, 0x0b];
-    return [...uleb(fn.length), ...fn];
-  });
-  const code = section(10, vec(fns));
-  return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
-}
-
-let dotsNormModule: WebAssembly.Module | null | undefined;
-
-/** dotsNorm (float32 rows) and dotsNorm16 (bfloat16 rows) on a memory, or null without WebAssembly SIMD. */
-export function dotsNormKernels(mem: WebAssembly.Memory): { dotsNorm: DotsNormKernel; dotsNorm16: DotsNormKernel } | null {
-  if (dotsNormModule === undefined) {
-    try {
-      dotsNormModule = process.env.SNOUT_NO_WASM === '1' ? null : new WebAssembly.Module(dotsNormModuleBytes() as Uint8Array<ArrayBuffer>);
-    } catch {
-      dotsNormModule = null;
-    }
-  }
-  if (!dotsNormModule) return null;
-  return new WebAssembly.Instance(dotsNormModule, { env: { mem } }).exports as unknown as { dotsNorm: DotsNormKernel; dotsNorm16: DotsNormKernel };
 }
 
 /**
