@@ -233,7 +233,7 @@ export class DecodeKernels {
    * |k̃_i| comes from the index's norms (computed once, when key i was indexed). On the SIMD path they are gathered
    * into the workspace for the logWeights kernel; computing |k − k̄| from the row in hand instead (a "dotsNorm" kernel,
    * the score and the norm in one pass) saved that 4-byte gather, but once the score kernel loaded q once per 4 rows
-   * it cost more than the gather: steps 1.05-1.08× faster with the gather (f32, 1 thread, 16K-128K, side by side).
+   * it cost more than the gather: steps 1.05-1.10× faster with the gather (f32, 1 thread, 16K-128K, side by side).
    */
   private sampledBlock(c: HeadCache, table: LogWeightTable, s: number, p: number, e: number): void {
     const ids = c.ids, logits = c.logits, qn = this.qn[s], qk = this.qk[s], norms = this.norms!, gathered = c.norms;
