@@ -96,7 +96,7 @@ export class HeadCache {
       const mem = attach ?? new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
       this.memory = mem;
       const buf = mem.buffer;
-      this.wasm = instantiate(mem);
+      this.wasm = instantiate(mem, d);
       this.math = mathKernels(mem, LOG_WEIGHT_POINTS);
       this.norms = new Float32Array(buf, this.normsOff, capacity);
       const n = 2 * capacity * d;

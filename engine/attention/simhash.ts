@@ -25,7 +25,7 @@ export class SimHash {
     const mem = d % 8 === 0 && wasmModule()
       ? new WebAssembly.Memory({ initial: Math.ceil((wOff + 4 * d * cols) / 65536), maximum: Math.ceil((wOff + 4 * d * cols) / 65536), shared: true })
       : null;
-    const k = mem ? instantiate(mem) : null;
+    const k = mem ? instantiate(mem, d) : null;
     this.simd = mem && k ? {
       k, xOff, projOff, wOff,
       x: new Float32Array(mem.buffer, xOff, d), proj: new Float32Array(mem.buffer, projOff, cols),

@@ -1,0 +1,72 @@
+// The WebAssembly dots / axpy kernels, built for one head size (unrolled: immediate offsets, moving pointers) and for
+// any row length (the counter loop), against float64 sums, and against each other bit for bit: both add the same
+// products in the same order, so an unrolled kernel that reads a wrong offset or steps a pointer wrongly shows up as a
+// different score or sum. Head sizes cover both dots loops (d % 16 == 0 steps two chunks an iteration, d = 24 falls
+// back to the counter) and one past the unroll limit (d = 264 uses the looping kernels).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { instantiate, type WasmKernels } from '../../engine/attention/wasm-kernels';
+import { fromBf16, toBf16 } from '../../engine/attention/kv-store';
+import { rng } from './reference';
+
+const ROWS = 40;
+
+for (const d of [8, 24, 64, 128, 264]) {
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    test(`wasm kernels d=${d} ${dtype}: head-size build equals the any-length build bit for bit, and float64 sums`, () => {
+      const bf16 = dtype === 'bfloat16', bpe = bf16 ? 2 : 4, rowBytes = d * bpe, stride = 2 * rowBytes;
+      // Layout: q, o, out/weights, ids, then ROWS tokens of [K | V].
+      const qOff = 64, oOff = qOff + 4 * d, wOff = oOff + 4 * d, idsOff = wOff + 4 * ROWS, kOff = (idsOff + 4 * ROWS + 63) & ~63;
+      const pages = Math.ceil((kOff + stride * ROWS) / 65536) + 1;
+      const mem = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      const sized = instantiate(mem, d), any = instantiate(mem);
+      assert.ok(sized && any, 'WebAssembly SIMD available');
+      const f32 = new Float32Array(mem.buffer), u16 = new Uint16Array(mem.buffer), i32 = new Int32Array(mem.buffer);
+      const rand = rng(d * 7 + bpe);
+      const K = (t: number, c: number) => (bf16 ? fromBf16(u16[(kOff + t * stride) / 2 + c]) : f32[(kOff + t * stride) / 4 + c]);
+      const V = (t: number, c: number) => (bf16 ? fromBf16(u16[(kOff + t * stride + rowBytes) / 2 + c]) : f32[(kOff + t * stride + rowBytes) / 4 + c]);
+      for (let t = 0; t < ROWS; t++) for (let c = 0; c < 2 * d; c++) {
+        const x = 2 * rand() - 1;
+        if (bf16) u16[(kOff + t * stride) / 2 + c] = toBf16(x);
+        else f32[(kOff + t * stride) / 4 + c] = x;
+      }
+      for (let c = 0; c < d; c++) f32[qOff / 4 + c] = 2 * rand() - 1;
+      for (let j = 0; j < ROWS; j++) i32[idsOff / 4 + j] = Math.floor(rand() * ROWS);
+      const sfx = bf16 ? '16' : '';
+      const call = (k: WasmKernels, name: string, ...args: number[]) => (k as unknown as Record<string, (...a: number[]) => void>)[name + sfx](...args);
+      for (const m of [0, 1, 3, 4, 5, 9, 17]) {
+        for (const byIds of [true, false]) {
+          const start = 2, row = (j: number) => (byIds ? i32[idsOff / 4 + j] : start + j), rows = byIds ? idsOff : start;
+          // dots: out[j] = q · K[row j]
+          const scores = [sized, any].map((k) => {
+            f32.fill(NaN, wOff / 4, wOff / 4 + ROWS);
+            call(k, byIds ? 'dotsIds' : 'dotsRange', qOff, kOff, rows, wOff, m, rowBytes, stride);
+            return Array.from(f32.subarray(wOff / 4, wOff / 4 + m + 1));
+          });
+          assert.deepEqual(scores[0], scores[1], `dots m=${m} ${byIds ? 'ids' : 'range'}: same bits`);
+          assert.ok(Number.isNaN(scores[0][m]), 'dots writes m scores, no more');
+          for (let j = 0; j < m; j++) {
+            let s = 0;
+            for (let c = 0; c < d; c++) s += f32[qOff / 4 + c] * K(row(j), c);
+            assert.ok(Math.abs(scores[0][j] - s) < 1e-5 * d, `dots m=${m} row ${j}: ${scores[0][j]} vs ${s}`);
+          }
+          // axpy: o += Σ_j w[j] · V[row j], onto a nonzero o
+          const w = Array.from({ length: m }, () => rand());
+          const o0 = Array.from({ length: d }, () => rand());
+          const sums = [sized, any].map((k) => {
+            f32.set(w, wOff / 4);
+            f32.set(o0, oOff / 4);
+            call(k, byIds ? 'axpyIds' : 'axpyRange', oOff, kOff + rowBytes, rows, wOff, m, rowBytes, stride);
+            return Array.from(f32.subarray(oOff / 4, oOff / 4 + d));
+          });
+          assert.deepEqual(sums[0], sums[1], `axpy m=${m} ${byIds ? 'ids' : 'range'}: same bits`);
+          for (let c = 0; c < d; c++) {
+            let s = Math.fround(o0[c]);
+            for (let j = 0; j < m; j++) s += Math.fround(w[j]) * V(row(j), c);
+            assert.ok(Math.abs(sums[0][c] - s) < 1e-5 * (m + 1), `axpy m=${m} channel ${c}: ${sums[0][c]} vs ${s}`);
+          }
+        }
+      }
+    });
+  }
+}
