@@ -213,6 +213,8 @@ export class HeadCache {
     }
     for (let b0 = 0; b0 < end; b0 += bl) {
       const m = Math.min(bl, end - b0);
+      // Bring the block's K and V lines in first, many misses at a time; the heads below then read them from L2.
+      w.touch(this.kOff + b0 * this.strideBytes, m * this.strideBytes);
       for (let s = 0; s < count; s++) {
         const qp = this.qOff + 4 * d * s, lp = this.scoresOff + 4 * bl * s, at = bl * s;
         if (this.bf16) w.dotsRange16(qp, this.kOff, b0, lp, m, rowBytes, this.strideBytes);

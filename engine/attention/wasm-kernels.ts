@@ -248,17 +248,49 @@ function kernelBodies(d?: number): [string, number[]][] {
   ];
 }
 
+/** Interleaved streams of the touch kernel (one i32 load per 64-byte line each, an iteration). */
+const TOUCH_STREAMS = 8;
+/**
+ * touch(p, bytes) → i32: one load per 64-byte line of [p, p + bytes), TOUCH_STREAMS parts of it side by side, and the
+ * sum of the words read (so nothing can drop the loads). WebAssembly has no prefetch; this is one. A dense step runs it
+ * on each block before scoring it: the block's lines arrive with 8 misses in flight at a time (~15-19 GB/s here)
+ * instead of at the pace of the dots kernel's stalls, and are then read from L2. Measured in README "Decisions".
+ * Locals: params p 0, bytes 1; part 2, end 3, sum 4.
+ */
+function touchBody(): number[] {
+  const divU = [0x6e], ltU = [0x49];
+  return [
+    ...get(1), ...i32c(TOUCH_STREAMS), ...divU, ...set(2),
+    ...get(0), ...get(2), ...add, ...set(3),
+    0x02, 0x40, 0x03, 0x40,
+    ...get(0), ...get(3), ...ltU, 0x45, 0x0d, 1,
+    ...Array.from({ length: TOUCH_STREAMS }, (_, s) => [
+      ...get(4), ...get(0), ...(s ? [...get(2), ...i32c(s), ...mul, ...add] : []), ...i32load, ...add, ...set(4),
+    ]).flat(),
+    ...get(0), ...i32c(64), ...add, ...set(0),
+    0x0c, 0, 0x0b, 0x0b,
+    ...get(4),
+  ];
+}
+
 function moduleBytes(d?: number): Uint8Array {
   const kernels = kernelBodies(d);
-  const type = section(1, vec([[0x60, ...vec(new Array(7).fill([I32])), ...vec([])]]));
+  // Type 0: the row kernels (7 × i32) → (); type 1: touch (i32, i32) → i32.
+  const type = section(1, vec([[0x60, ...vec(new Array(7).fill([I32])), ...vec([])], [0x60, ...vec([[I32], [I32]]), ...vec([[I32]])]]));
   // Imported memory: shared, with a maximum (required for shared); limits flag 3.
   const imports = section(2, vec([[...str('env'), ...str('mem'), 0x02, 0x03, ...uleb(1), ...uleb(65536)]]));
-  const funcs = section(3, vec(kernels.map(() => [0])));
-  const exports = section(7, vec(kernels.map(([name], i) => [...str(name), 0x00, ...uleb(i)])));
-  const code = section(10, vec(kernels.map(([, body]) => {
-    const fn = [...vec(LOCALS), ...body, 0x0b];
-    return [...uleb(fn.length), ...fn];
-  })));
+  const funcs = section(3, vec([...kernels.map(() => [0]), [1]]));
+  const exports = section(7, vec([...kernels.map(([name], i) => [...str(name), 0x00, ...uleb(i)]), [...str('touch'), 0x00, ...uleb(kernels.length)]]));
+  const code = section(10, vec([
+    ...kernels.map(([, body]) => {
+      const fn = [...vec(LOCALS), ...body, 0x0b];
+      return [...uleb(fn.length), ...fn];
+    }),
+    (() => {
+      const fn = [...vec([[3, I32]]), ...touchBody(), 0x0b];
+      return [...uleb(fn.length), ...fn];
+    })(),
+  ]));
   return new Uint8Array([0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, ...type, ...imports, ...funcs, ...exports, ...code]);
 }
 
@@ -277,6 +309,8 @@ export interface WasmKernels {
   dotsRange16(q: number, base: number, start: number, out: number, m: number, rowBytes: number, stride: number): void;
   axpyIds16(o: number, base: number, ids: number, w: number, m: number, rowBytes: number, stride: number): void;
   axpyRange16(o: number, base: number, start: number, w: number, m: number, rowBytes: number, stride: number): void;
+  /** Load one word of every 64-byte line of [p, p + bytes) (a prefetch); returns their sum. */
+  touch(p: number, bytes: number): number;
 }
 
 /** Points of the log-weight table over θ ∈ [0, π] (decode-kernels.ts LogWeightTable; the table holds points + 2). */

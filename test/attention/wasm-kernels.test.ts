@@ -33,12 +33,12 @@ for (const d of [8, 24, 64, 128, 264]) {
       for (let c = 0; c < d; c++) f32[qOff / 4 + c] = 2 * rand() - 1;
       for (let j = 0; j < ROWS; j++) i32[idsOff / 4 + j] = Math.floor(rand() * ROWS);
       const sfx = bf16 ? '16' : '';
-      const call = (k: WasmKernels, name: string, ...args: number[]) => (k as unknown as Record<string, (...a: number[]) => void>)[name + sfx](...args);
+      const call = (k: WasmKernels, name: string, ...args: number[]): void => (k as unknown as Record<string, (...a: number[]) => void>)[name + sfx](...args);
       for (const m of [0, 1, 3, 4, 5, 9, 17]) {
         for (const byIds of [true, false]) {
           const start = 2, row = (j: number) => (byIds ? i32[idsOff / 4 + j] : start + j), rows = byIds ? idsOff : start;
           // dots: out[j] = q · K[row j]
-          const scores = [sized, any].map((k) => {
+          const scores: number[][] = [sized, any].map((k) => {
             f32.fill(NaN, wOff / 4, wOff / 4 + ROWS);
             call(k, byIds ? 'dotsIds' : 'dotsRange', qOff, kOff, rows, wOff, m, rowBytes, stride);
             return Array.from(f32.subarray(wOff / 4, wOff / 4 + m + 1));
@@ -53,7 +53,7 @@ for (const d of [8, 24, 64, 128, 264]) {
           // axpy: o += Σ_j w[j] · V[row j], onto a nonzero o
           const w = Array.from({ length: m }, () => rand());
           const o0 = Array.from({ length: d }, () => rand());
-          const sums = [sized, any].map((k) => {
+          const sums: number[][] = [sized, any].map((k) => {
             f32.set(w, wOff / 4);
             f32.set(o0, oOff / 4);
             call(k, byIds ? 'axpyIds' : 'axpyRange', oOff, kOff + rowBytes, rows, wOff, m, rowBytes, stride);
@@ -70,3 +70,17 @@ for (const d of [8, 24, 64, 128, 264]) {
     });
   }
 }
+
+test('touch (the dense step\'s prefetch) loads one word of every 64-byte line, in 8 parts side by side', () => {
+  const mem = new WebAssembly.Memory({ initial: 2, maximum: 2, shared: true });
+  const k = instantiate(mem, 64)!;
+  const i32 = new Int32Array(mem.buffer), rand = rng(3);
+  for (let i = 0; i < i32.length; i++) i32[i] = Math.floor(rand() * 1000);
+  for (const [p, bytes] of [[0, 0], [64, 512], [4096, 8 * 4096], [128, 8 * 700], [256, 4000]]) {
+    // The words it should read: part = ⌊bytes / 8⌋; stream s reads p + s·part + 64·i while p + 64·i < p + part.
+    const part = Math.floor(bytes / 8);
+    let expected = 0;
+    for (let s = 0; s < 8; s++) for (let off = 0; off < part; off += 64) expected = (expected + i32[(p + s * part + off) >> 2]) | 0;
+    assert.equal(k.touch(p, bytes), expected, `touch(${p}, ${bytes})`);
+  }
+});
