@@ -1,8 +1,9 @@
 // The two hot loops of a decode step as WebAssembly SIMD (f32x4), assembled here from opcodes (no toolchain):
 //   dots:  out[j] = q · K[row_j]          (scores of a gathered set of keys)
 //   axpy:  o += Σ_j w[j] · V[row_j]        (weighted sum of a gathered set of values)
-// with rows given either as an id list or as a contiguous range. They run on one KV head's WebAssembly.Memory
-// (see kv-store.ts), so the cache is read in place. Measured ~3-4× the TypeScript loops (bench attention).
+// with rows given either as an id list or as a contiguous range, plus touch (a prefetch of a dense block). They run on
+// one KV head's WebAssembly.Memory (see kv-store.ts), so the cache is read in place. Measured ~3-4× the TypeScript
+// loops (bench attention). Built once per head size (immediate offsets) and once for any row length.
 // Requires headDim % 8 == 0 (float32 or bfloat16 storage); otherwise the TypeScript kernels are used.
 
 const I32 = 0x7f, V128 = 0x7b;
