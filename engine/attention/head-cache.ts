@@ -24,7 +24,7 @@ const align = (x: number) => (x + 63) & ~63;
  */
 export const SLOTS = 16;
 
-/** Key rows per block of attendPrefixGroup: 256 rows of d = 128 float32 are 128 KB of K, well inside L2. */
+/** Key rows per block of attendPrefixGroup: 256 rows of d = 128 float32 are 256 KB of K and V, inside L2 (512 KB). */
 const DENSE_BLOCK = 256;
 
 export class HeadCache {
@@ -197,7 +197,9 @@ export class HeadCache {
    * Exact attention of `count` consecutive query rows q[qo + s·d ..] (the query heads of one GQA group, count ≤
    * SLOTS) over keys [0, end), into out[oo + s·d ..]. The group reads K and V once: block by block of DENSE_BLOCK
    * rows, every head scores the block while it is in cache, with a running max and rescaling per head
-   * (flash-decoding's online softmax), so scores need count · block floats, not count · end. Caller checks `simd`.
+   * (flash-decoding's online softmax), so scores need count · block floats, not count · end. Each block is touched
+   * first (wasm-kernels.ts `touch`, a prefetch), so its heads read it from L2, not at the pace of their stalls.
+   * Caller checks `simd`.
    * Measured (tiny-coder decode, 2 query heads per KV head): see README "Decisions".
    */
   attendPrefixGroup(q: Float32Array, qo: number, count: number, end: number, scale: number, out: Float32Array, oo: number): void {
