@@ -4,9 +4,10 @@
 // Quest, on synthetic keys shaped like real ones (shared offset, a flat Gaussian tail, and on "peaked" KV heads a few
 // heavy hitters aligned with the queries). Errors are relative L2 of the output vs exact, TopK/Quest at MagicPIG's
 // per-head budget ('auto'). floor_ms = bytes MagicPIG must read (table ids walked, sampled K/V/norms, exact-set K/V)
-// / copy bandwidth measured in the same run. Every timed step has a query of its own (see measure): no cache warmth
-// carried from one step to the next. Writes bench-results/attention.svg (+ attention-error.svg; -bf16 for
-// a bfloat16 run).
+// / copy bandwidth measured in the same run. gather_ms = the step's sampled rows read with no arithmetic: what address
+// translation and misses alone cost here (speedup_bound: the ratio left with only the arithmetic free). Every timed
+// step has a query of its own (see measure): no cache warmth carried from one step to the next. Writes
+// bench-results/attention.svg (+ attention-error.svg; -bf16 for a bfloat16 run).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Sequence } from '../engine/attention/sequence';
@@ -57,6 +58,17 @@ interface Row {
   bandwidth_gbs: number;
   kv_bytes_per_token: number;
   index_bytes_per_token: number;
+  /**
+   * The sampled gathers' floor here, measured in the same rounds: the distinct K|V rows of each profiled MagicPIG step
+   * (per KV head, shared by its query heads; distinct_rows per step) read line by line with no arithmetic, caches
+   * flushed by the steps in between (gather_ms, best rep). speedup_gather_bound = dense_ms / gather_ms: the ratio no
+   * gather-based step can pass on this machine even with hashing, retrieval and all arithmetic free;
+   * speedup_bound = dense_ms / (hash_ms + retrieval_ms + gather_ms): with only the arithmetic free.
+   */
+  distinct_rows: number;
+  gather_ms: number;
+  speedup_gather_bound: number;
+  speedup_bound: number;
   ratio_to_reference?: number;
   /** The same with MagicPIG on 2 threads (the reference's figure is for 2 threads). */
   ratio_to_reference_2threads?: number;
@@ -178,7 +190,8 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
     return out;
   };
   /** `reps` timed steps on fresh queries; best of the reps (the 2 cores are shared: the least disturbed run). */
-  const timed = async (reps: number, variants: { method: AttentionMethod; budget?: AttentionConfig['budget']; threads: number; profile?: boolean }[]) => {
+  const timed = async (reps: number, variants: { method: AttentionMethod; budget?: AttentionConfig['budget']; threads: number; profile?: boolean;
+    after?: (qr: Float32Array) => Promise<void> }[]) => {
     const ts = variants.map(() => [] as number[]), cpu = variants.map(() => [] as number[]);
     for (let r = 0; r < reps; r++) {
       for (const [i, v] of variants.entries()) {
@@ -193,9 +206,32 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
         seq.profiling = false;
         seq.truncate(n);
         seq.endPrefill();
+        await v.after?.(qr);
       }
     }
     return variants.map((_, i) => ({ ms: Math.min(...ts[i]), cpuMs: Math.min(...cpu[i]) }));
+  };
+  // The gathers' own floor on this machine: the rows a MagicPIG step sampled (its query run again, untimed, collecting
+  // them), read line by line with no arithmetic once the next variants' steps have flushed the caches.
+  let sampledRows: Int32Array[] = [];
+  const gather: number[] = [], distinct: number[] = [];
+  const collectRows = async (qr: Float32Array) => {
+    const saved = { ...seq.profile };
+    seq.configure({ method: 'magicpig', threads: 1 });
+    seq.profiling = true;
+    seq.profile.rows = [];
+    await seq.forwardAsync(0, qr, k1, v1, 1, scratch);
+    sampledRows = seq.sampledRows();
+    Object.assign(seq.profile, saved);
+    seq.profiling = false;
+    seq.truncate(n);
+    seq.endPrefill();
+  };
+  const touchRows = async () => {
+    const t = performance.now();
+    seq.touchRows(0, sampledRows);
+    gather.push(performance.now() - t);
+    distinct.push(sampledRows.reduce((a, r) => a + r.length, 0));
   };
   // Outputs on q (dense is the error reference), then the timed steps. Dense and MagicPIG, on 1 and on 2 threads (main
   // + 1 worker, KV heads alternating), take turns within each round, so a change in the machine's load between rounds
@@ -203,13 +239,15 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
   outs.dense = await output('dense');
   outs.magicpig = await output('magicpig');
   const variants = [
-    { method: 'dense' as const, threads: 1 }, { method: 'magicpig' as const, threads: 1, profile: true },
-    { method: 'magicpig' as const, threads: 2 }, { method: 'dense' as const, threads: 2 },
+    { method: 'dense' as const, threads: 1 }, { method: 'magicpig' as const, threads: 1, profile: true, after: collectRows },
+    { method: 'magicpig' as const, threads: 2 }, { method: 'dense' as const, threads: 2, after: touchRows },
   ];
   await timed(1, variants); // warm-up: starts the worker, posts the layout
   seq.resetStats();
   seq.resetProfile();
+  gather.length = distinct.length = 0;
   const [dense, mp, mp2, dense2] = await timed(steps, variants);
+  const gatherMs = Math.min(...gather);
   const p = { ...seq.profile };
   const per = (x: number) => x / steps;
   const frac = seq.stats().sampledFraction;
@@ -256,6 +294,10 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
     err_quest_peaked: relErrOver(outs.quest, outs.dense, peaked),
     floor_ms: floorMs,
     floor_ratio: mp.ms / floorMs,
+    distinct_rows: distinct.reduce((a, x) => a + x, 0) / distinct.length,
+    gather_ms: gatherMs,
+    speedup_gather_bound: dense.ms / gatherMs,
+    speedup_bound: dense.ms / (per(p.hashMs) + per(p.retrieveMs) + gatherMs),
     bytes_read: bytes,
     bandwidth_gbs: bandwidth / 1e9,
     kv_bytes_per_token: 2 * G * D * bpe,
@@ -289,6 +331,8 @@ function table(rows: Row[]): string {
     ['floor ms', (r) => r.floor_ms.toFixed(2)],
     ['/floor', (r) => r.floor_ratio.toFixed(1) + '×'],
     ['(cpu)', (r) => r.floor_ratio_cpu.toFixed(1) + '×'],
+    ['gather ms', (r) => r.gather_ms.toFixed(2)],
+    ['bound', (r) => `${r.speedup_bound.toFixed(1)}× (${r.speedup_gather_bound.toFixed(1)}×)`],
     ['err mp/topk/quest flat', (r) => [r.err_magicpig_flat, r.err_topk_flat, r.err_quest_flat].map((x) => x.toFixed(3)).join(' / ')],
     ['err mp/topk/quest peaked', (r) => [r.err_magicpig_peaked, r.err_topk_peaked, r.err_quest_peaked].map((x) => x.toFixed(3)).join(' / ')],
   ];
@@ -318,6 +362,7 @@ export function plots(rows: Row[], dir: string, suffix = rows[0]?.dtype === 'bfl
     series('dense, 2 threads', (r) => r.dense_2threads_ms), series('magicpig, 2 threads', (r) => r.magicpig_2threads_ms),
     series('oracle topk', (r) => r.topk_ms),
     series('quest', (r) => r.quest_ms), series('floor (bytes / bandwidth)', (r) => r.floor_ms),
+    series('magicpig\'s sampled rows, read alone', (r) => r.gather_ms),
   ], { title: 'Attention, one decode step of one layer (32q/8kv heads, d=128)', xLabel: 'context tokens', yLabel: 'ms', logX: true, logY: true,
     xTicks: rows.map((r) => [r.n, `${r.n / 1024}K`]) });
   const errors = barChart(rows.map((r) => ({ label: `${r.n / 1024}K`, values: [r.err_magicpig_flat, r.err_topk_flat, r.err_quest_flat, r.err_magicpig_peaked, r.err_topk_peaked, r.err_quest_peaked] })),

@@ -348,6 +348,8 @@ export interface StepProfile {
   sampledKeys: number;
   exactKeys: number;
   heads: number;
+  /** When set (benches: Sequence.sampledRows), the distinct key ids sampled per KV head are collected here. */
+  rows: Set<number>[] | null;
 }
 
 /**
@@ -382,6 +384,10 @@ export function magicpigGroup(ker: DecodeKernels, cache: HeadCache, index: HeadI
         prof.sampledKeys += m;
         prof.exactKeys += nT;
         prof.heads++;
+        if (prof.rows) {
+          const seen = (prof.rows[g] ??= new Set<number>()), ids = cache.ids;
+          for (let j = at - m; j < at; j++) seen.add(ids[j]); // this head's S: the m ids before `at` (advanced above)
+        }
       }
     }
     const t1 = prof ? performance.now() : 0;

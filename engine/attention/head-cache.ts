@@ -126,6 +126,28 @@ export class HeadCache {
     }
   }
 
+  /**
+   * Benches: read every 64-byte line of the K and V rows of `ids` and nothing else (wasm `touch`, 8 lines in flight;
+   * the TypeScript path reads one element per line) — the memory traffic of a step's gathers without their arithmetic.
+   * Returns a checksum of what was read (wasm: the 32-bit words, wrapping), so no load can be dropped.
+   */
+  touchRows(ids: Int32Array): number {
+    let sum = 0;
+    if (this.wasm) {
+      const w = this.wasm, k = this.kOff, sb = this.strideBytes;
+      for (let j = 0; j < ids.length; j++) sum = (sum + w.touch(k + ids[j] * sb, sb)) | 0;
+      return sum;
+    }
+    const step = this.bf16 ? 32 : 16, K = this.keys, V = this.values;
+    let acc = 0;
+    for (let j = 0; j < ids.length; j++) {
+      const base = ids[j] * this.stride;
+      for (let c = 0; c < this.d; c += step) acc += K[base + c] + V[base + c];
+    }
+    sum = acc | 0;
+    return sum;
+  }
+
   /** logits[j] = q · K[ids[j]] for j < m (unscaled). */
   dotsIds(m: number): void {
     this.dotsAt(0, 0, m);

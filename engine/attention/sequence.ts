@@ -32,7 +32,7 @@ import { DenseKernel } from './dense';
 import { HeadIndex, PAGE } from './head-index';
 import { LshTables } from './lsh-tables';
 import { simhashFor, type SimHash } from './simhash';
-import { DecodeKernels, magicpigGroup, type HeadInput, type Ranges } from './decode-kernels';
+import { DecodeKernels, magicpigGroup, type HeadInput, type Ranges, type StepProfile } from './decode-kernels';
 import { attentionPool, JobField } from './worker-pool';
 
 /**
@@ -105,7 +105,7 @@ export class Sequence implements SequenceAttention {
   graphHashMinMacs = GRAPH_HASH_MIN_MACS;
   /** Set by benches: decode steps then accumulate timings and traffic counters into `profile`. */
   profiling = false;
-  readonly profile = { hashMs: 0, retrieveMs: 0, attendMs: 0, walkedIds: 0, sampledKeys: 0, exactKeys: 0, heads: 0 };
+  readonly profile: StepProfile = { hashMs: 0, retrieveMs: 0, attendMs: 0, walkedIds: 0, sampledKeys: 0, exactKeys: 0, heads: 0, rows: null };
 
   constructor(readonly shape: AttentionShape, config: AttentionConfig) {
     if (shape.numHeads % shape.numKvHeads !== 0) throw new Error('numHeads must be a multiple of numKvHeads');
@@ -213,7 +213,28 @@ export class Sequence implements SequenceAttention {
   }
 
   resetProfile(): void {
-    for (const key of Object.keys(this.profile) as (keyof Sequence['profile'])[]) this.profile[key] = 0;
+    const p = this.profile;
+    p.hashMs = p.retrieveMs = p.attendMs = p.walkedIds = p.sampledKeys = p.exactKeys = p.heads = 0;
+  }
+
+  /**
+   * Benches: the distinct key ids sampled per KV head, ascending, by the profiled one-thread MagicPIG decode steps run
+   * since `profile.rows` was set to [] (collecting costs time inside the step: use an untimed step). Stops collecting.
+   */
+  sampledRows(): Int32Array[] {
+    const rows = this.profile.rows ?? [];
+    this.profile.rows = null;
+    return Array.from({ length: this.shape.numKvHeads }, (_, g) => Int32Array.from(rows[g] ?? []).sort());
+  }
+
+  /**
+   * Benches: read every cache line of the K and V rows `rows[g]` of each KV head of `layer`, and nothing else — a
+   * step's gathers without their arithmetic (head-cache.ts touchRows). Returns the sum of the words read.
+   */
+  touchRows(layer: number, rows: Int32Array[]): number {
+    let sum = 0;
+    for (const [g, ids] of rows.entries()) sum = (sum + this.layers[layer].kv.heads[g].touchRows(ids)) | 0;
+    return sum;
   }
 
   /** One decode step on a sampled layer (n = 1). */
