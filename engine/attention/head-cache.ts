@@ -132,9 +132,9 @@ export class HeadCache {
    * Returns a checksum of what was read (wasm: the 32-bit words, wrapping), so no load can be dropped.
    */
   touchRows(ids: Int32Array): number {
-    let sum = 0;
     if (this.wasm) {
       const w = this.wasm, k = this.kOff, sb = this.strideBytes;
+      let sum = 0;
       for (let j = 0; j < ids.length; j++) sum = (sum + w.touch(k + ids[j] * sb, sb)) | 0;
       return sum;
     }
@@ -144,8 +144,7 @@ export class HeadCache {
       const base = ids[j] * this.stride;
       for (let c = 0; c < this.d; c += step) acc += K[base + c] + V[base + c];
     }
-    sum = acc | 0;
-    return sum;
+    return acc | 0;
   }
 
   /** logits[j] = q · K[ids[j]] for j < m (unscaled). */
