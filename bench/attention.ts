@@ -344,9 +344,9 @@ function table(rows: Row[]): string {
 /** The end-to-end run as bars: ms per token for each variant at each context length (lower is faster). */
 export function e2ePlot(rows: Record<string, number | string>[], dir: string): string {
   mkdirSync(dir, { recursive: true });
-  const names = ['dense', 'magicpig', 'magicpig_no_dense_layers'];
+  const names = ['dense', 'magicpig', 'magicpig_no_dense_layers', 'sampled_layers_free'];
   const svg = barChart(rows.map((r) => ({ label: `${(r.n as number) / 1024}K context`, values: names.map((v) => r[`${v}_ms_per_token`] as number) })),
-    ['dense', 'magicpig (layers 0 and 3 exact)', 'magicpig, no dense layers'],
+    ['dense', 'magicpig (layers 0 and 3 exact)', 'magicpig, no dense layers', 'ceiling: sampled layers\' attention free'],
     { title: 'tiny-coder decode, ms per token (tokens take turns)', yLabel: 'ms per token', showValues: true });
   const file = path.join(dir, 'attention-e2e.svg');
   writeFileSync(file, svg);
@@ -379,7 +379,8 @@ export function plots(rows: Row[], dir: string, suffix = rows[0]?.dtype === 'bfl
  * tokens. The cache is filled with synthetic keys/values of the same shape (prefilling 32K tokens through exact
  * attention would take far longer than the measurement and gives the same bytes to read); then real decode steps
  * run through the model runner: ONNX layers + attention. Methods: dense, magicpig with the default dense layers
- * (0 and 3), magicpig with none.
+ * (0 and 3), magicpig with none. The dense run's attention is timed per layer, which gives two ceilings for the same
+ * tokens: sampled layers' attention free (ceiling_speedup) and all attention free (ceiling_speedup_no_dense_layers).
  */
 async function endToEnd(ns: number[], tokens: number, log: (s: string) => void) {
   const { readConfig } = await import('../engine/model/config');
@@ -422,9 +423,13 @@ async function endToEnd(ns: number[], tokens: number, log: (s: string) => void) 
       seq.resetStats();
       seqs.push(seq);
     }
+    // Each variant's attention time per layer (the runner's forwardAsync calls), so the dense run also tells what a
+    // token costs without its attention and what it would cost if only the sampled layers' attention were free.
+    const attn = variants.map(() => new Float64Array(spec.numLayers));
+    const timedSeqs = seqs.map((seq, j) => timeAttention(seq, attn[j]));
     const total = variants.map(() => 0);
     for (let i = 0; i < tokens; i++) {
-      for (const [j, seq] of seqs.entries()) {
+      for (const [j, seq] of timedSeqs.entries()) {
         const t = performance.now();
         await runner.forward(seq, [200 + i], true);
         total[j] += performance.now() - t;
@@ -440,10 +445,36 @@ async function endToEnd(ns: number[], tokens: number, log: (s: string) => void) 
     }
     row.speedup = (row.magicpig_tok_s as number) / (row.dense_tok_s as number);
     row.speedup_no_dense_layers = (row.magicpig_no_dense_layers_tok_s as number) / (row.dense_tok_s as number);
+    // Ceilings from the dense run: a token with the sampled layers' attention free (the exact layers and the onnxruntime
+    // graphs as they cost in dense mode), and with all attention free.
+    const denseMs = row.dense_ms_per_token as number, perLayer = Array.from(attn[0], (x) => x / tokens);
+    const exact = new Set(defaultAttentionConfig(spec.numLayers).denseLayers);
+    row.dense_attention_ms_per_layer = perLayer.map((x) => +x.toFixed(3)).join(' ');
+    row.dense_rest_ms_per_token = denseMs - perLayer.reduce((a, x) => a + x, 0);
+    row.sampled_layers_free_ms_per_token = denseMs - perLayer.reduce((a, x, l) => a + (exact.has(l) ? 0 : x), 0);
+    row.ceiling_speedup = denseMs / (row.sampled_layers_free_ms_per_token as number);
+    row.ceiling_speedup_no_dense_layers = denseMs / (row.dense_rest_ms_per_token as number);
     rows.push(row);
   }
   await runner.dispose();
   return rows;
+}
+
+/** `seq` with its forwardAsync timed into ms[layer] (everything else passes through). */
+function timeAttention(seq: Sequence, ms: Float64Array): Sequence {
+  return new Proxy(seq, {
+    get(target, prop) {
+      if (prop === 'forwardAsync') {
+        return async (layer: number, ...rest: [Float32Array, Float32Array, Float32Array, number, Float32Array]) => {
+          const t = performance.now();
+          await target.forwardAsync(layer, ...rest);
+          ms[layer] += performance.now() - t;
+        };
+      }
+      const v = Reflect.get(target, prop, target);
+      return typeof v === 'function' ? v.bind(target) : v;
+    },
+  });
 }
 
 export async function run(argv: string[]): Promise<number> {
