@@ -119,7 +119,7 @@ export class ModelRunner {
     if (!isQuant(table)) throw new Error('packed model: the embedding must be packed too');
     const source: WeightSource = (name) => (name === embedName ? table : weight(name));
     const total = L + 2;
-    const sessionOptions = { threads: options.threads, log: options.log };
+    const sessionOptions = { threads: options.threads, log: options.log, large: true };
     options.onProgress?.('building head', 0);
     const graph = { accuracyLevel: options.accuracyLevel };
     const head = await createSession(buildHeadGraph(spec, source, graph), options.provider ?? 'auto', sessionOptions);

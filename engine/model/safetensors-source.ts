@@ -45,8 +45,14 @@ export interface SafetensorsSourceOptions {
   log?: (line: string) => void;
 }
 
-/** Block size of the packed form: every K of the supported architectures is a multiple of 32, as in GGUF's Q8_0/Q4_0. */
+/**
+ * Block sizes of the packed form. int4 uses 32 (GGUF Q4_0's, for its accuracy). int8 uses 128 where a row splits into
+ * whole blocks of 128: MatMulNBits streams a token's weights faster with longer blocks (bench-results/), and one
+ * float scale per 128 int8 weights loses nothing measurable; else 32, as GGUF's Q8_0.
+ */
 const BLOCK = 32;
+const INT8_BLOCK = 128;
+export const packedBlockSize = (bits: QuantBits, K: number): number => (bits === 8 && K % INT8_BLOCK === 0 ? INT8_BLOCK : BLOCK);
 
 export class SafetensorsSource implements ModelSource {
   readonly format = 'safetensors';
@@ -92,7 +98,7 @@ export class SafetensorsSource implements ModelSource {
 
   /** Bytes per matrix weight of the packed form (for the graph-size check). */
   get bytesPerWeight(): number {
-    return this.weightsFormat === 'f32' ? 4 : this.weightsFormat === 'int8' ? 1 + 4 / BLOCK : 0.5 + 4 / BLOCK;
+    return this.weightsFormat === 'f32' ? 4 : this.weightsFormat === 'int8' ? 1 + 4 / BLOCK : 0.5 + 4 / BLOCK; // upper bounds
   }
 
   /** Bits of a matrix: int4 keeps the embedding/lm_head at 8 bits (as llama.cpp's Q4 files keep their output at 6). */
@@ -144,7 +150,8 @@ export class SafetensorsSource implements ModelSource {
         this.dropCache();
       }
     }
-    const m = quantizeRtn(this.store.read(name), N, K, this.bitsFor(name), BLOCK);
+    const bits = this.bitsFor(name);
+    const m = quantizeRtn(this.store.read(name), N, K, bits, packedBlockSize(bits, K));
     if (this.writer) {
       try {
         this.writer.add(name, m);

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadModel } from '../../engine/index';
 import { dequantRow64, quantizeRtn, type QuantBits } from '../../engine/model/quant';
+import { packedBlockSize } from '../../engine/model/safetensors-source';
 import { makeCheckpoint, type Checkpoint, type CheckpointOptions } from '../fixtures/make-checkpoint';
 import { referenceForward, type RefTensor } from '../reference/llama-f64';
 
@@ -21,7 +22,8 @@ function packedTensors(ckpt: Checkpoint, bits: QuantBits): Map<string, RefTensor
     if (t.shape.length !== 2 || t.shape[1] % 32 !== 0) { out.set(name, t); continue; }
     const [N, K] = t.shape;
     const isHead = name === 'model.embed_tokens.weight' || name === 'lm_head.weight';
-    const m = quantizeRtn(Float32Array.from(t.values), N, K, isHead ? 8 : bits, 32);
+    const b = isHead ? 8 : bits;
+    const m = quantizeRtn(Float32Array.from(t.values), N, K, b, packedBlockSize(b, K));
     const values = new Float64Array(N * K);
     for (let n = 0; n < N; n++) values.set(dequantRow64(m, n), n * K);
     out.set(name, { shape: t.shape, values });
