@@ -147,6 +147,8 @@ export function ggufTokenizer(h: GgufHeader, file: string): GgufTokenizer {
     bos_token: bos !== undefined ? toks[bos] : undefined,
     eos_token: eos !== undefined ? toks[eos] : undefined,
     add_bos_token: addBos,
+    // llama.cpp decodes without transformers' legacy space clean-up ("a !" stays "a !").
+    clean_up_tokenization_spaces: false,
     chat_template: str('tokenizer.chat_template'),
   };
   return { json, config, vocabSize: n, bosId: bos, eosIds: [...new Set(eosIds)] };
