@@ -93,7 +93,7 @@ class Cursor {
   count(what: string, minBytes: number): number {
     const n = this.u64(what);
     if (n * minBytes > this.size - this.pos) {
-      throw new UserError(`${what} is ${n}, more than the rest of the ${this.size}-byte file can hold (truncated or corrupt)`, this.file);
+      throw new UserError(`${what} is ${n}, more than the rest of the ${this.size}-byte file can hold (the file is truncated or corrupt)`, this.file);
     }
     return n;
   }
