@@ -14,6 +14,12 @@ export interface SessionOptions {
   threads?: number;
   /** Where the one fallback line goes (stderr by default: stdout may carry a protocol). */
   log?: (line: string) => void;
+  /**
+   * Large models: no per-session memory arena (each of ~30 sessions would keep its peak prompt-chunk activations,
+   * gigabytes together) and only the basic graph rewrites (the extended ones cost most of a session's creation time
+   * and gain nothing on graphs whose time is all in MatMulNBits).
+   */
+  large?: boolean;
 }
 
 export interface CreatedSession {
@@ -54,7 +60,8 @@ export function sessionOptions(provider: Provider, options: SessionOptions = {})
   const threads = Number.isFinite(envThreads) && envThreads > 0 ? envThreads : options.threads ?? 0;
   return {
     executionProviders: [provider],
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: options.large ? 'basic' : 'all',
+    enableCpuMemArena: !options.large,
     executionMode: 'sequential',
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
