@@ -238,7 +238,9 @@ function addHead(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, hidden:
   const normed = rmsNorm(g, hidden, vector(weight(finalNormName), finalNormName), spec.rmsNormEps, 'final_norm');
   if (tiedTable) return g.op('Gemm', [normed, tiedTable], { transB: attr.i(1) }, 'logits');
   const head = weight(spec.tieWordEmbeddings ? embedName : lmHeadName);
-  return linear(g, normed, head, spec.vocabSize, spec.hiddenSize, 'logits');
+  // Stem "lm_head", not "logits": a packed head with per-block offsets ends in an Add, and the graph output is then
+  // an Identity that must be able to claim the name "logits".
+  return linear(g, normed, head, spec.vocabSize, spec.hiddenSize, 'lm_head');
 }
 
 /** Final norm + lm_head alone (quantized models: their embedding is looked up outside the graphs). */
