@@ -39,7 +39,7 @@ export async function loadModel(dir: string, options: LoadOptions = {}): Promise
 
   progress('reading config.json', 0);
   const spec = readConfig(modelDir);
-  const tokenizer = loadTokenizer(modelDir, [...spec.eosTokenIds, ...readGenerationEos(modelDir)]);
+  const tokenizer = loadTokenizer(modelDir, [...spec.eosTokenIds, ...readGenerationEos(modelDir, spec.vocabSize)]);
   progress('checking weights', 0.02);
   const store = SafetensorsStore.open(modelDir);
   checkWeights(spec, store, modelDir);

@@ -133,6 +133,11 @@ export class EngineService {
     let ids: number[];
     let truncatedTokens = 0;
     if (p.prompt !== undefined) {
+      // Cut by characters before tokenizing: no token is longer than ~32 characters, so a longer prompt cannot fit,
+      // and tokenizing megabytes only to refuse them would hold the event loop for seconds.
+      if (p.prompt.length > budget * 32) {
+        throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${p.prompt.length} characters; with maxTokens ${maxTokens} the context of ${info.contextLength} tokens holds at most ~${budget * 32}`);
+      }
       ids = encodeSegments(tok, [{ text: p.prompt }], true);
       if (ids.length > budget) {
         throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${ids.length} tokens; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget}`);
@@ -164,9 +169,9 @@ export class EngineService {
     const { info, tok } = this.ready();
     const maxTokens = p.maxTokens ?? DEFAULT_ASK_TOKENS;
     const budget = this.budgetFor(maxTokens, info.contextLength, 'ask');
-    let r: ReturnType<typeof renderChat>;
+    let r: Awaited<ReturnType<typeof renderChat>>;
     try {
-      r = renderChat(tok, p.messages, p.files ?? [], budget);
+      r = await renderChat(tok, p.messages, p.files ?? [], budget);
     } catch (e) {
       throw new ServiceError(-32603, `the model's chat template failed: ${(e as Error).message}`);
     }
