@@ -15,7 +15,9 @@ export interface TemplateLimits {
 const HEAP_MB = 256;
 
 type Waiter = { resolve: (s: string) => void; reject: (e: Error) => void };
-interface TemplateWorker { w: Worker; waiting: Map<number, Waiter> }
+interface TemplateWorker { w: Worker; waiting: Map<number, Waiter>; idle?: NodeJS.Timeout }
+/** An idle worker is stopped after this long (renders of one request come in a burst; nothing stays behind). */
+const IDLE_MS = 1000;
 let worker: TemplateWorker | undefined;
 let seq = 0;
 
@@ -32,6 +34,11 @@ function spawn(): TemplateWorker {
     const p = waiting.get(m.id);
     if (!p) return;
     waiting.delete(m.id);
+    if (waiting.size === 0) {
+      clearTimeout(me.idle);
+      me.idle = setTimeout(() => { if (waiting.size === 0) { if (worker === me) worker = undefined; void w.terminate(); } }, IDLE_MS);
+      me.idle.unref();
+    }
     if (m.error !== undefined) p.reject(new Error(m.error)); else p.resolve(m.text!);
   });
   const fail = (why: string) => {
@@ -48,6 +55,7 @@ function spawn(): TemplateWorker {
 export function renderTemplate(source: string, vars: Record<string, unknown>, limits: TemplateLimits): Promise<string> {
   const tw = (worker ??= spawn());
   const { w, waiting } = tw;
+  clearTimeout(tw.idle);
   const id = ++seq;
   const timeoutMs = limits.timeoutMs ?? 2000;
   return new Promise<string>((resolve, reject) => {
