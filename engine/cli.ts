@@ -12,7 +12,7 @@ const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
 const usage = `usage: snout <command> [options]
   logits    --model DIR (--prompt TEXT | --ids 1,2,3) [--attention dense|magicpig|topk|quest]
   generate  --model DIR --prompt TEXT --max-tokens N [--greedy | --temperature T --top-p P --seed S] [--json]
-  serve     --stdio | --http 127.0.0.1:PORT --model DIR [--token T]
+  serve     --stdio | --http 127.0.0.1:PORT --model DIR [--token-file F]   (or env SNOUT_TOKEN)
   bench     engine|attention|prefix [--json]
   eval      repobench|build|fidelity ...`;
 

@@ -2,6 +2,7 @@
 // LoadedModel the service layer drives (engine/generate/types.ts).
 import path from 'node:path';
 import { createSequenceAttention } from '../attention/index';
+import { estimateSequenceBytes } from '../attention/memory';
 import { defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../attention/types';
 import { readConfig, readGenerationEos } from '../model/config';
 import { SafetensorsStore } from '../model/safetensors';
@@ -89,6 +90,10 @@ class Model implements LoadedModel {
     const seq = new ModelSequence(createSequenceAttention(attentionShape(this.spec), config));
     seqConfig.set(seq, config);
     return seq;
+  }
+
+  estimateBytes(tokens: number, attention?: Partial<AttentionConfig>) {
+    return estimateSequenceBytes(attentionShape(this.spec), { ...this.baseAttention, ...attention }, tokens);
   }
 
   async generate(seq: Sequence, req: GenerateRequest): Promise<GenerateResult> {

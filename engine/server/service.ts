@@ -226,7 +226,7 @@ export class EngineService {
         try {
           if (ctrl.signal.aborted) break;
           if (!lease) {
-            lease = cache.acquire(ids, attention);
+            lease = cache.acquire(ids, attention, this.memoryCheck(model, cache, Math.min(ids.length + maxTokens, this.info?.contextLength ?? Infinity), attention));
           }
           r = await model.generate(lease.seq, {
             ids: generated.length ? ids.concat(generated) : ids,
@@ -272,6 +272,22 @@ export class EngineService {
     // The streamed pieces are exact per segment; the final text is the exact decode when generation was not split.
     if (segments > 1) text = model.tokenizer.decode(generated, { skipSpecialTokens: true });
     return { id, text, finishReason, stats };
+  }
+
+  /**
+   * Bytes the request's sequence will need (KV cache + LSH index, from its context and its K and L); a request that
+   * cannot fit the cache budget even alone is refused before anything is allocated.
+   */
+  private memoryCheck(model: LoadedModel, cache: PrefixCache, tokens: number, attention: Partial<AttentionConfig>): number {
+    const est = model.estimateBytes?.(tokens, attention);
+    if (!est) return 0;
+    if (est.total > cache.budgetBytes) {
+      const mb = (x: number) => `${Math.ceil(x / 2 ** 20)} MB`;
+      const knobs = attention.method && attention.method !== 'dense' ? ` (K=${attention.K ?? 'default'}, L=${attention.L ?? 'default'})` : '';
+      throw new ServiceError(-32602, `this request would need ~${mb(est.total)} of RAM (KV cache ${mb(est.kv)}, attention index ${mb(est.index)}${knobs}) `
+        + `for ${tokens} tokens, more than the cache budget of ${mb(cache.budgetBytes)}; lower K or L, shorten the request, or raise prefixCacheBytes`);
+    }
+    return est.total;
   }
 
   status(): StatusResult {
