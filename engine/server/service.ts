@@ -281,11 +281,13 @@ export class EngineService {
   private memoryCheck(model: LoadedModel, cache: PrefixCache, tokens: number, attention: Partial<AttentionConfig>): number {
     const est = model.estimateBytes?.(tokens, attention);
     if (!est) return 0;
-    if (est.total > cache.budgetBytes) {
+    // A budget of 0 means "keep nothing between requests", not "run nothing": one request may then use the default.
+    const limit = cache.budgetBytes > 0 ? cache.budgetBytes : DEFAULT_PREFIX_CACHE_BYTES;
+    if (est.total > limit) {
       const mb = (x: number) => `${Math.ceil(x / 2 ** 20)} MB`;
       const knobs = attention.method && attention.method !== 'dense' ? ` (K=${attention.K ?? 'default'}, L=${attention.L ?? 'default'})` : '';
       throw new ServiceError(-32602, `this request would need ~${mb(est.total)} of RAM (KV cache ${mb(est.kv)}, attention index ${mb(est.index)}${knobs}) `
-        + `for ${tokens} tokens, more than the cache budget of ${mb(cache.budgetBytes)}; lower K or L, shorten the request, or raise prefixCacheBytes`);
+        + `for ${tokens} tokens, more than the cache budget of ${mb(limit)}; lower K or L, shorten the request, or raise prefixCacheBytes`);
     }
     return est.total;
   }
