@@ -136,7 +136,7 @@ export class EngineService {
       // Cut by characters before tokenizing: no token is longer than ~32 characters, so a longer prompt cannot fit,
       // and tokenizing megabytes only to refuse them would hold the event loop for seconds.
       if (p.prompt.length > budget * 32) {
-        throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${p.prompt.length} characters; with maxTokens ${maxTokens} the context of ${info.contextLength} tokens holds at most ~${budget * 32}`);
+        throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${p.prompt.length} characters; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget} tokens, at most ~${budget * 32} characters`);
       }
       ids = encodeSegments(tok, [{ text: p.prompt }], true);
       if (ids.length > budget) {
