@@ -2,6 +2,7 @@
 // tokenizer, weights → ONNX graphs → sessions; returns the LoadedModel the service layer drives
 // (engine/generate/types.ts).
 import { createSequenceAttention } from '../attention/index';
+import { estimateSequenceBytes } from '../attention/memory';
 import { defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../attention/types';
 import { openModelSource, type OpenSourceOptions } from '../model/open';
 import { isQuant } from '../model/quant';
@@ -128,6 +129,10 @@ class Model implements LoadedModel {
     const seq = new ModelSequence(createSequenceAttention(attentionShape(this.spec), config));
     seqConfig.set(seq, config);
     return seq;
+  }
+
+  estimateBytes(tokens: number, attention?: Partial<AttentionConfig>) {
+    return estimateSequenceBytes(attentionShape(this.spec), { ...this.baseAttention, ...attention }, tokens);
   }
 
   async generate(seq: Sequence, req: GenerateRequest): Promise<GenerateResult> {

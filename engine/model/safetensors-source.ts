@@ -73,7 +73,7 @@ export class SafetensorsSource implements ModelSource {
   static open(dir: string, options: SafetensorsSourceOptions = {}): SafetensorsSource {
     const modelDir = path.resolve(dir);
     const spec = readConfig(modelDir);
-    const tokenizer = loadTokenizer(modelDir, [...spec.eosTokenIds, ...readGenerationEos(modelDir)]);
+    const tokenizer = loadTokenizer(modelDir, [...spec.eosTokenIds, ...readGenerationEos(modelDir, spec.vocabSize)]);
     const store = SafetensorsStore.open(modelDir);
     checkWeights(spec, store, modelDir);
     return new SafetensorsSource(modelDir, spec, tokenizer, store, options);
