@@ -70,5 +70,6 @@ export function renderChat(tok: TokenizerLike, messages: ChatMessage[], files: R
     ids = encode(kept);
   }
   if (ids.length > budget) ids = ids.slice(ids.length - budget);
-  return { ids, truncatedTokens: Math.max(0, full - ids.length), filesKept: kept };
+  const truncatedTokens = Math.max(0, full - ids.length);
+  return { ids, truncatedTokens, overflowTokens: truncatedTokens, filesKept: kept };
 }
