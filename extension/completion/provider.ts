@@ -135,11 +135,14 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     });
   }
 
-  /** True while the active editor shows exactly the text and cursor the job was computed for. */
+  /**
+   * True while the active editor shows exactly the text and cursor the job was computed for. (With the suggest widget
+   * open, VS Code's next request carries the item then selected: the cache answers it if that is still `lead`.)
+   */
   private isCurrent(w: Where): boolean {
     const ed = vscode.window.activeTextEditor;
     return !!ed && ed.document === w.doc && w.doc.version === w.version && ed.selection.isEmpty
-      && w.doc.offsetAt(ed.selection.active) === w.cursor && w.lead === '';
+      && w.doc.offsetAt(ed.selection.active) === w.cursor;
   }
 
   /** New text for the job: cached; handed to whoever waits, or (nobody waits) VS Code is asked to request again. */
@@ -148,7 +151,10 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     job.shown = text;
     this.cache.put(job.doc.uri.toString(), job.before, job.after, text);
     if (job.waiters.size) [...job.waiters].forEach((w) => w());
-    else if (this.isCurrent(job)) void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    else if (this.isCurrent(job)) {
+      this.d.log(`suggestion ready after VS Code stopped waiting (${text.split('\n').length} lines): asking it to show it`);
+      void vscode.commands.executeCommand('editor.action.inlineSuggest.trigger');
+    }
   }
 
   /** Starts a completion job at `w` (the engine supersedes the previous one). */
@@ -223,7 +229,10 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     this.d.onReport?.(report);
 
     const shaped = shapeCompletion(result.text, shape);
-    if (!shaped) return;
+    if (!shaped) {
+      this.d.log(`nothing to show: ${JSON.stringify(result.text.slice(0, 60))} filtered out`);
+      return;
+    }
     // Cached even if VS Code has moved on: the next keystroke may be the first character of this very text.
     job.final = shaped;
     this.show(job, shaped);

@@ -57,8 +57,14 @@ export class CodeServer {
       '--extensions-dir', this.extensionsDir];
   }
 
+  /**
+   * User settings, and the same as the server's Machine settings: the extension host runs on the server, where settings
+   * of scope "machine" (snout.modelPath, snout.device) are read from Machine/settings.json only.
+   */
   writeSettings(settings: Record<string, unknown>): void {
     writeFileSync(path.join(this.userDataDir, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+    mkdirSync(path.join(this.userDataDir, 'Machine'), { recursive: true });
+    writeFileSync(path.join(this.userDataDir, 'Machine', 'settings.json'), JSON.stringify(settings, null, 2));
   }
 
   /** `code-server --install-extension x.vsix`; returns the CLI output. */

@@ -380,6 +380,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
   it('default editor settings, auto-save on: typing mid-file in a long file keeps the prefix cache hitting (≥ 99%)', async () => {
     const w = wb!;
     const model = bigContextModel();
+    await waitFor('"Snout engine ready"', () => snoutLog().includes('Snout engine ready'), 180_000, 250);
     const readyBefore = count(snoutLog(), 'Snout engine ready');
     cs!.writeSettings(defaultEditorSettings({ 'snout.modelPath': model }));
     await waitFor('the engine to load the 16K-context model', () => count(snoutLog(), 'Snout engine ready') > readyBefore
@@ -460,8 +461,9 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     await w.focusEditorEnd();
     await sleep(3000); // the file's warm-up (slowed too) finishes
     const before = completionLines(snoutLog()).length;
-    await w.page.keyboard.type('\n\ndef describe_all(shapes):\n', { delay: 30 });
-    await w.page.keyboard.type('return', { delay: 30 });
+    // Auto-indent puts the cursor in the body and auto-closing adds the ')': a mid-line request, as people type.
+    await w.page.keyboard.type('\n\ndef total_area(shapes):\n', { delay: 30 });
+    await w.page.keyboard.type('return sum(', { delay: 30 });
     const t0 = Date.now();
     slowEngineGhostShown = await waitFor('ghost text', () => w.ghostText().then((g) => g.length > 0), 30_000, 100).then(() => true, () => false);
     const ms = since(t0);
