@@ -103,6 +103,7 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     const where: Where = { doc, version: doc.version, cursor: doc.offsetAt(pos), lead, before: text.slice(0, offset), after: text.slice(offset) };
     const items = (t: string | undefined) => (t ? [this.item(lead + t, range)] : undefined);
     const reused = this.cache.get(doc.uri.toString(), where.before, where.after);
+    if (process.env.SNOUT_TRACE) this.d.log(`trace: request ${manual ? 'invoke' : 'auto'} v${doc.version} @${where.cursor} lead ${JSON.stringify(lead)} cache ${reused === undefined ? 'miss' : JSON.stringify(reused.slice(0, 30))}`);
     if (reused !== undefined) return items(reused);
 
     // The same place is already being completed (VS Code asked again, or a prefetch runs): wait for that job.
