@@ -45,6 +45,8 @@ interface Where {
   /** Text before / after the completion point (with `lead` applied). */
   before: string;
   after: string;
+  /** With a `lead`: the document's own text before / after the cursor and the typed text the item replaces. */
+  plain?: { before: string; after: string; replaced: string };
 }
 
 interface Job extends Where {
@@ -101,6 +103,10 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     // A secret file gets no completions at all: its text would be the prompt.
     if (isSecretPath(doc.uri.path) || looksLikeSecret(text)) return undefined;
     const where: Where = { doc, version: doc.version, cursor: doc.offsetAt(pos), lead, before: text.slice(0, offset), after: text.slice(offset) };
+    if (sel) {
+      const full = doc.getText();
+      where.plain = { before: full.slice(0, where.cursor), after: full.slice(where.cursor), replaced: doc.getText(sel.range) };
+    }
     const items = (t: string | undefined) => (t ? [this.item(lead + t, range)] : undefined);
     const reused = this.cache.get(doc.uri.toString(), where.before, where.after);
     if (process.env.SNOUT_TRACE) this.d.log(`trace: request ${manual ? 'invoke' : 'auto'} v${doc.version} @${where.cursor} lead ${JSON.stringify(lead)} cache ${reused === undefined ? 'miss' : JSON.stringify(reused.slice(0, 30))}`);
@@ -151,6 +157,11 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     if (text === job.shown) return;
     job.shown = text;
     this.cache.put(job.doc.uri.toString(), job.before, job.after, text);
+    // Computed for the suggest widget's item: if the widget closes, the same text still continues what was typed.
+    const p = job.plain;
+    if (p && job.lead.startsWith(p.replaced) && p.before.endsWith(p.replaced)) {
+      this.cache.put(job.doc.uri.toString(), p.before, p.after, job.lead.slice(p.replaced.length) + text);
+    }
     if (job.waiters.size) [...job.waiters].forEach((w) => w());
     else if (this.isCurrent(job)) {
       this.d.log(`suggestion ready after VS Code stopped waiting (${text.split('\n').length} lines): asking it to show it`);
