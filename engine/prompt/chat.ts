@@ -5,11 +5,9 @@
 import { Template } from '@huggingface/jinja';
 import type { TokenizerLike } from '../generate/types';
 import type { ChatMessage, RepoFile } from '../protocol';
+import { repositoryContext } from './context-text';
 import { encodeSegments } from './segments';
 import type { RenderedPrompt } from './completion';
-
-const filesText = (files: RepoFile[]) =>
-  files.map((f) => `# Path: ${f.path}\n${f.text.endsWith('\n') || f.text === '' ? f.text : f.text + '\n'}\n`).join('');
 
 const templates = new Map<string, Template>();
 function compiled(source: string): Template {
@@ -19,7 +17,7 @@ function compiled(source: string): Template {
 }
 
 function renderText(tok: TokenizerLike, messages: ChatMessage[], files: RepoFile[]): { text: string; bos: boolean } {
-  const context = files.length ? `Repository files:\n\n${filesText(files)}` : '';
+  const context = repositoryContext(files);
   if (tok.chatTemplate) {
     const msgs = messages.map((m) => ({ role: m.role, content: m.content }));
     if (context) {

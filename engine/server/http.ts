@@ -82,7 +82,9 @@ export function serveHttp(service: EngineService, o: HttpOptions): Promise<http.
       }
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (req.method === 'GET' && url.pathname === '/v1/models') {
-        send(200, { object: 'list', data: [{ id: o.modelName, object: 'model', owned_by: 'snout' }] });
+        // max_model_len as vLLM reports it; prompt_format tells a remote client which FIM layout to render.
+        const info = service.status().model;
+        send(200, { object: 'list', data: [{ id: o.modelName, object: 'model', owned_by: 'snout', ...(info ? { max_model_len: info.contextLength, prompt_format: info.promptFormat } : {}) }] });
         return;
       }
       if (req.method !== 'POST' || !['/v1/completions', '/v1/chat/completions'].includes(url.pathname)) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
