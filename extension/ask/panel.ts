@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import type { ChatMessage, CompleteResult } from '../../engine/protocol';
 import { cutAtSpecialToken, cutPartialSpecialToken } from '../completion/filters';
 import type { WorkspaceContext } from '../context/workspace';
-import type { EngineClient } from '../engine/client';
+import type { Backend } from '../engine/backend';
 import type { SnoutSettings } from '../settings';
 import { askHtml } from './html';
 import type { AskFile, FromWebview, ToWebview } from './messages';
@@ -18,7 +18,7 @@ export class AskPanel implements vscode.Disposable {
   private ready: Promise<void> = Promise.resolve();
   private seq = 0;
 
-  constructor(private readonly extensionUri: vscode.Uri, private readonly engine: EngineClient,
+  constructor(private readonly extensionUri: vscode.Uri, private readonly engine: Backend,
     private readonly workspace: WorkspaceContext, private readonly settings: () => SnoutSettings,
     private readonly log: (line: string) => void) {}
 

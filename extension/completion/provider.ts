@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import type { CompleteResult } from '../../engine/protocol';
 import { isSecretPath, looksLikeSecret } from '../context/secrets';
 import type { WorkspaceContext } from '../context/workspace';
-import type { EngineClient } from '../engine/client';
+import type { Backend } from '../engine/backend';
 import { languageEnabled, type SnoutSettings } from '../settings';
 import { CompletionCache } from './cache';
 import { debounceDelay, TypingRhythm } from './debounce';
@@ -12,7 +12,7 @@ import { shapeCompletion, stopSequences } from './filters';
 import { formatReport, HitRate, type CompletionReport } from './stats';
 
 export interface ProviderDeps {
-  engine: EngineClient;
+  engine: Backend;
   workspace: WorkspaceContext;
   settings: () => SnoutSettings;
   log: (line: string) => void;

@@ -232,6 +232,16 @@ export class EngineClient {
     return this.start();
   }
 
+  /** Stops the engine process (the remote backend is in use); a later start() spawns a fresh one. */
+  async stop(): Promise<void> {
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    this.setState('stopped');
+    this.starting?.catch(() => {});
+    this.starting = undefined;
+    if (child) await this.stopChild(child);
+  }
+
   private async stopChild(child: ChildProcess): Promise<void> {
     if (this.child === child) {
       this.child = undefined;

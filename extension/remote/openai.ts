@@ -281,6 +281,13 @@ export class RemoteBackend {
     return this.start();
   }
 
+  async stop(): Promise<void> {
+    clearTimeout(this.probeTimer);
+    for (const ac of this.live) ac.abort();
+    this._model = undefined;
+    this.setState('stopped');
+  }
+
   async dispose(): Promise<void> {
     this.disposed = true;
     clearTimeout(this.probeTimer);
