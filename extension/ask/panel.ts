@@ -84,9 +84,9 @@ export class AskPanel implements vscode.Disposable {
       const maxTokens = Math.min(s.askMaxTokens, Math.floor(model.contextLength / 2));
       const packed = await this.workspace.packForQuestion(editor?.document, {
         contextTokens: s.contextTokens, maxTokens, modelContextLength: model.contextLength,
-      }, systemPrompt.length + question.length);
+      }, systemPrompt.length + question.length, question);
       this.files = new Map(packed.files.map((f) => [f.path, vscode.Uri.joinPath(packed.root ?? this.extensionUri, f.path)]));
-      const files: AskFile[] = packed.sources.map((x) => ({ path: x.path, kind: x.kind, shrunk: x.shrunk, tokens: x.tokens }));
+      const files: AskFile[] = packed.sources.map((x) => ({ path: x.path, kind: x.kind, shrunk: x.shrunk, tokens: x.tokens, reason: x.reason }));
       await this.post({ type: 'start', question, files, estimatedTokens: packed.estimatedTokens });
       const messages: ChatMessage[] = [{ role: 'system', content: systemPrompt }, { role: 'user', content: question }];
       const started = Date.now();
