@@ -122,7 +122,10 @@ export function serveHttp(service: EngineService, o: HttpOptions): Promise<http.
         });
         r = await service.complete(p, { signal: abort.signal, onText });
       }
-      const usage = { prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.decodeTokens, total_tokens: r.stats.promptTokens + r.stats.decodeTokens };
+      const usage = {
+        prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.decodeTokens, total_tokens: r.stats.promptTokens + r.stats.decodeTokens,
+        prompt_tokens_details: { cached_tokens: r.stats.cachedTokens },
+      };
       if (stream) {
         const choice = chat ? { index: 0, delta: {}, finish_reason: finish(r.finishReason) } : { index: 0, text: '', finish_reason: finish(r.finishReason) };
         res.write(`data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: o.modelName, choices: [choice], usage })}\n\n`);

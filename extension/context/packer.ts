@@ -245,13 +245,16 @@ export class ContextPacker {
   /**
    * The question's own files first (question.ts): named files, files defining named symbols, open editors, BM25
    * matches, each whole while it fits. A file that defines a named symbol but is too large keeps those definitions
-   * (and its other signatures) in at most half the room left; a named file likewise keeps its signatures.
+   * (and its other signatures) in at most half the room left; a named file and the best three BM25 matches likewise
+   * keep their signatures.
    */
   private async selectForQuestion(question: { text: string; openEditors: string[] }, budget: number, activePath?: string) {
     const files: RepoFile[] = [];
     const sources: ContextSource[] = [];
     let used = 0;
     const picks = await rankForQuestion(question.text, this.store, question.openEditors);
+    // The best few lexical matches may be shrunk to their signatures too; weaker ones only come whole.
+    const topLexical = new Set(picks.filter((p) => p.reason.startsWith('matches')).slice(0, 3).map((p) => p.path));
     for (const p of picks) {
       if (p.path === activePath) continue; // goes last, as the active file
       const room = budget - used;
@@ -263,7 +266,7 @@ export class ContextPacker {
       let shrunk = false;
       if (this.cost(p.path, text) > room) {
         const lang = languageOfPath(p.path);
-        if (!lang || (!p.defines && p.reason !== 'named in the question')) continue;
+        if (!lang || (!p.defines && p.reason !== 'named in the question' && !topLexical.has(p.path))) continue;
         const share = Math.floor(room / 2) - this.estimator.estimate(p.path.length) - perFileFraming;
         if (share < 32) continue;
         kept = await relevantDefinitions(text, lang, p.defines ?? [], this.estimator.chars(share)).catch(() => '');
