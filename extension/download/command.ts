@@ -3,21 +3,12 @@
 // snout.modelPath set to the finished model (the engine restarts on it).
 import os from 'node:os';
 import * as vscode from 'vscode';
-import { downloadModel, HubError, listRepoFiles, parseRepoId, selectFiles, type DownloadProgress, type HubFile, type HubOptions } from './hub';
+import { downloadModel, HubError, listRepoFiles, parseRepoId, progressLine, selectFiles, type HubFile, type HubOptions } from './hub';
 import { formatBytes, presetsFor, type ModelPreset } from './presets';
 
 export const hubTokenKey = 'snout.hubToken';
 
 interface Choice { repo: string; format: 'gguf' | 'safetensors'; quant?: string; name: string; label: string }
-
-const duration = (s: number) => (s < 90 ? `${Math.ceil(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
-
-/** One line for the notification: file, bytes, speed, time left. */
-export function progressLine(p: DownloadProgress): string {
-  const speed = p.bytesPerSecond > 0 ? ` · ${formatBytes(p.bytesPerSecond)}/s` : '';
-  const eta = p.etaSeconds !== undefined ? ` · ${duration(p.etaSeconds)} left` : '';
-  return `${p.file} (${p.fileIndex + 1}/${p.files}) · ${formatBytes(p.bytes)} of ${formatBytes(p.totalBytes)}${speed}${eta}`;
-}
 
 async function hubOptions(context: vscode.ExtensionContext): Promise<HubOptions> {
   const http = vscode.workspace.getConfiguration('http');

@@ -10,6 +10,7 @@ import https from 'node:https';
 import path from 'node:path';
 import { HttpProxyAgent } from 'http-proxy-agent';
 import { HttpsProxyAgent } from 'https-proxy-agent';
+import { formatBytes } from './presets';
 
 export type HubErrorKind = 'offline' | 'auth' | 'gated' | 'not-found' | 'rate-limited' | 'http' | 'checksum' | 'interrupted' | 'cancelled' | 'no-files';
 
@@ -49,6 +50,15 @@ export interface DownloadProgress {
   bytesPerSecond: number;
   /** Seconds left at that speed; undefined until there is a speed. */
   etaSeconds: number | undefined;
+}
+
+const duration = (s: number) => (s < 90 ? `${Math.ceil(s)} s` : s < 5400 ? `${Math.round(s / 60)} min` : `${(s / 3600).toFixed(1)} h`);
+
+/** One line for the progress notification: file, bytes, speed, time left. */
+export function progressLine(p: DownloadProgress): string {
+  const speed = p.bytesPerSecond > 0 ? ` · ${formatBytes(p.bytesPerSecond)}/s` : '';
+  const eta = p.etaSeconds !== undefined ? ` · ${duration(p.etaSeconds)} left` : '';
+  return `${p.file} (${p.fileIndex + 1}/${p.files}) · ${formatBytes(p.bytes)} of ${formatBytes(p.totalBytes)}${speed}${eta}`;
 }
 
 const offlineCodes = new Set(['ENOTFOUND', 'EAI_AGAIN', 'ECONNREFUSED', 'ENETUNREACH', 'EHOSTUNREACH', 'ENETDOWN']);

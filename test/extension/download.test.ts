@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, beforeEach, test } from 'node:test';
 import {
-  downloadModel, HubError, listRepoFiles, parseRepoId, partialDir, selectFiles, type DownloadProgress, type HubFile,
+  downloadModel, HubError, listRepoFiles, parseRepoId, partialDir, progressLine, selectFiles, type DownloadProgress, type HubFile,
 } from '../../extension/download/hub';
 import { presetsFor, ramNeeded } from '../../extension/download/presets';
 
@@ -146,6 +146,12 @@ test('lists the repository and downloads the files Snout loads, with progress, i
   assert.ok(events.every((e, i) => e.totalBytes === total && (i === 0 || e.bytes >= events[i - 1].bytes)), 'bytes only grow');
   assert.equal(events.at(-1)!.bytes, total);
   assert.deepEqual([...new Set(events.map((e) => e.file))], files.map((f) => f.path));
+  // Speed and time left once bytes have flowed for a while; the notification line carries them.
+  const late = events.filter((e) => e.file === 'model.safetensors' && e.bytesPerSecond > 0);
+  assert.ok(late.length > 0, 'a speed was measured');
+  assert.ok(late.every((e) => e.etaSeconds !== undefined && Math.abs(e.etaSeconds - (e.totalBytes - e.bytes) / e.bytesPerSecond) < 1e-6));
+  assert.equal(progressLine({ file: 'model.safetensors', fileIndex: 2, files: 3, bytes: 1.5e9, totalBytes: 3.1e9, bytesPerSecond: 12.3e6, etaSeconds: 130 }),
+    'model.safetensors (3/3) · 1.5 GB of 3.1 GB · 12 MB/s · 2 min left');
   // The LFS file came from the CDN (another origin) after the hub's redirect.
   assert.deepEqual(cdn.requests.map((r) => r.path), ['org/model/model.safetensors']);
 });
