@@ -3,6 +3,8 @@
 import path from 'node:path';
 import * as vscode from 'vscode';
 import { AskPanel } from './ask/panel';
+import { downloadModelCommand, hubTokenKey, setSecretCommand } from './download/command';
+import { BackendSwitch } from './engine/backend';
 import { SnoutCompletionProvider } from './completion/provider';
 import { initialCharsPerToken } from './context/tokens';
 import { WorkspaceContext } from './context/workspace';
@@ -12,10 +14,11 @@ import { ProgressNotifications } from './progress';
 import { engineSettings, readSettings } from './settings';
 import { settingProblems, type SettingProblem } from './settings-check';
 import { StatusBar } from './status';
+import { backendKeySecret, makeRemoteBackend, readBackendSettings } from './remote/adapter';
 
-const realModelHint = 'For useful completions download a real code model such as Qwen2.5-Coder-1.5B (safetensors) and pick its folder with "Snout: Select model folder…".';
+const realModelHint = 'For useful completions run "Snout: Download model…" (Qwen2.5-Coder sized for this machine), or pick a model folder with "Snout: Select model folder…".';
 
-let engine: EngineClient | undefined;
+let engine: BackendSwitch | undefined;
 
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const output = vscode.window.createOutputChannel('Snout');
@@ -53,7 +56,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       workspace.estimator.reset(initialCharsPerToken(model.vocabSize));
       workspace.invalidate();
       warmSoon(vscode.window.activeTextEditor);
-      if (path.basename(model.modelDir) === 'tiny-coder-hf') log(`Using the bundled demo model (5M parameters). ${realModelHint}`);
+      if (path.basename(model.modelDir) === 'tiny-coder-hf') {
+        log(`Using the bundled demo model (5M parameters). ${realModelHint}`);
+        // First run: offer a real model once (the walkthrough keeps the offer afterwards).
+        if (!context.globalState.get('snout.offeredDownload')) {
+          void context.globalState.update('snout.offeredDownload', true);
+          void vscode.window.showInformationMessage('Snout is running its 5M demo model, which shows the machinery but not useful code.', 'Download a model…', 'Get started').then((a) => {
+            if (a === 'Download a model…') void vscode.commands.executeCommand('snout.downloadModel');
+            if (a === 'Get started') void vscode.commands.executeCommand('workbench.action.openWalkthrough', `${context.extension.id}#snout.welcome`, false);
+          });
+        }
+      }
     },
     onCrash: (c) => {
       // Told once per session; the log has every crash.
@@ -66,14 +79,32 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       });
     },
   });
-  engine = client;
-  context.subscriptions.push({ dispose: () => { void client.dispose(); } });
+  // The local engine or a remote OpenAI-compatible server (snout.backend.type), behind one surface.
+  const backend = new BackendSwitch(client, () => makeRemoteBackend(context, {
+    log,
+    onState: (state, detail) => status.setState(state, detail),
+    onReady: (model) => {
+      status.setModel(model);
+      workspace.estimator.reset(3.5);
+      workspace.invalidate();
+    },
+    charsPerToken: () => workspace.estimator.ratio,
+    contextTokens: () => settings().contextTokens,
+  }));
+  engine = backend;
+  context.subscriptions.push({ dispose: () => { void backend.dispose(); } });
+  const useBackend = () => {
+    const b = readBackendSettings();
+    status.setBackend(b.type === 'openai' ? `${b.url}${b.model ? ` · ${b.model}` : ''}` : undefined);
+    if (b.type === 'openai') log(`using the remote backend ${b.url || '(snout.backend.url not set)'}`);
+    return backend.use(b.type);
+  };
 
   const workspace = new WorkspaceContext(settings, log);
   context.subscriptions.push(workspace);
   workspace.warmUp();
 
-  const provider = new SnoutCompletionProvider({ engine: client, workspace, settings, log, onReport: (r) => status.report(r) });
+  const provider = new SnoutCompletionProvider({ engine: backend, workspace, settings, log, onReport: (r) => status.report(r) });
   context.subscriptions.push(provider, vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider));
 
   // Warm the engine's prefix cache for the file the user is looking at (after a short pause on it).
@@ -84,7 +115,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   };
   context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor(warmSoon), { dispose: () => clearTimeout(warmTimer) });
 
-  const ask = new AskPanel(context.extensionUri, client, workspace, settings, log);
+  const ask = new AskPanel(context.extensionUri, backend, workspace, settings, log);
   context.subscriptions.push(ask);
 
   // Clears a setting wherever it is set (user, workspace, folder), so its default applies again.
@@ -100,6 +131,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   // One notification per failed (re)start, with the way out: the setting at fault gets its own actions.
   const loadFailed = (e: Error) => {
     log(`engine failed to start: ${e.message}`);
+    if (backend.isRemote) return undefined; // the status bar has the line; the backend retries with backoff
     const problem = (e as Error & { problem?: SettingProblem }).problem;
     const actions = problem?.fix === 'selectModel' ? ['Select model folder…', 'Use the demo model', 'Show log']
       : problem ? [`Reset ${problem.setting}`, 'Open settings'] : ['Select model folder…', 'Show log'];
@@ -113,7 +145,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     });
     return undefined;
   };
-  const startEngine = () => client.start().catch(loadFailed);
+  const startEngine = () => (readBackendSettings().type === 'openai' ? useBackend() : client.start()).catch(loadFailed);
 
   const command = (id: string, fn: (...args: any[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
   command('snout.askRepository', (question?: string) => ask.run(typeof question === 'string' ? question : undefined));
@@ -121,7 +153,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   command('snout.restartEngine', async () => {
     crashTold = false;
     log('restarting engine (requested)');
-    await client.restart().catch(loadFailed);
+    await backend.restart().catch(loadFailed);
+  });
+  command('snout.downloadModel', () => downloadModelCommand(context, log));
+  command('snout.setHubToken', () => setSecretCommand(context, hubTokenKey, 'Snout: Hugging Face token', 'A Hugging Face access token (read) for gated or private repositories; kept in VS Code\'s secret storage.'));
+  command('snout.setBackendKey', async () => {
+    if (await setSecretCommand(context, backendKeySecret, 'Snout: remote API key', 'The API key (bearer token) of the server in snout.backend.url; kept in VS Code\'s secret storage.') && backend.isRemote) await backend.restart().catch(() => undefined);
   });
   command('snout.toggle', async () => {
     const c = vscode.workspace.getConfiguration('snout');
@@ -156,13 +193,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const items: Item[] = [
       { label: s.enabled ? '$(circle-slash) Disable completions' : '$(check) Enable completions', run: () => vscode.commands.executeCommand('snout.toggle') },
       { label: '$(comment-discussion) Ask about repository…', run: () => vscode.commands.executeCommand('snout.askRepository') },
+      { label: '$(cloud-download) Download model…', run: () => vscode.commands.executeCommand('snout.downloadModel') },
       { label: '$(folder-opened) Select model folder…', description: m ? path.basename(m.modelDir) : undefined, run: () => vscode.commands.executeCommand('snout.selectModel') },
       { label: '$(debug-restart) Restart engine', description: client.state, run: () => vscode.commands.executeCommand('snout.restartEngine') },
       { label: '$(output) Show log', run: () => output.show(true) },
       { label: '$(gear) Settings', run: () => vscode.commands.executeCommand('workbench.action.openSettings', 'snout.') },
     ];
     if (!m || path.basename(m.modelDir) === 'tiny-coder-hf') {
-      items.push({ label: '$(lightbulb) Get a real code model', detail: realModelHint, run: () => vscode.env.openExternal(vscode.Uri.parse('https://huggingface.co/Qwen/Qwen2.5-Coder-1.5B')) });
+      items.push({ label: '$(lightbulb) Get a real code model', detail: 'Download Qwen2.5-Coder sized for this machine (Snout: Download model…)', run: () => vscode.commands.executeCommand('snout.downloadModel') });
     }
     const picked = await vscode.window.showQuickPick(items, { title: `Snout — engine ${client.state}${m ? `, ${path.basename(m.modelDir)} (context ${m.contextLength})` : ''}` });
     await picked?.run?.();
@@ -170,7 +208,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   context.subscriptions.push(vscode.workspace.onDidChangeConfiguration((e) => {
     if (e.affectsConfiguration('snout.enabled')) status.setEnabled(settings().enabled);
-    if (engineSettings.some((k) => e.affectsConfiguration(k))) {
+    if (e.affectsConfiguration('snout.backend')) {
+      log('backend settings changed');
+      void useBackend().catch((err: Error) => log(`backend: ${err.message}`));
+    } else if (engineSettings.some((k) => e.affectsConfiguration(k)) && !backend.isRemote) {
       log('engine settings changed; restarting engine');
       void client.restart().catch(loadFailed);
     }

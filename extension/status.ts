@@ -19,6 +19,7 @@ export class StatusBar implements vscode.Disposable {
   private model: ModelInfo | undefined;
   private last: CompletionReport | undefined;
   private enabled = true;
+  private remote: string | undefined;
 
   constructor() {
     this.item.name = 'Snout';
@@ -43,6 +44,12 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
+  /** The remote server in use (snout.backend.type openai), or undefined for the local engine. */
+  setBackend(remote: string | undefined): void {
+    this.remote = remote;
+    this.render();
+  }
+
   setEnabled(enabled: boolean): void {
     this.enabled = enabled;
     if (!enabled) this.last = undefined;
@@ -57,7 +64,7 @@ export class StatusBar implements vscode.Disposable {
 
   private render(): void {
     const icon = !this.enabled && this.state === 'ready' ? '$(circle-slash)' : icons[this.state];
-    let text = `${icon} Snout`;
+    let text = `${icon} Snout${this.remote ? ' $(cloud)' : ''}`;
     const s = this.last?.stats;
     if (s && this.state === 'ready') {
       const tps = s.decodeMs > 0 ? (1000 * s.decodeTokens) / s.decodeMs : 0;
@@ -66,7 +73,7 @@ export class StatusBar implements vscode.Disposable {
     }
     this.item.text = text;
     const md = new vscode.MarkdownString(undefined, true);
-    md.appendMarkdown(`**Snout** — engine ${this.state}${this.detail ? `: ${this.detail}` : ''}${this.enabled ? '' : ' (completions disabled)'}\n\n`);
+    md.appendMarkdown(`**Snout** — ${this.remote ? `remote backend ${this.remote}` : 'engine'} ${this.state}${this.detail ? `: ${this.detail}` : ''}${this.enabled ? '' : ' (completions disabled)'}\n\n`);
     if (this.model) md.appendMarkdown(`Model \`${this.model.modelDir}\` (${this.model.modelType}, context ${this.model.contextLength}, ${this.model.provider})\n\n`);
     if (s && this.last) {
       md.appendMarkdown(`Last completion: ${this.last.latencyMs} ms · prompt ${s.promptTokens} tokens (cached ${s.cachedTokens}, truncated ${s.truncatedTokens}) · ` +

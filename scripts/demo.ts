@@ -2,11 +2,13 @@
 // the real engine process, packs a repository with the extension's own packer, asks for a completion at a cursor,
 // streams it, shapes it into ghost text, then "types" the first characters and asks again to show the prefix cache.
 // Settings are the extension's defaults, read from package.json, so the demo is the product as shipped.
+// `npm run demo -- --backend http://127.0.0.1:PORT --token-file F [--model NAME] [REPO …]` runs the same flow through a
+// remote OpenAI-compatible server (another `snout serve --http`, vLLM, …) with the extension's remote backend.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { CompleteResult, LoadParams, ModelInfo } from '../engine/protocol';
-import type { EngineClient } from '../extension/engine/client';
+import type { Backend } from '../extension/engine/backend';
 import type { ContextPacker, PackedContext } from '../extension/context/packer';
 import type { WorkspaceFiles } from '../extension/context/files';
 
@@ -55,17 +57,41 @@ function buildIfStale(): void {
   if (b.status !== 0) fail('build failed');
 }
 
-interface Args { repo: string; file?: string; line?: number }
+interface Args { repo: string; file?: string; line?: number; backend?: string; tokenFile?: string; model?: string }
 
-function parseArgs(argv: string[]): Args {
+function parseArgs(all: string[]): Args {
+  const flags: Record<string, string> = {};
+  const argv: string[] = [];
+  for (let i = 0; i < all.length; i++) {
+    const m = /^--(backend|token-file|model)$/.exec(all[i]);
+    if (!m) { argv.push(all[i]); continue; }
+    if (all[i + 1] === undefined) fail(`${all[i]} needs a value`);
+    flags[m[1]] = all[++i];
+  }
+  if (flags['token-file'] && !flags.backend) fail('--token-file goes with --backend URL');
   const repo = path.resolve(argv[0] ?? path.join(repoRoot, 'test', 'e2e', 'fixture-repo'));
   if (!existsSync(repo) || !statSync(repo).isDirectory()) fail(`${repo} is not a folder`);
   const line = argv[2] === undefined ? undefined : Number(argv[2]);
   if (line !== undefined && !(Number.isInteger(line) && line >= 1)) fail(`line must be a positive integer, got ${argv[2]}`);
-  return { repo, file: argv[1], line };
+  return { repo, file: argv[1], line, backend: flags.backend, tokenFile: flags['token-file'], model: flags.model };
 }
 
-async function startEngine(model: string, s: Settings): Promise<{ engine: EngineClient; info: ModelInfo }> {
+/** The extension's remote backend (snout.backend.type openai) against `url`, the bearer token read from a file. */
+async function startRemote(args: Args): Promise<{ engine: Backend; info: ModelInfo }> {
+  const { RemoteBackend } = await import('../extension/remote/openai');
+  let token: string | undefined;
+  if (args.tokenFile) {
+    try { token = readFileSync(args.tokenFile, 'utf8').trim(); } catch (e) { fail(`cannot read the token file: ${(e as Error).message}`); }
+  }
+  console.log(`remote backend: ${args.backend} (OpenAI-compatible: /v1/completions streamed, the prompt rendered here)`);
+  const engine = new RemoteBackend({ url: args.backend!, model: args.model, apiKey: () => token, log: () => {}, timeoutMs: 120_000 });
+  const t0 = performance.now();
+  const info = await engine.start().catch((e: Error) => fail(e.message));
+  console.log(`ready in ${ms(performance.now() - t0)}: ${info.modelDir}, context ${info.contextLength}, prompt format ${info.promptFormat}`);
+  return { engine, info };
+}
+
+async function startEngine(model: string, s: Settings): Promise<{ engine: Backend; info: ModelInfo }> {
   const { EngineClient } = await import('../extension/engine/client');
   const params: LoadParams = { modelDir: model, provider: s.device as LoadParams['provider'], attention: { method: s.method as 'magicpig', K: s.K, L: s.L } };
   console.log(`engine: ${path.relative(repoRoot, enginePath)} (JSON-RPC over stdio), model ${model}`);
@@ -171,7 +197,7 @@ const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${Math.ro
 interface Turn { result: CompleteResult; ghost: string; ttftMs: number; totalMs: number }
 
 /** What every request shares: the engine, the packer, the loaded model, the settings and the file being edited. */
-interface Session { engine: EngineClient; packer: ContextPacker; info: ModelInfo; settings: Settings; file: string }
+interface Session { engine: Backend; packer: ContextPacker; info: ModelInfo; settings: Settings; file: string }
 
 /** Packs, sends snout/complete as the provider does (greedy, stop sequences by line), streams, shapes. */
 async function completeAt({ engine, packer, info, settings: s, file }: Session, text: string, offset: number, id: string): Promise<Turn> {
@@ -216,10 +242,9 @@ function printStats(label: string, t: Turn): void {
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   checkDependencies();
-  const model = modelDir();
   const settings = defaultSettings();
   buildIfStale();
-  const { engine, info } = await startEngine(model, settings);
+  const { engine, info } = args.backend ? await startRemote(args) : await startEngine(modelDir(), settings);
   try {
     const { store, packer } = await scanRepository(args.repo, info);
     console.log(`\nrepository ${args.repo}: ${store.list().length} context files after .gitignore, binary and secret filters`);

@@ -4,18 +4,16 @@
 // messages (never the last), then trim the front of the rendered prompt.
 import type { TokenizerLike } from '../generate/types';
 import type { ChatMessage, RepoFile } from '../protocol';
+import { repositoryContext } from './context-text';
 import { encodeSegments } from './segments';
 import { renderTemplate } from './template';
 import type { RenderedPrompt } from './completion';
-
-const filesText = (files: RepoFile[]) =>
-  files.map((f) => `# Path: ${f.path}\n${f.text.endsWith('\n') || f.text === '' ? f.text : f.text + '\n'}\n`).join('');
 
 /** The rendered text may be this many times the characters that went in (a template adds framing per message). */
 const TEMPLATE_GROWTH = 4;
 
 async function renderText(tok: TokenizerLike, messages: ChatMessage[], files: RepoFile[]): Promise<{ text: string; bos: boolean }> {
-  const context = files.length ? `Repository files:\n\n${filesText(files)}` : '';
+  const context = repositoryContext(files);
   if (tok.chatTemplate) {
     const msgs = messages.map((m) => ({ role: m.role, content: m.content }));
     if (context) {

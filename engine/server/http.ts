@@ -130,7 +130,9 @@ export function serveHttp(service: EngineService, o: HttpOptions): Promise<http.
       }
       const url = new URL(req.url ?? '/', 'http://localhost');
       if (req.method === 'GET' && url.pathname === '/v1/models') {
-        send(200, { object: 'list', data: [{ id: o.modelName, object: 'model', owned_by: 'snout' }] });
+        // max_model_len as vLLM reports it; prompt_format tells a remote client which FIM layout to render.
+        const info = service.status().model;
+        send(200, { object: 'list', data: [{ id: o.modelName, object: 'model', owned_by: 'snout', ...(info ? { max_model_len: info.contextLength, prompt_format: info.promptFormat } : {}) }] });
         return;
       }
       if (req.method !== 'POST' || !['/v1/completions', '/v1/chat/completions'].includes(url.pathname)) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
@@ -168,7 +170,10 @@ export function serveHttp(service: EngineService, o: HttpOptions): Promise<http.
         });
         r = await service.complete(p, { signal: abort.signal, onText });
       }
-      const usage = { prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.decodeTokens, total_tokens: r.stats.promptTokens + r.stats.decodeTokens };
+      const usage = {
+        prompt_tokens: r.stats.promptTokens, completion_tokens: r.stats.decodeTokens, total_tokens: r.stats.promptTokens + r.stats.decodeTokens,
+        prompt_tokens_details: { cached_tokens: r.stats.cachedTokens },
+      };
       if (stream) {
         const choice = chat ? { index: 0, delta: {}, finish_reason: finish(r.finishReason) } : { index: 0, text: '', finish_reason: finish(r.finishReason) };
         res.write(`data: ${JSON.stringify({ id, object: chat ? 'chat.completion.chunk' : 'text_completion', created, model: o.modelName, choices: [choice], usage })}\n\n`);

@@ -2,7 +2,9 @@
 
 export interface AskFile {
   path: string;
-  kind: 'import' | 'ranked' | 'current';
+  kind: 'import' | 'ranked' | 'current' | 'question';
+  /** Why the file was chosen. */
+  reason?: string;
   shrunk: boolean;
   tokens: number;
 }

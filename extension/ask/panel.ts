@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import type { ChatMessage, CompleteResult } from '../../engine/protocol';
 import { cutAtSpecialToken, cutPartialSpecialToken } from '../completion/filters';
 import type { WorkspaceContext } from '../context/workspace';
-import type { EngineClient } from '../engine/client';
+import type { Backend } from '../engine/backend';
 import type { SnoutSettings } from '../settings';
 import { askHtml } from './html';
 import type { AskFile, FromWebview, ToWebview } from './messages';
@@ -18,7 +18,7 @@ export class AskPanel implements vscode.Disposable {
   private ready: Promise<void> = Promise.resolve();
   private seq = 0;
 
-  constructor(private readonly extensionUri: vscode.Uri, private readonly engine: EngineClient,
+  constructor(private readonly extensionUri: vscode.Uri, private readonly engine: Backend,
     private readonly workspace: WorkspaceContext, private readonly settings: () => SnoutSettings,
     private readonly log: (line: string) => void) {}
 
@@ -84,9 +84,9 @@ export class AskPanel implements vscode.Disposable {
       const maxTokens = Math.min(s.askMaxTokens, Math.floor(model.contextLength / 2));
       const packed = await this.workspace.packForQuestion(editor?.document, {
         contextTokens: s.contextTokens, maxTokens, modelContextLength: model.contextLength,
-      }, systemPrompt.length + question.length);
+      }, systemPrompt.length + question.length, question);
       this.files = new Map(packed.files.map((f) => [f.path, vscode.Uri.joinPath(packed.root ?? this.extensionUri, f.path)]));
-      const files: AskFile[] = packed.sources.map((x) => ({ path: x.path, kind: x.kind, shrunk: x.shrunk, tokens: x.tokens }));
+      const files: AskFile[] = packed.sources.map((x) => ({ path: x.path, kind: x.kind, shrunk: x.shrunk, tokens: x.tokens, reason: x.reason }));
       await this.post({ type: 'start', question, files, estimatedTokens: packed.estimatedTokens });
       const messages: ChatMessage[] = [{ role: 'system', content: systemPrompt }, { role: 'user', content: question }];
       const started = Date.now();

@@ -11,7 +11,7 @@ import * as vscode from 'vscode';
 import type { CompleteResult } from '../../engine/protocol';
 import { holdsKeyMaterial, isSecretPath, redactSecrets } from '../context/secrets';
 import type { WorkspaceContext } from '../context/workspace';
-import type { EngineClient } from '../engine/client';
+import type { Backend } from '../engine/backend';
 import { languageEnabled, type SnoutSettings } from '../settings';
 import { CompletionCache } from './cache';
 import { debounceDelay, nextRhythm, noRhythm, type Rhythm } from './debounce';
@@ -19,7 +19,7 @@ import { completeFirstLine, shapeCompletion, stopSequences, wantsSingleLine, typ
 import { formatReport, HitRate, type CompletionReport } from './stats';
 
 export interface ProviderDeps {
-  engine: EngineClient;
+  engine: Backend;
   workspace: WorkspaceContext;
   settings: () => SnoutSettings;
   log: (line: string) => void;

@@ -9,6 +9,7 @@ import { languageOfPath, type CodeLanguage } from '../../engine/code/languages';
 import { relevantDefinitions } from '../../engine/code/definitions';
 import { resolvedImports } from '../../engine/code/imports';
 import { fimWindow } from './fim';
+import { rankForQuestion } from './question';
 import type { WorkspaceFiles } from './files';
 import { rankFiles } from './rank';
 import { isSecretPath, redactSecrets } from './secrets';
@@ -26,7 +27,9 @@ export interface PackBudget {
 
 export interface ContextSource {
   path: string;
-  kind: 'import' | 'ranked' | 'current';
+  kind: 'import' | 'ranked' | 'current' | 'question';
+  /** Why an Ask context file was chosen (question-ranked files). */
+  reason?: string;
   /** Only the relevant definitions of a too-large imported file were kept. */
   shrunk: boolean;
   tokens: number;
@@ -259,7 +262,8 @@ export class ContextPacker {
    * Context for a question about the repository: the active file's imports, the ranked rest, and the active file
    * itself last (nearest the question). Without an active file, files are ranked from the workspace root.
    */
-  async packForQuestion(active: { path: string; text: string } | undefined, budget: PackBudget, questionChars = 0): Promise<{ files: RepoFile[]; sources: ContextSource[]; estimatedTokens: number }> {
+  async packForQuestion(active: { path: string; text: string } | undefined, budget: PackBudget, questionChars = 0,
+    question?: { text: string; openEditors: string[] }): Promise<{ files: RepoFile[]; sources: ContextSource[]; estimatedTokens: number }> {
     // The system prompt, the question and the chat template's framing come out of the same window.
     const total = Math.max(0, this.usable(budget) - this.estimator.estimate(questionChars) - 32);
     // The active file joins the context only if it is not a secret itself (an open .env must not reach the prompt).
@@ -268,11 +272,54 @@ export class ContextPacker {
     const current = active && activeText !== undefined && this.estimator.estimate(activeText.length) < total / 2 ? { path: active.path, text: activeText } : undefined;
     const reserve = current ? this.cost(current.path, current.text) : 0;
     const req = active ?? { path: 'README.md', text: '' };
-    const sel = await this.select(req, total - reserve, new Set(active ? [active.path] : []));
+    const picked = question ? await this.selectForQuestion(question, total - reserve, current?.path) : { files: [], sources: [], used: 0 };
+    const sel = await this.select(req, total - reserve - picked.used, new Set([...(active ? [active.path] : []), ...picked.files.map((f) => f.path)]));
+    sel.files.unshift(...picked.files);
+    sel.sources.unshift(...picked.sources);
+    sel.filesTokens += picked.used;
     if (current) {
       sel.files.push({ path: current.path, text: current.text });
       sel.sources.push({ path: current.path, kind: 'current', shrunk: false, tokens: reserve });
     }
     return { files: sel.files, sources: sel.sources, estimatedTokens: sel.filesTokens + reserve + promptFraming };
+  }
+
+  /**
+   * The question's own files first (question.ts): named files, files defining named symbols, open editors, BM25
+   * matches, each whole while it fits. A file that defines a named symbol but is too large keeps those definitions
+   * (and its other signatures) in at most half the room left; a named file and the best three BM25 matches likewise
+   * keep their signatures.
+   */
+  private async selectForQuestion(question: { text: string; openEditors: string[] }, budget: number, activePath?: string) {
+    const files: RepoFile[] = [];
+    const sources: ContextSource[] = [];
+    let used = 0;
+    const picks = await rankForQuestion(question.text, this.store, question.openEditors);
+    // The best few lexical matches may be shrunk to their signatures too; weaker ones only come whole.
+    const topLexical = new Set(picks.filter((p) => p.reason.startsWith('matches')).slice(0, 3).map((p) => p.path));
+    for (const p of picks) {
+      if (p.path === activePath) continue; // goes last, as the active file
+      const room = budget - used;
+      if (room < 32) break;
+      if (this.estimator.estimate(p.path.length + 1) + perFileFraming > room) continue;
+      const text = await this.store.read(p.path);
+      if (text === undefined || !text.trim() || isSecretPath(p.path)) continue; // store.read masks secrets (files.ts)
+      let kept = text;
+      let shrunk = false;
+      if (this.cost(p.path, text) > room) {
+        const lang = languageOfPath(p.path);
+        if (!lang || (!p.defines && p.reason !== 'named in the question' && !topLexical.has(p.path))) continue;
+        const share = Math.floor(room / 2) - this.estimator.estimate(p.path.length) - perFileFraming;
+        if (share < 32) continue;
+        kept = await relevantDefinitions(text, lang, p.defines ?? [], this.estimator.chars(share)).catch(() => '');
+        shrunk = true;
+        if (!kept.trim() || this.cost(p.path, kept) > room) continue;
+      }
+      const tokens = this.cost(p.path, kept);
+      files.push({ path: p.path, text: kept });
+      sources.push({ path: p.path, kind: 'question', shrunk, tokens, reason: p.defines?.length && p.reason !== `defines ${p.defines[0]}` ? `${p.reason}; defines ${p.defines.join(', ')}` : p.reason });
+      used += tokens;
+    }
+    return { files, sources, used };
   }
 }

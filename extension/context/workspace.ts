@@ -190,13 +190,17 @@ export class WorkspaceContext implements vscode.Disposable {
   }
 
   /** Context for "Ask about repository": around the active editor's file if any, else the first folder. */
-  async packForQuestion(doc: vscode.TextDocument | undefined, budget: PackBudget, questionChars = 0) {
+  async packForQuestion(doc: vscode.TextDocument | undefined, budget: PackBudget, questionChars = 0, question?: string) {
     const r = doc ? this.locate(doc.uri) : undefined;
     const folder = r?.root ?? (vscode.workspace.workspaceFolders?.[0] && this.rootFor(vscode.workspace.workspaceFolders[0]));
     if (!folder) return { files: [], sources: [], estimatedTokens: 0, root: undefined };
     await folder.scanned;
     const usable = r && doc && !(await this.refuses(doc.uri));
-    const packed = await folder.packer.packForQuestion(usable ? { path: r.rel, text: doc.getText() } : undefined, budget, questionChars);
+    // The open editors of this folder, for ranking by the question.
+    const openEditors = vscode.window.tabGroups.all.flatMap((g) => g.tabs).map((t) => (t.input instanceof vscode.TabInputText ? this.locate(t.input.uri) : undefined))
+      .filter((x): x is { root: Root; rel: string } => !!x && x.root === folder).map((x) => x.rel);
+    const packed = await folder.packer.packForQuestion(usable ? { path: r.rel, text: doc.getText() } : undefined, budget, questionChars,
+      question ? { text: question, openEditors } : undefined);
     return { ...packed, root: folder.folder.uri };
   }
 

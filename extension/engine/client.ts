@@ -245,14 +245,19 @@ export class EngineClient {
   /** Stops the running engine (politely, then by signal) and starts a fresh one. */
   async restart(): Promise<ModelInfo> {
     this.crashes = 0;
+    await this.stop();
+    return this.start();
+  }
+
+  /** Stops the engine process (also while the remote backend is in use); a later start() spawns a fresh one. */
+  async stop(): Promise<void> {
     clearTimeout(this.restartTimer);
     const child = this.child;
     this.setState('stopped');
-    // A load in flight belongs to the process being stopped; the fresh start must not wait on it.
+    // A load in flight belongs to the process being stopped; a fresh start must not wait on it.
     this.starting?.catch(() => {});
     this.starting = undefined;
     if (child) await this.stopChild(child);
-    return this.start();
   }
 
   private async stopChild(child: ChildProcess): Promise<void> {

@@ -37,3 +37,44 @@ test('npm run demo: packs imports first, streams a completion, and the typed req
   assert.ok(prompt > 100 && cached > 0.9 * prompt, `request 2 reused ${cached}/${prompt} prompt tokens`);
   assert.match(out, /^request 1 \(cold\): .*cached 0\//m, 'the first request is cold');
 });
+
+test('npm run demo -- --backend URL --token-file F: the same flow through a remote `snout serve --http`', { skip, timeout: 120_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const { mkdtempSync, rmSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'snout-demo-'));
+  const tokenFile = path.join(dir, 'token');
+  writeFileSync(tokenFile, 'demo-remote-token-0123456789\n');
+  const server = spawn(process.execPath, [path.join(root, 'dist/cli.js'), 'serve', '--http', '127.0.0.1:0', '--model', model, '--token', 'demo-remote-token-0123456789'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    let log = '';
+    const base = await new Promise<string>((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`server did not start: ${log}`)), 60_000);
+      server.stdout!.on('data', (c) => { log += c; const m = /serving (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(log); if (m) { clearTimeout(t); resolve(m[1]); } });
+    });
+    const run = (token: string) => new Promise<{ status: number | null; out: string }>((resolve) => {
+      const c = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts', '--backend', base, '--token-file', token], { cwd: root });
+      let out = '';
+      c.stdout.on('data', (d) => { out += d; });
+      c.stderr.on('data', (d) => { out += d; });
+      c.on('exit', (status) => resolve({ status, out }));
+    });
+    const r = await run(tokenFile);
+    assert.equal(r.status, 0, r.out);
+    assert.match(r.out, /^remote backend: http:\/\/127\.0\.0\.1:\d+/m);
+    assert.match(r.out, /prompt format qwen/);
+    const streamed = [...r.out.matchAll(/^streamed tokens: ([\s\S]*?)⏎ \[(\w+)\]$/gm)];
+    assert.equal(streamed.length, 2, r.out);
+    assert.ok(streamed[0][1].trim().length > 0, r.out);
+    // The remote server's prefix cache serves the typed request (the prompt rendered here is byte-stable).
+    const cache = /^request 2 \(typed\): .*cached (\d+)\/(\d+) prompt tokens/m.exec(r.out);
+    assert.ok(cache && Number(cache[1]) > 0.9 * Number(cache[2]) && Number(cache[2]) > 100, r.out);
+    writeFileSync(tokenFile, 'wrong\n');
+    const bad = await run(tokenFile);
+    assert.equal(bad.status, 1);
+    assert.match(bad.out, /snout demo: 127\.0\.0\.1:\d+ refused the API key \(401\)/);
+  } finally {
+    server.kill('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -6,7 +6,9 @@
 // Each feature's command must be contributed by the installed manifest (snout.triggerCompletion, snout.askRepository,
 // snout.restartEngine): a missing one fails its test rather than skipping it.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import type net from 'node:net';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -166,6 +168,37 @@ async function timeGhost(label: string, text: string, key = '('): Promise<number
 /** The Snout output channel as VS Code writes it to the extension host's log folder. */
 const outputChannel = () => cs!.readLog(/Snout\.log$/);
 
+/**
+ * "Snout: Ask about repository" with `question`; watches the webview's answer grow until the panel says it is done
+ * (Done/Error/Cancelled) or it has not changed for 8 s. `onGrow` sees each new length.
+ */
+async function askAndWatch(question: string, firstKey: string, totalKey: string, onGrow?: (len: number) => void): Promise<{ text: string; lengths: number[]; state: string; summary: string }> {
+  const w = wb!;
+  await w.runCommand('Snout: Ask about repository');
+  const input = w.page.locator('.quick-input-widget input');
+  await input.waitFor({ state: 'visible', timeout: 15_000 });
+  await input.fill(question);
+  const t0 = Date.now();
+  await w.page.keyboard.press('Enter');
+  const frame = await w.webviewFrame('#answer', 60_000);
+  timings[firstKey] = since(t0) / 1000;
+  // A streamed answer passes through several lengths. The panel's #answer holds the answer and #state says when it
+  // is done; without them, the body and 8 s without change.
+  const answerLength = `(document.getElementById('answer') || document.body).innerText.length`;
+  const finished = `/done|error|cancel/i.test((document.getElementById('state') || {}).innerText || '')`;
+  const lengths: number[] = [];
+  let stableSince = Date.now();
+  while (since(t0) < 180_000) {
+    const len = Number(await frame.evaluate(answerLength).catch(() => -1));
+    if (len !== lengths.at(-1)) { lengths.push(len); stableSince = Date.now(); onGrow?.(len); }
+    if (await frame.evaluate(finished).catch(() => false) || since(stableSince) > 8000) break;
+    await sleep(25);
+  }
+  timings[totalKey] = since(t0) / 1000;
+  const read = (id: string) => frame.evaluate(`(document.getElementById(${JSON.stringify(id)}) || { innerText: '' }).innerText`).then(String).catch(() => '');
+  return { text: String(await frame.evaluate(`(document.getElementById('answer') || document.body).innerText`)), lengths, state: await read('state'), summary: await read('summary') };
+}
+
 function requireCommand(command: string): void {
   assert.ok(commands.has(command), `the installed VSIX does not contribute ${command}`);
 }
@@ -316,29 +349,9 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
   it('"Snout: Ask about repository" streams an answer into a webview', async (t) => {
     requireCommand('snout.askRepository');
     const w = wb!;
-    await w.runCommand('Snout: Ask about repository');
-    const input = w.page.locator('.quick-input-widget input');
-    await input.waitFor({ state: 'visible', timeout: 15_000 });
     const question = 'What does geometry.py define?';
-    await input.fill(question);
-    const t0 = Date.now();
-    await w.page.keyboard.press('Enter');
+    const { text, lengths } = await askAndWatch(question, 'askFirstTextSeconds', 'askSeconds');
     const frame = await w.webviewFrame('#answer', 60_000);
-    timings.askFirstTextSeconds = since(t0) / 1000;
-    // Watch the answer grow: a streamed answer passes through several lengths. The panel's #answer holds the answer
-    // and #state says when it is done (Done/Error/Cancelled); without them, the body and 8 s without change.
-    const answerLength = `(document.getElementById('answer') || document.body).innerText.length`;
-    const finished = `/done|error|cancel/i.test((document.getElementById('state') || {}).innerText || '')`;
-    const lengths: number[] = [];
-    let stableSince = Date.now();
-    while (since(t0) < 180_000) {
-      const len = Number(await frame.evaluate(answerLength).catch(() => -1));
-      if (len !== lengths.at(-1)) { lengths.push(len); stableSince = Date.now(); }
-      if (await frame.evaluate(finished).catch(() => false) || since(stableSince) > 8000) break;
-      await sleep(25);
-    }
-    timings.askSeconds = since(t0) / 1000;
-    const text = String(await frame.evaluate(`(document.getElementById('answer') || document.body).innerText`));
     const csp = String(await frame.evaluate(`(document.querySelector('meta[http-equiv="Content-Security-Policy"]') || { getAttribute: () => '' }).getAttribute('content') || ''`));
     await w.screenshot('e2e-ask');
     note(`ask: ${lengths.length} distinct lengths while streaming, final ${text.length} chars; CSP: ${csp}`);
@@ -481,5 +494,100 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     assert.ok(!snoutLog().slice(-2000).includes('nothing to show'), 'the model wrote nothing to show here: the test needs another place');
     assert.ok(lines.some((l) => l.ms >= 2000), 'the engine was not slowed');
     assert.ok(slowEngineGhostShown, 'no ghost text from the slow engine');
+  });
+
+  it('remote backend: a second engine (snout serve --http, token set) serves ghost text and Ask; a wrong token, a killed server and a slow server each give one line and never block the editor', async () => {
+    requireCommand('snout.setBackendKey');
+    const w = wb!;
+    const token = 'e2e-remote-token-0123456789abcdef';
+    const shared = process.env.SNOUT_SHARED ?? path.resolve(repoRoot, '../shared');
+    const serve = async (): Promise<{ child: ChildProcess; base: string }> => {
+      const child = spawn(process.execPath, [path.join(repoRoot, 'dist/cli.js'), 'serve', '--http', '127.0.0.1:0', '--model', path.join(shared, 'models', 'tiny-coder-hf'), '--token', token], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (c) => { out += c; });
+      const base = await waitFor('snout serve --http to listen', () => /serving (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(out)?.[1], 60_000, 100).catch((e) => { child.kill(); throw e; });
+      return { child, base };
+    };
+    // A server that accepts connections and never answers.
+    const slow = http.createServer(() => {});
+    const slowBase = await new Promise<string>((r) => slow.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(slow.address() as net.AddressInfo).port}`)));
+    const setKey = async (key: string) => {
+      await w.runCommand('Snout: Set remote API key…');
+      const input = w.page.locator('.quick-input-widget input');
+      await input.waitFor({ state: 'visible', timeout: 15_000 });
+      await input.fill(key);
+      await w.page.keyboard.press('Enter');
+    };
+    const useRemote = (url: string) => cs!.writeSettings({ ...settings, 'snout.backend.type': 'openai', 'snout.backend.url': url, 'snout.backend.timeoutMs': 3000 });
+    /** Typing stays immediate whatever the backend does: the typed text is in the editor within a second. */
+    const typingNotBlocked = async (label: string) => {
+      await w.openFile('main.py');
+      await w.focusEditorEnd();
+      const marker = `# typed-${label.replace(/\W+/g, '-')}`;
+      const t0 = Date.now();
+      await w.page.keyboard.type(`\n${marker}`, { delay: 5 });
+      await waitFor(`"${marker}" in the editor`, () => w.page.locator('.editor-instance .monaco-editor .view-lines', { hasText: marker }).count(), 5000, 20);
+      const ms = since(t0);
+      note(`${label}: typed ${marker.length + 1} characters, on screen after ${ms} ms`);
+      assert.ok(ms < 3000, `typing took ${ms} ms`);
+    };
+    let remote = await serve();
+    try {
+      await setKey(token);
+      const logBefore = outputChannel().length;
+      useRemote(`${remote.base}/v1`);
+      await waitFor('"remote backend ready" in the log', () => outputChannel().slice(logBefore).includes('remote backend ready'), 60_000, 250);
+      await waitFor('the local engine to stop', () => cs!.pids('engine.js').length === 0, 30_000, 250);
+      note(`remote backend: ${outputChannel().slice(logBefore).split('\n').find((l) => l.includes('remote backend ready'))?.trim()}; local engine stopped`);
+
+      // Ghost text through the remote (the local engine is not running, so the remote served it).
+      await w.openFile('shapes/report.py');
+      await w.focusEditorEnd();
+      await timeGhost('remote backend', '\n\n\ndef largest_perimeter(shapes):\n    return max');
+      const ghost = await w.ghostText();
+      assert.ok(!/<\|[a-z_]+\|>/.test(ghost), `special token in remote ghost text: ${JSON.stringify(ghost)}`);
+      assert.match(outputChannel().slice(logBefore), /completion \d+ ms: prompt \d+ tokens/, 'a completion went through the remote');
+      await w.screenshot('e2e-remote-ghost-text');
+
+      // Ask through the remote.
+      const ask = await askAndWatch('How does largest use area?', 'remoteAskFirstTextSeconds', 'remoteAskSeconds');
+      note(`remote ask: ${ask.lengths.length} lengths, state ${ask.state}: ${JSON.stringify(ask.text.slice(0, 80))}`);
+      assert.ok(ask.lengths.filter((l) => l > 0).length >= 2, `the remote answer did not stream (${ask.lengths.join(', ')})`);
+      assert.match(ask.state, /done/i);
+
+      // The server killed in the middle of an answer: the panel says so in one line, at once.
+      let killed = 0;
+      const dying = await askAndWatch('Explain every function in geometry.py in detail.', 'remoteKillFirst', 'remoteKillSeconds', (len) => {
+        if (len > 0 && !killed) { killed = Date.now(); remote.child.kill('SIGKILL'); }
+      });
+      note(`server killed mid-answer: state ${dying.state}: ${dying.summary}`);
+      assert.ok(killed > 0, 'the answer never started');
+      assert.match(dying.state, /error/i);
+      assert.match(dying.summary, /closed the connection in the middle of the answer|ended the stream without \[DONE\]|cannot reach/);
+      await w.screenshot('e2e-remote-killed');
+      await typingNotBlocked('server killed');
+
+      // A wrong token: one line in the log and the status bar.
+      remote = await serve();
+      const wrongAt = outputChannel().length;
+      await setKey('wrong-token');
+      useRemote(`${remote.base}/v1`);
+      await waitFor('the 401 line', () => /refused the API key \(401\)/.test(outputChannel().slice(wrongAt)), 30_000, 250);
+      const errorItem = await waitFor('the status bar to show the error', () => w.statusBarItems('refused the API key').then((xs) => xs.length ? xs : undefined), 15_000, 250).catch(() => undefined);
+      note(`wrong token: ${outputChannel().slice(wrongAt).split('\n').find((l) => l.includes('401'))?.trim()}; status bar ${errorItem ? 'shows it' : 'does not show it'}`);
+      await typingNotBlocked('wrong token');
+
+      // A slow server: a timeout after snout.backend.timeoutMs, one line; the editor never waits for it.
+      const slowAt = outputChannel().length;
+      useRemote(slowBase);
+      await typingNotBlocked('slow server');
+      await waitFor('the timeout line', () => /no answer from 127\.0\.0\.1:\d+ for 3 s \(timeout/.test(outputChannel().slice(slowAt)), 30_000, 250);
+      note(`slow server: ${outputChannel().slice(slowAt).split('\n').find((l) => l.includes('no answer'))?.trim()}`);
+    } finally {
+      remote.child.kill('SIGKILL');
+      slow.close();
+      slow.closeAllConnections();
+      cs!.writeSettings(settings);
+    }
   });
 });

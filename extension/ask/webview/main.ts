@@ -48,7 +48,7 @@ function showFiles(files: AskFile[], estimatedTokens: number): void {
     });
     const note = document.createElement('span');
     note.className = 'note';
-    note.textContent = ` ${f.kind === 'import' ? 'imported' : f.kind === 'current' ? 'active file' : 'related'}${f.shrunk ? ', definitions only' : ''} · ${f.tokens} tokens`;
+    note.textContent = ` ${f.reason ?? (f.kind === 'import' ? 'imported by the active file' : f.kind === 'current' ? 'active file' : 'recent or nearby')}${f.shrunk ? ', definitions only' : ''} · ${f.tokens} tokens`;
     li.append(a, note);
     list.append(li);
   }
