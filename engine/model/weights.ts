@@ -57,8 +57,11 @@ export function expectedShapes(spec: ModelSpec): Map<string, number[]> {
   return shapes;
 }
 
-/** Throws a UserError for the first missing tensor or shape mismatch. */
+/** Throws a UserError for the first missing tensor or shape mismatch, or layers config.json does not count. */
 export function checkWeights(spec: ModelSpec, store: SafetensorsStore, modelDir: string): void {
+  // A config that names fewer layers than the checkpoint holds would run a truncated model without a word.
+  const extra = store.names().find((n) => /^model\.layers\.(\d+)\./.test(n) && Number(/^model\.layers\.(\d+)\./.exec(n)![1]) >= spec.numLayers);
+  if (extra) throw new UserError(`checkpoint holds "${extra}" but config.json says num_hidden_layers is ${spec.numLayers}`, modelDir);
   for (const [name, shape] of expectedShapes(spec)) {
     const info = store.info(name);
     if (!info) {

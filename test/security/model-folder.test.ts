@@ -71,6 +71,12 @@ describe('attack row 4: hostile model folders', { timeout: 60_000 }, () => {
     assert.match(lines[0], /config\.json: "num_hidden_layers" is 1000000000, more than the largest supported/);
   });
 
+  test('num_hidden_layers below what the checkpoint holds (a truncated model ran silently)', async () => {
+    const dir = makeCheckpoint(path.join(root, `m${++counter}`), { layers: 2, seed: counter }).dir;
+    editConfig(dir, { num_hidden_layers: 1 });
+    await refused(dir, /checkpoint holds "model\.layers\.1\..*" but config\.json says num_hidden_layers is 1/);
+  });
+
   test('absurd max_position_embeddings, rope_theta and eos ids (passed silently)', async () => {
     const cases: [Record<string, unknown>, RegExp][] = [
       [{ max_position_embeddings: 1e12 }, /"max_position_embeddings" is 1000000000000, more than the largest supported/],
