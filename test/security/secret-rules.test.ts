@@ -68,13 +68,11 @@ test('key material refuses the whole file', () => {
   assert.ok(!holdsKeyMaterial('-----BEGIN PUBLIC KEY-----\nMIIB\n'));
 });
 
-test('service-account check is linear: a 1 MB document takes milliseconds, not seconds', () => {
-  // Before: /"type"\s*:\s*"service_account"[\s\S]*"private_key"/ backtracked over the whole rest per occurrence.
-  const doc = '{"type": "service_account", '.repeat(40000).slice(0, 1 << 20);
-  const t0 = performance.now();
+// No timed assertion: the test's own timeout is the guard. The old, quadratic pattern
+// (/"type"\s*:\s*"service_account"[\s\S]*"private_key"/ backtracked over the whole rest per occurrence) took seconds
+// on 1 MB, so on 4 MB it runs for minutes and hits the timeout; the linear check takes well under a second.
+test('service-account check is linear: a 4 MB document of near-misses finishes', { timeout: 30_000 }, () => {
+  const doc = '{"type": "service_account", '.repeat(160000).slice(0, 4 << 20);
   assert.equal(holdsKeyMaterial(doc), false);
-  redactSecrets(doc);
-  const ms = performance.now() - t0;
-  // A generous bound (the super-linear pattern took ~5 s here): a failure means quadratic, not a slow machine.
-  assert.ok(ms < 1500, `${ms.toFixed(0)} ms`);
+  assert.equal(redactSecrets(doc), doc);
 });

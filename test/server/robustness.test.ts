@@ -18,7 +18,7 @@ test('before a model is loaded: status is idle, complete is refused, a bad folde
   assert.match(c.error!.message, /no model loaded/);
   const bad = await engine.request('snout/load', { modelDir: '/nonexistent/model' }).response;
   assert.equal(bad.error?.code, -32002);
-  assert.match(bad.error!.message, /model folder not found: \/nonexistent\/model/);
+  assert.match(bad.error!.message, /model not found: \/nonexistent\/model/);
   const notModel = await engine.request('snout/load', { modelDir: __dirname }).response;
   assert.match(notModel.error!.message, /no config\.json/);
 });
@@ -105,7 +105,7 @@ function cases(): Case[] {
     ['modelDir number', { modelDir: 7 }, -32602, /modelDir must be a string/],
     ['modelDir missing', {}, -32602, /modelDir is required/],
     ['modelDir nonexistent', { modelDir: '/no/such/dir' }, -32002, /not found/],
-    ['modelDir a file', { modelDir: __filename }, -32002, /not found/],
+    ['modelDir a file', { modelDir: __filename }, -32002, /not a model \(expected a folder or a \.gguf file\)/],
     ['modelDir without config', { modelDir: '/tmp' }, -32002, /no config\.json/],
     ['provider bogus', { modelDir: '/tmp', provider: 'tpu' }, -32602, /provider must be one of/],
     ['prefixCacheBytes negative', { modelDir: '/tmp', prefixCacheBytes: -5 }, -32602, /prefixCacheBytes/],
