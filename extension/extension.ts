@@ -9,14 +9,14 @@ import { SnoutCompletionProvider } from './completion/provider';
 import { initialCharsPerToken } from './context/tokens';
 import { WorkspaceContext } from './context/workspace';
 import { EngineClient } from './engine/client';
-import { isModelDir, resolveModelDir } from './engine/model-path';
+import { isModelPath, resolveModelDir } from './engine/model-path';
 import { ProgressNotifications } from './progress';
 import { engineSettings, readSettings } from './settings';
 import { settingProblems, type SettingProblem } from './settings-check';
 import { StatusBar } from './status';
 import { backendKeySecret, makeRemoteBackend, readBackendSettings } from './remote/adapter';
 
-const realModelHint = 'For useful completions run "Snout: Download model…" (Qwen2.5-Coder sized for this machine), or pick a model folder with "Snout: Select model folder…".';
+const realModelHint = 'For useful completions run "Snout: Download model…" (Qwen2.5-Coder sized for this machine), or pick a .gguf file or model folder with "Snout: Select model…".';
 
 let engine: BackendSwitch | undefined;
 
@@ -43,7 +43,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       const problem = settingProblems(s, dir)[0];
       if (problem) throw Object.assign(new Error(problem.message), { problem });
       if (!dir) throw new Error('no model folder: set snout.modelPath or run "Snout: Select model folder…"');
-      return { modelDir: dir, provider: s.device, attention: { method: s.attention.method, K: s.attention.K, L: s.attention.L } };
+      return {
+        modelDir: dir, provider: s.device, weights: s.weights,
+        // Packed models keep their graphs here between loads (engine/model/graph-cache.ts).
+        cacheDir: path.join(context.globalStorageUri.fsPath, 'model-cache'),
+        attention: { method: s.attention.method, K: s.attention.K, L: s.attention.L },
+      };
     },
     log,
     onState: (state, detail) => {
@@ -173,15 +178,22 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   command('snout.selectModel', async (folder?: string) => {
     let dir = typeof folder === 'string' ? folder : undefined;
     if (!dir) {
+      // Open dialogs on Windows and Linux pick files or folders, not both: ask which first.
+      const kind = await vscode.window.showQuickPick([
+        { label: '$(file) A GGUF file (.gguf)', description: 'what llama.cpp, LM Studio and Ollama users have', gguf: true },
+        { label: '$(folder) A Hugging Face model folder', description: 'config.json, tokenizer.json, *.safetensors', gguf: false },
+      ], { title: 'Snout: select a model' });
+      if (!kind) return;
       const picked = await vscode.window.showOpenDialog({
-        canSelectFolders: true, canSelectFiles: false, canSelectMany: false, openLabel: 'Use this model',
-        title: 'Snout: select a Hugging Face model folder (config.json, tokenizer.json, *.safetensors)',
+        canSelectFolders: !kind.gguf, canSelectFiles: kind.gguf, canSelectMany: false, openLabel: 'Use this model',
+        filters: kind.gguf ? { 'GGUF model': ['gguf'] } : undefined,
+        title: kind.gguf ? 'Snout: select a .gguf model file' : 'Snout: select a Hugging Face model folder (config.json, tokenizer.json, *.safetensors)',
       });
       dir = picked?.[0]?.fsPath;
     }
     if (!dir) return;
-    if (!isModelDir(dir)) {
-      void vscode.window.showErrorMessage(`Snout: ${dir} has no config.json and tokenizer.json. ${realModelHint}`);
+    if (!isModelPath(dir)) {
+      void vscode.window.showErrorMessage(`Snout: ${dir} is neither a .gguf file nor a folder with config.json and tokenizer.json. ${realModelHint}`);
       return;
     }
     await vscode.workspace.getConfiguration('snout').update('modelPath', dir, vscode.ConfigurationTarget.Global);

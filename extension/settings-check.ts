@@ -2,7 +2,7 @@
 // setting and offer the way out. No vscode import (unit-tested).
 import { existsSync, statSync } from 'node:fs';
 import { LSH_LIMITS } from '../engine/attention/types';
-import { isModelDir } from './engine/model-path';
+import { isModelPath } from './engine/model-path';
 
 export interface SettingProblem {
   /** The setting at fault ('snout.modelPath', 'snout.attention.K', …). */
@@ -22,8 +22,9 @@ export function settingProblems(s: CheckedSettings, modelDir: string | undefined
   const out: SettingProblem[] = [];
   if (s.modelPath.trim()) {
     const dir = modelDir ?? s.modelPath;
-    const what = !existsSync(dir) ? 'does not exist' : !statSync(dir).isDirectory() ? 'is not a folder'
-      : !isModelDir(dir) ? 'has no config.json and tokenizer.json (not a Hugging Face model folder)' : undefined;
+    const what = !existsSync(dir) ? 'does not exist'
+      : !isModelPath(dir) ? (statSync(dir).isDirectory() ? 'has no config.json and tokenizer.json, nor one .gguf file (not a model folder)' : 'is not a .gguf file or a model folder')
+      : undefined;
     if (what) out.push({ setting: 'snout.modelPath', message: `the model folder ${dir} ${what}`, fix: 'selectModel' });
   } else if (!modelDir) {
     out.push({ setting: 'snout.modelPath', message: 'the bundled demo model is missing from this installation; select a model folder', fix: 'selectModel' });

@@ -6,6 +6,8 @@ export interface SnoutSettings {
   enabled: boolean;
   modelPath: string;
   device: ExecutionProvider;
+  /** How a Hugging Face checkpoint's weights are held (GGUF files are used as stored). */
+  weights: 'auto' | 'f32' | 'int8' | 'int4';
   attention: { method: AttentionMethodName; K: number; L: number };
   contextTokens: number;
   debounceMs: number;
@@ -22,6 +24,7 @@ export function readSettings(): SnoutSettings {
     enabled: c.get('enabled', true),
     modelPath: c.get('modelPath', ''),
     device: c.get('device', 'auto'),
+    weights: c.get('weights', 'auto'),
     attention: { method: c.get('attention.method', 'magicpig'), K: c.get('attention.K', 10), L: c.get('attention.L', 150) },
     contextTokens: c.get('contextTokens', 32768),
     debounceMs: c.get('debounceMs', 150),
@@ -39,7 +42,7 @@ export function languageEnabled(s: SnoutSettings, languageId: string): boolean {
 }
 
 /** Settings whose change needs a new engine (the model is loaded with them). */
-export const engineSettings = ['snout.modelPath', 'snout.device', 'snout.attention'];
+export const engineSettings = ['snout.modelPath', 'snout.device', 'snout.weights', 'snout.attention'];
 
 /** files.exclude patterns that are on (value true), for the workspace scan. */
 export function filesExclude(folder: vscode.WorkspaceFolder): string[] {

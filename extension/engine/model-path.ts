@@ -1,6 +1,6 @@
 // Where the model lives when the user has not chosen one: inside the extension (the VSIX ships tiny-coder-hf), else
 // the shared folder next to the repository (development), overridable by SNOUT_SHARED.
-import { existsSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 export const defaultModelName = 'tiny-coder-hf';
@@ -9,6 +9,20 @@ export const defaultModelName = 'tiny-coder-hf';
 export function isModelDir(dir: string): boolean {
   return existsSync(path.join(dir, 'config.json')) && existsSync(path.join(dir, 'tokenizer.json'));
 }
+
+/** True for a .gguf file (llama.cpp's format) or a folder holding exactly one and no config.json. */
+export function isGgufModel(p: string): boolean {
+  try {
+    const st = statSync(p);
+    if (st.isFile()) return p.toLowerCase().endsWith('.gguf');
+    return st.isDirectory() && !existsSync(path.join(p, 'config.json')) && readdirSync(p).filter((f) => f.toLowerCase().endsWith('.gguf')).length === 1;
+  } catch {
+    return false;
+  }
+}
+
+/** What the engine can load: a Hugging Face folder or a GGUF model. */
+export const isModelPath = (p: string): boolean => isModelDir(p) || isGgufModel(p);
 
 export function defaultModelCandidates(extensionPath: string, env: NodeJS.ProcessEnv = process.env): string[] {
   const shared = env.SNOUT_SHARED ? path.resolve(env.SNOUT_SHARED) : path.resolve(extensionPath, '..', 'shared');

@@ -46,7 +46,7 @@ test('a bad model folder or an out-of-range K/L is found before the engine start
     assert.deepEqual(missing.map((p) => [p.setting, p.fix]), [['snout.modelPath', 'selectModel']]);
     assert.match(missing[0].message, /does not exist/);
     assert.match(settingProblems({ ...ok, modelPath: tmp }, tmp)[0].message, /no config\.json/);
-    assert.match(settingProblems({ ...ok, modelPath: path.join(model, 'config.json') }, path.join(model, 'config.json'))[0].message, /not a folder/);
+    assert.match(settingProblems({ ...ok, modelPath: path.join(model, 'config.json') }, path.join(model, 'config.json'))[0].message, /is not a \.gguf file or a model folder/);
     assert.equal(settingProblems({ ...ok, modelPath: '' }, undefined)[0].setting, 'snout.modelPath'); // no bundled model
     for (const [K, L, bad] of [[64, 150, 'K'], [0, 150, 'K'], [2.5, 150, 'K'], [10, 1, 'L'], [10, 4096, 'L']] as const) {
       const p = settingProblems({ ...ok, attention: { K, L } }, model);
