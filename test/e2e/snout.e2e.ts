@@ -290,7 +290,9 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     assert.deepEqual(readdirSync(path.join(bin, 'linux')), ['x64']);
     assert.ok(!has('node_modules'), 'a top-level node_modules/ was packed');
     // The details page is the user's README, not the developers' one.
-    const readme = readFileSync(path.join(installedDir, 'README.md'), 'utf8');
+    const readmeName = readdirSync(installedDir).find((f) => /^readme\.md$/i.test(f));
+    assert.ok(readmeName, 'the VSIX has no README');
+    const readme = readFileSync(path.join(installedDir, readmeName), 'utf8');
     assert.ok(readme.includes('## Choosing a model') && readme.includes('## Your data stays yours'), 'the user README');
     assert.ok(!/npm (test|ci|install)|## Benchmarks|snout bench/.test(readme), 'developer content on the details page');
   });
