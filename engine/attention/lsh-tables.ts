@@ -10,10 +10,10 @@
 // sizes in place. So a keystroke that adds a block costs what it adds, not what is indexed, and retrieval still walks
 // one bucket per table (measured: README "Decisions", `snout bench folds`).
 //
-// Layout of one shared memory (a WebAssembly memory: retrieval is a WebAssembly loop, wasm-kernels.ts): buckets
+// Layout of one shared memory (a WebAssembly memory: retrieval is a WebAssembly loop, kernels/kernels.c `retrieve`): buckets
 // (start, size) for bucket c of table l at buckets[2·(l·B + c)], starts relative to table l's ids at ids[l·capacity],
 // then the retrieval scratch. Indexed ids are the contiguous range [base, base + count) of token positions.
-import { retrievalKernel, type RetrievalKernel } from './wasm-kernels';
+import { instantiate, kernelModule, type WasmKernels } from './kernels/kernels';
 
 /** Bytes before the first region of a tables memory (kept free, so no region starts at address 0). */
 const HEADER = 64;
@@ -49,7 +49,7 @@ function layout(L: number, B: number, cap: number) {
  */
 function allocate(L: number, B: number, cap: number): { buffer: SharedArrayBuffer; memory: WebAssembly.Memory | null } {
   const bytes = layout(L, B, cap).end;
-  if (retrievalKernel) {
+  if (kernelModule()) {
     const pages = Math.max(1, Math.ceil(bytes / 65536));
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     return { buffer: memory.buffer as unknown as SharedArrayBuffer, memory };
@@ -95,7 +95,7 @@ export class LshTables {
   private sampled!: Int32Array;
   private out!: Int32Array;
   private qCodes!: Int32Array;
-  private kernel: RetrievalKernel | null = null;
+  private kernel: WasmKernels['retrieve'] | null = null;
   private regions!: ReturnType<typeof layout>;
 
   /** Empty tables, or (`existing`) a view of tables another thread made: same memory, same layout, nothing copied. */
@@ -124,7 +124,7 @@ export class LshTables {
     this.sampled = new Int32Array(b, r.sampled, Math.ceil(capacity / 32));
     this.out = new Int32Array(b, r.out, capacity);
     this.qCodes = new Int32Array(b, r.q, L);
-    this.kernel = this.memory && retrievalKernel ? retrievalKernel(this.memory) : null;
+    this.kernel = this.memory ? instantiate(this.memory)!.retrieve : null;
   }
 
   /**

@@ -5,7 +5,7 @@
 // back to the counter) and one past the unroll limit (d = 264 uses the looping kernels).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { instantiate, type WasmKernels } from '../../engine/attention/wasm-kernels';
+import { instantiate, type WasmKernels } from '../../engine/attention/kernels/kernels';
 import { fromBf16, toBf16 } from '../../engine/attention/kv-store';
 import { rng } from './reference';
 
