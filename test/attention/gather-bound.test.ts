@@ -7,7 +7,7 @@ import { Sequence } from '../../engine/attention/sequence';
 import { defaultAttentionConfig, type AttentionShape } from '../../engine/attention/types';
 import { KvStore } from '../../engine/attention/kv-store';
 import { collectRows } from '../../bench/attention-probe';
-import { gaussians, rng } from './reference';
+import { gaussians, rng } from './data';
 
 const n = 3000;
 

@@ -11,7 +11,7 @@ import { HeadIndex } from '../../engine/attention/head-index';
 import { LshTables } from '../../engine/attention/lsh-tables';
 import { SimHash } from '../../engine/attention/simhash';
 import { KvStore, fromBf16 } from '../../engine/attention/kv-store';
-import { gaussians, rng } from './reference';
+import { gaussians, rng } from './data';
 
 const d = 32;
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { instantiate, type WasmKernels } from '../../engine/attention/kernels/kernels';
 import { fromBf16, toBf16 } from '../../engine/attention/kv-store';
-import { rng } from './reference';
+import { rng } from './data';
 
 const ROWS = 40;
 

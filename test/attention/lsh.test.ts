@@ -6,7 +6,7 @@ import { LshTables, capacityFor } from '../../engine/attention/lsh-tables';
 import { SimHash } from '../../engine/attention/simhash';
 import { samplingProbability } from '../../engine/attention/methods/log-weights';
 import { KeyHashGraph } from '../../engine/attention/hash-graph';
-import { gaussians, rng } from './reference';
+import { gaussians, rng } from './data';
 
 function bruteForce(codes: number[][], q: number[], base: number, end: number): number[] {
   const out: number[] = [];

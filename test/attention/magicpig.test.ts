@@ -6,7 +6,8 @@ import { LogWeightTable, samplingProbability } from '../../engine/attention/meth
 import { MagicPig } from '../../engine/attention/methods/magicpig';
 import { stepOf } from './step';
 import { KvStore } from '../../engine/attention/kv-store';
-import { attendNaive, gaussians, relErr, rng, row } from './reference';
+import { dense as attendNaive } from '../../engine/attention/reference/baselines';
+import { gaussians, relErr, rng, row } from './data';
 
 const shape: AttentionShape = { numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 16 };
 const d = shape.headDim;

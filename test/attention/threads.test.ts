@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionShape } from '../../engine/attention';
-import { gaussians, rng } from './reference';
+import { gaussians, rng } from './data';
 
 const shape: AttentionShape = { numLayers: 2, numHeads: 8, numKvHeads: 4, headDim: 16 };
 const { numHeads: H, numKvHeads: G, headDim: d } = shape;
