@@ -16,7 +16,7 @@ const castU32 = new Uint32Array(castF32.buffer);
 const align = (x: number) => (x + 63) & ~63;
 
 /**
- * Query / output slots in the workspace: the query heads of one GQA group attend together (decode-kernels.ts), so a
+ * Query / output slots in the workspace: the query heads of one GQA group attend together (methods/magicpig.ts), so a
  * key row sampled by several of them is read from memory once. Larger groups go in batches of SLOTS.
  */
 export const SLOTS = 16;
@@ -184,7 +184,7 @@ export class HeadCache {
   /**
    * After dotsAt (logits = q·k) and with norms[at + j] = |k − k̄|: logits[at + j] = logits[at + j] · scale −
    * log(u + 1e-4) from the held table, u at the angle of cos = (q·k − qk) / (qn · |k − k̄|); returns the largest
-   * (decode-kernels.ts sampledBlock, spec §6-7).
+   * (methods/magicpig.ts sampledBlock, spec §6-7).
    */
   logWeightsAt(at: number, m: number, qn: number, qk: number, scale: number): number {
     return this.wasm!.logWeights(this.logitsOff + 4 * at, this.normsOff + 4 * at, m, this.tableOff, qn, qk, scale);
@@ -216,7 +216,7 @@ export class HeadCache {
    * (flash-decoding's online softmax), so scores need count · block floats, not count · end. Each block is touched
    * first (kernels.c `touch`, a prefetch), so its heads read it from L2, not at the pace of their stalls.
    * Caller checks `simd`.
-   * Measured (tiny-coder decode, 2 query heads per KV head): see README "Decisions".
+   * Measured (tiny-coder decode, 2 query heads per KV head): see bench-results/attention-decisions.md.
    */
   attendPrefixGroup(q: Float32Array, qo: number, count: number, end: number, scale: number, out: Float32Array, oo: number): void {
     const w = this.wasm!, d = this.d, rowBytes = (this.bf16 ? 2 : 4) * d, bl = DENSE_BLOCK;

@@ -20,7 +20,7 @@ export function fromBf16(h: number): number {
   return castF32[0];
 }
 
-/** q[qo..qo+d) · K[row i]. Float32 with four partial sums (V8 keeps them in registers; ~1.5× a single sum). */
+/** q[qo..qo+d) · K[row i]. Float32 with four partial sums (V8 keeps them in registers: faster than a single sum). */
 export function dotRow(q: Float32Array, qo: number, K: KvArray, i: number, d: number): number {
   return K instanceof Float32Array ? dotF32(q, qo, K, i * d, d) : dotBf16(q, qo, K, i * d, d);
 }

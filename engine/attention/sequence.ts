@@ -17,7 +17,7 @@
 //   in prepare() (or at the first decode step) and only adds/removes whole blocks: a keystroke costs one block's hash.
 // - Keys stay raw in the cache (never shifted in place: a prefill over a reused prefix then sees the same bits as a
 //   cold one). k̃ = k − k̄ is formed only where the spec needs it: key hashes and norms at indexing, and the
-//   cosine of the sampling probability (decode-kernels: q·k̃_i = q·k_i − q·k̄). Scores use raw keys: q·k̄ is the same
+//   cosine of the sampling probability (methods/magicpig.ts: q·k̃_i = q·k_i − q·k̄). Scores use raw keys: q·k̄ is the same
 //   constant for every key of a head, which the softmax ignores (spec §2's own argument).
 // - k̄ = mean of the first kbarSpan(|I|) keys of I (a power of two, at most KBAR_SPAN). Deviation from spec §2 (k̄ =
 //   mean of all of I): that mean moves with every fold, and every moved k̄ re-hashes the whole index — a keystroke on
@@ -40,7 +40,7 @@ export { DENSE_THREADS_MIN_WORK, THREADS_MIN_WORK };
  * k̄ (spec §2) is the mean of the first kbarSpan(|I|) keys of I: the largest power of two ≤ |I|, at most KBAR_SPAN.
  * A new span means a new k̄ and re-hashing I, so spans double: while I grows to KBAR_SPAN each key is re-hashed
  * O(1) times in total (one rehash per doubling, none per block), and k̄ always averages at least half of I below
- * KBAR_SPAN. Measured (engine/attention/README.md, "k̄"): on tiny-coder keys a short prefix mean is a poor stand-in
+ * KBAR_SPAN. Measured (bench-results/attention-decisions.md, "k̄"): on tiny-coder keys a short prefix mean is a poor stand-in
  * for the full mean (RoPE turns the offset with position), hence a span of 1024, not one block.
  */
 export const KBAR_SPAN = 1024;
@@ -58,14 +58,14 @@ interface LayerState {
 /**
  * Query hashing for decode steps (forwardAsync): the ONNX graph when numHeads · d · K · L reaches this many
  * multiply-adds, else the SIMD CPU kernel (below it the two are within noise, and the CPU kernel needs no graph
- * session and no await; measured in README "Decisions").
+ * session and no await; measured in bench-results/attention-decisions.md).
  */
 export const GRAPH_HASH_MIN_MACS = 1_000_000;
 
 /**
  * Keys per run of the key-hash graph in prepare(). onnxruntime's CPU arena keeps a run's largest intermediates for
  * the session's life ([batch, K·L] projections, bits, weighted bits), so the batch sets memory that a process never
- * gets back; larger batches hashed no faster (README "Decisions").
+ * gets back; larger batches hashed no faster (bench-results/attention-decisions.md).
  */
 export const HASH_BATCH = 512;
 

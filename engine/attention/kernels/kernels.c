@@ -249,7 +249,7 @@ EXPORT("logWeights") float logWeights(addr out, addr nrm, int32_t m, addr table,
     t1 = wasm_f32x4_replace_lane(t1, 2, loadf(table + (uint32_t)wasm_i32x4_extract_lane(idx, 2) + 4));
     t0 = wasm_f32x4_replace_lane(t0, 3, loadf(table + (uint32_t)wasm_i32x4_extract_lane(idx, 3)));
     t1 = wasm_f32x4_replace_lane(t1, 3, loadf(table + (uint32_t)wasm_i32x4_extract_lane(idx, 3) + 4));
-    // logit = q·k·scale − (t[i] + (x − ⌊x⌋)·(t[i+1] − t[i]))
+    // logit = q·k·scale − log(u + 1e-4), log(u + 1e-4) = t[i] + (x − ⌊x⌋)·(t[i+1] − t[i]): the 1/u weight (spec §7)
     v128_t logw = wasm_f32x4_add(t0, wasm_f32x4_mul(wasm_f32x4_sub(x, wasm_f32x4_floor(x)), wasm_f32x4_sub(t1, t0)));
     v128_t logit = wasm_f32x4_sub(wasm_f32x4_mul(dot, wasm_f32x4_splat(scale)), logw);
     store(at, logit);
@@ -267,7 +267,7 @@ EXPORT("logWeights") float logWeights(addr out, addr nrm, int32_t m, addr table,
     float x = (c < 0 ? PI_F - r : r) * toIndex;
     addr i = table + ((uint32_t)__builtin_wasm_trunc_saturate_s_i32_f32(x) << 2);
     float t0 = loadf(i), t1 = loadf(i + 4);
-    float logit = dot * scale - (t0 + (x - __builtin_floorf(x)) * (t1 - t0));
+    float logit = dot * scale - (t0 + (x - __builtin_floorf(x)) * (t1 - t0)); // the 1/u weight, as above
     *(float *)at = logit;
     mx = __builtin_wasm_max_f32(mx, logit);
   }

@@ -27,7 +27,7 @@ const TABLE = LOG_WEIGHT_POINTS;
 /**
  * log(u(θ) + 1e-4) for fixed K, L, tabulated over the angle θ = arccos(cos) and linearly interpolated.
  * Deviation from spec §6-7 (numerical only): the exact formula (exp, log1p, log per sampled key) would cost a large
- * share of a step, the table a small one (README "Decisions"). In θ the function is smooth (its slope is bounded by
+ * share of a step, the table a small one (bench-results/attention-decisions.md). In θ the function is smooth (its slope is bounded by
  * 2K/(π·p)), so with 16384 points the interpolation error stays below 1e-4 in log-weight (checked in
  * test/attention/magicpig.test.ts). The WebAssembly kernel `logWeights` (kernels.c) does the same in float32.
  */

@@ -161,7 +161,7 @@ export class MagicPig implements DecodeMethod {
   /**
    * Slot s's sampled ids [p, e): logits s_i − log(u_i + 1e-4) (spec §7), weights under the running shift, values.
    * |k̃_i| comes from the index's norms (computed once, when key i was indexed); on the SIMD path they are gathered
-   * into the workspace for the logWeights kernel (measured against computing them from the row: README "Decisions").
+   * into the workspace for the logWeights kernel (measured against computing them from the row: bench-results/attention-decisions.md).
    */
   private sampledBlock(c: HeadCache, table: LogWeightTable, s: number, p: number, e: number): void {
     const ids = c.ids, logits = c.logits, qn = this.qn[s], qk = this.qk[s], norms = this.norms!, gathered = c.norms;

@@ -8,7 +8,7 @@ import { METHOD_NAMES, type DecodeMethod, type DecodeStep } from './index';
 
 /**
  * Work (numHeads · headDim · indexed keys) from which a sampled decode step uses 2 threads when config.threads is
- * unset: below it, the hand-off to a worker costs more than it saves (measured: README "Decisions", Threads).
+ * unset: below it, the hand-off to a worker costs more than it saves (measured: bench-results/attention-decisions.md, Threads).
  */
 export const THREADS_MIN_WORK = 6_000_000;
 /** The same for an exact decode step (every key is read, so far fewer keys pay off). */
