@@ -3,19 +3,11 @@
 // ⌈|S| / PAGE⌉ pages, |S| from MagicPIG's retrieval for this head and step; a number is a fraction of the pages.
 import type { KvStore } from '../kv-store';
 import { PAGE } from '../head-index';
-import { kthLargest } from '../select';
-import { attendListed, listExact, type DecodeMethod, type DecodeStep } from './method';
-import { SelectScratch, sampledCount } from './topk';
+import { attendListed, listExact, type DecodeStep } from './method';
+import { Selection, sampledCount } from './topk';
 
-export class Quest implements DecodeMethod {
+export class Quest extends Selection {
   readonly name = 'quest';
-  readonly threaded = false;
-  private readonly scratch = new SelectScratch();
-  private readonly scale: number;
-
-  constructor(readonly d: number) {
-    this.scale = 1 / Math.sqrt(d);
-  }
 
   beforeStep(step: DecodeStep, kv: KvStore, row: Float32Array): void {
     if (step.count === 0) return;
@@ -24,8 +16,8 @@ export class Quest implements DecodeMethod {
 
   group(step: DecodeStep, g: number): void {
     const group = step.numHeads / step.numKvHeads, c = step.caches[g], index = step.indexes[g], r = step.ranges;
-    const d = this.d, q = step.q, obs = step.observer, total = Math.ceil(step.count / PAGE);
-    this.scratch.reserve(step.count);
+    const d = this.d, q = step.q, obs = step.observer, total = Math.ceil(step.count / PAGE), top = this.top;
+    top.reserve(step.count);
     for (let h = g * group; h < (g + 1) * group; h++) {
       const nT = listExact(step, c, h, 0, 0), qo = h * d;
       const pages = step.budget === 'auto' ? Math.ceil(sampledCount(step, g, h, nT) / PAGE) : Math.ceil(step.budget * total);
@@ -33,6 +25,7 @@ export class Quest implements DecodeMethod {
       const b = Math.min(total, Math.max(0, pages));
       let m = nT;
       if (b > 0) {
+        const sc = top.scores;
         for (let p = 0; p < total; p++) {
           const o = p * d;
           let s = 0;
@@ -40,17 +33,12 @@ export class Quest implements DecodeMethod {
             const lo = q[qo + j] * index.pageMin[o + j], hi = q[qo + j] * index.pageMax[o + j];
             s += lo > hi ? lo : hi;
           }
-          this.scratch.scores[p] = s;
-          this.scratch.work[p] = s;
+          sc[p] = s;
         }
-        const tau = kthLargest(this.scratch.work, total, b);
-        let ties = b;
-        for (let p = 0; p < total; p++) if (this.scratch.scores[p] > tau) ties--;
+        top.select(total, b);
         for (let p = 0; p < total; p++) {
-          const s = this.scratch.scores[p];
-          if (s > tau || (s === tau && ties-- > 0)) {
-            for (let i = r.sinks + p * PAGE, e = Math.min(r.indexedEnd, i + PAGE); i < e; i++) c.ids[m++] = i;
-          }
+          if (!top.keeps(sc[p])) continue;
+          for (let i = r.sinks + p * PAGE, e = Math.min(r.indexedEnd, i + PAGE); i < e; i++) c.ids[m++] = i;
         }
       }
       attendListed(c, m, this.scale, step.out, qo);
