@@ -30,8 +30,8 @@ const mainStep = {} as DecodeStep;
 
 /**
  * Run `method` for every KV head of `step` on `threads` threads (1: all on the calling thread). Threads need the
- * method's consent (`threaded`) and every head on the SIMD path (shared WebAssembly memories); otherwise one thread.
- * `codesReady`: step.codes already hold the query codes (step.hash is then null).
+ * method's consent (`threaded`) and every head on the SIMD path (`simd`: shared WebAssembly memories); otherwise one
+ * thread. With step.hash null, step.codes already hold the query codes (the workers get a copy).
  */
 export function runStep(method: DecodeMethod, step: DecodeStep, layer: number, threads: number, simd: boolean): void {
   const G = step.numKvHeads;
