@@ -50,6 +50,8 @@ const wasmDir = path.dirname(require.resolve('@vscode/tree-sitter-wasm/package.j
 const assets = [
   [require.resolve('web-tree-sitter').replace(/web-tree-sitter\.(js|cjs)$/, 'web-tree-sitter.wasm'), 'web-tree-sitter.wasm'],
   ...['typescript', 'tsx', 'javascript', 'python'].map((g) => [path.join(wasmDir, 'wasm', `tree-sitter-${g}.wasm`), `tree-sitter-${g}.wasm`]),
+  // The attention kernels (built from kernels.c by scripts/build-kernels.mjs; loaded from beside the bundle).
+  ['engine/attention/kernels/kernels.wasm', 'kernels.wasm'],
 ];
 for (const [from, to] of assets) if (existsSync(from)) copyFileSync(from, path.join(outdir, to));
 

@@ -11,6 +11,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Sequence } from '../engine/attention/sequence';
+import { StepProfile, collectRows, touchRows } from './attention-probe';
 import { defaultAttentionConfig, type AttentionConfig, type AttentionMethod, type KvDtype } from '../engine/attention/types';
 import { UserError } from '../engine/errors';
 import { barChart, lineChart } from './svg';
@@ -126,7 +127,7 @@ export function fillCache(seq: Sequence, n: number, base: Float32Array, rand: ()
         }
       }
     }
-    seq.appendOnly(0, k.subarray(0, m * G * D), v.subarray(0, m * G * D), m);
+    seq.cache(0).append(k.subarray(0, m * G * D), v.subarray(0, m * G * D), m);
   }
 }
 
@@ -190,20 +191,21 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
     return out;
   };
   /** `reps` timed steps on fresh queries; best of the reps (the 2 cores are shared: the least disturbed run). */
+  const profile = new StepProfile();
   const timed = async (reps: number, variants: { method: AttentionMethod; budget?: AttentionConfig['budget']; threads: number; profile?: boolean;
     after?: (qr: Float32Array) => Promise<void> }[]) => {
     const ts = variants.map(() => [] as number[]), cpu = variants.map(() => [] as number[]);
     for (let r = 0; r < reps; r++) {
       for (const [i, v] of variants.entries()) {
         seq.configure({ method: v.method, budget: v.budget ?? 'auto', threads: v.threads });
-        seq.profiling = v.profile ?? false;
+        seq.observe(v.profile ? profile : null);
         const qr = nextQuery();
         const c0 = process.cpuUsage(), t0 = performance.now();
         await seq.forwardAsync(0, qr, k1, v1, 1, scratch);
         ts[i].push(performance.now() - t0);
         const c1 = process.cpuUsage(c0);
         cpu[i].push((c1.user + c1.system) / 1000);
-        seq.profiling = false;
+        seq.observe(null);
         seq.truncate(n);
         seq.endPrefill();
         await v.after?.(qr);
@@ -215,21 +217,15 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
   // them), read line by line with no arithmetic once the next variants' steps have flushed the caches.
   let sampledRows: Int32Array[] = [];
   const gather: number[] = [], distinct: number[] = [];
-  const collectRows = async (qr: Float32Array) => {
-    const saved = { ...seq.profile };
+  const collect = async (qr: Float32Array) => {
     seq.configure({ method: 'magicpig', threads: 1 });
-    seq.profiling = true;
-    seq.profile.rows = [];
-    await seq.forwardAsync(0, qr, k1, v1, 1, scratch);
-    sampledRows = seq.sampledRows();
-    Object.assign(seq.profile, saved);
-    seq.profiling = false;
+    sampledRows = await collectRows(seq, G, () => seq.forwardAsync(0, qr, k1, v1, 1, scratch));
     seq.truncate(n);
     seq.endPrefill();
   };
-  const touchRows = async () => {
+  const touch = async () => {
     const t = performance.now();
-    seq.touchRows(0, sampledRows);
+    touchRows(seq, 0, sampledRows);
     gather.push(performance.now() - t);
     distinct.push(sampledRows.reduce((a, r) => a + r.length, 0));
   };
@@ -239,16 +235,16 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
   outs.dense = await output('dense');
   outs.magicpig = await output('magicpig');
   const variants = [
-    { method: 'dense' as const, threads: 1 }, { method: 'magicpig' as const, threads: 1, profile: true, after: collectRows },
-    { method: 'magicpig' as const, threads: 2 }, { method: 'dense' as const, threads: 2, after: touchRows },
+    { method: 'dense' as const, threads: 1 }, { method: 'magicpig' as const, threads: 1, profile: true, after: collect },
+    { method: 'magicpig' as const, threads: 2 }, { method: 'dense' as const, threads: 2, after: touch },
   ];
   await timed(1, variants); // warm-up: starts the worker, posts the layout
   seq.resetStats();
-  seq.resetProfile();
+  profile.reset();
   gather.length = distinct.length = 0;
   const [dense, mp, mp2, dense2] = await timed(steps, variants);
   const gatherMs = Math.min(...gather);
-  const p = { ...seq.profile };
+  const p = profile;
   const per = (x: number) => x / steps;
   const frac = seq.stats().sampledFraction;
   // Errors at MagicPIG's own per-head budget; timings at the same mean fraction as a number.
@@ -414,7 +410,7 @@ async function endToEnd(ns: number[], tokens: number, log: (s: string) => void) 
         for (let s = 0; s < n; s += chunk) {
           const m = Math.min(chunk, n - s);
           for (let i = 0; i < m * G * d; i++) { const z = rand(); k[i] = offset[i % (G * d)] + z; v[i] = 0.5 * z + 0.5 * rand(); }
-          seq.appendOnly(layer, k.subarray(0, m * G * d), v.subarray(0, m * G * d), m);
+          seq.cache(layer).append(k.subarray(0, m * G * d), v.subarray(0, m * G * d), m);
         }
       }
       seq.endPrefill();

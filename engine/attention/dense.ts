@@ -1,10 +1,9 @@
 // Exact attention over the cache: causal prefill chunks and full decode steps (GQA: query head h reads KV head
 // h / (numHeads / numKvHeads)). With the SIMD kernels (head-cache.ts attendPrefixGroup) the query heads of a KV head
-// read its K and V in one pass, block by block with a running max per head (measured 1.6× over one pass per query head
-// at 32 q / 8 kv heads, d 128, 16K keys; 1.2× at tiny-coder's 4 / 2, d 64, 32K); otherwise they are scanned in blocks
-// with a running max (O(block) memory).
+// read its K and V in one pass, block by block with a running max per head (faster than one pass per query head:
+// bench-results/attention-decisions.md); otherwise they are scanned in blocks with a running max (O(block) memory).
 // causalAsync runs big chunks as one ONNX graph instead (prefill-graph.ts: GEMMs over all of a chunk's queries at
-// once, ~15-28× the per-query loop at 4K-16K keys), and falls back to causal() for small work or bfloat16 caches.
+// once), and falls back to causal() for small work or bfloat16 caches.
 import type { KvStore } from './kv-store';
 import type { ProviderSetting } from '../runtime/session';
 import type { PrefillGraph } from './prefill-graph';
@@ -12,11 +11,9 @@ import { SoftmaxAcc, accumulateRange, BLOCK } from './softmax-acc';
 import { SLOTS } from './head-cache';
 
 /**
- * Work (query·key·channel products, n·H·d·(keys − n/2)) from which causalAsync uses the graph. Measured on 2 shared
- * cores: a 256-query chunk over 256 keys (tiny-coder, 4 heads, d 64: ~8M) is about even, 512+ keys favour the graph;
- * a single query (decode step) pays a copy of the layer's K and V per call (O(n), like the step itself), so it never
- * uses the graph: at 32 heads × d 128 the loop took 17 / 89 / 232 ms at 4K / 16K / 64K keys against the graph's
- * 30 / 68 / 429 ms (and ~1.8 s at 128K), measured side by side in one run with the machine otherwise idle.
+ * Work (query·key·channel products, n·H·d·(keys − n/2)) from which causalAsync uses the graph: about where a chunk
+ * over a few hundred keys breaks even. A single query (decode step) would pay a copy of the layer's K and V per call
+ * (O(n), like the step itself), so it never uses the graph (measured: bench-results/attention-decisions.md).
  */
 export const GRAPH_WORK = { chunk: 1 << 23, step: Infinity };
 

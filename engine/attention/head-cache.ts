@@ -6,20 +6,17 @@
 // dims, no SIMD) plain SharedArrayBuffers, K and V each [capacity, d] (stride d), and the TypeScript kernels. Growth
 // makes a new, larger memory and copies K and V once (capacity doubles, so total copying stays O(n)).
 import type { KvDtype } from './types';
-import {
-  LOG_WEIGHT_POINTS, instantiate, mathKernels, wasmModule, type ExpShiftKernel,
-  type LogWeightsKernel, type WasmKernels,
-} from './wasm-kernels';
-import { dotRow } from './softmax-acc';
+import { LOG_WEIGHT_POINTS, instantiate, kernelModule, type WasmKernels } from './kernels/kernels';
+import { dotRow, type KvArray } from './rows';
 
-export type KvArray = Float32Array | Uint16Array;
+export type { KvArray };
 
 const castF32 = new Float32Array(1);
 const castU32 = new Uint32Array(castF32.buffer);
 const align = (x: number) => (x + 63) & ~63;
 
 /**
- * Query / output slots in the workspace: the query heads of one GQA group attend together (decode-kernels.ts), so a
+ * Query / output slots in the workspace: the query heads of one GQA group attend together (methods/magicpig.ts), so a
  * key row sampled by several of them is read from memory once. Larger groups go in batches of SLOTS.
  */
 export const SLOTS = 16;
@@ -47,7 +44,6 @@ export class HeadCache {
   os: Float32Array[];
   private wasm: WasmKernels | null = null;
   private normsOff = 0;
-  private math: { logWeights: LogWeightsKernel; expShift: ExpShiftKernel } | null = null;
   /** The log-weight table (LOG_WEIGHT_POINTS + 2 floats) for logWeightsAt, and which table it holds now. */
   private tableOff = 0;
   private tableHeld: Float32Array | null = null;
@@ -76,7 +72,7 @@ export class HeadCache {
    */
   constructor(readonly dtype: KvDtype, readonly d: number, readonly capacity: number, prev?: HeadCache, length = 0,
     attach?: WebAssembly.Memory) {
-    const useWasm = d % 8 === 0 && wasmModule() !== null;
+    const useWasm = d % 8 === 0 && kernelModule() !== null;
     this.bf16 = dtype === 'bfloat16';
     const bpe = dtype === 'float32' ? 4 : 2, kvBytes = capacity * d * bpe;
     this.rowBytes = d * bpe;
@@ -97,7 +93,6 @@ export class HeadCache {
       this.memory = mem;
       const buf = mem.buffer;
       this.wasm = instantiate(mem, d);
-      this.math = mathKernels(mem, LOG_WEIGHT_POINTS);
       this.norms = new Float32Array(buf, this.normsOff, capacity);
       const n = 2 * capacity * d;
       this.keys = dtype === 'float32' ? new Float32Array(buf, this.kOff, n) : new Uint16Array(buf, this.kOff, n);
@@ -176,7 +171,7 @@ export class HeadCache {
 
   /** True when logWeightsAt / expAt are available (the SIMD path). */
   get hasMath(): boolean {
-    return this.math !== null;
+    return this.wasm !== null;
   }
 
   /** Hold `t` (a LogWeightTable's LOG_WEIGHT_POINTS + 2 floats) for logWeightsAt; copied only when it changes. */
@@ -189,15 +184,15 @@ export class HeadCache {
   /**
    * After dotsAt (logits = q·k) and with norms[at + j] = |k − k̄|: logits[at + j] = logits[at + j] · scale −
    * log(u + 1e-4) from the held table, u at the angle of cos = (q·k − qk) / (qn · |k − k̄|); returns the largest
-   * (decode-kernels.ts sampledBlock, spec §6-7).
+   * (methods/magicpig.ts sampledBlock, spec §6-7).
    */
   logWeightsAt(at: number, m: number, qn: number, qk: number, scale: number): number {
-    return this.math!.logWeights(this.logitsOff + 4 * at, this.normsOff + 4 * at, m, this.tableOff, qn, qk, scale);
+    return this.wasm!.logWeights(this.logitsOff + 4 * at, this.normsOff + 4 * at, m, this.tableOff, qn, qk, scale);
   }
 
   /** logits[at + j] = exp(logits[at + j] − shift) for j < m; returns their sum (WebAssembly where available). */
   expAt(at: number, m: number, shift: number): number {
-    return this.math ? this.math.expShift(this.logitsOff + 4 * at, m, shift) : this.expLoop(this.logits, at, m, shift);
+    return this.wasm ? this.wasm.expShift(this.logitsOff + 4 * at, m, shift) : this.expLoop(this.logits, at, m, shift);
   }
 
   /** logits[j] = q · K[start + j] for j < m (unscaled). */
@@ -219,9 +214,9 @@ export class HeadCache {
    * SLOTS) over keys [0, end), into out[oo + s·d ..]. The group reads K and V once: block by block of DENSE_BLOCK
    * rows, every head scores the block while it is in cache, with a running max and rescaling per head
    * (flash-decoding's online softmax), so scores need count · block floats, not count · end. Each block is touched
-   * first (wasm-kernels.ts `touch`, a prefetch), so its heads read it from L2, not at the pace of their stalls.
+   * first (kernels.c `touch`, a prefetch), so its heads read it from L2, not at the pace of their stalls.
    * Caller checks `simd`.
-   * Measured (tiny-coder decode, 2 query heads per KV head): see README "Decisions".
+   * Measured (tiny-coder decode, 2 query heads per KV head): see bench-results/attention-decisions.md.
    */
   attendPrefixGroup(q: Float32Array, qo: number, count: number, end: number, scale: number, out: Float32Array, oo: number): void {
     const w = this.wasm!, d = this.d, rowBytes = (this.bf16 ? 2 : 4) * d, bl = DENSE_BLOCK;
@@ -254,7 +249,7 @@ export class HeadCache {
           for (let c = 0; c < d; c++) o[c] *= r;
           mx[s] = bmax;
         }
-        z[s] += this.math ? this.math.expShift(lp, m, mx[s]) : this.expLoop(logits, at, m, mx[s]);
+        z[s] += this.wasm ? this.wasm.expShift(lp, m, mx[s]) : this.expLoop(logits, at, m, mx[s]);
         const op = this.oOff + 4 * d * s;
         if (this.bf16) w.axpyRange16(op, this.vOff, b0, lp, m, rowBytes, this.strideBytes);
         else w.axpyRange(op, this.vOff, b0, lp, m, rowBytes, this.strideBytes);

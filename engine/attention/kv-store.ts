@@ -4,25 +4,10 @@
 // on growth, so appending n tokens one at a time costs O(n) copies in total, never O(n²). Buffers are
 // SharedArrayBuffers so worker threads can read them without a copy.
 import type { KvDtype } from './types';
-import { HeadCache, type KvArray } from './head-cache';
+import { HeadCache } from './head-cache';
+import { fromBf16, toBf16, type KvArray } from './rows';
 
-export type { KvArray };
-
-// Scratch views for bf16 <-> f32 bit casts (one shift; round-to-nearest-even on the way in).
-const castF32 = new Float32Array(1);
-const castU32 = new Uint32Array(castF32.buffer);
-
-export function toBf16(x: number): number {
-  castF32[0] = x;
-  const bits = castU32[0];
-  if ((bits & 0x7f800000) === 0x7f800000) return bits >>> 16; // inf/NaN: truncate
-  return ((bits + 0x7fff + ((bits >>> 16) & 1)) >>> 16) & 0xffff;
-}
-
-export function fromBf16(h: number): number {
-  castU32[0] = h << 16;
-  return castF32[0];
-}
+export { fromBf16, toBf16, type KvArray };
 
 export class KvStore {
   /** Per KV head: its cache memory (K, V and the decode workspace). */

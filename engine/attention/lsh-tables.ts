@@ -8,12 +8,12 @@
 // gap near enough, its table is rebuilt in place with the free room shared out again, O(capacity). Past 3/4 of the
 // room (`limit`), everything is copied into a new memory with room for max(1/8, 4 a bucket) more. A cut lowers bucket
 // sizes in place. So a keystroke that adds a block costs what it adds, not what is indexed, and retrieval still walks
-// one bucket per table (measured: README "Decisions", `snout bench folds`).
+// one bucket per table (measured: bench-results/attention-decisions.md, `snout bench folds`).
 //
-// Layout of one shared memory (a WebAssembly memory: retrieval is a WebAssembly loop, wasm-kernels.ts): buckets
+// Layout of one shared memory (a WebAssembly memory: retrieval is a WebAssembly loop, kernels/kernels.c `retrieve`): buckets
 // (start, size) for bucket c of table l at buckets[2·(l·B + c)], starts relative to table l's ids at ids[l·capacity],
 // then the retrieval scratch. Indexed ids are the contiguous range [base, base + count) of token positions.
-import { retrievalKernel, type RetrievalKernel } from './wasm-kernels';
+import { instantiate, kernelModule, type WasmKernels } from './kernels/kernels';
 
 /** Bytes before the first region of a tables memory (kept free, so no region starts at address 0). */
 const HEADER = 64;
@@ -51,17 +51,17 @@ function layout(L: number, B: number, cap: number) {
  */
 export function tablesBytes(K: number, L: number, n: number): number {
   const B = 1 << K, bytes = layout(L, B, capacityFor(n, B)).end;
-  return retrievalKernel ? Math.ceil(bytes / 65536) * 65536 : bytes;
+  return kernelModule() ? Math.ceil(bytes / 65536) * 65536 : bytes;
 }
 
 /**
  * One shared memory holding a table set: a WebAssembly.Memory where SIMD-era WebAssembly is available (retrieval
- * then runs as a WebAssembly loop, 1.35× the TypeScript loop: 4.1 → 3.0 ms for 32 heads at 64K keys), else a
+ * then runs as a WebAssembly loop, kernels.c `retrieve`), else a
  * SharedArrayBuffer. Shared either way, so attention worker threads read the tables in place. Fresh memory is zero.
  */
 function allocate(L: number, B: number, cap: number): { buffer: SharedArrayBuffer; memory: WebAssembly.Memory | null } {
   const bytes = layout(L, B, cap).end;
-  if (retrievalKernel) {
+  if (kernelModule()) {
     const pages = Math.max(1, Math.ceil(bytes / 65536));
     const memory = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
     return { buffer: memory.buffer as unknown as SharedArrayBuffer, memory };
@@ -92,8 +92,7 @@ export class LshTables {
   capacity = 0;
   /**
    * Ids past which a fold regrows: 3/4 of the free room in. The last quarter would go to long bucket moves and table
-   * rebuilds (measured at 128K keys, K = 10, L = 150, folds of 256: ~2-10 ms a fold for the first 3/4 of the room,
-   * then 20 → 200 ms a fold as gaps run out; a regrow is ~200 ms).
+   * rebuilds, each fold growing several times slower as the gaps run out (bench-results/attention-decisions.md, gapped buckets).
    */
   limit = 0;
   /** Bucket c of table l: ids[l·capacity + buckets[2·(l·B + c)] ..] for buckets[2·(l·B + c) + 1] ids. */
@@ -107,7 +106,7 @@ export class LshTables {
   private sampled!: Int32Array;
   private out!: Int32Array;
   private qCodes!: Int32Array;
-  private kernel: RetrievalKernel | null = null;
+  private kernel: WasmKernels['retrieve'] | null = null;
   private regions!: ReturnType<typeof layout>;
 
   /** Empty tables, or (`existing`) a view of tables another thread made: same memory, same layout, nothing copied. */
@@ -136,7 +135,7 @@ export class LshTables {
     this.sampled = new Int32Array(b, r.sampled, Math.ceil(capacity / 32));
     this.out = new Int32Array(b, r.out, capacity);
     this.qCodes = new Int32Array(b, r.q, L);
-    this.kernel = this.memory && retrievalKernel ? retrievalKernel(this.memory) : null;
+    this.kernel = this.memory ? instantiate(this.memory)!.retrieve : null;
   }
 
   /**
@@ -316,8 +315,8 @@ export class LshTables {
    * Two bitmaps of one bit per key (all zero between calls): walking q's L buckets, a key already in `seen` goes
    * into `sampled` (its second collision), and every key goes into `seen`. A scan of `sampled` then lists the keys in
    * id order (so the attention's gathers run forward through memory with no sort) and zeroes both bitmaps.
-   * 2 bits of scratch per key stay in L1 where a mark byte per key (a generation counter) did not (figures in
-   * wasm-kernels.ts). The same set as spec §5's "emit at the second collision", listed in id order instead of
+   * 2 bits of scratch per key stay in L1 where a mark byte per key (a generation counter) did not (README
+   * "Decisions"). The same set as spec §5's "emit at the second collision", listed in id order instead of
    * emission order (the estimator does not depend on order). The bitmaps live with the tables, so one thread at a time
    * may retrieve from a table set (a KV head belongs to one thread in a step).
    */

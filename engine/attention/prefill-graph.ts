@@ -9,10 +9,9 @@
 // The bias is a constant [c, c] triangle padded on the left with `past` zeros inside the graph, so nothing O(n · c) is
 // built in JS. Long contexts split the chunk's queries into sub-chunks so the score matrices stay under SCORE_BUDGET
 // floats (still exact: each sub-chunk sees every key it may, no online merge needed).
-// Measured (2 shared cores, AVX-512, one layer, 256-query chunks at 16K keys): 4 q / 2 kv heads, d 64: 50-120 ms vs
-// 1.1-2.0 s for the per-query loop; 32 q / 8 kv heads, d 128: 0.8-1.6 s vs 30-40 s. onnxruntime's contrib
-// GroupQueryAttention was ~25% faster per call at 16K but needs the past keys restacked per sub-chunk, writes a
-// `present` copy of the whole cache and keeps [H, c, n] probabilities at once, so it is not used.
+// Many times faster than the per-query loop on a long prompt (bench-results/attention-decisions.md). onnxruntime's contrib
+// GroupQueryAttention was faster per call but needs the past keys restacked per sub-chunk, writes a `present` copy of
+// the whole cache and keeps [H, c, n] probabilities at once, so it is not used.
 // Bits: outputs agree with causal() and with a float64 reference to float32 rounding (~1e-7), but not bit for bit,
 // and a query's output can differ in the last bit depending on how many queries share its graph call (MLAS picks its
 // GEMM path by size: chunks of ≥ 32 queries matched exactly in tests, smaller ones did not).
@@ -21,9 +20,8 @@ import { createSession, ort, type ProviderSetting } from '../runtime/session';
 import type { KvStore } from './kv-store';
 
 /**
- * Score floats alive in one graph call (all KV heads together): 16M floats = 64 MB. Measured at 16K keys, 256-query
- * chunks: 32 q / 8 kv heads, d 128: 2^24 ~0.8-1.0 s, 2^25 ~1.2 s, 2^22 ~2.0 s, 2^20 ~7 s (sub-chunks of 2 queries make
- * the GEMMs inefficient); 4 q / 2 kv heads, d 64: 2^23 and 2^24 within the noise of the shared cores (50-120 ms).
+ * Score floats alive in one graph call (all KV heads together): 16M floats = 64 MB. Smaller budgets make sub-chunks
+ * of a few queries, whose GEMMs are inefficient; larger ones gained nothing (bench-results/attention-decisions.md).
  */
 export const SCORE_BUDGET = 1 << 24;
 

@@ -2,8 +2,8 @@
 // x the K-bit code Σ_b [x·W[:, l·K+b] > 0] · 2^b. This file holds W and the CPU (TypeScript) hasher, used for the
 // per-step query hash and as the fallback key hasher; hash-graph.ts runs the same product as an ONNX graph.
 import { gaussianStream } from '../random';
-import { dotF32 } from './softmax-acc';
-import { instantiate, wasmModule, type WasmKernels } from './wasm-kernels';
+import { dotF32 } from './rows';
+import { instantiate, kernelModule, type WasmKernels } from './kernels/kernels';
 
 // W[r, c] is the (r·K·L + c)-th normal of gaussianStream(seed) (engine/random.ts), row-major over [d, K·L].
 
@@ -22,7 +22,7 @@ export class SimHash {
     const next = gaussianStream(seed);
     this.W = new Float32Array(d * cols);
     const xOff = 64, projOff = xOff + 4 * d, wOff = (projOff + 4 * cols + 63) & ~63;
-    const mem = d % 8 === 0 && wasmModule()
+    const mem = d % 8 === 0 && kernelModule()
       ? new WebAssembly.Memory({ initial: Math.ceil((wOff + 4 * d * cols) / 65536), maximum: Math.ceil((wOff + 4 * d * cols) / 65536), shared: true })
       : null;
     const k = mem ? instantiate(mem, d) : null;

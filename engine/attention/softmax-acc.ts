@@ -2,10 +2,7 @@
 // Every attention method reduces to this: a set of (logit, value row) pairs folded into one accumulator. MagicPIG's
 // merge of the exact set T with the sampled set S (spec §8) is the same accumulator fed T's scores and S's
 // importance-corrected scores s_i − log(u_i + 1e-4); the max-shift is the running max.
-import type { KvArray } from './kv-store';
-
-const castF32 = new Float32Array(1);
-const castU32 = new Uint32Array(castF32.buffer);
+import { axpyRow, dotRow, type KvArray } from './rows';
 
 /** Keys/values scanned per block: bounds the scratch and keeps the scores in L1/L2. */
 export const BLOCK = 2048;
@@ -43,52 +40,6 @@ export class SoftmaxAcc {
       for (let c = 0; c < this.d; c++) this.o[c] *= r;
     }
     this.m = m;
-  }
-}
-
-/** q[qo..qo+d) · K[row i]. Float32 with four partial sums (V8 keeps them in registers; ~1.5× a single sum). */
-export function dotRow(q: Float32Array, qo: number, K: KvArray, i: number, d: number): number {
-  return K instanceof Float32Array ? dotF32(q, qo, K, i * d, d) : dotBf16(q, qo, K, i * d, d);
-}
-
-export function dotF32(q: Float32Array, qo: number, K: Float32Array, ko: number, d: number): number {
-  let s0 = 0, s1 = 0, s2 = 0, s3 = 0, c = 0;
-  for (; c + 3 < d; c += 4) {
-    s0 += q[qo + c] * K[ko + c];
-    s1 += q[qo + c + 1] * K[ko + c + 1];
-    s2 += q[qo + c + 2] * K[ko + c + 2];
-    s3 += q[qo + c + 3] * K[ko + c + 3];
-  }
-  for (; c < d; c++) s0 += q[qo + c] * K[ko + c];
-  return s0 + s1 + s2 + s3;
-}
-
-function dotBf16(q: Float32Array, qo: number, K: Uint16Array, ko: number, d: number): number {
-  let s = 0;
-  for (let c = 0; c < d; c++) {
-    castU32[0] = K[ko + c] << 16;
-    s += q[qo + c] * castF32[0];
-  }
-  return s;
-}
-
-/** o += p · V[row i]. */
-export function axpyRow(o: Float64Array, p: number, V: KvArray, i: number, d: number): void {
-  const vo = i * d;
-  if (V instanceof Float32Array) {
-    let c = 0;
-    for (; c + 3 < d; c += 4) {
-      o[c] += p * V[vo + c];
-      o[c + 1] += p * V[vo + c + 1];
-      o[c + 2] += p * V[vo + c + 2];
-      o[c + 3] += p * V[vo + c + 3];
-    }
-    for (; c < d; c++) o[c] += p * V[vo + c];
-  } else {
-    for (let c = 0; c < d; c++) {
-      castU32[0] = V[vo + c] << 16;
-      o[c] += p * castF32[0];
-    }
   }
 }
 

@@ -1,7 +1,6 @@
-// Worker threads for decode steps (MagicPIG, and exact decode steps over long caches): the cache, tables and norms are SharedArrayBuffers / shared WebAssembly
-// memories, so a worker reads them in place. A step is split by KV head (each task = one KV head's group of query
-// heads: they share the KV head's workspace and its rows stay in that core's cache); the main thread takes a share
-// too. Synchronous hand-off (forward() is synchronous): Atomics.notify to start, Atomics.wait for the rest.
+// Worker threads for decode steps (methods/threads.ts decides the split): the cache, tables and norms are
+// SharedArrayBuffers / shared WebAssembly memories, so a worker reads them in place. Synchronous hand-off (forward()
+// is synchronous): Atomics.notify to start, Atomics.wait for the rest.
 // Layout changes (cache growth, folds) are posted to a worker's port before the job that needs them; the worker
 // pulls them with receiveMessageOnPort, so its loop never returns to the event loop.
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
@@ -12,7 +11,7 @@ import type { HeadIndex } from './head-index';
 /** ctl[GEN]: job generation (negative = stop); ctl[DONE]: workers finished with the current job. */
 export const GEN = 0, DONE = 1;
 /** Job ints: see JobField. */
-export const enum JobField { Layer, Heads, KvHeads, HeadDim, Sinks, IndexedEnd, Length, K, L, Seed, CodesReady, Threads, Dense, Size }
+export const enum JobField { Method, Layer, Heads, KvHeads, HeadDim, Sinks, IndexedEnd, Length, K, L, Seed, CodesReady, Threads, Size }
 
 export interface HeadMessage {
   type: 'head';
@@ -42,7 +41,7 @@ export interface BufferMessage {
   q: Float32Array<ArrayBufferLike>;
   out: Float32Array<ArrayBufferLike>;
   codes: Int32Array<ArrayBufferLike>;
-  sampled: Int32Array<ArrayBufferLike>;
+  used: Int32Array<ArrayBufferLike>;
 }
 
 const sab = (bytes: number) => new SharedArrayBuffer(Math.max(8, bytes));
@@ -70,7 +69,7 @@ export class AttentionPool {
   q: Float32Array<ArrayBufferLike> = new Float32Array(0);
   out: Float32Array<ArrayBufferLike> = new Float32Array(0);
   codes: Int32Array<ArrayBufferLike> = new Int32Array(0);
-  sampled: Int32Array<ArrayBufferLike> = new Int32Array(0);
+  used: Int32Array<ArrayBufferLike> = new Int32Array(0);
   private readonly workers: PoolWorker[] = [];
 
   constructor(readonly size: number) {
@@ -85,12 +84,12 @@ export class AttentionPool {
 
   /** Size the shared job buffers (re-posted to workers when they grow). */
   ensure(H: number, d: number, L: number): void {
-    if (this.q.length >= H * d && this.codes.length >= H * L && this.sampled.length >= H) return;
+    if (this.q.length >= H * d && this.codes.length >= H * L && this.used.length >= H) return;
     this.q = new Float32Array(sab(4 * H * d));
     this.out = new Float32Array(sab(4 * H * d));
     this.codes = new Int32Array(sab(4 * H * L));
-    this.sampled = new Int32Array(sab(4 * H));
-    const msg: BufferMessage = { type: 'buffers', job: this.job, q: this.q, out: this.out, codes: this.codes, sampled: this.sampled };
+    this.used = new Int32Array(sab(4 * H));
+    const msg: BufferMessage = { type: 'buffers', job: this.job, q: this.q, out: this.out, codes: this.codes, used: this.used };
     for (const w of this.workers) w.port.postMessage(msg);
   }
 

@@ -1,19 +1,22 @@
-// An attention worker thread (see worker-pool.ts): waits on the shared control word, pulls layout updates from its
-// port, runs MagicPIG (or an exact decode step) for the KV heads it owns in the current job, and signals done.
+// An attention worker thread (see worker-pool.ts, methods/threads.ts): waits on the shared control word, pulls layout
+// updates from its port, runs the job's decode method for the KV heads it owns, and signals done.
 // Bundled as dist/attention-worker.js (esbuild.mjs); loaded from source under tsx.
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
-import { HeadCache, SLOTS } from './head-cache';
+import { HeadCache } from './head-cache';
 import { HeadIndex } from './head-index';
 import { LshTables } from './lsh-tables';
-import { DecodeKernels, magicpigGroup, type Ranges } from './decode-kernels';
+import { decodeMethod, METHOD_NAMES, type DecodeStep } from './methods/index';
 import { simhashFor } from './simhash';
 import { DONE, GEN, JobField, type BufferMessage, type HeadMessage } from './worker-pool';
 
 const { port, wid, ctl } = workerData as { port: MessagePort; wid: number; ctl: Int32Array };
 const heads = new Map<number, { cache: HeadCache; index: HeadIndex }>(); // key: layer·65536 + g
-const kernels = new Map<number, DecodeKernels>();
 let buffers: BufferMessage | null = null;
-const ranges: Ranges = { sinks: 0, indexedEnd: 0, length: 0 };
+const step: DecodeStep = {
+  q: new Float32Array(0), out: new Float32Array(0), numHeads: 0, numKvHeads: 0, headDim: 0, caches: [], indexes: [],
+  ranges: { sinks: 0, indexedEnd: 0, length: 0 }, count: 0, K: 0, L: 0, budget: 'auto', codes: new Int32Array(0),
+  hash: null, used: new Int32Array(0), observer: null,
+};
 
 function drain(): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
@@ -30,33 +33,22 @@ function drain(): void {
 
 function runJob(): void {
   const b = buffers!, job = b.job;
-  const layer = job[JobField.Layer], H = job[JobField.Heads], G = job[JobField.KvHeads], d = job[JobField.HeadDim];
-  const K = job[JobField.K], L = job[JobField.L], T = job[JobField.Threads];
-  ranges.sinks = job[JobField.Sinks];
-  ranges.indexedEnd = job[JobField.IndexedEnd];
-  ranges.length = job[JobField.Length];
-  let ker = kernels.get(d);
-  if (!ker) kernels.set(d, (ker = new DecodeKernels(d)));
-  ker.reserve(ranges.indexedEnd - ranges.sinks);
-  if (job[JobField.Dense]) {
-    // Exact decode step: each owned KV head's query heads over keys [0, length), in one pass (attendPrefixGroup).
-    const group = H / G, scale = 1 / Math.sqrt(d);
-    for (let g = 0; g < G; g++) {
-      if (g % T !== wid + 1) continue;
-      const cache = heads.get(layer * 65536 + g)!.cache;
-      for (let h = g * group; h < (g + 1) * group; h += SLOTS) {
-        cache.attendPrefixGroup(b.q as Float32Array, h * d, Math.min(SLOTS, (g + 1) * group - h), ranges.length, scale, b.out as Float32Array, h * d);
-      }
-    }
-    return;
-  }
-  const hash = job[JobField.CodesReady] ? null : simhashFor(d, K, L, job[JobField.Seed]);
+  const layer = job[JobField.Layer], G = job[JobField.KvHeads], d = job[JobField.HeadDim], T = job[JobField.Threads];
+  step.q = b.q as Float32Array; step.out = b.out as Float32Array;
+  step.codes = b.codes as Int32Array; step.used = b.used as Int32Array;
+  step.numHeads = job[JobField.Heads]; step.numKvHeads = G; step.headDim = d;
+  step.ranges.sinks = job[JobField.Sinks]; step.ranges.indexedEnd = job[JobField.IndexedEnd]; step.ranges.length = job[JobField.Length];
+  step.count = step.ranges.indexedEnd - step.ranges.sinks;
+  step.K = job[JobField.K]; step.L = job[JobField.L];
+  const method = decodeMethod(METHOD_NAMES[job[JobField.Method]], d);
+  step.hash = job[JobField.CodesReady] || method.name !== 'magicpig' ? null : simhashFor(d, step.K, step.L, job[JobField.Seed]);
   for (let g = 0; g < G; g++) {
     if (g % T !== wid + 1) continue;
     const head = heads.get(layer * 65536 + g)!;
-    magicpigGroup(ker, head.cache, head.index, g, H, G, ranges, K, L, b.q as Float32Array, b.codes as Int32Array, hash,
-      b.out as Float32Array, b.sampled as Int32Array);
+    step.caches[g] = head.cache;
+    step.indexes[g] = head.index;
   }
+  for (let g = 0; g < G; g++) if (g % T === wid + 1) method.group(step, g);
 }
 
 let gen = 0;

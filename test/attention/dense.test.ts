@@ -2,7 +2,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionShape, type KvDtype } from '../../engine/attention';
-import { attendNaive, gaussians, maxAbsDiff, rng, row } from './reference';
+import { dense as attendNaive } from '../../engine/attention/reference/baselines';
+import { gaussians, maxAbsDiff, rng, row } from './data';
 
 const shape: AttentionShape = { numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 8 };
 

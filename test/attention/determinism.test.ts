@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionConfig, type AttentionShape, type SequenceAttention } from '../../engine/attention';
 import { KBAR_SPAN } from '../../engine/attention/sequence';
-import { gaussians, rng } from './reference';
+import { gaussians, rng } from './data';
 
 const shape: AttentionShape = { numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16 };
 const { numHeads: H, numKvHeads: G, headDim: d } = shape;

@@ -1,11 +1,13 @@
-// The bench's gather floor (bench/attention.ts gather_ms): Sequence.sampledRows lists exactly the distinct keys a
-// profiled MagicPIG step sampled per KV head, and HeadCache.touchRows reads every 64-byte line of those K|V rows.
+// The bench's gather floor (bench/attention.ts gather_ms): collectRows (bench/attention-probe.ts, a StepObserver) lists
+// exactly the distinct keys an observed MagicPIG step sampled per KV head, and HeadCache.touchRows reads every 64-byte
+// line of those K|V rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sequence } from '../../engine/attention/sequence';
 import { defaultAttentionConfig, type AttentionShape } from '../../engine/attention/types';
 import { KvStore } from '../../engine/attention/kv-store';
-import { gaussians, rng } from './reference';
+import { collectRows } from '../../bench/attention-probe';
+import { gaussians, rng } from './data';
 
 const n = 3000;
 
@@ -13,18 +15,16 @@ const n = 3000;
 async function indexed(shape: AttentionShape) {
   const seq = new Sequence(shape, { ...defaultAttentionConfig(1), method: 'magicpig', denseLayers: [], K: 6, L: 40, threads: 1 });
   const rand = rng(3), G = shape.numKvHeads, d = shape.headDim;
-  seq.appendOnly(0, gaussians(n * G * d, rand), gaussians(n * G * d, rand), n);
+  seq.cache(0).append(gaussians(n * G * d, rand), gaussians(n * G * d, rand), n);
   seq.endPrefill();
   await seq.prepare();
   const step = async (q: Float32Array) => {
     seq.resetStats();
-    seq.profiling = true;
-    seq.profile.rows = [];
-    await seq.forwardAsync(0, q, gaussians(G * d, rand), gaussians(G * d, rand), 1, new Float32Array(shape.numHeads * d));
-    seq.profiling = false;
+    const rows = await collectRows(seq, G, () =>
+      seq.forwardAsync(0, q, gaussians(G * d, rand), gaussians(G * d, rand), 1, new Float32Array(shape.numHeads * d)));
     seq.truncate(n);
     seq.endPrefill();
-    return seq.sampledRows();
+    return rows;
   };
   // I = [sinks, indexedEnd) (white-box: the grid rule of sequence.ts sets indexedEnd).
   const sinks = defaultAttentionConfig(1).sinks, indexedEnd = (seq as unknown as { layers: { indexedEnd: number }[] }).layers[0].indexedEnd;
@@ -40,7 +40,7 @@ function checkIds(rows: Int32Array[], sinks: number, indexedEnd: number): void {
   }
 }
 
-test('sampledRows: one query head per KV head — exactly the keys sampled (|S| from the step\'s own stats)', async () => {
+test('collectRows: one query head per KV head — exactly the keys sampled (|S| from the step\'s own stats)', async () => {
   const { seq, step, rand, sinks, indexedEnd } = await indexed({ numLayers: 1, numHeads: 4, numKvHeads: 4, headDim: 32 });
   const rows = await step(gaussians(4 * 32, rand, 3));
   const indexedKeys = indexedEnd - sinks;
@@ -49,11 +49,13 @@ test('sampledRows: one query head per KV head — exactly the keys sampled (|S| 
   assert.ok(listed > 0, 'something sampled');
   // sampledFraction = mean over heads of |S_h| / |I|.
   assert.ok(Math.abs(listed / (4 * indexedKeys) - seq.stats().sampledFraction) < 1e-12, `${listed} listed`);
-  assert.deepEqual(seq.sampledRows().map((r) => r.length), [0, 0, 0, 0], 'collection stops after a call');
+  // Observing stops with the collection: a later step with an observer-less sequence lists nothing anywhere.
+  const later = await collectRows(seq, 4, async () => {});
+  assert.deepEqual(later.map((r) => r.length), [0, 0, 0, 0], 'only the steps run inside collectRows are collected');
   seq.dispose();
 });
 
-test('sampledRows: a group whose heads share one query lists each sampled key once', async () => {
+test('collectRows: a group whose heads share one query lists each sampled key once', async () => {
   const { seq, step, rand, sinks, indexedEnd } = await indexed({ numLayers: 1, numHeads: 4, numKvHeads: 1, headDim: 32 });
   const one = gaussians(32, rand, 3), q = new Float32Array(4 * 32);
   for (let h = 0; h < 4; h++) q.set(one, h * 32);

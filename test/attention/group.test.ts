@@ -3,12 +3,15 @@
 // block) against the same heads attended one at a time.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DecodeKernels, LogWeightTable, magicpigGroup, type Ranges } from '../../engine/attention/decode-kernels';
+import { LogWeightTable } from '../../engine/attention/methods/log-weights';
+import { MagicPig } from '../../engine/attention/methods/magicpig';
+import type { Ranges } from '../../engine/attention/methods/index';
+import { stepOf } from './step';
 import { HeadIndex } from '../../engine/attention/head-index';
 import { LshTables } from '../../engine/attention/lsh-tables';
 import { SimHash } from '../../engine/attention/simhash';
 import { KvStore, fromBf16 } from '../../engine/attention/kv-store';
-import { gaussians, rng } from './reference';
+import { gaussians, rng } from './data';
 
 const d = 32;
 
@@ -158,18 +161,16 @@ test('magicpig group step equals the heads one at a time, bit for bit (and in ba
   const n = 3000, group = 5;
   for (const capacity of [n, 4 * n]) { // n: the workspace holds one head's worst-case list, so heads go one per batch
     const { cache, index, hash, q, r, K, L } = fixture(n, capacity, group);
-    const ker = new DecodeKernels(d);
-    ker.reserve(n);
-    const out = new Float32Array(group * d), sampled = new Int32Array(group), codes = new Int32Array(group * L);
-    magicpigGroup(ker, cache, index, 0, group, 1, r, K, L, q, codes, hash, out, sampled);
+    const mp = new MagicPig(d);
+    const all = stepOf(cache, index, q, group, r, K, L, hash);
+    mp.group(all, 0);
+    const { out, used: sampled, codes } = all;
     assert.ok(sampled.every((m) => m > 0 && m < r.indexedEnd - r.sinks), `sampled ${sampled}`);
     for (let h = 0; h < group; h++) {
-      const x = { q, qo: h * d, cache, index }, one = new Float32Array(d);
-      const nT = ker.begin(x, r);
-      const m = ker.retrieve(x, codes, h * L, nT);
-      assert.equal(m, sampled[h], `head ${h}: same sampled set size`);
-      ker.magicpig(x, nT, m, K, L, one, 0);
-      assert.deepEqual(out.subarray(h * d, (h + 1) * d), one, `capacity ${capacity}, head ${h}`);
+      const one = stepOf(cache, index, q.subarray(h * d, (h + 1) * d), 1, r, K, L, null, codes.slice(h * L, (h + 1) * L));
+      mp.group(one, 0);
+      assert.equal(one.used[0], sampled[h], `head ${h}: same sampled set size`);
+      assert.deepEqual(out.subarray(h * d, (h + 1) * d), one.out, `capacity ${capacity}, head ${h}`);
     }
   }
 });

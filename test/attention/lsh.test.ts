@@ -4,9 +4,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LshTables, capacityFor } from '../../engine/attention/lsh-tables';
 import { SimHash } from '../../engine/attention/simhash';
-import { samplingProbability } from '../../engine/attention/decode-kernels';
+import { samplingProbability } from '../../engine/attention/methods/log-weights';
 import { KeyHashGraph } from '../../engine/attention/hash-graph';
-import { gaussians, rng } from './reference';
+import { gaussians, rng } from './data';
 
 function bruteForce(codes: number[][], q: number[], base: number, end: number): number[] {
   const out: number[] = [];

@@ -2,9 +2,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../../engine/attention';
-import { DecodeKernels, LogWeightTable, samplingProbability } from '../../engine/attention/decode-kernels';
+import { LogWeightTable, samplingProbability } from '../../engine/attention/methods/log-weights';
+import { MagicPig } from '../../engine/attention/methods/magicpig';
+import { stepOf } from './step';
 import { KvStore } from '../../engine/attention/kv-store';
-import { attendNaive, gaussians, relErr, rng, row } from './reference';
+import { dense as attendNaive } from '../../engine/attention/reference/baselines';
+import { gaussians, relErr, rng, row } from './data';
 
 const shape: AttentionShape = { numLayers: 1, numHeads: 2, numKvHeads: 1, headDim: 16 };
 const d = shape.headDim;
@@ -93,8 +96,7 @@ test('Σ_S exp(s_i)/u_i and Σ_S exp(s_i)/u_i · v_i are unbiased for Σ_I (Mont
   const { HeadIndex } = await import('../../engine/attention/head-index');
   const n = 500, K = 5, L = 20, seeds = 150, rand = rng(9);
   const q = gaussians(d, rand), keys = gaussians(n * d, rand), vals = Float32Array.from(gaussians(n * d, rand), (x) => x + 1);
-  const ker = new DecodeKernels(d);
-  ker.reserve(n);
+  const ker = new MagicPig(d);
   const kv = new KvStore(1, d, 'float32');
   kv.append(keys, vals, n);
   const cache = kv.heads[0];
@@ -118,10 +120,9 @@ test('Σ_S exp(s_i)/u_i and Σ_S exp(s_i)/u_i · v_i are unbiased for Σ_I (Mont
     for (let i = 0; i < n; i++) h.hashInto(keys, i * d, codes, i * L);
     index.tables = new LshTables(K, L, 0);
     index.tables.fold(codes, n);
-    const x = { q, qo: 0, cache, index };
-    const nT = ker.begin(x, { sinks: 0, indexedEnd: n, length: n }); // T empty: everything is in I
-    const m = ker.retrieve(x, qc, 0, nT);
-    ker.magicpig(x, nT, m, K, L, out, 0);
+    const step = stepOf(cache, index, q, 1, { sinks: 0, indexedEnd: n, length: n }, K, L, null, qc); // T empty: all in I
+    ker.group(step, 0);
+    const m = step.used[0];
     // Unnormalised sums: Σ_S w_i = e^max · Σ exp(logit − max), and Σ_S w_i v_i = e^max · o.
     const scale = m > 0 ? Math.exp(ker.lastMax) : 0;
     est += (ker.lastZ * scale) / seeds;

@@ -8,7 +8,8 @@ import { KvStore } from '../../engine/attention/kv-store';
 import { DenseKernel } from '../../engine/attention/dense';
 import { PrefillGraph } from '../../engine/attention/prefill-graph';
 import type { KvDtype } from '../../engine/attention/types';
-import { attendNaive, gaussians, maxAbsDiff, rng, row } from './reference';
+import { dense as attendNaive } from '../../engine/attention/reference/baselines';
+import { gaussians, maxAbsDiff, rng, row } from './data';
 
 interface Shape { H: number; G: number; d: number }
 

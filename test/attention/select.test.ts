@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { kthLargest } from '../../engine/attention/select';
-import { rng } from './reference';
+import { rng } from './data';
 
 test('kthLargest returns the k-th largest value', () => {
   const rand = rng(8);

@@ -1,10 +1,10 @@
 // MagicPIG decode steps split over worker threads give exactly the single-thread output, also after the cache grows
 // and the index folds new context (layout updates reach the workers). Layer 0 is a dense layer: its decode steps take
-// the threaded exact path (Sequence.exactStepThreaded) against DenseKernel.causal on one thread.
+// the threaded exact path (methods/threads.ts with the dense method) against DenseKernel.causal on one thread.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionShape } from '../../engine/attention';
-import { gaussians, rng } from './reference';
+import { gaussians, rng } from './data';
 
 const shape: AttentionShape = { numLayers: 2, numHeads: 8, numKvHeads: 4, headDim: 16 };
 const { numHeads: H, numKvHeads: G, headDim: d } = shape;

@@ -1,5 +1,5 @@
-// Independent float64 references for the attention tests: written the obvious way (full score vector, softmax,
-// weighted sum), sharing no code with the engine's kernels.
+// Test data for the attention tests (seeded streams, rows of a [n, heads, d] tensor, error measures). The float64
+// references they check against are engine/attention/reference/ (sharing no code with the kernels).
 
 /** Deterministic uniform [0,1) stream for test data (xorshift32; independent of the engine's PRNG). */
 export function rng(seed: number): () => number {
@@ -19,22 +19,6 @@ export function gaussians(n: number, rand: () => number, scale = 1): Float32Arra
     out[i] = scale * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
   }
   return out;
-}
-
-/** softmax(q·k_i/√d) over the given key rows, applied to the value rows (float64). keys/vals: arrays of rows. */
-export function attendNaive(q: ArrayLike<number>, keys: ArrayLike<number>[], vals: ArrayLike<number>[], logBias?: number[]): number[] {
-  const d = q.length;
-  const s = keys.map((k, i) => {
-    let x = 0;
-    for (let c = 0; c < d; c++) x += q[c] * k[c];
-    return x / Math.sqrt(d) - (logBias ? logBias[i] : 0);
-  });
-  const m = Math.max(...s);
-  const p = s.map((x) => Math.exp(x - m));
-  const z = p.reduce((a, b) => a + b, 0);
-  const o = new Array(d).fill(0);
-  vals.forEach((v, i) => { for (let c = 0; c < d; c++) o[c] += (p[i] / z) * v[c]; });
-  return o;
 }
 
 /** Row r of head h in a row-major [n, heads, d] tensor. */

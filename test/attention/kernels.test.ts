@@ -1,17 +1,17 @@
-// The WebAssembly dots / axpy kernels, built for one head size (unrolled: immediate offsets, moving pointers) and for
-// any row length (the counter loop), against float64 sums, and against each other bit for bit: both add the same
-// products in the same order, so an unrolled kernel that reads a wrong offset or steps a pointer wrongly shows up as a
-// different score or sum. Head sizes cover both dots loops (d % 16 == 0 steps two chunks an iteration, d = 24 falls
-// back to the counter) and one past the unroll limit (d = 264 uses the looping kernels).
+// The WebAssembly dots / axpy kernels (kernels/kernels.c), the copies built for one head size (HEAD_DIMS: a known
+// row length, unrolled with immediate offsets) and the any-length ones, against float64 sums, and against each other
+// bit for bit: both add the same products in the same order, so a sized copy that reads a wrong offset or steps a
+// pointer wrongly shows up as a different score or sum. Head sizes: every sized copy, and others (8, 24, 264) that
+// get the any-length kernels either way.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { instantiate, type WasmKernels } from '../../engine/attention/wasm-kernels';
+import { HEAD_DIMS, instantiate, kernelModule, type WasmKernels } from '../../engine/attention/kernels/kernels';
 import { fromBf16, toBf16 } from '../../engine/attention/kv-store';
-import { rng } from './reference';
+import { rng } from './data';
 
 const ROWS = 40;
 
-for (const d of [8, 24, 64, 128, 264]) {
+for (const d of [8, 24, 64, 80, 96, 128, 256, 264]) {
   for (const dtype of ['float32', 'bfloat16'] as const) {
     test(`wasm kernels d=${d} ${dtype}: head-size build equals the any-length build bit for bit, and float64 sums`, () => {
       const bf16 = dtype === 'bfloat16', bpe = bf16 ? 2 : 4, rowBytes = d * bpe, stride = 2 * rowBytes;
@@ -83,4 +83,13 @@ test('touch (the dense step\'s prefetch) loads one word of every 64-byte line, i
     for (let s = 0; s < 8; s++) for (let off = 0; off < part; off += 64) expected = (expected + i32[(p + s * part + off) >> 2]) | 0;
     assert.equal(k.touch(p, bytes), expected, `touch(${p}, ${bytes})`);
   }
+});
+
+test('kernels.wasm: a sized copy for every HEAD_DIMS entry; a memory it cannot use is an error, not a fallback', () => {
+  const names = WebAssembly.Module.exports(kernelModule()!).map((e) => e.name);
+  for (const d of HEAD_DIMS) for (const k of ['dotsIds', 'dotsRange', 'axpyIds', 'axpyRange']) {
+    assert.ok(names.includes(`${k}_${d}`) && names.includes(`${k}16_${d}`), `${k} for d = ${d}`);
+  }
+  // The module imports a shared memory: an unshared one fails to link, loudly.
+  assert.throws(() => instantiate(new WebAssembly.Memory({ initial: 1, maximum: 1 })), WebAssembly.LinkError);
 });
