@@ -9,7 +9,7 @@ import { after, describe, it } from 'node:test';
 import { openGguf } from '../../engine/model/gguf';
 import { HfTokenizer } from '../../engine/model/tokenizer';
 import { makeCheckpoint } from '../fixtures/make-checkpoint';
-import { qwen2Regex, writeHfAsGguf } from '../fixtures/gguf-writer';
+import { byteLevelAlphabet, qwen2Regex, writeHfAsGguf } from '../fixtures/gguf-writer';
 import { hasModel, modelDir as modelPath, readGolden } from '../engine/paths';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'snout-gguf-tok-'));
@@ -71,21 +71,9 @@ describe('tiny-coder-hf: FIM and repository markers', { skip: !hasModel('tiny-co
   });
 });
 
-/** GPT-2's byte → printable character table (the ByteLevel pre-tokenizer's alphabet). */
-function bytesToUnicode(): string[] {
-  const keep: number[] = [];
-  for (let b = 33; b <= 126; b++) keep.push(b);
-  for (let b = 161; b <= 172; b++) keep.push(b);
-  for (let b = 174; b <= 255; b++) keep.push(b);
-  const out = new Array<string>(256);
-  let n = 0;
-  for (let b = 0; b < 256; b++) out[b] = keep.includes(b) ? String.fromCharCode(b) : String.fromCharCode(256 + n++);
-  return out;
-}
-
 /** A small byte-level BPE trained on `text` (most frequent pair first, within Qwen2 pre-tokenizer words). */
 function trainByteLevel(text: string, merges: number): { vocab: Record<string, number>; merges: string[] } {
-  const alphabet = bytesToUnicode();
+  const alphabet = byteLevelAlphabet();
   const words = (text.match(new RegExp(qwen2Regex.replace('(?i:', '(?:'), 'gu')) ?? [])
     .map((w) => [...Buffer.from(w, 'utf8')].map((b) => alphabet[b]));
   const vocab: Record<string, number> = {};
