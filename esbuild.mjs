@@ -29,6 +29,7 @@ export const entries = [
   ['engine/main.ts', 'engine'],
   ['engine/cli.ts', 'cli'],
   ['engine/attention/worker.ts', 'attention-worker'],
+  ['engine/prompt/template-worker.ts', 'template-worker'],
 ].filter(([src]) => existsSync(src));
 
 const contexts = await Promise.all(entries.map(([src, name]) =>

@@ -21,10 +21,13 @@ const align = (x: number) => (x + 63) & ~63;
 
 /**
  * Room per table for n ids in B buckets: n plus an eighth, and at least ROOM_PER_BUCKET slots a bucket (with ~1 a
- * bucket, nearly every fold rebuilt every table: 4K keys, B = 1024, 256-key folds took 11-19 ms against ~2 ms).
+ * bucket, nearly every fold rebuilt every table: 4K keys, B = 1024, 256-key folds took 11-19 ms against ~2 ms) — but
+ * never more than n extra: the room is sized by the context, not by 2^K (K = 16, L = 1024 would otherwise reserve
+ * 1 GiB per head for a 600-token prompt).
  */
 export const ROOM_RATIO = 8, ROOM_PER_BUCKET = 4;
-export const capacityFor = (n: number, B: number) => (n === 0 ? 0 : n + Math.max(ROOM_PER_BUCKET * B, Math.ceil(n / ROOM_RATIO)));
+export const capacityFor = (n: number, B: number) =>
+  (n === 0 ? 0 : n + Math.max(Math.min(ROOM_PER_BUCKET * B, n), Math.ceil(n / ROOM_RATIO)));
 const limitFor = (n: number, cap: number) => n + Math.floor((3 * (cap - n)) / 4);
 /** Furthest a fold looks (in buckets, each way) for a gap to move buckets into before it rebuilds the table. */
 const MAX_SHIFT = 8;
@@ -40,6 +43,15 @@ function layout(L: number, B: number, cap: number) {
   const sampled = align(seen + 4 * words), out = align(sampled + 4 * words), q = align(out + 4 * cap);
   const spans = align(q + 4 * L), end = align(spans + 8 * L);
   return { buckets, ids, seen, sampled, out, q, spans, end };
+}
+
+/**
+ * Bytes of one table set (one layer and KV head) holding n ids: the L·2^K bucket bounds are there even when n is 0,
+ * the ids and scratch grow with n (before a regrow, up to capacityFor of the count at the last regrow).
+ */
+export function tablesBytes(K: number, L: number, n: number): number {
+  const B = 1 << K, bytes = layout(L, B, capacityFor(n, B)).end;
+  return retrievalKernel ? Math.ceil(bytes / 65536) * 65536 : bytes;
 }
 
 /**

@@ -1,6 +1,10 @@
 // snout serve --stdio                       the engine process the extension spawns (JSON-RPC on stdin/stdout)
-// snout serve --http 127.0.0.1:PORT --model DIR [--token T] [--provider P] [--context N]
-//                                           OpenAI-compatible local HTTP (loopback only, bearer token required)
+// snout serve --http 127.0.0.1:PORT --model DIR [--token-file F] [--provider P] [--context N]
+//                                           OpenAI-compatible local HTTP (loopback only, bearer token required:
+//                                           --token-file F, else env SNOUT_TOKEN, else a new random one printed once;
+//                                           --token T still works but shows in the process list, so it warns)
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { UserError } from '../errors';
 import { loadModel } from '../index';
 import type { ExecutionProvider } from '../protocol';
@@ -43,10 +47,12 @@ export async function run(argv: string[]): Promise<number> {
   if (!m) throw new UserError(`serve: --http expects HOST:PORT, got ${http}`);
   const [, host, portText] = m;
   if (!isLoopback(host)) throw new UserError(`serve: refusing to listen on ${host}; --http binds to loopback only (127.0.0.1, ::1, localhost)`);
+  // Checked before the model loads (which takes a while) so a typo fails at once.
+  const port = Number(portText);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UserError(`serve: port ${portText} is out of range (0-65535; 0 picks a free one)`);
   const model = f.get('model');
   if (typeof model !== 'string') throw new UserError('serve: --http needs --model DIR');
-  const given = f.get('token');
-  const token = typeof given === 'string' ? given : newToken();
+  const { token, generated } = tokenFrom(f);
   const context = f.get('context');
   const service = new EngineService(loader, (level, message) => process.stderr.write(`snout engine [${level}] ${message}\n`));
   try {
@@ -58,14 +64,55 @@ export async function run(argv: string[]): Promise<number> {
   } catch (e) {
     throw new UserError((e as Error).message);
   }
-  const server = await serveHttp(service, { host, port: Number(portText), token, modelName: model });
+  // A name, not the path: replies go to whoever holds the token, and the path says who the user is.
+  const server = await serveHttp(service, { host, port, token, modelName: path.basename(path.resolve(model)) });
   const addr = server.address();
-  const port = typeof addr === 'object' && addr ? addr.port : Number(portText);
-  process.stdout.write(`snout: serving http://${host}:${port}/v1 (OpenAI-compatible)\n`);
-  if (typeof given !== 'string') process.stdout.write(`snout: bearer token ${token}\n`);
+  const bound = typeof addr === 'object' && addr ? addr.port : port;
+  process.stdout.write(`snout: serving http://${host}:${bound}/v1 (OpenAI-compatible)\n`);
+  if (generated) process.stdout.write(`snout: bearer token ${token}\n`);
   return new Promise<number>((resolve) => {
-    const stop = () => { server.close(); void service.shutdown().finally(() => resolve(0)); };
+    let stopping = false;
+    const stop = () => {
+      if (stopping) return;
+      stopping = true;
+      // Requests in flight get a grace period; slow or stuck clients do not keep the process alive after it.
+      const grace = Number(process.env.SNOUT_SHUTDOWN_GRACE_MS) || 5000;
+      server.close();
+      server.closeIdleConnections();
+      const force = setTimeout(() => {
+        process.stderr.write(`snout: connections still open after ${grace} ms; closing them\n`);
+        server.closeAllConnections();
+        resolve(0);
+        setTimeout(() => process.exit(0), 500).unref();
+      }, grace);
+      force.unref();
+      void service.shutdown().finally(() => server.close(() => { clearTimeout(force); resolve(0); }));
+    };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+}
+
+/** --token-file, else SNOUT_TOKEN, else --token (visible to every local user in the process list), else a new one. */
+function tokenFrom(f: Map<string, string | true>): { token: string; generated: boolean } {
+  const file = f.get('token-file');
+  const flag = f.get('token');
+  let token: string | undefined;
+  if (file !== undefined) {
+    if (typeof file !== 'string') throw new UserError('serve: --token-file needs a file name');
+    try {
+      token = readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      throw new UserError(`serve: cannot read --token-file ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    if (!token) throw new UserError(`serve: --token-file ${file} is empty`);
+  } else if (process.env.SNOUT_TOKEN !== undefined) {
+    token = process.env.SNOUT_TOKEN.trim();
+    if (!token) throw new UserError('serve: SNOUT_TOKEN is empty');
+  } else if (flag !== undefined) {
+    if (typeof flag !== 'string' || !flag.trim()) throw new UserError('serve: --token needs a non-empty value (nobody could authenticate with an empty one)');
+    process.stderr.write('snout: warning: --token is visible to other local users in the process list; prefer --token-file FILE or SNOUT_TOKEN\n');
+    token = flag.trim();
+  }
+  return token ? { token, generated: false } : { token: newToken(), generated: true };
 }

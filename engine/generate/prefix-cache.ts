@@ -38,7 +38,20 @@ export class PrefixCache {
    * (typing extends or edits the tail of the last prompt); otherwise a fresh one, so that an unrelated prompt (another
    * file) does not wipe a cache that the next keystroke in the first file will want again.
    */
-  acquire(ids: readonly number[], attention?: Partial<AttentionConfig>): Lease {
+  acquire(ids: readonly number[], attention?: Partial<AttentionConfig>, needBytes = 0): Lease {
+    const lease = this.pick(ids, attention);
+    // Room for what this request will grow to, made before it allocates: idle sequences go, oldest first.
+    const e = this.entries.find((x) => x.seq === lease.seq)!;
+    const extra = Math.max(0, needBytes - e.seq.bytes());
+    while (this.bytes() + extra > this.budgetBytes) {
+      const victim = this.lruIdle(e);
+      if (!victim) break;
+      this.discard(victim.seq);
+    }
+    return lease;
+  }
+
+  private pick(ids: readonly number[], attention?: Partial<AttentionConfig>): Lease {
     let best: Entry | undefined;
     let bestLen = -1;
     for (const e of this.entries) {

@@ -94,5 +94,7 @@ export interface LoadedModel {
   generate(seq: Sequence, req: GenerateRequest): Promise<GenerateResult>;
   /** Last-position logits for a prompt on a fresh sequence (CLI `logits`, tests). */
   logits(ids: number[], attention?: Partial<AttentionConfig>): Promise<Float32Array>;
+  /** Bytes a sequence of `tokens` tokens will hold under `attention` (KV cache + index), before allocating any. */
+  estimateBytes?(tokens: number, attention?: Partial<AttentionConfig>): import('../attention/memory').MemoryEstimate;
   dispose(): Promise<void>;
 }

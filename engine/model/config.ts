@@ -1,8 +1,9 @@
 // config.json → ModelSpec. Only what the engine computes exactly is accepted; anything else is a UserError naming the
 // file and the field, so a user learns at load time (not from garbage text) that a checkpoint is unsupported.
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors';
+import { MODEL_FILE_LIMITS, readJsonObject } from './read-file';
 import type { ModelSpec, RopeScaling } from './spec';
 
 type Json = Record<string, unknown>;
@@ -12,15 +13,18 @@ const supportedTypes = ['llama', 'qwen2', 'mistral'] as const;
 export function readConfig(modelDir: string): ModelSpec {
   const file = path.join(modelDir, 'config.json');
   if (!existsSync(file)) throw new UserError('not found (is this a Hugging Face model folder?)', file);
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (err) {
-    throw new UserError(`not valid JSON (${(err as Error).message})`, file);
-  }
-  if (!json || typeof json !== 'object' || Array.isArray(json)) throw new UserError('expected a JSON object', file);
-  return parseConfig(json as Json, file);
+  return parseConfig(readJsonObject(file, MODEL_FILE_LIMITS.config), file);
 }
+
+/**
+ * Largest values accepted: far above any released checkpoint, low enough that loops and allocations sized by them
+ * stay bounded (a config.json is untrusted input; its numbers size arrays before the checkpoint can disagree).
+ */
+export const CONFIG_MAXIMA: Record<string, number> = {
+  hidden_size: 1 << 16, intermediate_size: 1 << 18, num_hidden_layers: 1024, num_attention_heads: 1024,
+  num_key_value_heads: 1024, head_dim: 1024, vocab_size: 1 << 22, max_position_embeddings: 1 << 22,
+  sliding_window: 1 << 22, rope_theta: 1e10,
+};
 
 export function parseConfig(c: Json, file = 'config.json'): ModelSpec {
   const fail = (msg: string): never => { throw new UserError(msg, file); };
@@ -28,12 +32,14 @@ export function parseConfig(c: Json, file = 'config.json'): ModelSpec {
     const v = c[key] ?? fallback;
     if (v === undefined || v === null) return fail(`missing "${key}"`);
     if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) return fail(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
+    if (v > (CONFIG_MAXIMA[key] ?? Infinity)) return fail(`"${key}" is ${v}, more than the largest supported (${CONFIG_MAXIMA[key]})`);
     return v;
   };
   const num = (key: string, fallback?: number): number => {
     const v = c[key] ?? fallback;
     if (v === undefined || v === null) return fail(`missing "${key}"`);
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) return fail(`"${key}" must be a positive number, got ${JSON.stringify(v)}`);
+    if (v > (CONFIG_MAXIMA[key] ?? Infinity)) return fail(`"${key}" is ${v}, more than the largest supported (${CONFIG_MAXIMA[key]})`);
     return v;
   };
   const bool = (key: string, fallback: boolean): boolean => {
@@ -63,7 +69,7 @@ export function parseConfig(c: Json, file = 'config.json'): ModelSpec {
   // Sliding-window attention is not implemented; within one window it equals full attention, so cap the context there.
   const usesWindow = modelType === 'mistral' || (modelType === 'qwen2' && c.use_sliding_window === true);
   if (usesWindow && typeof c.sliding_window === 'number' && c.sliding_window < maxPositionEmbeddings) {
-    maxPositionEmbeddings = c.sliding_window;
+    maxPositionEmbeddings = int('sliding_window');
   }
 
   const attentionBias = modelType === 'qwen2' ? true : bool('attention_bias', false);
@@ -88,6 +94,10 @@ export function parseConfig(c: Json, file = 'config.json'): ModelSpec {
     bosTokenId: optionalId(c.bos_token_id, 'bos_token_id', fail),
     eosTokenIds: eosIds(c.eos_token_id, fail),
   };
+  if (spec.rmsNormEps >= 1) fail(`"rms_norm_eps" must be below 1, got ${spec.rmsNormEps}`);
+  for (const [key, id] of [['bos_token_id', spec.bosTokenId], ...spec.eosTokenIds.map((x) => ['eos_token_id', x] as const)] as const) {
+    if (id !== undefined && id >= spec.vocabSize) fail(`"${key}" ${id} is outside the vocabulary (vocab_size ${spec.vocabSize})`);
+  }
   return spec;
 }
 
@@ -135,14 +145,16 @@ function parseRopeScaling(v: unknown, fail: (m: string) => never): RopeScaling {
  * Extra stop ids from generation_config.json (e.g. Qwen2.5 lists both <|endoftext|> and <|im_end|> there while
  * config.json names one). Missing or unreadable file: none — it only adds stop tokens.
  */
-export function readGenerationEos(modelDir: string): number[] {
+export function readGenerationEos(modelDir: string, vocabSize = Infinity): number[] {
   const file = path.join(modelDir, 'generation_config.json');
   if (!existsSync(file)) return [];
+  // An unreadable file only loses stop tokens; a FIFO, a device or a huge file must still not hang or fill memory.
+  let v: unknown;
   try {
-    const v = (JSON.parse(readFileSync(file, 'utf8')) as Json).eos_token_id;
-    const list = Array.isArray(v) ? v : [v];
-    return list.filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0);
+    v = readJsonObject(file, MODEL_FILE_LIMITS.generationConfig).eos_token_id;
   } catch {
     return [];
   }
+  const list = Array.isArray(v) ? v : [v];
+  return list.filter((x): x is number => typeof x === 'number' && Number.isInteger(x) && x >= 0 && x < vocabSize);
 }

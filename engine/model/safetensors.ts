@@ -3,9 +3,10 @@
 // model.safetensors.index.json. Everything is validated before a byte of weights is trusted; tensors are read on demand
 // with plain fs reads and converted to float32 (bf16/f16 cannot cross onnxruntime's JS API, and float32 is what the
 // graphs compute in).
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, existsSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors';
+import { MODEL_FILE_LIMITS, openRegularFile, readJsonObject } from './read-file';
 
 export type StoredDtype = 'F32' | 'F16' | 'BF16';
 const dtypeBytes: Record<StoredDtype, number> = { F32: 4, F16: 2, BF16: 2 };
@@ -25,10 +26,8 @@ const maxHeaderBytes = 100_000_000;
 
 /** Parse and validate one file's header; returns its tensors with absolute offsets. */
 export function readHeader(file: string): TensorInfo[] {
-  if (!existsSync(file)) throw new UserError('not found', file);
-  const fd = openSync(file, 'r');
+  const { fd, size } = openRegularFile(file);
   try {
-    const size = fstatSync(fd).size;
     if (size < 8) throw new UserError(`truncated: ${size} bytes, too short for a safetensors header`, file);
     const lenBuf = Buffer.alloc(8);
     readSync(fd, lenBuf, 0, 8, 0);
@@ -135,8 +134,9 @@ export class SafetensorsStore {
     const t = this.tensors.get(name);
     if (!t) throw new Error(`tensor ${name} not in checkpoint`);
     const bytes = new Uint8Array(t.end - t.begin);
-    const fd = openSync(t.file, 'r');
+    const { fd, size } = openRegularFile(t.file); // checked again: the folder may have changed since the header was read
     try {
+      if (size < t.end) throw new UserError(`tensor "${name}": file shrank to ${size} bytes since it was checked`, t.file);
       let done = 0;
       while (done < bytes.length) {
         // At most 1 GiB per read (the OS caps single reads near 2 GiB anyway).
@@ -152,12 +152,7 @@ export class SafetensorsStore {
 }
 
 function readIndex(indexFile: string): { files: string[]; weightMap: Map<string, string> } {
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(indexFile, 'utf8'));
-  } catch (err) {
-    throw new UserError(`not valid JSON (${(err as Error).message})`, indexFile);
-  }
+  const json = readJsonObject(indexFile, MODEL_FILE_LIMITS.safetensorsIndex);
   const map = (json as { weight_map?: unknown })?.weight_map;
   if (!map || typeof map !== 'object' || Array.isArray(map)) throw new UserError('missing "weight_map" object', indexFile);
   const weightMap = new Map<string, string>();

@@ -1,23 +1,18 @@
 // tokenizer.json through @huggingface/tokenizers, plus tokenizer_config.json for BOS/EOS, add_bos_token, special tokens
 // and the chat template. Encoding with special tokens follows the tokenizer's own post-processor (stories260K's adds
 // <s>; tiny-coder's adds nothing), exactly as transformers' fast tokenizers do.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { UserError } from '../errors';
 import type { TokenizerLike } from '../generate/types';
+import { MODEL_FILE_LIMITS, readJsonObject } from './read-file';
 
 type Json = Record<string, unknown>;
 
-function readJson(file: string, what: string): Json {
+function readJson(file: string, what: string, maxBytes: number): Json {
   if (!existsSync(file)) throw new UserError(`not found (the model folder needs ${what})`, file);
-  try {
-    const v = JSON.parse(readFileSync(file, 'utf8'));
-    if (!v || typeof v !== 'object' || Array.isArray(v)) throw new Error('expected a JSON object');
-    return v as Json;
-  } catch (err) {
-    throw new UserError(`not valid JSON (${(err as Error).message})`, file);
-  }
+  return readJsonObject(file, maxBytes);
 }
 
 /** A token named in tokenizer_config.json: a string or an AddedToken object {content, ...}. */
@@ -51,9 +46,9 @@ export class HfTokenizer implements TokenizerLike {
   /** Load from a model folder; `extraEosIds` are config.json's eos ids (generation stops on any of them). */
   static load(modelDir: string, extraEosIds: number[] = []): HfTokenizer {
     const tokFile = path.join(modelDir, 'tokenizer.json');
-    const tokJson = readJson(tokFile, 'tokenizer.json');
+    const tokJson = readJson(tokFile, 'tokenizer.json', MODEL_FILE_LIMITS.tokenizer);
     const cfgFile = path.join(modelDir, 'tokenizer_config.json');
-    const config = existsSync(cfgFile) ? readJson(cfgFile, 'tokenizer_config.json') : {};
+    const config = existsSync(cfgFile) ? readJson(cfgFile, 'tokenizer_config.json', MODEL_FILE_LIMITS.tokenizerConfig) : {};
     return HfTokenizer.fromJson(tokJson, config, extraEosIds, tokFile);
   }
 

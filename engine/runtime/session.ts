@@ -77,7 +77,7 @@ export function sessionOptions(provider: Provider, options: SessionOptions = {})
  * Callers that build many sessions pass the provider the first one reported, so the fallback is logged once.
  */
 export async function createSession(
-  modelBytes: Uint8Array,
+  modelBytes: Uint8Array | string,
   provider: ProviderSetting = 'auto',
   options: SessionOptions = {},
 ): Promise<CreatedSession> {
@@ -86,7 +86,9 @@ export async function createSession(
   let lastError: unknown;
   for (const candidate of candidates) {
     try {
-      const session = await ort.InferenceSession.create(modelBytes, sessionOptions(candidate, options));
+      const session = typeof modelBytes === 'string'
+        ? await ort.InferenceSession.create(modelBytes, sessionOptions(candidate, options))
+        : await ort.InferenceSession.create(modelBytes, sessionOptions(candidate, options));
       if (candidate !== candidates[0]) {
         const first = (lastError instanceof Error ? lastError.message : String(lastError)).split('\n')[0];
         const why = first.length > 160 ? '…' + first.slice(-160) : first;

@@ -1,13 +1,16 @@
 // Opt-in local HTTP: OpenAI-compatible /v1/completions and /v1/chat/completions (JSON or SSE streaming) over the same
 // EngineService. Loopback only, and every request needs the bearer token — any local process or web page could
-// otherwise drive the model. No CORS headers are sent, so browsers cannot read responses cross-origin.
+// otherwise drive the model. No CORS headers are sent, so browsers cannot read responses cross-origin; a Host or
+// Origin that is not loopback is refused (DNS rebinding: a web page whose name resolves to 127.0.0.1 is still
+// another origin), and replies never carry the model's absolute path.
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import http from 'node:http';
 import { ErrorCodes, type ChatMessage, type CompleteResult, type RepoFile } from '../protocol';
 import { EngineService, ServiceError } from './service';
 import { askParams, completeParams, ParamError } from './validate';
 
-const MAX_BODY = 64 * 1024 * 1024;
+/** Largest request body (SNOUT_MAX_MESSAGE_BYTES, as for stdio frames). */
+const MAX_BODY = Number(process.env.SNOUT_MAX_MESSAGE_BYTES) || 64 * 1024 * 1024;
 
 /** Host names/addresses that stay on this machine. */
 export function isLoopback(host: string): boolean {
@@ -16,6 +19,29 @@ export function isLoopback(host: string): boolean {
 }
 
 export const newToken = () => randomBytes(24).toString('base64url');
+
+/** The host part of a Host header ("127.0.0.1:8080", "[::1]:8080", "localhost"). */
+function hostOf(header: string): string {
+  const m = /^(\[[^\]]*\]|[^:]*)(?::\d*)?$/.exec(header.trim());
+  return m ? m[1] : '';
+}
+
+/** Host must name this machine; Origin, when a browser sends one, must be a loopback http(s) origin. */
+export function trustedOrigin(req: http.IncomingMessage): string | undefined {
+  const host = req.headers.host;
+  if (!host || !isLoopback(hostOf(host))) return `Host ${JSON.stringify(host ?? '')} is not a loopback address`;
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== 'null') {
+    let ok = false;
+    try {
+      const u = new URL(origin);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && isLoopback(u.hostname);
+    } catch { /* not a URL */ }
+    if (!ok) return `Origin ${JSON.stringify(origin)} is not a loopback origin`;
+  }
+  if (origin === 'null') return 'Origin "null" (a sandboxed or file: page) is refused';
+  return undefined;
+}
 
 class HttpError extends Error {
   constructor(readonly status: number, message: string, readonly type = 'invalid_request_error') { super(message); }
@@ -34,14 +60,25 @@ function statusOf(e: unknown): HttpError {
 
 function readBody(req: http.IncomingMessage): Promise<unknown> {
   return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > MAX_BODY) { reject(new HttpError(413, `request body of ${declared} bytes is over the limit of ${MAX_BODY}`)); return; }
     const chunks: Buffer[] = [];
     let size = 0;
-    req.on('data', (c: Buffer) => {
+    const onData = (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) { reject(new HttpError(413, `request body over ${MAX_BODY} bytes`)); req.destroy(); return; }
+      if (size > MAX_BODY) {
+        // Answer 413 at once; the rest is read and dropped (not buffered) so the client gets to read the reply.
+        req.off('data', onData);
+        req.resume();
+        chunks.length = 0;
+        reject(new HttpError(413, `request body over the limit of ${MAX_BODY} bytes`));
+        return;
+      }
       chunks.push(c);
-    });
+    };
+    req.on('data', onData);
     req.on('end', () => {
+      if (size > MAX_BODY) return;
       try { resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))); } catch (e) { reject(new HttpError(400, `body is not valid JSON: ${(e as Error).message}`)); }
     });
     req.on('error', reject);
@@ -51,10 +88,17 @@ function readBody(req: http.IncomingMessage): Promise<unknown> {
 const finish = (r: CompleteResult['finishReason']) => (r === 'length' ? 'length' : 'stop');
 const arrOrOne = (v: unknown) => (typeof v === 'string' ? [v] : v);
 
-export interface HttpOptions { host: string; port: number; token: string; modelName: string }
+export interface HttpOptions {
+  host: string;
+  port: number;
+  token: string;
+  /** What /v1/models and replies call the model: a name, never a path. */
+  modelName: string;
+}
 
 export function serveHttp(service: EngineService, o: HttpOptions): Promise<http.Server> {
   if (!isLoopback(o.host)) throw new Error(`refusing to listen on ${o.host}: the HTTP server binds to loopback only (127.0.0.1, ::1, localhost)`);
+  if (!o.token.trim()) throw new Error('refusing an empty bearer token: nobody could authenticate');
   const expected = Buffer.from(`Bearer ${o.token}`);
   const authorized = (req: http.IncomingMessage) => {
     const got = Buffer.from(req.headers.authorization ?? '');
@@ -70,12 +114,16 @@ export function serveHttp(service: EngineService, o: HttpOptions): Promise<http.
     };
     const fail = (e: unknown) => {
       const h = statusOf(e);
+      // A body that was refused unread: close the connection after the reply rather than read on.
+      if (h.status === 413) res.setHeader('connection', 'close');
       if (res.headersSent) {
         res.write(`data: ${JSON.stringify({ error: { message: h.message, type: h.type } })}\n\n`);
         res.end();
       } else send(h.status, { error: { message: h.message, type: h.type } });
     };
     try {
+      const untrusted = trustedOrigin(req);
+      if (untrusted) throw new HttpError(403, `${untrusted}; this server answers loopback clients only`, 'permission_error');
       if (!authorized(req)) {
         res.setHeader('www-authenticate', 'Bearer');
         throw new HttpError(401, 'missing or wrong bearer token (Authorization: Bearer <token>)', 'authentication_error');

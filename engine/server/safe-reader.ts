@@ -1,6 +1,7 @@
 // A JSON-RPC message reader for an untrusted byte stream. vscode-jsonrpc's own reader drops malformed input silently
 // (or loses framing); this one answers every bad frame with a JSON-RPC error and keeps reading:
-//   bad header / no Content-Length → -32700 and resync at the next "Content-Length:"
+//   bad header / no Content-Length → -32700 and resync at the next "Content-Length:" (junk glued in front of a
+//                                    header costs the junk only, never the frame after it)
 //   body over the size limit       → -32600, skipped without buffering
 //   body that is not JSON          → -32700
 //   JSON that is not a request/notification/response (batches, bad id, params not an object) → -32600 / -32602
@@ -15,6 +16,9 @@ const MAX_HEADER = 8 * 1024;
 
 export class SafeMessageReader extends AbstractMessageReader {
   private buf: Buffer = Buffer.alloc(0);
+  /** Chunks of a body still arriving, joined once it is complete (joining per chunk is quadratic in the frame). */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
   private bodyLength = -1;
   /** After an oversized frame: discard input until the next "Content-Length:" (a bogus length cannot wedge us). */
   private scanning = false;
@@ -39,6 +43,14 @@ export class SafeMessageReader extends AbstractMessageReader {
   }
 
   private onData(chunk: Buffer, callback: DataCallback): void {
+    if (this.bodyLength >= 0 && !this.scanning) {
+      this.pending.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.buf.length + this.pendingBytes < this.bodyLength) return;
+      chunk = Buffer.concat(this.pending);
+      this.pending = [];
+      this.pendingBytes = 0;
+    }
     this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
     if (this.scanning) {
       const at = this.buf.indexOf(CONTENT_LENGTH);
@@ -58,8 +70,15 @@ export class SafeMessageReader extends AbstractMessageReader {
           return;
         }
         const header = this.buf.subarray(0, end).toString('ascii');
-        this.buf = this.buf.subarray(end + HEADER_END.length);
         const m = /^content-length:\s*(\d+)\s*$/im.exec(header);
+        // Junk without a line break right before a real header ("xyzContent-Length: 5"): answer the junk, keep the frame.
+        const glued = m ? -1 : this.buf.subarray(0, end).indexOf(CONTENT_LENGTH, 1);
+        if (glued > 0) {
+          this.reply(null, -32700, `Parse error: ${glued} bytes of junk before a message header`);
+          this.buf = this.buf.subarray(glued);
+          continue;
+        }
+        this.buf = this.buf.subarray(end + HEADER_END.length);
         if (!m) { this.reply(null, -32700, 'Parse error: message header has no valid Content-Length'); this.resyncToHeader(); continue; }
         const length = Number(m[1]);
         if (length > this.maxMessageBytes) {

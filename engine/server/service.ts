@@ -145,6 +145,11 @@ export class EngineService {
     let ids: number[];
     let truncatedTokens = 0;
     if (p.prompt !== undefined) {
+      // Cut by characters before tokenizing: no token is longer than ~32 characters, so a longer prompt cannot fit,
+      // and tokenizing megabytes only to refuse them would hold the event loop for seconds.
+      if (p.prompt.length > budget * 32) {
+        throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${p.prompt.length} characters; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget} tokens, at most ~${budget * 32} characters`);
+      }
       ids = encodeSegments(tok, [{ text: p.prompt }], true);
       if (ids.length > budget) {
         throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${ids.length} tokens; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget}`);
@@ -176,9 +181,9 @@ export class EngineService {
     const { info, tok } = this.ready();
     const maxTokens = p.maxTokens ?? DEFAULT_ASK_TOKENS;
     const budget = this.budgetFor(maxTokens, info.contextLength, 'ask');
-    let r: ReturnType<typeof renderChat>;
+    let r: Awaited<ReturnType<typeof renderChat>>;
     try {
-      r = renderChat(tok, p.messages, p.files ?? [], budget);
+      r = await renderChat(tok, p.messages, p.files ?? [], budget);
     } catch (e) {
       throw new ServiceError(-32603, `the model's chat template failed: ${(e as Error).message}`);
     }
@@ -233,7 +238,7 @@ export class EngineService {
         try {
           if (ctrl.signal.aborted) break;
           if (!lease) {
-            lease = cache.acquire(ids, attention);
+            lease = cache.acquire(ids, attention, this.memoryCheck(model, cache, Math.min(ids.length + maxTokens, this.info?.contextLength ?? Infinity), attention));
           }
           r = await model.generate(lease.seq, {
             ids: generated.length ? ids.concat(generated) : ids,
@@ -279,6 +284,24 @@ export class EngineService {
     // The streamed pieces are exact per segment; the final text is the exact decode when generation was not split.
     if (segments > 1) text = model.tokenizer.decode(generated, { skipSpecialTokens: true });
     return { id, text, finishReason, stats };
+  }
+
+  /**
+   * Bytes the request's sequence will need (KV cache + LSH index, from its context and its K and L); a request that
+   * cannot fit the cache budget even alone is refused before anything is allocated.
+   */
+  private memoryCheck(model: LoadedModel, cache: PrefixCache, tokens: number, attention: Partial<AttentionConfig>): number {
+    const est = model.estimateBytes?.(tokens, attention);
+    if (!est) return 0;
+    // A budget of 0 means "keep nothing between requests", not "run nothing": one request may then use the default.
+    const limit = cache.budgetBytes > 0 ? cache.budgetBytes : DEFAULT_PREFIX_CACHE_BYTES;
+    if (est.total > limit) {
+      const mb = (x: number) => `${Math.ceil(x / 2 ** 20)} MB`;
+      const knobs = attention.method && attention.method !== 'dense' ? ` (K=${attention.K ?? 'default'}, L=${attention.L ?? 'default'})` : '';
+      throw new ServiceError(-32602, `this request would need ~${mb(est.total)} of RAM (KV cache ${mb(est.kv)}, attention index ${mb(est.index)}${knobs}) `
+        + `for ${tokens} tokens, more than the cache budget of ${mb(limit)}; lower K or L, shorten the request, or raise prefixCacheBytes`);
+    }
+    return est.total;
   }
 
   status(): StatusResult {

@@ -2,7 +2,7 @@
 // through the engine client as $/cancelRequest; typing through a suggestion is served from the cache.
 import * as vscode from 'vscode';
 import type { CompleteResult } from '../../engine/protocol';
-import { isSecretPath, looksLikeSecret } from '../context/secrets';
+import { holdsKeyMaterial, isSecretPath, redactSecrets } from '../context/secrets';
 import type { WorkspaceContext } from '../context/workspace';
 import type { EngineClient } from '../engine/client';
 import { languageEnabled, type SnoutSettings } from '../settings';
@@ -60,8 +60,12 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
       range = new vscode.Range(sel.range.start, pos.isAfter(sel.range.end) ? pos : sel.range.end);
       lead = sel.text;
     }
-    // A secret file gets no completions at all: its text would be the prompt.
-    if (isSecretPath(doc.uri.path) || looksLikeSecret(text)) return undefined;
+    // A secret or ignored file gets no completions at all: its text would be the prompt. Elsewhere tokens are masked
+    // (same length, so offsets stay put) before anything is packed or cached.
+    if (isSecretPath(doc.uri.path) || await this.d.workspace.refuses(doc.uri)) return undefined;
+    const masked = redactSecrets(text);
+    if (masked === undefined) return undefined;
+    text = masked;
     const before = text.slice(0, offset);
     const after = text.slice(offset);
     const key = doc.uri.toString();
@@ -139,11 +143,11 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     const s = this.d.settings();
     const doc = editor.document;
     const model = this.d.engine.model;
-    if (isSecretPath(doc.uri.path) || looksLikeSecret(doc.getText())) return;
+    if (isSecretPath(doc.uri.path) || holdsKeyMaterial(doc.getText()) || await this.d.workspace.refuses(doc.uri)) return;
     if (!s.enabled || !languageEnabled(s, doc.languageId) || !model || this.d.engine.state !== 'ready' || this.inFlight > 0) return;
     const offset = doc.offsetAt(editor.selection.active);
     const started = Date.now();
-    const packed = await this.d.workspace.pack(doc, doc.getText(), offset, {
+    const packed = await this.d.workspace.pack(doc, redactSecrets(doc.getText()) ?? '', offset, {
       contextTokens: s.contextTokens, maxTokens: s.maxTokens, modelContextLength: model.contextLength,
     });
     if (this.inFlight > 0) return;

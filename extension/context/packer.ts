@@ -9,7 +9,7 @@ import { resolvedImports } from '../../engine/code/imports';
 import { fimWindow } from './fim';
 import type { WorkspaceFiles } from './files';
 import { rankFiles } from './rank';
-import { isSecretPath, looksLikeSecret } from './secrets';
+import { isSecretPath, redactSecrets } from './secrets';
 import type { Recency } from './recency';
 import { TokenEstimator } from './tokens';
 
@@ -223,7 +223,9 @@ export class ContextPacker {
     // The system prompt, the question and the chat template's framing come out of the same window.
     const total = Math.max(0, this.usable(budget) - this.estimator.estimate(questionChars) - 32);
     // The active file joins the context only if it is not a secret itself (an open .env must not reach the prompt).
-    const current = active && !isSecretPath(active.path) && !looksLikeSecret(active.text) && this.estimator.estimate(active.text.length) < total / 2 ? active : undefined;
+    // Its tokens are masked like every other file's; key material keeps it out entirely.
+    const activeText = active && !isSecretPath(active.path) ? redactSecrets(active.text) : undefined;
+    const current = active && activeText !== undefined && this.estimator.estimate(activeText.length) < total / 2 ? { path: active.path, text: activeText } : undefined;
     const reserve = current ? this.cost(current.path, current.text) : 0;
     const req = active ?? { path: 'README.md', text: '' };
     const sel = await this.select(req, total - reserve, new Set(active ? [active.path] : []));

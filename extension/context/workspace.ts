@@ -7,7 +7,8 @@ import { filesExclude, type SnoutSettings } from '../settings';
 import { WorkspaceFiles } from './files';
 import { ContextPacker, type PackBudget, type PackedContext } from './packer';
 import { Recency } from './recency';
-import { inSkippedDir, scanWorkspace } from './scan';
+import { inSkippedDir, isExcludedFile, scanWorkspace } from './scan';
+import { isSecretPath } from './secrets';
 import { TokenEstimator } from './tokens';
 
 interface Root {
@@ -65,6 +66,7 @@ export class WorkspaceContext implements vscode.Disposable {
   private scheduleRescan(): void {
     clearTimeout(this.rescanTimer);
     this.rescanTimer = setTimeout(() => {
+      this.refused.clear();
       for (const root of this.roots.values()) root.scanned = this.scan(root);
     }, 1500);
   }
@@ -147,6 +149,25 @@ export class WorkspaceContext implements vscode.Disposable {
   }
 
   private loose: ContextPacker | undefined;
+  /** Per document URI: kept out of prompts by name, ignore rules or links (re-decided at each rescan). */
+  private refused = new Map<string, Promise<boolean>>();
+
+  /**
+   * True when the file of `uri` must not enter a prompt even as the current file: ignored by git's rules or
+   * files.exclude, a secret by name, a link. Files outside any workspace folder are judged by name only.
+   */
+  refuses(uri: vscode.Uri): Promise<boolean> {
+    const key = uri.toString();
+    let r = this.refused.get(key);
+    if (!r) {
+      const loc = this.locate(uri);
+      r = loc ? isExcludedFile(loc.root.folder.uri.fsPath, loc.rel, { exclude: filesExclude(loc.root.folder) }).catch(() => true)
+        : Promise.resolve(isSecretPath(uri.path));
+      if (this.refused.size > 256) this.refused.clear();
+      this.refused.set(key, r);
+    }
+    return r;
+  }
 
   /** Context for "Ask about repository": around the active editor's file if any, else the first folder. */
   async packForQuestion(doc: vscode.TextDocument | undefined, budget: PackBudget, questionChars = 0) {
@@ -154,7 +175,8 @@ export class WorkspaceContext implements vscode.Disposable {
     const folder = r?.root ?? (vscode.workspace.workspaceFolders?.[0] && this.rootFor(vscode.workspace.workspaceFolders[0]));
     if (!folder) return { files: [], sources: [], estimatedTokens: 0, root: undefined };
     await folder.scanned;
-    const packed = await folder.packer.packForQuestion(r && doc ? { path: r.rel, text: doc.getText() } : undefined, budget, questionChars);
+    const usable = r && doc && !(await this.refuses(doc.uri));
+    const packed = await folder.packer.packForQuestion(usable ? { path: r.rel, text: doc.getText() } : undefined, budget, questionChars);
     return { ...packed, root: folder.folder.uri };
   }
 

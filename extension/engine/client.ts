@@ -44,6 +44,11 @@ export interface EngineClientOptions {
   /** Consecutive crashes after which the client stops restarting. */
   maxCrashes?: number;
   env?: NodeJS.ProcessEnv;
+  /**
+   * A load that reports no progress for this long is given up with a message (a model file that is a FIFO or on a
+   * hung network disk would otherwise leave the extension "loading" forever). Default 120 s.
+   */
+  loadStallMs?: number;
 }
 
 export class EngineClient {
@@ -119,7 +124,8 @@ export class EngineClient {
     const connection = createMessageConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
     this.connection = connection;
     connection.onNotification(LogNotification, (p) => this.o.log(`[${p.level}] ${p.message}`));
-    connection.onNotification(ProgressNotification, (p) => this.o.onProgress?.(p));
+    let lastProgress = Date.now();
+    connection.onNotification(ProgressNotification, (p) => { lastProgress = Date.now(); this.o.onProgress?.(p); });
     connection.onNotification(TokenNotification, (p) => this.tokenListeners.get(p.id)?.(p.text));
     connection.onError(([err]) => this.o.log(`rpc error: ${err.message}`));
     connection.listen();
@@ -132,7 +138,23 @@ export class EngineClient {
 
     this.setState('loading');
     try {
-      const model = await Promise.race([connection.sendRequest(InitializeRequest, params), exited]);
+      const stallMs = this.o.loadStallMs ?? 120_000;
+      let stallTimer: NodeJS.Timeout | undefined;
+      const stalled = new Promise<never>((_, reject) => {
+        const check = () => {
+          const idle = Date.now() - lastProgress;
+          if (idle >= stallMs) reject(new Error(`the model did not finish loading: no progress for ${Math.round(idle / 1000)} s (${params.modelDir}); check that its files are regular files on a working disk`));
+          else stallTimer = setTimeout(check, stallMs - idle);
+        };
+        stallTimer = setTimeout(check, stallMs);
+      });
+      stalled.catch(() => {});
+      let model: ModelInfo;
+      try {
+        model = await Promise.race([connection.sendRequest(InitializeRequest, params), exited, stalled]);
+      } finally {
+        clearTimeout(stallTimer);
+      }
       if (this.child !== child) throw new Error('engine restarted during load');
       this._model = model;
       this.setState('ready');

@@ -1,6 +1,7 @@
 // Bad GGUF files give one clear UserError line that names the file (and loads nothing), whatever is wrong with them.
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -33,6 +34,15 @@ function bad(o: HfToGgufOptions & { type?: 'Q8_0' | 'Q4_K' | 'F32' } = {}): { fi
 describe('bad GGUF files', { skip: !hasModel(model) && `${model} not found` }, () => {
   it('a good file opens (the baseline the cases below break)', () => {
     openGguf(bad().file).close();
+  });
+
+  it('a FIFO or a folder named *.gguf is refused at once (a FIFO would block the read forever)', () => {
+    const fifo = path.join(tmp, 'pipe.gguf');
+    execFileSync('mkfifo', [fifo]);
+    expectError(fifo, /is a FIFO, not a regular file/);
+    const folder = path.join(tmp, 'folder.gguf');
+    mkdirSync(folder);
+    expectError(folder, /is a directory/);
   });
 
   it('truncated in the tensor data', () => {

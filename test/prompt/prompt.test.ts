@@ -98,25 +98,25 @@ test('plain layout for a model without FIM tokens: "# Path:" comments, BOS first
   assert.deepEqual(r.ids, [stories.bosId, ...stories.encode('# Path: a.txt\nOnce upon a time\n\n# Path: b.txt\nLily')]);
 });
 
-test('ask without a chat template: plain layout, files first; with a template: the template decides', () => {
+test('ask without a chat template: plain layout, files first; with a template: the template decides', async () => {
   const msgs = [{ role: 'user' as const, content: 'What does f do?' }];
-  const plain = renderChat(coder, msgs, [{ path: 'f.py', text: 'def f(): pass' }], 1024);
+  const plain = await renderChat(coder, msgs, [{ path: 'f.py', text: 'def f(): pass' }], 1024);
   const text = coder.decode(plain.ids);
   assert.ok(text.indexOf('# Path: f.py') < text.indexOf('User: What does f do?'));
   assert.ok(text.endsWith('Assistant:'));
   const chatml = "{% for m in messages %}<|file_sep|>{{ m.role }}\n{{ m.content }}<|endoftext|>\n{% endfor %}{% if add_generation_prompt %}<|file_sep|>assistant\n{% endif %}";
   const templated: TokenizerLike = { ...coder, chatTemplate: chatml };
-  const t = renderChat(templated, msgs, [], 1024);
+  const t = await renderChat(templated, msgs, [], 1024);
   assert.deepEqual(t.ids, coder.encode('<|file_sep|>user\nWhat does f do?<|endoftext|>\n<|file_sep|>assistant\n'));
 });
 
-test('ask over budget drops files, then old turns, never the last question', () => {
+test('ask over budget drops files, then old turns, never the last question', async () => {
   const msgs = [
     { role: 'user' as const, content: 'old question '.repeat(50) },
     { role: 'assistant' as const, content: 'old answer '.repeat(50) },
     { role: 'user' as const, content: 'new question?' },
   ];
-  const r = renderChat(coder, msgs, files, 120);
+  const r = await renderChat(coder, msgs, files, 120);
   assert.ok(r.ids.length <= 120);
   const text = coder.decode(r.ids);
   assert.ok(text.includes('new question?') && !text.includes('pkg/mod0.py') && !text.includes('old answer'));
@@ -155,7 +155,7 @@ test('hostile sizes are cut by characters before tokenizing (megabytes render in
   const big = 'q = 1\n'.repeat(300000); // 1.8 MB
   const t0 = performance.now();
   const r = renderCompletion(tok, fmt, { path: 'big.py', prefix: big, suffix: big, files: [{ path: 'f.py', text: big }, { path: 'g.py', text: big }] }, 1000);
-  const a = renderChat(tok, [{ role: 'user', content: big }], [{ path: 'f.py', text: big }], 1000);
+  const a = await renderChat(tok, [{ role: 'user', content: big }], [{ path: 'f.py', text: big }], 1000);
   const ms = performance.now() - t0;
   assert.ok(r.ids.length <= 1000 && a.ids.length <= 1000);
   assert.equal(r.filesKept, 0);

@@ -1,7 +1,8 @@
 // One GGUF file as a ModelSource: the header is parsed and validated once; tensors are read on demand with positioned
 // reads of their own byte range (never the whole file) and handed over as float32 (F32/F16/BF16, and every vector) or
 // as a QuantMatrix in the source's block format (formats.ts). llama.cpp's q/k row permutation is undone here.
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
+import { openRegularFile } from '../read-file';
 import path from 'node:path';
 import { UserError } from '../../errors';
 import { dequantRow, isQuant, quantBytes, rowBytes, type QuantMatrix, type WeightTensor } from '../quant';
@@ -16,8 +17,8 @@ import { ggufTokenizer } from './tokenizer';
 
 export function openGguf(file: string): ModelSource {
   const abs = path.resolve(file);
-  if (!existsSync(abs)) throw new UserError('not found', abs);
-  const fd = openSync(abs, 'r');
+  // A regular file only: a FIFO or a device named *.gguf would block or read without end.
+  const { fd } = openRegularFile(abs);
   try {
     const stat = fstatSync(fd);
     const header = readGgufHeader(fd, abs);
