@@ -9,6 +9,7 @@ import { after, describe, it } from 'node:test';
 import { openGguf } from '../../engine/model/gguf';
 import { HfTokenizer } from '../../engine/model/tokenizer';
 import { makeCheckpoint } from '../fixtures/make-checkpoint';
+import { deepseekCoderRegexes } from '../../engine/model/gguf/tokenizer';
 import { byteLevelAlphabet, qwen2Regex, writeHfAsGguf } from '../fixtures/gguf-writer';
 import { hasModel, modelDir as modelPath, readGolden } from '../engine/paths';
 
@@ -95,52 +96,54 @@ function trainByteLevel(text: string, merges: number): { vocab: Record<string, n
   return { vocab, merges: out };
 }
 
-describe('gpt2-style byte-level BPE (Qwen2 pre-tokenizer) from GGUF metadata', () => {
-  it('gives the same ids as its tokenizer.json', () => {
-    const corpus = [
-      'def main(argv):\n    return [x * 2 for x in argv if x]\n', 'const total = items.reduce((a, b) => a + b, 0);\n',
-      "It's 2024 and we're writing   code\t\tagain. Ünïcödé — 日本語 😀\r\n", 'class Foo(Bar):\n    pass\n\n\n',
-    ].join('');
-    const bpe = trainByteLevel(corpus.repeat(3), 200);
-    const specials = ['<|endoftext|>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>', '<|im_start|>'];
-    const base = Object.keys(bpe.vocab).length;
-    const tokJson = {
-      version: '1.0', truncation: null, padding: null,
-      added_tokens: specials.map((content, i) => ({ id: base + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-      normalizer: { type: 'NFC' },
-      pre_tokenizer: {
-        type: 'Sequence',
-        pretokenizers: [
-          { type: 'Split', pattern: { Regex: qwen2Regex }, behavior: 'Isolated', invert: false },
-          { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
-        ],
-      },
-      post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
-      decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
-      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: bpe.vocab, merges: bpe.merges },
-    };
-    const dir = path.join(tmp, 'qwen-bpe');
-    makeCheckpoint(dir, { modelType: 'qwen2', vocab: base + specials.length, hidden: 32, heads: 2, kvHeads: 1, intermediate: 64, layers: 1 });
-    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokJson));
-    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, bos_token: null, eos_token: '<|endoftext|>' }));
-    const file = path.join(tmp, 'qwen-bpe.gguf');
-    writeHfAsGguf(dir, file, 'F32');
-    const s = openGguf(file);
-    const ref = HfTokenizer.load(dir);
-    const texts = [
-      corpus, 'def  f(x):\n\treturn x+1  # done\n', "he's   here's\n\n\n  x", '<|fim_prefix|>a = 1<|fim_suffix|>\n<|fim_middle|>',
-      'naïve café Ａ１２３ 12345 😀😀 \u00e9 e\u0301', '', ' ', '\n', 'x'.repeat(300),
-    ];
-    let multiByteTokens = 0;
-    for (const t of texts) {
-      const ids = s.tokenizer.encode(t);
-      assert.deepEqual(ids, ref.encode(t), JSON.stringify(t));
-      assert.equal(s.tokenizer.decode(ids), ref.decode(ids), JSON.stringify(t));
-      multiByteTokens += ids.filter((id) => id >= 256 && id < base).length;
-    }
-    assert.ok(multiByteTokens > 20, 'the merges are exercised');
-    assert.equal(s.tokenizer.addBos, false);
-    assert.deepEqual(s.tokenizer.eosIds, [base]);
-    s.close();
-  });
+describe('gpt2-style byte-level BPE from GGUF metadata', () => {
+  for (const [pre, splits] of [['qwen2', [qwen2Regex]], ['deepseek-coder', deepseekCoderRegexes]] as const) {
+    it(`${pre} pre-tokenizer: the same ids as its tokenizer.json`, () => {
+      const corpus = [
+        'def main(argv):\n    return [x * 2 for x in argv if x]\n', 'const total = items.reduce((a, b) => a + b, 0);\n',
+        "It's 2024 and we're writing   code\t\tagain. Ünïcödé — 日本語 😀\r\n", 'class Foo(Bar):\n    pass\n\n\n',
+      ].join('');
+      const bpe = trainByteLevel(corpus.repeat(3), 200);
+      const specials = ['<|endoftext|>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>', '<|im_start|>'];
+      const base = Object.keys(bpe.vocab).length;
+      const tokJson = {
+        version: '1.0', truncation: null, padding: null,
+        added_tokens: specials.map((content, i) => ({ id: base + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+        normalizer: pre === 'qwen2' ? { type: 'NFC' } : null,
+        pre_tokenizer: {
+          type: 'Sequence',
+          pretokenizers: [
+            ...splits.map((r) => ({ type: 'Split', pattern: { Regex: r }, behavior: 'Isolated', invert: false })),
+            { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+          ],
+        },
+        post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+        decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+        model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: bpe.vocab, merges: bpe.merges },
+      };
+      const dir = path.join(tmp, `bpe-${pre}`);
+      makeCheckpoint(dir, { modelType: 'qwen2', vocab: base + specials.length, hidden: 32, heads: 2, kvHeads: 1, intermediate: 64, layers: 1 });
+      writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokJson));
+      writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, bos_token: null, eos_token: '<|endoftext|>' }));
+      const file = path.join(tmp, `bpe-${pre}.gguf`);
+      writeHfAsGguf(dir, file, 'F32');
+      const s = openGguf(file);
+      const ref = HfTokenizer.load(dir);
+      const texts = [
+        corpus, 'def  f(x):\n\treturn x+1  # done\n', "he's   here's\n\n\n  x", '<|fim_prefix|>a = 1<|fim_suffix|>\n<|fim_middle|>',
+        'naïve café Ａ１２３ 12345 😀😀 \u00e9 e\u0301', '', ' ', '\n', 'x'.repeat(300),
+      ];
+      let multiByteTokens = 0;
+      for (const t of texts) {
+        const ids = s.tokenizer.encode(t);
+        assert.deepEqual(ids, ref.encode(t), JSON.stringify(t));
+        assert.equal(s.tokenizer.decode(ids), ref.decode(ids), JSON.stringify(t));
+        multiByteTokens += ids.filter((id) => id >= 256 && id < base).length;
+      }
+      assert.ok(multiByteTokens > 20, 'the merges are exercised');
+      assert.equal(s.tokenizer.addBos, false);
+      assert.deepEqual(s.tokenizer.eosIds, [base]);
+      s.close();
+    });
+  }
 });
