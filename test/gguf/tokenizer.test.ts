@@ -2,15 +2,16 @@
 // golden tokenizer cases (stories260K: SentencePiece with a dummy prefix and BOS; tiny-coder: SentencePiece without
 // either, Qwen2.5-Coder's FIM tokens) and a byte-level (gpt2-style) BPE with Qwen2's pre-tokenizer.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openGguf } from '../../engine/model/gguf';
 import { HfTokenizer } from '../../engine/model/tokenizer';
 import { makeCheckpoint } from '../fixtures/make-checkpoint';
-import { deepseekCoderRegexes } from '../../engine/model/gguf/tokenizer';
-import { byteLevelAlphabet, qwen2Regex, writeHfAsGguf } from '../fixtures/gguf-writer';
+import { readGgufHeader } from '../../engine/model/gguf/parse';
+import { deepseekCoderRegexes, ggufTokenizer } from '../../engine/model/gguf/tokenizer';
+import { byteLevelAlphabet, meta, qwen2Regex, writeGguf, writeHfAsGguf } from '../fixtures/gguf-writer';
 import { hasModel, modelDir as modelPath, readGolden } from '../engine/paths';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'snout-gguf-tok-'));
@@ -146,4 +147,41 @@ describe('gpt2-style byte-level BPE from GGUF metadata', () => {
       s.close();
     });
   }
+});
+
+describe('tokens named like JavaScript object properties', () => {
+  it('"constructor", "__proto__" and "toString" are ordinary tokens', () => {
+    const alphabet = byteLevelAlphabet();
+    const tokens = [...alphabet];
+    const merges: string[] = [];
+    for (const word of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      for (let i = 2; i <= word.length; i++) {
+        const piece = word.slice(0, i);
+        if (tokens.includes(piece)) continue;
+        merges.push(`${word.slice(0, i - 1)} ${word[i - 1]}`);
+        tokens.push(piece);
+      }
+    }
+    tokens.push('<|endoftext|>');
+    const file = path.join(tmp, 'proto.gguf');
+    writeGguf(file, {
+      metadata: [
+        ['tokenizer.ggml.model', meta.str('gpt2')], ['tokenizer.ggml.pre', meta.str('qwen2')], ['tokenizer.ggml.tokens', meta.strs(tokens)],
+        ['tokenizer.ggml.token_type', meta.i32s(tokens.map((t) => (t === '<|endoftext|>' ? 3 : 1)))], ['tokenizer.ggml.merges', meta.strs(merges)],
+      ],
+      tensors: [],
+      values: () => new Float32Array(),
+    });
+    const fd = openSync(file, 'r');
+    const t = ggufTokenizer(readGgufHeader(fd, file), file);
+    closeSync(fd);
+    const tok = HfTokenizer.fromJson(t.json, t.config, t.eosIds, file);
+    for (const word of ['constructor', 'toString', 'hasOwnProperty']) {
+      assert.deepEqual(tok.encode(word), [tokens.indexOf(word)], word);
+      assert.equal(tok.decode(tok.encode(`${word}<|endoftext|>`)), `${word}<|endoftext|>`);
+    }
+    // Qwen2's pre-tokenizer splits "__proto__" at the underscores, but the token itself must be in the vocabulary.
+    assert.equal(tok.tokenToId('__proto__'), tokens.indexOf('__proto__'));
+    assert.equal(tok.idToToken(tokens.indexOf('__proto__')), '__proto__');
+  });
 });

@@ -68,7 +68,8 @@ export function ggufTokenizer(h: GgufHeader, file: string): GgufTokenizer {
     return v as boolean | undefined;
   };
 
-  const vocab: Record<string, number> = {};
+  // No prototype: code vocabularies hold tokens such as "constructor" and "__proto__".
+  const vocab: Record<string, number> = Object.create(null);
   for (let i = 0; i < n; i++) if (!(toks[i] in vocab)) vocab[toks[i]] = i;
   const unk = id('tokenizer.ggml.unknown_token_id') ?? toks.findIndex((_, i) => types[i] === tokenTypes.unknown);
   const added = [];
