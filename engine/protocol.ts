@@ -88,6 +88,11 @@ export interface UsageStats {
   cachedTokens: number;
   /** Tokens dropped from the front of the context because it exceeded the model's window. */
   truncatedTokens: number;
+  /**
+   * The part of truncatedTokens cut because the prompt overflowed the window (files, the front of the prefix); the
+   * text after the cursor cut to its fixed cap is not counted. Absent from older engines.
+   */
+  overflowTokens?: number;
   prefillMs: number;
   decodeTokens: number;
   decodeMs: number;

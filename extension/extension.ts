@@ -10,6 +10,7 @@ import { EngineClient } from './engine/client';
 import { isModelDir, resolveModelDir } from './engine/model-path';
 import { ProgressNotifications } from './progress';
 import { engineSettings, readSettings } from './settings';
+import { settingProblems, type SettingProblem } from './settings-check';
 import { StatusBar } from './status';
 
 const realModelHint = 'For useful completions download a real code model such as Qwen2.5-Coder-1.5B (safetensors) and pick its folder with "Snout: Select model folder…".';
@@ -35,6 +36,9 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     loadParams: () => {
       const s = settings();
       const dir = modelDir();
+      // A bad setting fails here with its own words, not later inside the engine.
+      const problem = settingProblems(s, dir)[0];
+      if (problem) throw Object.assign(new Error(problem.message), { problem });
       if (!dir) throw new Error('no model folder: set snout.modelPath or run "Snout: Select model folder…"');
       return { modelDir: dir, provider: s.device, attention: { method: s.attention.method, K: s.attention.K, L: s.attention.L } };
     },
@@ -83,14 +87,33 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const ask = new AskPanel(context.extensionUri, client, workspace, settings, log);
   context.subscriptions.push(ask);
 
-  const startEngine = () => client.start().catch((e: Error) => {
+  // Clears a setting wherever it is set (user, workspace, folder), so its default applies again.
+  const resetSetting = async (key: string) => {
+    const [section, ...rest] = key.split('.');
+    const c = vscode.workspace.getConfiguration(section);
+    const name = rest.join('.');
+    const where = c.inspect(name);
+    if (where?.workspaceFolderValue !== undefined) await c.update(name, undefined, vscode.ConfigurationTarget.WorkspaceFolder);
+    if (where?.workspaceValue !== undefined) await c.update(name, undefined, vscode.ConfigurationTarget.Workspace);
+    if (where?.globalValue !== undefined) await c.update(name, undefined, vscode.ConfigurationTarget.Global);
+  };
+  // One notification per failed (re)start, with the way out: the setting at fault gets its own actions.
+  const loadFailed = (e: Error) => {
     log(`engine failed to start: ${e.message}`);
-    void vscode.window.showErrorMessage(`Snout: could not load the model (${e.message}).`, 'Select model folder…', 'Show log').then((a) => {
+    const problem = (e as Error & { problem?: SettingProblem }).problem;
+    const actions = problem?.fix === 'selectModel' ? ['Select model folder…', 'Use the demo model', 'Show log']
+      : problem ? [`Reset ${problem.setting}`, 'Open settings'] : ['Select model folder…', 'Show log'];
+    const text = problem ? `Snout is off: ${problem.message}.` : `Snout: could not load the model (${e.message}).`;
+    void vscode.window.showErrorMessage(text, ...actions).then((a) => {
       if (a === 'Select model folder…') void vscode.commands.executeCommand('snout.selectModel');
+      if (a === 'Use the demo model') void resetSetting('snout.modelPath');
+      if (a === `Reset ${problem?.setting}` && problem) void resetSetting(problem.setting);
+      if (a === 'Open settings') void vscode.commands.executeCommand('workbench.action.openSettings', problem?.setting ?? 'snout.');
       if (a === 'Show log') output.show(true);
     });
     return undefined;
-  });
+  };
+  const startEngine = () => client.start().catch(loadFailed);
 
   const command = (id: string, fn: (...args: any[]) => unknown) => context.subscriptions.push(vscode.commands.registerCommand(id, fn));
   command('snout.askRepository', (question?: string) => ask.run(typeof question === 'string' ? question : undefined));
@@ -98,7 +121,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   command('snout.restartEngine', async () => {
     crashTold = false;
     log('restarting engine (requested)');
-    await client.restart().catch((e: Error) => log(`restart failed: ${e.message}`));
+    await client.restart().catch(loadFailed);
   });
   command('snout.toggle', async () => {
     const c = vscode.workspace.getConfiguration('snout');
@@ -149,7 +172,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     if (e.affectsConfiguration('snout.enabled')) status.setEnabled(settings().enabled);
     if (engineSettings.some((k) => e.affectsConfiguration(k))) {
       log('engine settings changed; restarting engine');
-      void client.restart().catch((err: Error) => log(`restart failed: ${err.message}`));
+      void client.restart().catch(loadFailed);
     }
     if (e.affectsConfiguration('snout.contextTokens') || e.affectsConfiguration('snout.maxTokens')) workspace.invalidate();
   }));

@@ -1,4 +1,5 @@
-// The status bar item: engine state and the last completion's figures; click → the Snout menu.
+// The status bar item: engine state and the last completion's figures; click → the Snout menu. Figures belong to the
+// model that produced them: they go when the engine stops, restarts or loads another model, and while disabled.
 import * as vscode from 'vscode';
 import type { ModelInfo } from '../engine/protocol';
 import type { CompletionReport } from './completion/stats';
@@ -29,20 +30,27 @@ export class StatusBar implements vscode.Disposable {
   setState(state: EngineState, detail?: string): void {
     this.state = state;
     this.detail = detail;
+    if (state !== 'ready') {
+      this.model = undefined;
+      this.last = undefined;
+    }
     this.render();
   }
 
   setModel(model: ModelInfo | undefined): void {
     this.model = model;
+    this.last = undefined;
     this.render();
   }
 
   setEnabled(enabled: boolean): void {
     this.enabled = enabled;
+    if (!enabled) this.last = undefined;
     this.render();
   }
 
   report(r: CompletionReport): void {
+    if (!this.enabled || this.state !== 'ready') return;
     this.last = r;
     this.render();
   }

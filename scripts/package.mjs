@@ -44,9 +44,12 @@ const copy = (from, to, filter) => {
 copy(path.join(root, 'dist'), 'dist', (src) => !src.endsWith('.map') && !src.includes(`${path.sep}node_modules`));
 if (existsSync(path.join(root, 'media'))) copy(path.join(root, 'media'), 'media');
 for (const f of ['LICENSE', 'CHANGELOG.md']) if (existsSync(path.join(root, f))) copy(path.join(root, f), f);
-// The extension's details page has no repository to resolve relative links against (vsce refuses them): images that
-// point into the repository are dropped and relative links keep only their text.
-writeFileSync(path.join(stage, 'README.md'), readFileSync(path.join(root, 'README.md'), 'utf8')
+// The extension's details page is the user's README: everything from its "details page ends here" comment on (the
+// developers' pointers) stays out. The page has no repository to resolve relative links against (vsce refuses them):
+// images that point into the repository are dropped and relative links keep only their text.
+const readme = readFileSync(path.join(root, 'README.md'), 'utf8');
+const pageEnd = readme.indexOf('<!-- The VSIX\'s details page ends here');
+writeFileSync(path.join(stage, 'README.md'), (pageEnd >= 0 ? readme.slice(0, pageEnd).trimEnd() + '\n' : readme)
   .replace(/!\[[^\]]*\]\((?!https?:)[^)]*\)\n?/g, '')
   .replace(/\[([^\]]+)\]\((?!https?:|#)[^)]*\)/g, '$1'));
 

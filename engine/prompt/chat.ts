@@ -86,5 +86,6 @@ export async function renderChat(tok: TokenizerLike, messages: ChatMessage[], fi
     ids = await encode(kept, nTurns);
   }
   if (ids.length > budget) ids = ids.slice(ids.length - budget);
-  return { ids, truncatedTokens: Math.max(0, full - ids.length), filesKept: kept };
+  const truncatedTokens = Math.max(0, full - ids.length);
+  return { ids, truncatedTokens, overflowTokens: truncatedTokens, filesKept: kept };
 }

@@ -23,6 +23,8 @@ export interface RenderedPrompt {
   ids: number[];
   /** Tokens of context left out to fit the budget (files dropped without tokenizing are estimated at 4 chars/token). */
   truncatedTokens: number;
+  /** The part of truncatedTokens cut because the prompt overflowed the budget: all of it but the suffix's fixed cap. */
+  overflowTokens: number;
   /** Context files kept (a prefix of the files list). */
   filesKept: number;
 }
@@ -92,10 +94,12 @@ export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: C
   const fixed = encodeSegments(tok, layout(fmt, parts, [], '', suffix ? ' ' : ''), true).length + 2;
   let prefixTokens = countTokens(tok, prefix);
   let suffixTokens = countTokens(tok, suffix);
+  let capped = 0;
   if (suffixTokens > maxSuffixTokens) {
     suffix = trimEnd(tok, suffix, maxSuffixTokens);
     const n = countTokens(tok, suffix);
-    truncated += suffixTokens - n;
+    capped = suffixTokens - n;
+    truncated += capped;
     suffixTokens = n;
   }
   if (fixed > budget) throw new Error(`the prompt layout alone needs ${fixed} tokens, more than the budget of ${budget}`);
@@ -141,5 +145,5 @@ export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: C
     ids = encodeSegments(tok, layout(fmt, parts, kept_, prefix, suffix), true);
   }
   if (ids.length > budget) throw new Error(`prompt of ${ids.length} tokens does not fit the budget of ${budget}`);
-  return { ids, truncatedTokens: truncated, filesKept: kept };
+  return { ids, truncatedTokens: truncated, overflowTokens: truncated - capped, filesKept: kept };
 }

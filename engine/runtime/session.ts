@@ -1,5 +1,7 @@
 // onnxruntime sessions and the execution-provider choice. Asking onnxruntime-node for a provider it was not built with
 // (or that finds no device) throws; we catch that, fall back to cpu and say so in one log line.
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 
 // onnxruntime's own logger prints a second, multi-line copy of every failure (e.g. a missing CUDA library) that we
@@ -41,12 +43,23 @@ export function providerCandidates(setting: ProviderSetting): Provider[] {
 }
 
 function gpuProvidersBuiltIn(): Provider[] {
-  let backends: { name: string }[] = [];
+  let backends: { name: string; bundled?: boolean }[] = [];
   try {
-    backends = (ort as unknown as { listSupportedBackends?: () => { name: string }[] }).listSupportedBackends?.() ?? [];
+    backends = (ort as unknown as { listSupportedBackends?: () => { name: string; bundled?: boolean }[] }).listSupportedBackends?.() ?? [];
   } catch { /* older builds: cpu only */ }
-  const names = new Set(backends.map((b) => b.name));
+  // A backend the build does not bundle (cuda on linux) is there only if its provider library was installed next to
+  // the binding; the VSIX never ships one, so auto does not try (and log the failure of) cuda on every start.
+  const names = new Set(backends.filter((b) => b.bundled !== false || providerLibraryInstalled(b.name)).map((b) => b.name));
   return (['cuda', 'webgpu'] as Provider[]).filter((p) => names.has(p) && gpuAllowedForAuto(p));
+}
+
+function providerLibraryInstalled(name: string): boolean {
+  try {
+    const bin = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+    return readdirSync(bin).some((f) => f.includes(`onnxruntime_providers_${name}`));
+  } catch {
+    return false;
+  }
 }
 
 // webgpu without a real adapter can end up on a software rasteriser that is far slower than the cpu provider, so auto

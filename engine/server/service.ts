@@ -41,6 +41,19 @@ export const DEFAULT_PREFIX_CACHE_BYTES = 1 << 30;
 const DEFAULT_COMPLETION_TOKENS = 64;
 const DEFAULT_ASK_TOKENS = 256;
 
+/**
+ * Test only: SNOUT_TEST_DELAY_MS makes every completion wait that long (abortably, holding no lock) before it runs,
+ * so the end-to-end suite can play a slow model with the tiny one. Never set it for real use.
+ */
+const testDelayMs = Math.max(0, Math.min(60_000, Number(process.env.SNOUT_TEST_DELAY_MS) || 0));
+
+const abortableSleep = (ms: number, signal: AbortSignal) => new Promise<void>((resolve) => {
+  if (signal.aborted) return resolve();
+  const t = setTimeout(done, ms);
+  function done() { clearTimeout(t); signal.removeEventListener('abort', done); resolve(); }
+  signal.addEventListener('abort', done, { once: true });
+});
+
 function attentionConfig(a?: AttentionSettings): Partial<AttentionConfig> | undefined {
   if (!a) return undefined;
   const c: Partial<AttentionConfig> = {};
@@ -144,6 +157,7 @@ export class EngineService {
     const budget = this.budgetFor(maxTokens, info.contextLength, 'complete');
     let ids: number[];
     let truncatedTokens = 0;
+    let overflowTokens = 0;
     if (p.prompt !== undefined) {
       // Cut by characters before tokenizing: no token is longer than ~32 characters, so a longer prompt cannot fit,
       // and tokenizing megabytes only to refuse them would hold the event loop for seconds.
@@ -159,6 +173,7 @@ export class EngineService {
         const r = renderCompletion(tok, format, { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix }, budget);
         ids = r.ids;
         truncatedTokens = r.truncatedTokens;
+        overflowTokens = r.overflowTokens;
       } catch (e) {
         throw new ServiceError(ErrorCodes.PromptTooLong, (e as Error).message);
       }
@@ -171,7 +186,7 @@ export class EngineService {
     const key = o.client !== undefined && priority === 'completion' ? o.client : undefined;
     if (key !== undefined) { this.latest.get(key)?.abort(); this.latest.set(key, ctrl); }
     try {
-      return await this.run(p.id, ids, truncatedTokens, maxTokens, priority, p, ctrl, o);
+      return await this.run(p.id, ids, { truncatedTokens, overflowTokens }, maxTokens, priority, p, ctrl, o);
     } finally {
       if (key !== undefined && this.latest.get(key) === ctrl) this.latest.delete(key);
     }
@@ -187,7 +202,7 @@ export class EngineService {
     } catch (e) {
       throw new ServiceError(-32603, `the model's chat template failed: ${(e as Error).message}`);
     }
-    return this.run(p.id, r.ids, r.truncatedTokens, maxTokens, 'ask', p, new AbortController(), o);
+    return this.run(p.id, r.ids, r, maxTokens, 'ask', p, new AbortController(), o);
   }
 
   /**
@@ -196,7 +211,7 @@ export class EngineService {
    * (pinned) sequence, so nothing is recomputed.
    */
   private async run(
-    id: string, ids: number[], truncatedTokens: number, maxTokens: number, priority: Priority,
+    id: string, ids: number[], cut: { truncatedTokens: number; overflowTokens: number }, maxTokens: number, priority: Priority,
     p: CompleteParams | AskParams, ctrl: AbortController, o: StreamOptions,
   ): Promise<CompleteResult> {
     const { model, cache } = this.ready();
@@ -213,7 +228,7 @@ export class EngineService {
     const stop = [...userStops, ...markers];
     const sampling = { temperature: p.sampling?.temperature ?? 0, topP: p.sampling?.topP ?? 1, seed: p.sampling?.seed ?? 0 };
     const attention = { ...this.defaults, ...attentionConfig(p.attention) };
-    const stats = { promptTokens: ids.length, cachedTokens: 0, truncatedTokens, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: attention.method ?? 'dense', sampledFraction: 1 };
+    const stats = { promptTokens: ids.length, cachedTokens: 0, truncatedTokens: cut.truncatedTokens, overflowTokens: cut.overflowTokens, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: attention.method ?? 'dense', sampledFraction: 1 };
     const generated: number[] = [];
     let text = '';
     let finishReason: CompleteResult['finishReason'] = 'cancelled';
@@ -221,6 +236,7 @@ export class EngineService {
     let segments = 0;
     let lastProgress = 0;
     try {
+      if (testDelayMs > 0 && priority === 'completion') await abortableSleep(testDelayMs, ctrl.signal);
       while (generated.length < maxTokens) {
         const yieldCtrl = new AbortController();
         const stopSegment = () => yieldCtrl.abort();

@@ -22,9 +22,24 @@ export function cutPartialSpecialToken(text: string): string {
 
 const indentOf = (line: string) => /^[ \t]*/.exec(line)![0].replace(/\t/g, '    ').length;
 
-/** Code right of the cursor (not just closing brackets, quotes or separators) → the completion must fit one line. */
+/**
+ * Anything right of the cursor (code, or just the closers of `def reset(self|)`) → the completion must fit one line:
+ * a mid-line suggestion that spills onto new lines would push the rest of the line down below it.
+ */
 export function wantsSingleLine(lineSuffix: string): boolean {
-  return /[^\s)\]}'"`;,]/.test(lineSuffix);
+  return lineSuffix.trim() !== '';
+}
+
+/**
+ * The raw stream's first complete line (up to the first line break after some content), or undefined while that line
+ * is still being written: what can be shown before the rest of a multi-line completion arrives.
+ */
+export function completeFirstLine(raw: string): string | undefined {
+  const text = cutAtSpecialToken(raw).replace(/\r\n/g, '\n');
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) {
+    if (text.slice(0, i).trim() !== '') return text.slice(0, i);
+  }
+  return undefined;
 }
 
 /** Stops at the first blank line after some content: a blank line ends a thought (and usually a statement group). */
@@ -98,11 +113,8 @@ export interface ShapeContext {
 /** Raw continuation → ghost text ('' when nothing useful remains). */
 export function shapeCompletion(raw: string, ctx: ShapeContext): string {
   let text = cutAtSpecialToken(raw).replace(/\r\n/g, '\n');
-  const firstLine = text.split('\n')[0];
-  // Closers right of the cursor allow a multi-line completion, unless the model closes them on this very line.
-  const closedHere = ctx.lineSuffix.trim() !== '' && dropLineSuffixOverlap(firstLine, ctx.lineSuffix) !== firstLine;
-  if (wantsSingleLine(ctx.lineSuffix) || closedHere) {
-    text = dropLineSuffixOverlap(firstLine, ctx.lineSuffix);
+  if (wantsSingleLine(ctx.lineSuffix)) {
+    text = dropLineSuffixOverlap(text.split('\n')[0], ctx.lineSuffix);
   } else {
     // A completion that starts with a newline (cursor at the end of a line) keeps it: it moves to the next line.
     text = stopAtBlankLine(text);

@@ -1,7 +1,9 @@
 // Packs the repository into a completion request, RepoBench order: the files the current file imports (whole, or
 // just the definitions it uses when too large), then other files by recency and proximity, then the current file as
-// FIM prefix/suffix. The file list is computed once per "epoch" (file switch, save, settings change) and reused
-// verbatim on every keystroke in between, so the engine's prefix cache covers everything before the current file.
+// FIM prefix/suffix. The file list is computed once per "epoch" and reused verbatim on every keystroke in between, so
+// the engine's prefix cache covers everything before the current file. An epoch ends only on a file switch, a
+// settings or model change, or a prompt that truly overflowed the window (invalidate()); a saved or deleted context
+// file re-selects from that file on (fileChanged()), so the files before it stay byte-identical and cached.
 import type { RepoFile } from '../../engine/protocol';
 import { languageOfPath, type CodeLanguage } from '../../engine/code/languages';
 import { relevantDefinitions } from '../../engine/code/definitions';
@@ -64,6 +66,10 @@ interface Epoch {
   filesChars: number;
   /** Tokens set aside for the current file's window. */
   reserve: number;
+  /** The current file's window in characters, fixed for the epoch: the estimator's drift must not move the cut. */
+  windowChars: number;
+  /** Index of the first file to re-select on the next pack (a context file was saved or deleted). */
+  staleFrom?: number;
 }
 
 /** Framing the prompt format adds per file (<|file_sep|>, path, newline) beyond the path itself. */
@@ -91,9 +97,25 @@ export class ContextPacker {
     readonly repoName = 'repository',
   ) {}
 
-  /** Forget the file list: the next pack re-ranks (call on save, file create/delete, settings change). */
+  /** Forget the file list: the next pack re-ranks (settings or model change, a prompt that overflowed the window). */
   invalidate(): void {
     this.epoch = undefined;
+  }
+
+  /**
+   * A file changed on disk (saved, deleted). If it is in the current file list, the next pack keeps the files before it
+   * and selects again from it on; anything else (the current file itself, files not in the context) changes nothing.
+   */
+  fileChanged(path: string): void {
+    const e = this.epoch;
+    if (!e) return;
+    const i = e.files.findIndex((f) => f.path === path);
+    if (i >= 0) e.staleFrom = Math.min(e.staleFrom ?? i, i);
+  }
+
+  /** Paths in the current file list (for dropping files a rescan no longer lists). */
+  get contextPaths(): string[] {
+    return this.epoch?.files.map((f) => f.path) ?? [];
   }
 
   get currentEpoch(): number | undefined {
@@ -110,15 +132,16 @@ export class ContextPacker {
     const total = this.usable(budget);
     const key = `${req.path}|${total}`;
     let epoch = this.epoch;
-    const reused = epoch?.key === key;
-    if (!reused) {
+    const reused = epoch?.key === key && epoch.staleFrom === undefined;
+    if (epoch?.key === key && epoch.staleFrom !== undefined) {
+      epoch = await this.reselect(req, epoch, total);
+      this.epoch = epoch;
+    } else if (!reused) {
       epoch = await this.rank(req, total, key);
       this.epoch = epoch;
     }
     const e = epoch!;
-    // The current file may also use whatever the repository files left over.
-    const windowTokens = Math.max(e.reserve, total - e.filesTokens);
-    const w = fimWindow(req.text, req.offset, this.estimator.chars(windowTokens));
+    const w = fimWindow(req.text, req.offset, e.windowChars);
     const currentTokens = this.estimator.estimate(w.prefix.length + w.suffix.length + req.path.length) + perFileFraming;
     return {
       repoName: this.repoName, files: e.files, sources: e.sources, path: req.path, prefix: w.prefix, suffix: w.suffix,
@@ -143,26 +166,43 @@ export class ContextPacker {
     this.choices.delete(req.path);
     this.choices.set(req.path, { imports: selected.importKey, ranked: selected.sources.filter((x) => x.kind === 'ranked').map((x) => x.path) });
     if (this.choices.size > 32) this.choices.delete(this.choices.keys().next().value!);
-    return { key, id: ++this.epochs, reserve, files: selected.files, sources: selected.sources, filesTokens: selected.filesTokens, filesChars: selected.filesChars };
+    return this.epochOf(key, reserve, total, selected);
+  }
+
+  private epochOf(key: string, reserve: number, total: number, s: { files: RepoFile[]; sources: ContextSource[]; filesTokens: number; filesChars: number }): Epoch {
+    // The current file may also use whatever the repository files left over.
+    const windowChars = this.estimator.chars(Math.max(reserve, total - s.filesTokens));
+    return { key, id: ++this.epochs, reserve, windowChars, files: s.files, sources: s.sources, filesTokens: s.filesTokens, filesChars: s.filesChars };
+  }
+
+  /** Keeps the files before `e.staleFrom` as they were and selects the rest again (imports first, then by rank). */
+  private async reselect(req: PackRequest, e: Epoch, total: number): Promise<Epoch> {
+    const n = e.staleFrom!;
+    const keep = { files: e.files.slice(0, n), sources: e.sources.slice(0, n) };
+    const previous = this.choices.get(req.path);
+    const selected = await this.select(req, total - e.reserve, new Set([req.path]), previous, keep);
+    return this.epochOf(e.key, e.reserve, total, selected);
   }
 
   /**
    * Imported files first (whole, or shrunk to the definitions the importer names), then the rest by rank, each
    * while it fits `budget` tokens.
    */
-  private async select(req: { path: string; text: string; language?: CodeLanguage }, budget: number, exclude: Set<string>, previous?: Choice) {
+  private async select(req: { path: string; text: string; language?: CodeLanguage }, budget: number, exclude: Set<string>, previous?: Choice,
+    keep?: { files: RepoFile[]; sources: ContextSource[] }) {
     const files: RepoFile[] = [];
     const sources: ContextSource[] = [];
     let used = 0;
     let chars = 0;
-    const add = (path: string, text: string, kind: ContextSource['kind'], shrunk: boolean) => {
-      const tokens = this.cost(path, text);
+    const add = (path: string, text: string, kind: ContextSource['kind'], shrunk: boolean, tokens = this.cost(path, text)) => {
       files.push({ path, text });
       sources.push({ path, kind, shrunk, tokens });
       used += tokens;
       chars += path.length + text.length + 1;
       exclude.add(path);
     };
+    // Files kept from the epoch being refreshed go first, exactly as they were (same text, same cost).
+    keep?.files.forEach((f, i) => add(f.path, f.text, keep.sources[i].kind, keep.sources[i].shrunk, keep.sources[i].tokens));
 
     const lang = req.language ?? languageOfPath(req.path);
     const imports = lang ? await resolvedImports(req.path, req.text, lang, (p) => this.store.has(p)).catch(() => []) : [];

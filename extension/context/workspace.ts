@@ -1,7 +1,8 @@
 // VS Code glue for the packer: one WorkspaceFiles + ContextPacker per workspace folder, fed by editor events.
-// Recency comes from editor focus and edits; saves refresh the file and start a new ranking epoch; creates/deletes
-// and ignore-file or files.exclude changes rescan. Everything decided here is re-decided only at those events, so
-// the prompt before the current file stays byte-identical while the user types.
+// Recency comes from editor focus and edits; a save refreshes the file (and, if it is in the packed context, the
+// context from that file on); creates/deletes and ignore-file or files.exclude changes rescan (dropping context files
+// that are gone). The file list is re-ranked only on a file switch or settings change, so the prompt before the
+// current file stays byte-identical while the user types and auto-save saves.
 import * as vscode from 'vscode';
 import { filesExclude, type SnoutSettings } from '../settings';
 import { WorkspaceFiles } from './files';
@@ -10,6 +11,9 @@ import { Recency } from './recency';
 import { inSkippedDir, isExcludedFile, scanWorkspace } from './scan';
 import { isSecretPath } from './secrets';
 import { TokenEstimator } from './tokens';
+
+/** Files indexed per workspace folder: the packer needs the nearest few hundred, huge trees only cost time. */
+const MAX_FILES = 20_000;
 
 interface Root {
   folder: vscode.WorkspaceFolder;
@@ -41,7 +45,7 @@ export class WorkspaceContext implements vscode.Disposable {
         if (!r) return;
         r.root.store.overlay.delete(r.rel);
         await r.root.store.refresh(r.rel);
-        r.root.packer.invalidate();
+        r.root.packer.fileChanged(r.rel);
         if (/(^|\/)\.gitignore$/.test(r.rel)) this.scheduleRescan();
       }),
       w.onDidCloseTextDocument((doc) => {
@@ -82,16 +86,32 @@ export class WorkspaceContext implements vscode.Disposable {
         () => root.scanned);
     }, 1000);
     try {
-      const files = await scanWorkspace(root.folder.uri.fsPath, { exclude: filesExclude(root.folder), maxFileBytes: s.maxFileBytes });
+      // One past the cap, to tell a tree of exactly MAX_FILES from a bigger one.
+      const found = await scanWorkspace(root.folder.uri.fsPath, { exclude: filesExclude(root.folder), maxFileBytes: s.maxFileBytes, maxFiles: MAX_FILES + 1 });
+      const files = found.slice(0, MAX_FILES);
       root.store.setFiles(files);
-      root.packer.invalidate();
+      // New files wait for the next ranking; files that are gone leave the context from where they were.
+      for (const p of root.packer.contextPaths) if (!root.store.has(p)) root.packer.fileChanged(p);
       this.log(`indexed ${root.folder.name}: ${files.length} files in ${Date.now() - t0} ms`);
+      if (found.length > MAX_FILES) this.tellFileCap(root.folder);
     } catch (e) {
       this.log(`indexing ${root.folder.name} failed: ${(e as Error).message}`);
     } finally {
       done = true;
       clearTimeout(slow);
     }
+  }
+
+  private toldFileCap = new Set<string>();
+
+  /** Once per folder and session: indexing stopped at the cap, so some files never become context. */
+  private tellFileCap(folder: vscode.WorkspaceFolder): void {
+    const msg = `Snout: ${folder.name} has more than ${MAX_FILES.toLocaleString('en')} files; indexing stopped there, so files past them are never used as context.`;
+    this.log(`${msg} Exclude generated or vendored folders with files.exclude or .gitignore.`);
+    if (this.toldFileCap.has(folder.uri.toString())) return;
+    this.toldFileCap.add(folder.uri.toString());
+    void vscode.window.showInformationMessage(`${msg} Exclude generated or vendored folders (files.exclude or .gitignore) to choose which.`, 'Open files.exclude')
+      .then((a) => { if (a) void vscode.commands.executeCommand('workbench.action.openSettings', 'files.exclude'); });
   }
 
   private rootFor(folder: vscode.WorkspaceFolder): Root {
@@ -180,7 +200,7 @@ export class WorkspaceContext implements vscode.Disposable {
     return { ...packed, root: folder.folder.uri };
   }
 
-  /** Starts a new ranking epoch everywhere (settings or model changed). */
+  /** Starts a new ranking epoch everywhere (settings or model changed, or a prompt overflowed the window). */
   invalidate(): void {
     for (const r of this.roots.values()) r.packer.invalidate();
   }

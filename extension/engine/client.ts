@@ -2,6 +2,7 @@
 // ELECTRON_RUN_AS_NODE=1, so users need no Node), JSON-RPC over stdio, load the model, stream tokens, cancel, and
 // restart with backoff after a crash. No vscode import: the adapter passes callbacks, and tests drive the real engine.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { engineEnv } from '../../engine/runtime/malloc-env';
 import {
   CancellationTokenSource, createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection,
 } from 'vscode-jsonrpc/node';
@@ -106,7 +107,7 @@ export class EngineClient {
     const runtime = this.o.runtime ?? process.execPath;
     const child = spawn(runtime, [this.o.enginePath], {
       stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, ...this.o.env, ELECTRON_RUN_AS_NODE: '1' },
+      env: engineEnv({ ...process.env, ...this.o.env, ELECTRON_RUN_AS_NODE: '1' }),
       windowsHide: true,
     });
     this.child = child;

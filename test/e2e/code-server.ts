@@ -26,6 +26,8 @@ export class CodeServer {
   private proc?: ChildProcess;
   private logChunks: string[] = [];
   port = 0;
+  /** Extra environment for the next start() (e.g. the engine's test-only SNOUT_TEST_DELAY_MS). */
+  extraEnv: NodeJS.ProcessEnv = {};
 
   constructor(private readonly tools: E2eTools, readonly dir: string) {
     this.userDataDir = path.join(dir, 'user-data');
@@ -41,6 +43,7 @@ export class CodeServer {
     return {
       ...process.env,
       ...this.tools.codeServerEnv,
+      ...this.extraEnv,
       XDG_CONFIG_HOME: path.join(xdg, 'config'),
       XDG_DATA_HOME: path.join(xdg, 'data'),
       XDG_CACHE_HOME: path.join(xdg, 'cache'),
@@ -54,8 +57,14 @@ export class CodeServer {
       '--extensions-dir', this.extensionsDir];
   }
 
+  /**
+   * User settings, and the same as the server's Machine settings: the extension host runs on the server, where settings
+   * of scope "machine" (snout.modelPath, snout.device) are read from Machine/settings.json only.
+   */
   writeSettings(settings: Record<string, unknown>): void {
     writeFileSync(path.join(this.userDataDir, 'User', 'settings.json'), JSON.stringify(settings, null, 2));
+    mkdirSync(path.join(this.userDataDir, 'Machine'), { recursive: true });
+    writeFileSync(path.join(this.userDataDir, 'Machine', 'settings.json'), JSON.stringify(settings, null, 2));
   }
 
   /** `code-server --install-extension x.vsix`; returns the CLI output. */

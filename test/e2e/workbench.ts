@@ -71,6 +71,25 @@ export class Workbench {
     await this.page.locator('.editor-instance .monaco-editor .view-lines').first().waitFor({ timeout: 30_000 });
   }
 
+  /** Puts the cursor at the start of line `line` (1-based) of the active editor, through quick open's ':line'. */
+  async goToLine(line: number): Promise<void> {
+    const { page } = this;
+    await page.keyboard.press('Escape');
+    await page.keyboard.press('F1');
+    const input = page.locator('.quick-input-widget input');
+    await input.waitFor({ state: 'visible', timeout: 15_000 });
+    await input.fill(`:${line}`);
+    await page.waitForTimeout(300);
+    await page.keyboard.press('Enter');
+    await input.waitFor({ state: 'hidden', timeout: 15_000 });
+  }
+
+  /** The texts of the notification toasts on screen. */
+  async notifications(): Promise<string[]> {
+    return this.page.evaluate(`Array.from(document.querySelectorAll('.notifications-toasts .notification-list-item-message'))
+      .map((e) => e.innerText.replace(/\\s+/g, ' ').trim())`);
+  }
+
   /** Focus the active editor and put the cursor at the end of the document. */
   async focusEditorEnd(): Promise<void> {
     await this.page.locator('.editor-instance .monaco-editor .view-lines').first().click();

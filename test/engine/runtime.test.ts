@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { GraphBuilder, attr } from '../../engine/runtime/onnx-graph';
-import { createSession, ort } from '../../engine/runtime/session';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { createSession, ort, providerCandidates } from '../../engine/runtime/session';
 
 function affineGraph(): Uint8Array {
   // y = x · Wᵀ + b ; s = sum over the last axis of y (dynamic batch 'n').
@@ -43,6 +45,18 @@ describe('runtime', () => {
         assert.equal(provider, setting);
         assert.equal(lines.length, 0);
       }
+      await session.release();
+    }
+  });
+
+  it('auto tries cuda only where its provider library is installed (never from a VSIX): no fallback line on start', async () => {
+    const bin = path.join(path.dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+    const cudaInstalled = readdirSync(bin).some((f) => f.includes('onnxruntime_providers_cuda'));
+    assert.equal(providerCandidates('auto').includes('cuda'), cudaInstalled);
+    if (!cudaInstalled) {
+      const lines: string[] = [];
+      const { session, provider } = await createSession(affineGraph(), 'auto', { log: (l) => lines.push(l) });
+      assert.deepEqual([provider, lines], ['cpu', []]);
       await session.release();
     }
   });

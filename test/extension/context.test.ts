@@ -248,3 +248,70 @@ test('packer: re-ranking a file keeps its previous order while its imports are u
   const freshChanged = await fresh.packer.pack({ path: 'src/app.ts', text: withImport, offset: 10 }, budget);
   assert.deepEqual(changed.files.map((f) => f.path), freshChanged.files.map((f) => f.path));
 });
+
+test('packer epochs: saving the current file or a file outside the context changes nothing; saving a context file re-selects from it on', async () => {
+  const { store, packer, budget } = await packerFor(1500);
+  let text = appText();
+  const offset = text.indexOf('  lazy.run();');
+  const first = await packer.pack({ path: 'src/app.ts', text, offset }, budget);
+  assert.ok(first.files.length >= 4, `${first.files.length} files`);
+  // Auto-save of the file being edited, and a save elsewhere: same epoch, same array.
+  text = text.slice(0, offset) + 'x' + text.slice(offset);
+  packer.fileChanged('src/app.ts');
+  const outside = store.list().map((f) => f.path).find((p) => p !== 'src/app.ts' && !first.files.some((f) => f.path === p));
+  if (outside) packer.fileChanged(outside);
+  const same = await packer.pack({ path: 'src/app.ts', text, offset: offset + 1 }, budget);
+  assert.equal(same.reused, true);
+  assert.equal(same.files, first.files);
+  assert.equal(same.epoch, first.epoch);
+  // A context file is saved with new text: the files before it stay exactly as they were, it carries its new text.
+  const i = 2;
+  const saved = first.files[i].path;
+  const file = path.join(repo, saved);
+  const original = readFileSync(file, 'utf8');
+  try {
+    writeFileSync(file, `${original}\nexport const addedOnSave = 1;\n`);
+    await store.refresh(saved);
+    packer.fileChanged(saved);
+    const after = await packer.pack({ path: 'src/app.ts', text, offset: offset + 1 }, budget);
+    assert.equal(after.reused, false);
+    assert.notEqual(after.epoch, first.epoch);
+    assert.deepEqual(after.files.slice(0, i), first.files.slice(0, i));
+    assert.equal(after.files[i].path, saved);
+    assert.ok(after.files[i].text.includes('addedOnSave'));
+    // Then it is stable again.
+    const next = await packer.pack({ path: 'src/app.ts', text, offset: offset + 1 }, budget);
+    assert.equal(next.reused, true);
+    assert.equal(next.files, after.files);
+    // A context file deleted (a rescan no longer lists it) leaves from where it was; the files before it stay.
+    const gone = after.files[i + 1]?.path;
+    if (gone) {
+      store.setFiles(store.list().filter((f) => f.path !== gone));
+      for (const p of packer.contextPaths) if (!store.has(p)) packer.fileChanged(p);
+      const without = await packer.pack({ path: 'src/app.ts', text, offset: offset + 1 }, budget);
+      assert.deepEqual(without.files.slice(0, i + 1), after.files.slice(0, i + 1));
+      assert.ok(!without.files.some((f) => f.path === gone));
+    }
+  } finally {
+    writeFileSync(file, original);
+  }
+});
+
+test('packer epochs: the current file\'s window does not move when the token estimate is recalibrated mid-epoch', async () => {
+  const { packer, budget } = await packerFor(1500);
+  // A long current file: its window is cut, so a change of the chars-per-token estimate would move the cut.
+  const long = Array.from({ length: 400 }, (_, i) => `export const value_${i} = ${i};`).join('\n') + '\n';
+  let offset = long.indexOf('export const value_200');
+  let text = long;
+  const first = await packer.pack({ path: 'src/long.ts', text, offset }, budget);
+  assert.ok(first.prefix.length < offset, 'the window is cut');
+  for (let k = 0; k < 10; k++) packer.estimator.observe(20_000, 20_000 / 1.6); // the engine says: far more tokens
+  for (const ch of 'let y') {
+    text = text.slice(0, offset) + ch + text.slice(offset);
+    offset++;
+    const p = await packer.pack({ path: 'src/long.ts', text, offset }, budget);
+    assert.equal(p.reused, true);
+    assert.ok(p.prefix.startsWith(first.prefix.slice(0, 200)), 'the prefix starts where it did');
+    assert.equal(p.suffix, first.suffix);
+  }
+});

@@ -61,6 +61,8 @@ test('over budget: whole files are dropped from the end of the list first, and t
   for (let i = 0; i < 6; i++) assert.equal(text.includes(`pkg/mod${i}.py\n`), i < r.filesKept);
   assert.ok(text.includes(prefix), 'the current file is kept whole');
   assert.equal(r.truncatedTokens, full.ids.length - r.ids.length);
+  assert.equal(r.overflowTokens, r.truncatedTokens); // dropped files are an overflow
+  assert.equal(full.overflowTokens, 0);
 });
 
 test('when the current file alone is too long, the prefix loses its start at a line boundary and the suffix its end', () => {
@@ -73,6 +75,7 @@ test('when the current file alone is too long, the prefix loses its start at a l
   assert.ok(long.prefix.endsWith(pre[1]) && pre[1].length < long.prefix.length && pre[1].startsWith('value_'));
   assert.ok(long.suffix.startsWith(pre[2]) && pre[2].length < long.suffix.length && pre[2].endsWith('\n'));
   assert.ok(r.truncatedTokens > 0);
+  assert.ok(r.overflowTokens > 0 && r.overflowTokens <= r.truncatedTokens); // the prefix lost its start: an overflow
 });
 
 test('typing at the end of a trimmed prefix keeps the prompt start stable (prefix-cache friendly)', () => {
@@ -146,6 +149,8 @@ test('the suffix is capped (it is re-prefilled on every keystroke), cut after a 
   assert.ok(suffix.startsWith(kept) && kept.endsWith('\n') && kept.length < suffix.length);
   assert.ok(coder.encode(kept).length <= DEFAULT_MAX_SUFFIX_TOKENS);
   assert.equal(r.truncatedTokens, coder.encode(suffix).length - coder.encode(kept).length);
+  // The cap is not an overflow: the extension must not re-rank its context for it.
+  assert.equal(r.overflowTokens, 0);
 });
 
 test('hostile sizes are cut by characters before tokenizing (megabytes render in seconds at most)', async () => {
