@@ -8,6 +8,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { readConfig } from '../../engine/model/config';
 import { openGguf } from '../../engine/model/gguf';
+import { readGgufHeader } from '../../engine/model/gguf/parse';
 import { dequantRow64, isQuant, quantBytes, type WeightTensor } from '../../engine/model/quant';
 import { SafetensorsStore } from '../../engine/model/safetensors';
 import { expectedShapes } from '../../engine/model/weights';
@@ -50,6 +51,19 @@ function checkpoint(dir: string, o: Parameters<typeof makeCheckpoint>[1]): void 
   makeCheckpoint(dir, { ...o, vocab: 512 });
   for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(path.join(modelDir('stories260K-hf'), f), path.join(dir, f));
 }
+
+describe('container variants', { skip: !hasModel('stories260K-hf') && 'stories260K-hf not found' }, () => {
+  it('GGUF version 2 and general.alignment 64 read the same weights', () => {
+    const file = path.join(tmp, 'stories-v2-align64.gguf');
+    const { dataStart } = writeHfAsGguf(modelDir('stories260K-hf'), file, 'F32', { version: 2, alignment: 64 });
+    const fd = openSync(file, 'r');
+    const h = readGgufHeader(fd, file);
+    closeSync(fd);
+    assert.deepEqual([h.version, h.alignment, h.dataStart], [2, 64, dataStart]);
+    assert.equal(dataStart % 64, 0);
+    assertExactWeights(modelDir('stories260K-hf'), file);
+  });
+});
 
 describe('synthetic checkpoints', { skip: !hasModel('stories260K-hf') && 'stories260K-hf not found (its tokenizer is used)' }, () => {
   it('llama with q/k/v/o biases: permuted rows and biases come back in Hugging Face order', () => {

@@ -2,14 +2,16 @@
 // golden tokenizer cases (stories260K: SentencePiece with a dummy prefix and BOS; tiny-coder: SentencePiece without
 // either, Qwen2.5-Coder's FIM tokens) and a byte-level (gpt2-style) BPE with Qwen2's pre-tokenizer.
 import assert from 'node:assert/strict';
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, cpSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { openGguf } from '../../engine/model/gguf';
 import { HfTokenizer } from '../../engine/model/tokenizer';
 import { makeCheckpoint } from '../fixtures/make-checkpoint';
-import { qwen2Regex, writeHfAsGguf } from '../fixtures/gguf-writer';
+import { readGgufHeader } from '../../engine/model/gguf/parse';
+import { deepseekCoderRegexes, ggufTokenizer } from '../../engine/model/gguf/tokenizer';
+import { byteLevelAlphabet, meta, qwen2Regex, writeGguf, writeHfAsGguf } from '../fixtures/gguf-writer';
 import { hasModel, modelDir as modelPath, readGolden } from '../engine/paths';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'snout-gguf-tok-'));
@@ -71,21 +73,9 @@ describe('tiny-coder-hf: FIM and repository markers', { skip: !hasModel('tiny-co
   });
 });
 
-/** GPT-2's byte → printable character table (the ByteLevel pre-tokenizer's alphabet). */
-function bytesToUnicode(): string[] {
-  const keep: number[] = [];
-  for (let b = 33; b <= 126; b++) keep.push(b);
-  for (let b = 161; b <= 172; b++) keep.push(b);
-  for (let b = 174; b <= 255; b++) keep.push(b);
-  const out = new Array<string>(256);
-  let n = 0;
-  for (let b = 0; b < 256; b++) out[b] = keep.includes(b) ? String.fromCharCode(b) : String.fromCharCode(256 + n++);
-  return out;
-}
-
 /** A small byte-level BPE trained on `text` (most frequent pair first, within Qwen2 pre-tokenizer words). */
 function trainByteLevel(text: string, merges: number): { vocab: Record<string, number>; merges: string[] } {
-  const alphabet = bytesToUnicode();
+  const alphabet = byteLevelAlphabet();
   const words = (text.match(new RegExp(qwen2Regex.replace('(?i:', '(?:'), 'gu')) ?? [])
     .map((w) => [...Buffer.from(w, 'utf8')].map((b) => alphabet[b]));
   const vocab: Record<string, number> = {};
@@ -107,52 +97,91 @@ function trainByteLevel(text: string, merges: number): { vocab: Record<string, n
   return { vocab, merges: out };
 }
 
-describe('gpt2-style byte-level BPE (Qwen2 pre-tokenizer) from GGUF metadata', () => {
-  it('gives the same ids as its tokenizer.json', () => {
-    const corpus = [
-      'def main(argv):\n    return [x * 2 for x in argv if x]\n', 'const total = items.reduce((a, b) => a + b, 0);\n',
-      "It's 2024 and we're writing   code\t\tagain. Ünïcödé — 日本語 😀\r\n", 'class Foo(Bar):\n    pass\n\n\n',
-    ].join('');
-    const bpe = trainByteLevel(corpus.repeat(3), 200);
-    const specials = ['<|endoftext|>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>', '<|im_start|>'];
-    const base = Object.keys(bpe.vocab).length;
-    const tokJson = {
-      version: '1.0', truncation: null, padding: null,
-      added_tokens: specials.map((content, i) => ({ id: base + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
-      normalizer: { type: 'NFC' },
-      pre_tokenizer: {
-        type: 'Sequence',
-        pretokenizers: [
-          { type: 'Split', pattern: { Regex: qwen2Regex }, behavior: 'Isolated', invert: false },
-          { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
-        ],
-      },
-      post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
-      decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
-      model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: bpe.vocab, merges: bpe.merges },
-    };
-    const dir = path.join(tmp, 'qwen-bpe');
-    makeCheckpoint(dir, { modelType: 'qwen2', vocab: base + specials.length, hidden: 32, heads: 2, kvHeads: 1, intermediate: 64, layers: 1 });
-    writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokJson));
-    writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, bos_token: null, eos_token: '<|endoftext|>' }));
-    const file = path.join(tmp, 'qwen-bpe.gguf');
-    writeHfAsGguf(dir, file, 'F32');
-    const s = openGguf(file);
-    const ref = HfTokenizer.load(dir);
-    const texts = [
-      corpus, 'def  f(x):\n\treturn x+1  # done\n', "he's   here's\n\n\n  x", '<|fim_prefix|>a = 1<|fim_suffix|>\n<|fim_middle|>',
-      'naïve café Ａ１２３ 12345 😀😀 \u00e9 e\u0301', '', ' ', '\n', 'x'.repeat(300),
-    ];
-    let multiByteTokens = 0;
-    for (const t of texts) {
-      const ids = s.tokenizer.encode(t);
-      assert.deepEqual(ids, ref.encode(t), JSON.stringify(t));
-      assert.equal(s.tokenizer.decode(ids), ref.decode(ids), JSON.stringify(t));
-      multiByteTokens += ids.filter((id) => id >= 256 && id < base).length;
+describe('gpt2-style byte-level BPE from GGUF metadata', () => {
+  for (const [pre, splits] of [['qwen2', [qwen2Regex]], ['deepseek-coder', deepseekCoderRegexes]] as const) {
+    it(`${pre} pre-tokenizer: the same ids as its tokenizer.json`, () => {
+      const corpus = [
+        'def main(argv):\n    return [x * 2 for x in argv if x]\n', 'const total = items.reduce((a, b) => a + b, 0);\n',
+        "It's 2024 and we're writing   code\t\tagain. Ünïcödé — 日本語 😀\r\n", 'class Foo(Bar):\n    pass\n\n\n',
+      ].join('');
+      const bpe = trainByteLevel(corpus.repeat(3), 200);
+      const specials = ['<|endoftext|>', '<|fim_prefix|>', '<|fim_middle|>', '<|fim_suffix|>', '<|im_start|>'];
+      const base = Object.keys(bpe.vocab).length;
+      const tokJson = {
+        version: '1.0', truncation: null, padding: null,
+        added_tokens: specials.map((content, i) => ({ id: base + i, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true })),
+        normalizer: pre === 'qwen2' ? { type: 'NFC' } : null,
+        pre_tokenizer: {
+          type: 'Sequence',
+          pretokenizers: [
+            ...splits.map((r) => ({ type: 'Split', pattern: { Regex: r }, behavior: 'Isolated', invert: false })),
+            { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+          ],
+        },
+        post_processor: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+        decoder: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
+        model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab: bpe.vocab, merges: bpe.merges },
+      };
+      const dir = path.join(tmp, `bpe-${pre}`);
+      makeCheckpoint(dir, { modelType: 'qwen2', vocab: base + specials.length, hidden: 32, heads: 2, kvHeads: 1, intermediate: 64, layers: 1 });
+      writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify(tokJson));
+      writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ add_bos_token: false, bos_token: null, eos_token: '<|endoftext|>' }));
+      const file = path.join(tmp, `bpe-${pre}.gguf`);
+      writeHfAsGguf(dir, file, 'F32');
+      const s = openGguf(file);
+      const ref = HfTokenizer.load(dir);
+      const texts = [
+        corpus, 'def  f(x):\n\treturn x+1  # done\n', "he's   here's\n\n\n  x", '<|fim_prefix|>a = 1<|fim_suffix|>\n<|fim_middle|>',
+        'naïve café Ａ１２３ 12345 😀😀 \u00e9 e\u0301', '', ' ', '\n', 'x'.repeat(300),
+      ];
+      let multiByteTokens = 0;
+      for (const t of texts) {
+        const ids = s.tokenizer.encode(t);
+        assert.deepEqual(ids, ref.encode(t), JSON.stringify(t));
+        assert.equal(s.tokenizer.decode(ids), ref.decode(ids), JSON.stringify(t));
+        multiByteTokens += ids.filter((id) => id >= 256 && id < base).length;
+      }
+      assert.ok(multiByteTokens > 20, 'the merges are exercised');
+      assert.equal(s.tokenizer.addBos, false);
+      assert.deepEqual(s.tokenizer.eosIds, [base]);
+      s.close();
+    });
+  }
+});
+
+describe('tokens named like JavaScript object properties', () => {
+  it('"constructor", "__proto__" and "toString" are ordinary tokens', () => {
+    const alphabet = byteLevelAlphabet();
+    const tokens = [...alphabet];
+    const merges: string[] = [];
+    for (const word of ['constructor', '__proto__', 'toString', 'hasOwnProperty']) {
+      for (let i = 2; i <= word.length; i++) {
+        const piece = word.slice(0, i);
+        if (tokens.includes(piece)) continue;
+        merges.push(`${word.slice(0, i - 1)} ${word[i - 1]}`);
+        tokens.push(piece);
+      }
     }
-    assert.ok(multiByteTokens > 20, 'the merges are exercised');
-    assert.equal(s.tokenizer.addBos, false);
-    assert.deepEqual(s.tokenizer.eosIds, [base]);
-    s.close();
+    tokens.push('<|endoftext|>');
+    const file = path.join(tmp, 'proto.gguf');
+    writeGguf(file, {
+      metadata: [
+        ['tokenizer.ggml.model', meta.str('gpt2')], ['tokenizer.ggml.pre', meta.str('qwen2')], ['tokenizer.ggml.tokens', meta.strs(tokens)],
+        ['tokenizer.ggml.token_type', meta.i32s(tokens.map((t) => (t === '<|endoftext|>' ? 3 : 1)))], ['tokenizer.ggml.merges', meta.strs(merges)],
+      ],
+      tensors: [],
+      values: () => new Float32Array(),
+    });
+    const fd = openSync(file, 'r');
+    const t = ggufTokenizer(readGgufHeader(fd, file), file);
+    closeSync(fd);
+    const tok = HfTokenizer.fromJson(t.json, t.config, t.eosIds, file);
+    for (const word of ['constructor', 'toString', 'hasOwnProperty']) {
+      assert.deepEqual(tok.encode(word), [tokens.indexOf(word)], word);
+      assert.equal(tok.decode(tok.encode(`${word}<|endoftext|>`)), `${word}<|endoftext|>`);
+    }
+    // Qwen2's pre-tokenizer splits "__proto__" at the underscores, but the token itself must be in the vocabulary.
+    assert.equal(tok.tokenToId('__proto__'), tokens.indexOf('__proto__'));
+    assert.equal(tok.idToToken(tokens.indexOf('__proto__')), '__proto__');
   });
 });

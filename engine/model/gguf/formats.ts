@@ -39,10 +39,11 @@ export function floatsOf(type: 'F32' | 'F16' | 'BF16', raw: Uint8Array): Float32
 const f16 = (raw: Uint8Array, at: number) => halfToFloat(raw[at] | (raw[at + 1] << 8));
 
 /** The K-quants' 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes at `at` (get_scale_min_k4). */
-export function scaleMinK(raw: Uint8Array, at: number, j: number): [number, number] {
-  const q = (i: number) => raw[at + i];
-  if (j < 4) return [q(j) & 63, q(j + 4) & 63];
-  return [(q(j + 4) & 15) | ((q(j - 4) >> 6) << 4), (q(j + 4) >> 4) | ((q(j) >> 6) << 4)];
+export function scaleK(raw: Uint8Array, at: number, j: number): number {
+  return j < 4 ? raw[at + j] & 63 : (raw[at + j + 4] & 15) | ((raw[at + j - 4] >> 6) << 4);
+}
+export function minK(raw: Uint8Array, at: number, j: number): number {
+  return j < 4 ? raw[at + j + 4] & 63 : (raw[at + j + 4] >> 4) | ((raw[at + j] >> 6) << 4);
 }
 
 /**
@@ -80,6 +81,30 @@ function q8_0(raw: Uint8Array, N: number, K: number): QuantMatrix {
 }
 
 /**
+ * Nibble repacking by table: a little-endian pair of ggml bytes (b0 | b1 << 8) → the byte of their two low nibbles
+ * (b0 low, b1 high), and of their two high nibbles. ggml's 4-bit quants start at even offsets of even-sized blocks,
+ * so the pairs are aligned 16-bit words.
+ */
+let nibbleTables: { lo: Uint8Array; hi: Uint8Array } | undefined;
+function nibbles(): { lo: Uint8Array; hi: Uint8Array } {
+  if (!nibbleTables) {
+    const lo = new Uint8Array(65536), hi = new Uint8Array(65536);
+    for (let v = 0; v < 65536; v++) {
+      lo[v] = (v & 15) | (((v >> 8) & 15) << 4);
+      hi[v] = ((v >> 4) & 15) | (((v >> 12) & 15) << 4);
+    }
+    nibbleTables = { lo, hi };
+  }
+  return nibbleTables;
+}
+
+/** raw as 16-bit words (raw is a fresh, even-length read, so its buffer offset is aligned). */
+function words16(raw: Uint8Array): Uint16Array {
+  if (raw.byteOffset % 2 !== 0) raw = raw.slice();
+  return new Uint16Array(raw.buffer, raw.byteOffset, raw.length >> 1);
+}
+
+/**
  * Q4_0 (d, qs[16]; x = d·(q − 8)) and Q4_1 (d, m, qs[16]; x = d·q + m) → 4 bits, blocks of 32. ggml keeps element j
  * in the low nibble and element j+16 in the high nibble of byte j; MatMulNBits wants elements 2i and 2i+1 in byte i,
  * so the nibbles are repacked. Q4_0 uses the default zero point 8; Q4_1 zero points 0 and offsets m.
@@ -91,13 +116,19 @@ function q4_01(raw: Uint8Array, N: number, K: number, withMin: boolean): QuantMa
   const data = new Uint8Array((N * K) / 2);
   const scales = new Float32Array(nb);
   const offsets = withMin ? new Float32Array(nb) : undefined;
-  const nib = (qs: number, e: number) => (e < 16 ? raw[qs + e] & 15 : raw[qs + e - 16] >> 4);
+  const { lo, hi } = nibbles();
+  const w = words16(raw);
   for (let b = 0; b < nb; b++) {
     const at = b * bytes;
     scales[b] = f16(raw, at);
     if (offsets) offsets[b] = f16(raw, at + 2);
-    const qs = at + head;
-    for (let i = 0; i < 16; i++) data[b * 16 + i] = nib(qs, 2 * i) | (nib(qs, 2 * i + 1) << 4);
+    // Elements 2i, 2i+1 (i < 8) are the low nibbles of qs[2i], qs[2i+1]; for i ≥ 8 the high nibbles of qs[2i−16..].
+    const q = (at + head) >> 1, o = b * 16;
+    for (let i = 0; i < 8; i++) {
+      const v = w[q + i];
+      data[o + i] = lo[v];
+      data[o + 8 + i] = hi[v];
+    }
   }
   const m: QuantMatrix = { kind: 'quant', bits: 4, blockSize: 32, N, K, data, scales };
   // 4-bit zero points pack two blocks a byte; all zero.
@@ -110,6 +141,8 @@ function q4_01(raw: Uint8Array, N: number, K: number, withMin: boolean): QuantMa
  * nibbles of qs[32c..32c+32) and sub-block 2c+1 in their high nibbles.
  */
 function q4_K(raw: Uint8Array, N: number, K: number): QuantMatrix {
+  const { lo, hi } = nibbles();
+  const w = words16(raw);
   const supers = (N * K) / 256;
   const nb = supers * 8;
   const data = new Uint8Array((N * K) / 2);
@@ -119,15 +152,12 @@ function q4_K(raw: Uint8Array, N: number, K: number): QuantMatrix {
     const at = s * 144;
     const d = f16(raw, at), dmin = f16(raw, at + 2);
     for (let j = 0; j < 8; j++) {
-      const [sc, m] = scaleMinK(raw, at + 4, j);
       const b = s * 8 + j;
-      scales[b] = d * sc;
-      offsets[b] = -(dmin * m);
-      const qs = at + 16 + 32 * (j >> 1);
-      const shift = (j & 1) * 4;
-      for (let i = 0; i < 16; i++) {
-        data[b * 16 + i] = ((raw[qs + 2 * i] >> shift) & 15) | (((raw[qs + 2 * i + 1] >> shift) & 15) << 4);
-      }
+      scales[b] = d * scaleK(raw, at + 4, j);
+      offsets[b] = -(dmin * minK(raw, at + 4, j));
+      const q = (at + 16 + 32 * (j >> 1)) >> 1;
+      const table = j & 1 ? hi : lo;
+      for (let i = 0; i < 16; i++) data[b * 16 + i] = table[w[q + i]];
     }
   }
   return { kind: 'quant', bits: 4, blockSize: 32, N, K, data, scales, zeroPoints: new Uint8Array(N * Math.ceil(K / 32 / 2)), offsets };
@@ -148,10 +178,9 @@ function q5_K(raw: Uint8Array, N: number, K: number): QuantMatrix {
     const d = f16(raw, at), dmin = f16(raw, at + 2);
     const qh = at + 16, ql = at + 48;
     for (let j = 0; j < 8; j++) {
-      const [sc, m] = scaleMinK(raw, at + 4, j);
       const b = s * 8 + j;
-      scales[b] = d * sc;
-      offsets[b] = -(dmin * m);
+      scales[b] = d * scaleK(raw, at + 4, j);
+      offsets[b] = -(dmin * minK(raw, at + 4, j));
       const qs = ql + 32 * (j >> 1);
       const shift = (j & 1) * 4;
       for (let l = 0; l < 32; l++) data[b * 32 + l] = ((raw[qs + l] >> shift) & 15) | (((raw[qh + l] >> j) & 1) << 4);

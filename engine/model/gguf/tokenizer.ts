@@ -15,16 +15,19 @@ type Json = Record<string, unknown>;
 
 const tokenTypes = { normal: 1, unknown: 2, control: 3, userDefined: 4, unused: 5, byte: 6 };
 
-// Pre-tokenizer regexes (as in the models' tokenizer.json files) by llama.cpp's tokenizer.ggml.pre names.
+// Pre-tokenizer regexes by llama.cpp's tokenizer.ggml.pre names (its llama-vocab.cpp; the same patterns as the
+// models' tokenizer.json Split steps). Several regexes split one after another, as a tokenizer.json Sequence does.
 const gpt2Regex = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 const qwen2Regex = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 const llama3Regex = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const preTokenizers: Record<string, { regex: string; ignoreMerges: boolean }> = {
-  default: { regex: gpt2Regex, ignoreMerges: false },
-  gpt2: { regex: gpt2Regex, ignoreMerges: false },
-  qwen2: { regex: qwen2Regex, ignoreMerges: false },
-  'llama-bpe': { regex: llama3Regex, ignoreMerges: true },
-  'llama3': { regex: llama3Regex, ignoreMerges: true },
+export const deepseekCoderRegexes = ['[\\r\\n]', '\\s?\\p{L}+', '\\s?\\p{P}+', '[一-龥ࠀ-一가-퟿]+', '\\p{N}'];
+const preTokenizers: Record<string, { regexes: string[]; ignoreMerges: boolean }> = {
+  default: { regexes: [gpt2Regex], ignoreMerges: false },
+  gpt2: { regexes: [gpt2Regex], ignoreMerges: false },
+  qwen2: { regexes: [qwen2Regex], ignoreMerges: false },
+  'llama-bpe': { regexes: [llama3Regex], ignoreMerges: true },
+  llama3: { regexes: [llama3Regex], ignoreMerges: true },
+  'deepseek-coder': { regexes: deepseekCoderRegexes, ignoreMerges: false },
 };
 
 export interface GgufTokenizer {
@@ -65,7 +68,8 @@ export function ggufTokenizer(h: GgufHeader, file: string): GgufTokenizer {
     return v as boolean | undefined;
   };
 
-  const vocab: Record<string, number> = {};
+  // No prototype: code vocabularies hold tokens such as "constructor" and "__proto__".
+  const vocab: Record<string, number> = Object.create(null);
   for (let i = 0; i < n; i++) if (!(toks[i] in vocab)) vocab[toks[i]] = i;
   const unk = id('tokenizer.ggml.unknown_token_id') ?? toks.findIndex((_, i) => types[i] === tokenTypes.unknown);
   const added = [];
@@ -107,7 +111,7 @@ export function ggufTokenizer(h: GgufHeader, file: string): GgufTokenizer {
       pre_tokenizer: {
         type: 'Sequence',
         pretokenizers: [
-          { type: 'Split', pattern: { Regex: p.regex }, behavior: 'Isolated', invert: false },
+          ...p.regexes.map((r) => ({ type: 'Split', pattern: { Regex: r }, behavior: 'Isolated', invert: false })),
           { type: 'ByteLevel', add_prefix_space: false, trim_offsets: false, use_regex: false },
         ],
       },
