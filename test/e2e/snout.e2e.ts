@@ -364,7 +364,8 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
       await setKey(token);
       const logBefore = outputChannel().length;
       useRemote(`${remote.base}/v1`);
-      await waitFor('"remote backend ready" in the log', () => outputChannel().slice(logBefore).includes('remote backend ready'), 60_000, 250);
+      await waitFor('"remote backend ready" in the log', () => outputChannel().slice(logBefore).includes('remote backend ready'), 60_000, 250)
+        .catch((e) => { throw new Error(`${(e as Error).message}; the Snout log since the switch:\n${outputChannel().slice(logBefore)}`); });
       await waitFor('the local engine to stop', () => cs!.pids('engine.js').length === 0, 30_000, 250);
       note(`remote backend: ${outputChannel().slice(logBefore).split('\n').find((l) => l.includes('remote backend ready'))?.trim()}; local engine stopped`);
 
