@@ -122,6 +122,9 @@ async function askAndWatch(question: string, firstKey: string, totalKey: string,
   const t0 = Date.now();
   await w.page.keyboard.press('Enter');
   const frame = await w.webviewFrame('#answer', 60_000);
+  // The panel is reused: wait until it shows this question (its 'start'), not the previous answer.
+  await waitFor('the panel to take the question', () => frame.evaluate(`(document.getElementById('question') || { innerText: '' }).innerText`)
+    .then((q) => String(q).trim() === question.trim() || !String(q).trim()).catch(() => false), 60_000, 25);
   timings[firstKey] = since(t0) / 1000;
   // A streamed answer passes through several lengths. The panel's #answer holds the answer and #state says when it
   // is done; without them, the body and 8 s without change.
