@@ -121,7 +121,7 @@ test('wrong token and unknown model: one clear line each, state error', { timeou
   await m.b.dispose();
 });
 
-test('a server killed mid-stream gives "server gone" at once, then the backend probes with backoff and recovers', { timeout: 180000 }, async () => {
+test('a server killed mid-stream gives "server gone" at once, then the backend keeps probing with backoff and a clear line', { timeout: 180000 }, async () => {
   const second = await serve();
   const { b, states } = backend({ url: second.base, backoffMs: { initial: 200, max: 400 } });
   await b.start();
