@@ -14,7 +14,7 @@ import { ProgressNotifications } from './progress';
 import { engineSettings, readSettings } from './settings';
 import { settingProblems, type SettingProblem } from './settings-check';
 import { StatusBar } from './status';
-import { backendKeySecret, makeRemoteBackend, readBackendSettings } from './remote/adapter';
+import { backendKeySecret, connectRemoteCommand, makeRemoteBackend, readBackendSettings } from './remote/adapter';
 
 const realModelHint = 'For useful completions run "Snout: Download model…" (Qwen2.5-Coder sized for this machine), or pick a .gguf file or model folder with "Snout: Select model…".';
 
@@ -162,6 +162,12 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
   command('snout.downloadModel', () => downloadModelCommand(context, log));
   command('snout.setHubToken', () => setSecretCommand(context, hubTokenKey, 'Snout: Hugging Face token', 'A Hugging Face access token (read) for gated or private repositories; kept in VS Code\'s secret storage.'));
+  command('snout.connectRemote', async () => {
+    const wasRemote = backend.isRemote && readBackendSettings().type === 'openai';
+    const url = readBackendSettings().url;
+    if (await connectRemoteCommand(context) && wasRemote && readBackendSettings().url === url) await useBackend().catch(() => undefined);
+  });
+  command('snout.useLocal', () => vscode.workspace.getConfiguration('snout').update('backend.type', 'local', vscode.ConfigurationTarget.Global));
   command('snout.setBackendKey', async () => {
     if (await setSecretCommand(context, backendKeySecret, 'Snout: remote API key', 'The API key (bearer token) of the server in snout.backend.url; kept in VS Code\'s secret storage.') && backend.isRemote) await backend.restart().catch(() => undefined);
   });
@@ -206,6 +212,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       { label: s.enabled ? '$(circle-slash) Disable completions' : '$(check) Enable completions', run: () => vscode.commands.executeCommand('snout.toggle') },
       { label: '$(comment-discussion) Ask about repository…', run: () => vscode.commands.executeCommand('snout.askRepository') },
       { label: '$(cloud-download) Download model…', run: () => vscode.commands.executeCommand('snout.downloadModel') },
+      backend.isRemote ? { label: '$(vm) Use the local engine', run: () => vscode.commands.executeCommand('snout.useLocal') }
+        : { label: '$(cloud) Connect to a remote server…', run: () => vscode.commands.executeCommand('snout.connectRemote') },
       { label: '$(folder-opened) Select model folder…', description: m ? path.basename(m.modelDir) : undefined, run: () => vscode.commands.executeCommand('snout.selectModel') },
       { label: '$(debug-restart) Restart engine', description: client.state, run: () => vscode.commands.executeCommand('snout.restartEngine') },
       { label: '$(output) Show log', run: () => output.show(true) },

@@ -179,7 +179,8 @@ export class RemoteBackend {
           if (data === '[DONE]') { void reader.cancel().catch(() => {}); return undefined; }
           let parsed: any;
           try { parsed = JSON.parse(data); } catch { throw new RemoteError(`${this.host} sent an event that is not JSON: ${data.slice(0, 80)}`); }
-          if (parsed?.error) throw new RemoteError(`${this.host}: ${parsed.error.message ?? JSON.stringify(parsed.error)}`);
+          // An error after the stream began (the server validates late): a request error keeps its 400 meaning.
+          if (parsed?.error) throw new RemoteError(`${this.host}: ${parsed.error.message ?? JSON.stringify(parsed.error)}`, parsed.error.type === 'invalid_request_error' ? 400 : undefined);
           onEvent(parsed);
         }
         if (buf.length > 1 << 20) throw new RemoteError(`${this.host} sent an event over 1 MB`);
@@ -240,23 +241,32 @@ export class RemoteBackend {
     return { id: String(body.id ?? ''), text, finishReason: finish === 'length' ? 'length' : 'stop', stats };
   }
 
-  complete(params: CompleteParams, token?: CancelToken, onText?: (text: string) => void): Promise<CompleteResult> {
-    return this.start().then((model) => {
-      const maxTokens = params.maxTokens ?? 64;
-      const cpt = this.o.charsPerToken?.() ?? 3.5;
-      let prompt = params.prompt ?? '';
-      let truncated = 0;
-      if (params.prompt === undefined) {
-        const r = renderRemotePrompt(promptFormat(this.format), { repoName: params.repoName, files: params.files, path: params.path, prefix: params.prefix ?? '', suffix: params.suffix },
-          Math.max(256, Math.floor((model.contextLength - maxTokens) * cpt)), cpt);
-        prompt = r.prompt;
-        truncated = Math.ceil(r.truncatedChars / cpt);
-      }
-      return this.run('/v1/completions', {
-        prompt, max_tokens: maxTokens, temperature: params.sampling?.temperature ?? 0, ...(params.sampling?.topP !== undefined ? { top_p: params.sampling.topP } : {}),
-        ...(params.stop?.length ? { stop: params.stop.slice(0, 8) } : {}),
-      }, token, onText, (c) => c.text).then((r) => ({ ...r, id: params.id, stats: { ...r.stats, truncatedTokens: truncated } }));
-    });
+  async complete(params: CompleteParams, token?: CancelToken, onText?: (text: string) => void): Promise<CompleteResult> {
+    const model = await this.start();
+    const maxTokens = params.maxTokens ?? 64;
+    const cpt = this.o.charsPerToken?.() ?? 3.5;
+    const send = (prompt: string, truncated: number) => this.run('/v1/completions', {
+      prompt, max_tokens: maxTokens, temperature: params.sampling?.temperature ?? 0, ...(params.sampling?.topP !== undefined ? { top_p: params.sampling.topP } : {}),
+      ...(params.stop?.length ? { stop: params.stop.slice(0, 8) } : {}),
+    }, token, onText, (c) => c.text).then((r) => ({ ...r, id: params.id, stats: { ...r.stats, truncatedTokens: truncated } }));
+    if (params.prompt !== undefined) return send(params.prompt, 0);
+    const render = (budgetChars: number) => {
+      const r = renderRemotePrompt(promptFormat(this.format), { repoName: params.repoName, files: params.files, path: params.path, prefix: params.prefix ?? '', suffix: params.suffix },
+        Math.max(256, Math.floor(budgetChars)), cpt);
+      return { prompt: r.prompt, truncated: Math.ceil(r.truncatedChars / cpt) };
+    };
+    const budget = (model.contextLength - maxTokens) * cpt;
+    const first = render(budget);
+    try {
+      return await send(first.prompt, first.truncated);
+    } catch (e) {
+      // The character budget rests on an estimate of characters per token; a server that finds the prompt too long
+      // (400) gets it once more at 60% (the extension's estimator learns the real ratio from the servers' counts).
+      if (!(e instanceof RemoteError && e.status === 400 && /token|context|length|long/i.test(e.message))) throw e;
+      this.o.log(`remote backend: ${e.message}; sending a shorter prompt`);
+      const second = render(budget * 0.6);
+      return send(second.prompt, second.truncated);
+    }
   }
 
   ask(params: AskParams, token?: CancelToken, onText?: (text: string) => void): Promise<CompleteResult> {

@@ -40,6 +40,8 @@ const settings = {
   'snout.enabled': true,
   'snout.debounceMs': 25,
   'snout.maxTokens': 24,
+  // The remote backend's test points it at a server that never answers.
+  'snout.backend.timeoutMs': 3000,
   'workbench.startupEditor': 'none',
   'workbench.tips.enabled': false,
   'workbench.enableExperiments': false,
@@ -181,6 +183,9 @@ async function askAndWatch(question: string, firstKey: string, totalKey: string,
   const t0 = Date.now();
   await w.page.keyboard.press('Enter');
   const frame = await w.webviewFrame('#answer', 60_000);
+  // The panel is reused: wait until it shows this question (its 'start'), not the previous answer.
+  await waitFor('the panel to take the question', () => frame.evaluate(`(document.getElementById('question') || { innerText: '' }).innerText`)
+    .then((q) => String(q).trim() === question.trim() || !String(q).trim()).catch(() => false), 60_000, 25);
   timings[firstKey] = since(t0) / 1000;
   // A streamed answer passes through several lengths. The panel's #answer holds the answer and #state says when it
   // is done; without them, the body and 8 s without change.
@@ -499,7 +504,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
   });
 
   it('remote backend: a second engine (snout serve --http, token set) serves ghost text and Ask; a wrong token, a killed server and a slow server each give one line and never block the editor', async () => {
-    requireCommand('snout.setBackendKey');
+    requireCommand('snout.connectRemote');
     const w = wb!;
     const token = 'e2e-remote-token-0123456789abcdef';
     const shared = process.env.SNOUT_SHARED ?? path.resolve(repoRoot, '../shared');
@@ -513,14 +518,17 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     // A server that accepts connections and never answers.
     const slow = http.createServer(() => {});
     const slowBase = await new Promise<string>((r) => slow.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(slow.address() as net.AddressInfo).port}`)));
-    const setKey = async (key: string) => {
-      await w.runCommand('Snout: Set remote API key…');
+    /** "Snout: Connect to a remote server…": the address, then the API key, as a user types them. */
+    const connect = async (url: string, key: string) => {
+      await w.runCommand('Snout: Connect to a remote server…');
       const input = w.page.locator('.quick-input-widget input');
       await input.waitFor({ state: 'visible', timeout: 15_000 });
+      await input.fill(url);
+      await w.page.keyboard.press('Enter');
+      await w.page.locator('.quick-input-widget input[type="password"]').waitFor({ state: 'visible', timeout: 15_000 });
       await input.fill(key);
       await w.page.keyboard.press('Enter');
     };
-    const useRemote = (url: string) => cs!.writeSettings({ ...settings, 'snout.backend.type': 'openai', 'snout.backend.url': url, 'snout.backend.timeoutMs': 3000 });
     /** Typing stays immediate whatever the backend does: the typed text is in the editor within a second. */
     const typingNotBlocked = async (label: string) => {
       await w.openFile('main.py');
@@ -535,10 +543,12 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     };
     let remote = await serve();
     try {
-      await setKey(token);
+      // Runs after the local engine's tests, or alone (--test-name-pattern): wait for the extension either way.
+      await waitFor('the local engine to be ready', () => outputChannel().includes('Snout engine ready'), 180_000, 250);
       const logBefore = outputChannel().length;
-      useRemote(`${remote.base}/v1`);
-      await waitFor('"remote backend ready" in the log', () => outputChannel().slice(logBefore).includes('remote backend ready'), 60_000, 250);
+      await connect(`${remote.base}/v1`, token);
+      await waitFor('"remote backend ready" in the log', () => outputChannel().slice(logBefore).includes('remote backend ready'), 60_000, 250)
+        .catch((e) => { throw new Error(`${(e as Error).message}; the Snout log since the switch:\n${outputChannel().slice(logBefore)}`); });
       await waitFor('the local engine to stop', () => cs!.pids('engine.js').length === 0, 30_000, 250);
       note(`remote backend: ${outputChannel().slice(logBefore).split('\n').find((l) => l.includes('remote backend ready'))?.trim()}; local engine stopped`);
 
@@ -572,8 +582,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
       // A wrong token: one line in the log and the status bar.
       remote = await serve();
       const wrongAt = outputChannel().length;
-      await setKey('wrong-token');
-      useRemote(`${remote.base}/v1`);
+      await connect(`${remote.base}/v1`, 'wrong-token');
       await waitFor('the 401 line', () => /refused the API key \(401\)/.test(outputChannel().slice(wrongAt)), 30_000, 250);
       const errorItem = await waitFor('the status bar to show the error', () => w.statusBarItems('refused the API key').then((xs) => xs.length ? xs : undefined), 15_000, 250).catch(() => undefined);
       note(`wrong token: ${outputChannel().slice(wrongAt).split('\n').find((l) => l.includes('401'))?.trim()}; status bar ${errorItem ? 'shows it' : 'does not show it'}`);
@@ -581,7 +590,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
 
       // A slow server: a timeout after snout.backend.timeoutMs, one line; the editor never waits for it.
       const slowAt = outputChannel().length;
-      useRemote(slowBase);
+      await connect(slowBase, '');
       await typingNotBlocked('slow server');
       await waitFor('the timeout line', () => /no answer from 127\.0\.0\.1:\d+ for 3 s \(timeout/.test(outputChannel().slice(slowAt)), 30_000, 250);
       note(`slow server: ${outputChannel().slice(slowAt).split('\n').find((l) => l.includes('no answer'))?.trim()}`);
@@ -589,7 +598,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
       remote.child.kill('SIGKILL');
       slow.close();
       slow.closeAllConnections();
-      cs!.writeSettings(settings);
+      await w.runCommand('Snout: Use the local engine').catch(() => undefined);
     }
   });
 });

@@ -2,6 +2,7 @@
 // plus small loopback servers for what a real one does only under trouble (429, never answering).
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import type net from 'node:net';
 import path from 'node:path';
@@ -120,7 +121,7 @@ test('wrong token and unknown model: one clear line each, state error', { timeou
   await m.b.dispose();
 });
 
-test('a server killed mid-stream gives "server gone" at once, then the backend probes with backoff and recovers', { timeout: 180000 }, async () => {
+test('a server killed mid-stream gives "server gone" at once, then the backend keeps probing with backoff and a clear line', { timeout: 180000 }, async () => {
   const second = await serve();
   const { b, states } = backend({ url: second.base, backoffMs: { initial: 200, max: 400 } });
   await b.start();
@@ -164,4 +165,17 @@ test('a slow server times out with one line; 429 honours Retry-After; the probe 
     fake.close();
     fake.closeAllConnections();
   }
+});
+
+test('a prompt the server finds too long (400) is sent once more, shorter', { timeout: 120000 }, async () => {
+  const logs: string[] = [];
+  // Overestimating characters per token makes the first rendering too long for tiny-coder's 1024-token window.
+  const { b } = backend({ charsPerToken: () => 3.2, log: (l) => logs.push(l) });
+  const source = readFileSync(path.join(repoRoot, 'engine/prompt/completion.ts'), 'utf8');
+  const chunks = Array.from({ length: 12 }, (_, i) => ({ path: `part${i}.ts`, text: source.slice(i * 400, (i + 1) * 400) }));
+  const r = await b.complete({ id: 'c9', repoName: 'repo', files: chunks, path: 'main.ts', prefix: 'export function ', suffix: '', maxTokens: 8, sampling: { temperature: 0 } });
+  assert.ok(logs.some((l) => /prompt is \d+ tokens.*sending a shorter prompt/.test(l)), logs.join('\n'));
+  assert.ok(r.stats.promptTokens > 500 && r.stats.promptTokens <= 1024 - 8, `prompt ${r.stats.promptTokens}`);
+  assert.equal(b.state, 'ready', 'a too-long prompt says nothing about the server');
+  await b.dispose();
 });
