@@ -1,6 +1,7 @@
 // Model presets for "Snout: Download model…", sized for the machine. Sizes are the hub's files (rounded); the RAM
-// figure is what the engine holds: weights widened to float32 plus the KV cache of a full default context (32K tokens,
-// float32 K and V per layer and KV head) — the engine keeps the cache in CPU RAM.
+// figure is what the engine holds: the packed weights (GGUF as stored; safetensors as int8, the engine's `auto` for
+// real models) with onnxruntime's prepacked copies and the process around them, plus the KV cache of a full default
+// context (32K tokens, float32 K and V per layer and KV head): the engine keeps the cache in CPU RAM.
 export type PresetFormat = 'gguf-q8_0' | 'gguf-q4_k_m' | 'safetensors';
 
 export interface ModelPreset {
@@ -31,19 +32,27 @@ const families: Family[] = [
 
 export const defaultContextTokens = 32768;
 
-/** float32 weights + float32 KV cache for `contextTokens` tokens. */
-export function ramNeeded(f: { params: number; layers: number; kvHeads: number; headDim: number }, contextTokens = defaultContextTokens): number {
-  return f.params * 4 + 2 * f.layers * f.kvHeads * f.headDim * 4 * contextTokens;
+/**
+ * Resident bytes per weight as the engine holds them (engine/model/gguf/README.md): Q8_0 1.125, a Q4_K_M mix about
+ * 0.9, safetensors quantized to int8 in blocks of 128 about 1.03.
+ */
+export const bytesPerWeight = { 'gguf-q8_0': 1.125, 'gguf-q4_k_m': 0.9, safetensors: 1.03 } as const;
+/** Resident size over packed weights measured for a 1.5B Q8_0 model (prepacked copies, runtime, process). */
+const processOverhead = 1.3;
+
+/** Packed weights with the process around them + float32 KV cache for `contextTokens` tokens. */
+export function ramNeeded(f: { params: number; layers: number; kvHeads: number; headDim: number }, format: keyof typeof bytesPerWeight = 'safetensors',
+  contextTokens = defaultContextTokens): number {
+  return f.params * bytesPerWeight[format] * processOverhead + 2 * f.layers * f.kvHeads * f.headDim * 4 * contextTokens;
 }
 
 export const presets: ModelPreset[] = families.flatMap((f) => {
-  const ram = ramNeeded(f);
   const slug = f.size.toLowerCase().replace('.', '_');
   // Qwen publishes GGUF only for the instruct models (which also do fill-in-the-middle); safetensors for the base ones.
   return [
-    { id: `qwen2.5-coder-${slug}-q8_0`, label: `Qwen2.5-Coder ${f.size} · GGUF Q8_0`, repo: `Qwen/Qwen2.5-Coder-${f.size}-Instruct-GGUF`, format: 'gguf-q8_0', quant: 'q8_0', params: f.params, diskBytes: f.q8, ramBytes: ram },
-    { id: `qwen2.5-coder-${slug}-q4_k_m`, label: `Qwen2.5-Coder ${f.size} · GGUF Q4_K_M`, repo: `Qwen/Qwen2.5-Coder-${f.size}-Instruct-GGUF`, format: 'gguf-q4_k_m', quant: 'q4_k_m', params: f.params, diskBytes: f.q4, ramBytes: ram },
-    { id: `qwen2.5-coder-${slug}`, label: `Qwen2.5-Coder ${f.size} · safetensors`, repo: `Qwen/Qwen2.5-Coder-${f.size}`, format: 'safetensors', params: f.params, diskBytes: f.bf16, ramBytes: ram },
+    { id: `qwen2.5-coder-${slug}-q8_0`, label: `Qwen2.5-Coder ${f.size} · GGUF Q8_0`, repo: `Qwen/Qwen2.5-Coder-${f.size}-Instruct-GGUF`, format: 'gguf-q8_0', quant: 'q8_0', params: f.params, diskBytes: f.q8, ramBytes: ramNeeded(f, 'gguf-q8_0') },
+    { id: `qwen2.5-coder-${slug}-q4_k_m`, label: `Qwen2.5-Coder ${f.size} · GGUF Q4_K_M`, repo: `Qwen/Qwen2.5-Coder-${f.size}-Instruct-GGUF`, format: 'gguf-q4_k_m', quant: 'q4_k_m', params: f.params, diskBytes: f.q4, ramBytes: ramNeeded(f, 'gguf-q4_k_m') },
+    { id: `qwen2.5-coder-${slug}`, label: `Qwen2.5-Coder ${f.size} · safetensors`, repo: `Qwen/Qwen2.5-Coder-${f.size}`, format: 'safetensors', params: f.params, diskBytes: f.bf16, ramBytes: ramNeeded(f, 'safetensors') },
   ] satisfies ModelPreset[];
 });
 
