@@ -21,9 +21,9 @@ const align = (x: number) => (x + 63) & ~63;
 
 /**
  * Room per table for n ids in B buckets: n plus an eighth, and at least ROOM_PER_BUCKET slots a bucket (with ~1 a
- * bucket, nearly every fold rebuilt every table: 4K keys, B = 1024, 256-key folds took 11-19 ms against ~2 ms) — but
- * never more than n extra: the room is sized by the context, not by 2^K (K = 16, L = 1024 would otherwise reserve
- * 1 GiB per head for a 600-token prompt).
+ * bucket nearly every fold rebuilt every table: bench-results/attention-decisions.md) — but never more than n extra:
+ * the room is sized by the context, not by 2^K (a large K and L would otherwise reserve gigabytes per head for a short
+ * prompt).
  */
 export const ROOM_RATIO = 8, ROOM_PER_BUCKET = 4;
 export const capacityFor = (n: number, B: number) =>

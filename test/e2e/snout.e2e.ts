@@ -397,6 +397,105 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     }
   });
 
+  it('remote backend: a second engine (snout serve --http, token set) serves ghost text and Ask; a wrong token, a killed server and a slow server each give one line and never block the editor', async () => {
+    requireCommand('snout.connectRemote');
+    const w = wb!;
+    const token = 'e2e-remote-token-0123456789abcdef';
+    const shared = process.env.SNOUT_SHARED ?? path.resolve(repoRoot, '../shared');
+    const serve = async (): Promise<{ child: ChildProcess; base: string }> => {
+      const child = spawn(process.execPath, [path.join(repoRoot, 'dist/cli.js'), 'serve', '--http', '127.0.0.1:0', '--model', path.join(shared, 'models', 'tiny-coder-hf'), '--token', token], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout!.on('data', (c) => { out += c; });
+      const base = await waitFor('snout serve --http to listen', () => /serving (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(out)?.[1], 60_000, 100).catch((e) => { child.kill(); throw e; });
+      return { child, base };
+    };
+    // A server that accepts connections and never answers.
+    const slow = http.createServer(() => {});
+    const slowBase = await new Promise<string>((r) => slow.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(slow.address() as net.AddressInfo).port}`)));
+    /** "Snout: Connect to a remote server…": the address, then the API key, as a user types them. */
+    const connect = async (url: string, key: string) => {
+      await w.runCommand('Snout: Connect to a remote server…');
+      const input = w.page.locator('.quick-input-widget input');
+      await input.waitFor({ state: 'visible', timeout: 15_000 });
+      await input.fill(url);
+      await w.page.keyboard.press('Enter');
+      await w.page.locator('.quick-input-widget input[type="password"]').waitFor({ state: 'visible', timeout: 15_000 });
+      await input.fill(key);
+      await w.page.keyboard.press('Enter');
+    };
+    /** Typing stays immediate whatever the backend does: the typed text is in the editor within a second. */
+    const typingNotBlocked = async (label: string) => {
+      await w.openFile('main.py');
+      await w.focusEditorEnd();
+      const marker = `# typed-${label.replace(/\W+/g, '-')}`;
+      const t0 = Date.now();
+      await w.page.keyboard.type(`\n${marker}`, { delay: 5 });
+      await waitFor(`"${marker}" in the editor`, () => w.page.locator('.editor-instance .monaco-editor .view-lines', { hasText: marker }).count(), 5000, 20);
+      const ms = since(t0);
+      note(`${label}: typed ${marker.length + 1} characters, on screen after ${ms} ms`);
+      assert.ok(ms < 3000, `typing took ${ms} ms`);
+    };
+    let remote = await serve();
+    try {
+      // Runs after the local engine's tests, or alone (--test-name-pattern): wait for the extension either way.
+      await waitFor('the local engine to be ready', () => outputChannel().includes('Snout engine ready'), 180_000, 250);
+      const logBefore = outputChannel().length;
+      await connect(`${remote.base}/v1`, token);
+      await waitFor('"remote backend ready" in the log', () => outputChannel().slice(logBefore).includes('remote backend ready'), 60_000, 250)
+        .catch((e) => { throw new Error(`${(e as Error).message}; the Snout log since the switch:\n${outputChannel().slice(logBefore)}`); });
+      await waitFor('the local engine to stop', () => cs!.pids('engine.js').length === 0, 30_000, 250);
+      note(`remote backend: ${outputChannel().slice(logBefore).split('\n').find((l) => l.includes('remote backend ready'))?.trim()}; local engine stopped`);
+
+      // Ghost text through the remote (the local engine is not running, so the remote served it).
+      await w.openFile('shapes/report.py');
+      await w.focusEditorEnd();
+      await timeGhost('remote backend', '\n\n\ndef largest_perimeter(shapes):\n    return max');
+      const ghost = await w.ghostText();
+      assert.ok(!/<\|[a-z_]+\|>/.test(ghost), `special token in remote ghost text: ${JSON.stringify(ghost)}`);
+      assert.match(outputChannel().slice(logBefore), /completion \d+ ms: prompt \d+ tokens/, 'a completion went through the remote');
+      await w.screenshot('e2e-remote-ghost-text');
+
+      // Ask through the remote.
+      const ask = await askAndWatch('How does largest use area?', 'remoteAskFirstTextSeconds', 'remoteAskSeconds');
+      note(`remote ask: ${ask.lengths.length} lengths, state ${ask.state}: ${JSON.stringify(ask.text.slice(0, 80))}`);
+      assert.ok(ask.lengths.filter((l) => l > 0).length >= 2, `the remote answer did not stream (${ask.lengths.join(', ')})`);
+      assert.match(ask.state, /done/i);
+
+      // The server killed in the middle of an answer: the panel says so in one line, at once.
+      let killed = 0;
+      const dying = await askAndWatch('Explain every function in geometry.py in detail.', 'remoteKillFirst', 'remoteKillSeconds', (len) => {
+        if (len > 0 && !killed) { killed = Date.now(); remote.child.kill('SIGKILL'); }
+      });
+      note(`server killed mid-answer: state ${dying.state}: ${dying.summary}`);
+      assert.ok(killed > 0, 'the answer never started');
+      assert.match(dying.state, /error/i);
+      assert.match(dying.summary, /closed the connection in the middle of the answer|ended the stream without \[DONE\]|cannot reach/);
+      await w.screenshot('e2e-remote-killed');
+      await typingNotBlocked('server killed');
+
+      // A wrong token: one line in the log and the status bar.
+      remote = await serve();
+      const wrongAt = outputChannel().length;
+      await connect(`${remote.base}/v1`, 'wrong-token');
+      await waitFor('the 401 line', () => /refused the API key \(401\)/.test(outputChannel().slice(wrongAt)), 30_000, 250);
+      const errorItem = await waitFor('the status bar to show the error', () => w.statusBarItems('refused the API key').then((xs) => xs.length ? xs : undefined), 15_000, 250).catch(() => undefined);
+      note(`wrong token: ${outputChannel().slice(wrongAt).split('\n').find((l) => l.includes('401'))?.trim()}; status bar ${errorItem ? 'shows it' : 'does not show it'}`);
+      await typingNotBlocked('wrong token');
+
+      // A slow server: a timeout after snout.backend.timeoutMs, one line; the editor never waits for it.
+      const slowAt = outputChannel().length;
+      await connect(slowBase, '');
+      await typingNotBlocked('slow server');
+      await waitFor('the timeout line', () => /no answer from 127\.0\.0\.1:\d+ for 3 s \(timeout/.test(outputChannel().slice(slowAt)), 30_000, 250);
+      note(`slow server: ${outputChannel().slice(slowAt).split('\n').find((l) => l.includes('no answer'))?.trim()}`);
+    } finally {
+      remote.child.kill('SIGKILL');
+      slow.close();
+      slow.closeAllConnections();
+      await w.runCommand('Snout: Use the local engine').catch(() => undefined);
+    }
+  });
+
   it('default editor settings, auto-save on: typing mid-file in a long file keeps the prefix cache hitting (≥ 99%)', async () => {
     const w = wb!;
     const model = bigContextModel();
@@ -503,102 +602,5 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     assert.ok(slowEngineGhostShown, 'no ghost text from the slow engine');
   });
 
-  it('remote backend: a second engine (snout serve --http, token set) serves ghost text and Ask; a wrong token, a killed server and a slow server each give one line and never block the editor', async () => {
-    requireCommand('snout.connectRemote');
-    const w = wb!;
-    const token = 'e2e-remote-token-0123456789abcdef';
-    const shared = process.env.SNOUT_SHARED ?? path.resolve(repoRoot, '../shared');
-    const serve = async (): Promise<{ child: ChildProcess; base: string }> => {
-      const child = spawn(process.execPath, [path.join(repoRoot, 'dist/cli.js'), 'serve', '--http', '127.0.0.1:0', '--model', path.join(shared, 'models', 'tiny-coder-hf'), '--token', token], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      child.stdout!.on('data', (c) => { out += c; });
-      const base = await waitFor('snout serve --http to listen', () => /serving (http:\/\/127\.0\.0\.1:\d+)\/v1/.exec(out)?.[1], 60_000, 100).catch((e) => { child.kill(); throw e; });
-      return { child, base };
-    };
-    // A server that accepts connections and never answers.
-    const slow = http.createServer(() => {});
-    const slowBase = await new Promise<string>((r) => slow.listen(0, '127.0.0.1', () => r(`http://127.0.0.1:${(slow.address() as net.AddressInfo).port}`)));
-    /** "Snout: Connect to a remote server…": the address, then the API key, as a user types them. */
-    const connect = async (url: string, key: string) => {
-      await w.runCommand('Snout: Connect to a remote server…');
-      const input = w.page.locator('.quick-input-widget input');
-      await input.waitFor({ state: 'visible', timeout: 15_000 });
-      await input.fill(url);
-      await w.page.keyboard.press('Enter');
-      await w.page.locator('.quick-input-widget input[type="password"]').waitFor({ state: 'visible', timeout: 15_000 });
-      await input.fill(key);
-      await w.page.keyboard.press('Enter');
-    };
-    /** Typing stays immediate whatever the backend does: the typed text is in the editor within a second. */
-    const typingNotBlocked = async (label: string) => {
-      await w.openFile('main.py');
-      await w.focusEditorEnd();
-      const marker = `# typed-${label.replace(/\W+/g, '-')}`;
-      const t0 = Date.now();
-      await w.page.keyboard.type(`\n${marker}`, { delay: 5 });
-      await waitFor(`"${marker}" in the editor`, () => w.page.locator('.editor-instance .monaco-editor .view-lines', { hasText: marker }).count(), 5000, 20);
-      const ms = since(t0);
-      note(`${label}: typed ${marker.length + 1} characters, on screen after ${ms} ms`);
-      assert.ok(ms < 3000, `typing took ${ms} ms`);
-    };
-    let remote = await serve();
-    try {
-      // Runs after the local engine's tests, or alone (--test-name-pattern): wait for the extension either way.
-      await waitFor('the local engine to be ready', () => outputChannel().includes('Snout engine ready'), 180_000, 250);
-      const logBefore = outputChannel().length;
-      await connect(`${remote.base}/v1`, token);
-      await waitFor('"remote backend ready" in the log', () => outputChannel().slice(logBefore).includes('remote backend ready'), 60_000, 250)
-        .catch((e) => { throw new Error(`${(e as Error).message}; the Snout log since the switch:\n${outputChannel().slice(logBefore)}`); });
-      await waitFor('the local engine to stop', () => cs!.pids('engine.js').length === 0, 30_000, 250);
-      note(`remote backend: ${outputChannel().slice(logBefore).split('\n').find((l) => l.includes('remote backend ready'))?.trim()}; local engine stopped`);
 
-      // Ghost text through the remote (the local engine is not running, so the remote served it).
-      await w.openFile('shapes/report.py');
-      await w.focusEditorEnd();
-      await timeGhost('remote backend', '\n\n\ndef largest_perimeter(shapes):\n    return max');
-      const ghost = await w.ghostText();
-      assert.ok(!/<\|[a-z_]+\|>/.test(ghost), `special token in remote ghost text: ${JSON.stringify(ghost)}`);
-      assert.match(outputChannel().slice(logBefore), /completion \d+ ms: prompt \d+ tokens/, 'a completion went through the remote');
-      await w.screenshot('e2e-remote-ghost-text');
-
-      // Ask through the remote.
-      const ask = await askAndWatch('How does largest use area?', 'remoteAskFirstTextSeconds', 'remoteAskSeconds');
-      note(`remote ask: ${ask.lengths.length} lengths, state ${ask.state}: ${JSON.stringify(ask.text.slice(0, 80))}`);
-      assert.ok(ask.lengths.filter((l) => l > 0).length >= 2, `the remote answer did not stream (${ask.lengths.join(', ')})`);
-      assert.match(ask.state, /done/i);
-
-      // The server killed in the middle of an answer: the panel says so in one line, at once.
-      let killed = 0;
-      const dying = await askAndWatch('Explain every function in geometry.py in detail.', 'remoteKillFirst', 'remoteKillSeconds', (len) => {
-        if (len > 0 && !killed) { killed = Date.now(); remote.child.kill('SIGKILL'); }
-      });
-      note(`server killed mid-answer: state ${dying.state}: ${dying.summary}`);
-      assert.ok(killed > 0, 'the answer never started');
-      assert.match(dying.state, /error/i);
-      assert.match(dying.summary, /closed the connection in the middle of the answer|ended the stream without \[DONE\]|cannot reach/);
-      await w.screenshot('e2e-remote-killed');
-      await typingNotBlocked('server killed');
-
-      // A wrong token: one line in the log and the status bar.
-      remote = await serve();
-      const wrongAt = outputChannel().length;
-      await connect(`${remote.base}/v1`, 'wrong-token');
-      await waitFor('the 401 line', () => /refused the API key \(401\)/.test(outputChannel().slice(wrongAt)), 30_000, 250);
-      const errorItem = await waitFor('the status bar to show the error', () => w.statusBarItems('refused the API key').then((xs) => xs.length ? xs : undefined), 15_000, 250).catch(() => undefined);
-      note(`wrong token: ${outputChannel().slice(wrongAt).split('\n').find((l) => l.includes('401'))?.trim()}; status bar ${errorItem ? 'shows it' : 'does not show it'}`);
-      await typingNotBlocked('wrong token');
-
-      // A slow server: a timeout after snout.backend.timeoutMs, one line; the editor never waits for it.
-      const slowAt = outputChannel().length;
-      await connect(slowBase, '');
-      await typingNotBlocked('slow server');
-      await waitFor('the timeout line', () => /no answer from 127\.0\.0\.1:\d+ for 3 s \(timeout/.test(outputChannel().slice(slowAt)), 30_000, 250);
-      note(`slow server: ${outputChannel().slice(slowAt).split('\n').find((l) => l.includes('no answer'))?.trim()}`);
-    } finally {
-      remote.child.kill('SIGKILL');
-      slow.close();
-      slow.closeAllConnections();
-      await w.runCommand('Snout: Use the local engine').catch(() => undefined);
-    }
-  });
 });
