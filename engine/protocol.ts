@@ -27,6 +27,10 @@ export interface LoadParams {
   prefixCacheBytes?: number;
   /** Context window to enforce, tokens (default: the model's max_position_embeddings). */
   contextLength?: number;
+  /** How a safetensors checkpoint's matrices are held: auto (float32 under 100M parameters, else int8), f32, int8, int4. */
+  weights?: 'auto' | 'f32' | 'int8' | 'int4';
+  /** Folder for the packed-weights cache (the extension passes its global storage). */
+  cacheDir?: string;
 }
 
 export interface ModelInfo {
@@ -40,6 +44,12 @@ export interface ModelInfo {
   /** Prompt format the engine will use for structured completion requests. */
   promptFormat: 'qwen' | 'starcoder' | 'deepseek' | 'codellama' | 'plain';
   hasChatTemplate: boolean;
+  /** safetensors: f32 | int8 | int4; or gguf. */
+  weights?: string;
+  /** Bytes of weights the engine holds. */
+  residentBytes?: number;
+  /** Seconds the load took. */
+  loadSeconds?: number;
 }
 
 export interface SamplingParams {

@@ -4,13 +4,13 @@
 // Streams the completion to stdout; with --json a final line {"ids", "text", "stats": {...}} follows.
 import { UserError } from '../errors';
 import { loadModel } from '../generate/load';
-import { attentionConfigArg, attentionFlags, modelArg, numberArg, parseArgs, providerArg, stringArg } from './model-args';
+import { attentionConfigArg, attentionFlags, modelArg, numberArg, parseArgs, providerArg, stringArg, weightArgs, weightFlags } from './model-args';
 
 export async function run(argv: string[]): Promise<number> {
   const cmd = 'generate';
   const args = parseArgs(cmd, argv, {
     model: 'value', prompt: 'value', 'max-tokens': 'value', greedy: 'switch', temperature: 'value', 'top-p': 'value',
-    seed: 'value', stop: 'value', provider: 'value', json: 'switch', ...attentionFlags,
+    seed: 'value', stop: 'value', provider: 'value', json: 'switch', ...attentionFlags, ...weightFlags,
   });
   const dir = modelArg(cmd, args);
   const prompt = stringArg(args, 'prompt');
@@ -25,7 +25,7 @@ export async function run(argv: string[]): Promise<number> {
   const attention = attentionConfigArg(cmd, args);
   const json = args.switches.has('json');
 
-  const model = await loadModel(dir, { provider: providerArg(cmd, args) });
+  const model = await loadModel(dir, { provider: providerArg(cmd, args), ...weightArgs(cmd, args) });
   try {
     const ids = model.tokenizer.encode(prompt);
     const abort = new AbortController();

@@ -2,6 +2,7 @@
 // mistake reported as one UserError line.
 import { LSH_LIMITS, type AttentionConfig } from '../attention/types';
 import { UserError } from '../errors';
+import { weightsSettings, type WeightsSetting } from '../model/safetensors-source';
 
 export interface ParsedArgs {
   values: Map<string, string[]>;
@@ -38,6 +39,17 @@ export function numberArg(command: string, a: ParsedArgs, name: string, check: (
   const x = Number(raw);
   if (raw.trim() === '' || !Number.isFinite(x) || !check(x)) throw new UserError(`${command}: --${name} must be ${what}, got "${raw}"`);
   return x;
+}
+
+/** --weights auto|f32|int8|int4 and --cache-dir DIR: how a safetensors checkpoint is held (engine/model/safetensors-source.ts). */
+export const weightFlags = { weights: 'value', 'cache-dir': 'value' } as const;
+
+export function weightArgs(command: string, a: ParsedArgs): { weights?: WeightsSetting; cacheDir?: string } {
+  const weights = stringArg(a, 'weights');
+  if (weights !== undefined && !(weightsSettings as readonly string[]).includes(weights)) {
+    throw new UserError(`${command}: --weights must be one of ${weightsSettings.join(', ')}, got "${weights}"`);
+  }
+  return { weights: weights as WeightsSetting | undefined, cacheDir: stringArg(a, 'cache-dir') };
 }
 
 /** --model DIR, else env SNOUT_MODEL. */

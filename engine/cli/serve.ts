@@ -13,6 +13,8 @@ const loader: ModelLoader = (dir, o) => loadModel(dir, {
   onProgress: o.onProgress,
   contextLimit: o.contextLimit,
   attention: o.attention,
+  weights: o.weights,
+  cacheDir: o.cacheDir,
   log: (line) => process.stderr.write(`snout engine: ${line}\n`),
 });
 

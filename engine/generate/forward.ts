@@ -4,9 +4,11 @@
 import type { SequenceAttention } from '../attention/types';
 import { UserError } from '../errors';
 import {
-  buildEmbedHeadGraph, buildLayerGraph, fuseEmbedHeadMaxBytes, io, largestGraphBytes, maxGraphBytes, type LayerGraphParts,
-  type WeightSource,
+  buildEmbedHeadGraph, buildHeadGraph, buildLayerGraph, fuseEmbedHeadMaxBytes, io, largestGraphBytes, maxGraphBytes,
+  type LayerGraphParts, type WeightSource,
 } from '../model/graphs';
+import { dequantRow, isQuant, type QuantMatrix } from '../model/quant';
+import { embedName } from '../model/weights';
 import { RopeTables } from '../model/rope';
 import type { ModelSpec } from '../model/spec';
 import { createSession, ort, type Provider, type ProviderSetting } from '../runtime/session';
@@ -28,6 +30,15 @@ export interface RunnerOptions {
   threads?: number;
   log?: (line: string) => void;
   onProgress?: (message: string, fraction: number) => void;
+  /**
+   * The linear layers come packed (QuantMatrix): the embedding is then looked up from its packed table here instead
+   * of a float32 Gather in a graph, and the head is a graph of its own.
+   */
+  packed?: boolean;
+  /** Bytes per weight of the packed form, for the graph-size check (default: 4, float32). */
+  bytesPerWeight?: number;
+  /** MatMulNBits accuracy_level (tests: 0 = float32 compute, to check packed weights exactly). */
+  accuracyLevel?: number;
 }
 
 /**
@@ -53,14 +64,18 @@ export class ModelRunner {
     private readonly embedHead: ort.InferenceSession | undefined,
     private readonly steps: LayerStep[],
     private readonly rope: RopeTables,
+    /** Packed models: the embedding table rows are dequantized here (embedHead then holds only the head). */
+    private readonly embedTable?: QuantMatrix,
   ) {}
 
   static async create(spec: ModelSpec, weight: WeightSource, options: RunnerOptions = {}): Promise<ModelRunner> {
-    const largest = largestGraphBytes(spec);
+    const largest = largestGraphBytes(spec, options.bytesPerWeight ?? 4);
     if (largest.bytes > maxGraphBytes) {
       throw new UserError(`model too large for this engine: its ${largest.name} graph needs ${(largest.bytes / 2 ** 30).toFixed(2)} GiB ` +
-        'of float32 weights, over the 2 GiB limit of one ONNX model');
+        `of ${options.packed ? 'packed' : 'float32'} weights, over the 2 GiB limit of one ONNX model` +
+        (options.packed ? '' : ' (quantize it: --weights int8, setting snout.weights)'));
     }
+    if (options.packed) return ModelRunner.createPacked(spec, weight, options);
     const L = spec.numLayers;
     const plan: LayerGraphParts[] = [];
     if (options.fuseLayers ?? true) {
@@ -95,6 +110,33 @@ export class ModelRunner {
   }
 
   /**
+   * Packed weights: layer graphs (fused pairs), a head graph, and the embedding kept as its packed table. A tied
+   * head reads the same table (its own packed copy lives in the head session).
+   */
+  private static async createPacked(spec: ModelSpec, weight: WeightSource, options: RunnerOptions): Promise<ModelRunner> {
+    const L = spec.numLayers;
+    const table = weight(embedName);
+    if (!isQuant(table)) throw new Error('packed model: the embedding must be packed too');
+    const source: WeightSource = (name) => (name === embedName ? table : weight(name));
+    const total = L + 2;
+    const sessionOptions = { threads: options.threads, log: options.log };
+    options.onProgress?.('building head', 0);
+    const graph = { accuracyLevel: options.accuracyLevel };
+    const head = await createSession(buildHeadGraph(spec, source, graph), options.provider ?? 'auto', sessionOptions);
+    let provider: ProviderSetting = head.provider;
+    const steps: LayerStep[] = [];
+    for (let l = 0; l <= L; l++) {
+      options.onProgress?.(`building layer graph ${l + 1}/${L + 1}`, (l + 1) / total);
+      const parts: LayerGraphParts = { post: l > 0 ? l - 1 : undefined, pre: l < L ? l : undefined };
+      const created = await createSession(buildLayerGraph(spec, source, parts, graph), provider, sessionOptions);
+      provider = created.provider;
+      steps.push({ ...parts, session: created.session });
+    }
+    options.onProgress?.('model ready', 1);
+    return new ModelRunner(spec, provider as Provider, head.session, steps, new RopeTables(spec), table);
+  }
+
+  /**
    * Run `ids` (the next tokens of the sequence, at positions attention.length ...) through the model, appending
    * their keys/values to the cache. Returns the last position's logits when `wantLogits`, else undefined.
    */
@@ -113,7 +155,11 @@ export class ModelRunner {
     // Token embeddings (in the first layer graph when fused).
     const idsT = new ort.Tensor('int64', BigInt64Array.from(ids, (id) => BigInt(id)), [n]);
     let x: ort.Tensor | undefined;
-    if (this.embedHead) {
+    if (this.embedTable) {
+      const rows = new Float32Array(n * H);
+      for (let i = 0; i < n; i++) dequantRow(this.embedTable, ids[i], rows, i * H);
+      x = new ort.Tensor('float32', rows, [n, H]);
+    } else if (this.embedHead) {
       x = (await this.embedHead.run({ [io.ids]: idsT, [io.hidden]: new ort.Tensor('float32', new Float32Array(0), [0, H]) }))[io.embeds];
     }
 
@@ -144,11 +190,15 @@ export class ModelRunner {
     // Final norm + lm_head on the last position only.
     const hidden = x!.data as Float32Array;
     const last = hidden.subarray((n - 1) * H, n * H);
-    const head = await this.embedHead!.run({
-      [io.ids]: new ort.Tensor('int64', new BigInt64Array(0), [0]),
-      [io.hidden]: new ort.Tensor('float32', last.slice(), [1, H]),
-    });
+    const feeds: Record<string, ort.Tensor> = { [io.hidden]: new ort.Tensor('float32', last.slice(), [1, H]) };
+    if (!this.embedTable) feeds[io.ids] = new ort.Tensor('int64', new BigInt64Array(0), [0]);
+    const head = await this.embedHead!.run(feeds);
     return finiteLogits(head[io.logits].data as Float32Array);
+  }
+
+  /** Packed weights (the embedding is looked up from its packed table). */
+  get packed(): boolean {
+    return this.embedTable !== undefined;
   }
 
   async dispose(): Promise<void> {

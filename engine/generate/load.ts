@@ -1,20 +1,21 @@
-// loadModel(dir): config.json → spec, validated safetensors → ONNX graphs → sessions, tokenizer; returns the
-// LoadedModel the service layer drives (engine/generate/types.ts).
-import path from 'node:path';
+// loadModel(path): a model source (a Hugging Face folder, float32 or quantized on load, or a GGUF file) → spec,
+// tokenizer, weights → ONNX graphs → sessions; returns the LoadedModel the service layer drives
+// (engine/generate/types.ts).
 import { createSequenceAttention } from '../attention/index';
 import { defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../attention/types';
-import { readConfig, readGenerationEos } from '../model/config';
-import { SafetensorsStore } from '../model/safetensors';
+import { openModelSource, type OpenSourceOptions } from '../model/open';
+import { isQuant } from '../model/quant';
+import type { ModelSource } from '../model/source';
 import type { ModelSpec } from '../model/spec';
-import { loadTokenizer } from '../model/tokenizer';
-import { checkWeights } from '../model/weights';
+import type { HfTokenizer } from '../model/tokenizer';
+import { embedName } from '../model/weights';
 import type { ProviderSetting } from '../runtime/session';
 import { ModelRunner } from './forward';
 import { generate, validatePrompt, type GenerateContext } from './generate';
 import { ModelSequence } from './sequence';
 import type { GenerateRequest, GenerateResult, LoadedModel, LoadProgress, Sequence } from './types';
 
-export interface LoadOptions {
+export interface LoadOptions extends OpenSourceOptions {
   provider?: ProviderSetting;
   onProgress?: (progress: LoadProgress) => void;
   /** Default attention for new sequences (per-request overrides go in GenerateRequest.attention). */
@@ -29,30 +30,38 @@ export interface LoadOptions {
   fuseLayers?: boolean;
   /** Embedding in the first layer graph, head in the last (default: when the embedding is <= 64 MiB). */
   fuseEmbedHead?: boolean;
+  /** MatMulNBits accuracy_level for packed weights (default 4: int8 activations; tests use 0). */
+  accuracyLevel?: number;
   /** Where the provider-fallback line goes (default stderr). */
   log?: (line: string) => void;
 }
 
-export async function loadModel(dir: string, options: LoadOptions = {}): Promise<LoadedModel> {
-  const modelDir = path.resolve(dir);
+export async function loadModel(modelPath: string, options: LoadOptions = {}): Promise<LoadedModel> {
   const progress = (message: string, fraction?: number) => options.onProgress?.({ message, fraction });
-
-  progress('reading config.json', 0);
-  const spec = readConfig(modelDir);
-  const tokenizer = loadTokenizer(modelDir, [...spec.eosTokenIds, ...readGenerationEos(modelDir)]);
-  progress('checking weights', 0.02);
-  const store = SafetensorsStore.open(modelDir);
-  checkWeights(spec, store, modelDir);
-
-  const runner = await ModelRunner.create(spec, (name) => store.read(name), {
-    provider: options.provider ?? 'auto',
-    fuseLayers: options.fuseLayers,
-    fuseEmbedHead: options.fuseEmbedHead,
-    threads: options.threads,
-    log: options.log,
-    onProgress: (message, fraction) => progress(message, 0.05 + 0.95 * fraction),
-  });
-  return new Model(modelDir, spec, tokenizer, runner, options);
+  const started = performance.now();
+  progress('reading the model', 0);
+  const source = openModelSource(modelPath, options);
+  try {
+    const { spec } = source;
+    const packed = source.packed ?? isQuant(source.weight(embedName));
+    const runner = await ModelRunner.create(spec, (name) => source.weight(name), {
+      provider: options.provider ?? 'auto',
+      fuseLayers: options.fuseLayers,
+      fuseEmbedHead: options.fuseEmbedHead,
+      threads: options.threads,
+      log: options.log,
+      packed,
+      accuracyLevel: options.accuracyLevel,
+      bytesPerWeight: source.bytesPerWeight,
+      onProgress: (message, fraction) => progress(message, 0.05 + 0.95 * fraction),
+    });
+    source.finishLoad?.();
+    const model = new Model(source, runner, options);
+    model.loadSeconds = (performance.now() - started) / 1000;
+    return model;
+  } finally {
+    source.close();
+  }
 }
 
 export function attentionShape(spec: ModelSpec): AttentionShape {
@@ -61,18 +70,29 @@ export function attentionShape(spec: ModelSpec): AttentionShape {
 
 class Model implements LoadedModel {
   readonly provider: string;
+  readonly modelDir: string;
+  readonly spec: ModelSpec;
+  readonly tokenizer: HfTokenizer;
+  /** What was loaded: the source's format and packing, resident weight bytes, load time. */
+  readonly weights: { format: string; packed: boolean; residentBytes?: number; cache?: string };
+  loadSeconds = 0;
   private readonly ctx: GenerateContext;
   private readonly baseAttention: AttentionConfig;
   /** Sequences are used one request at a time; requests on one model run one after another. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(
-    readonly modelDir: string,
-    readonly spec: ModelSpec,
-    readonly tokenizer: ReturnType<typeof loadTokenizer>,
-    private readonly runner: ModelRunner,
-    options: LoadOptions,
-  ) {
+  constructor(source: ModelSource, private readonly runner: ModelRunner, options: LoadOptions) {
+    this.modelDir = source.path;
+    this.spec = source.spec;
+    this.tokenizer = source.tokenizer;
+    const spec = this.spec;
+    const tokenizer = this.tokenizer;
+    this.weights = {
+      format: source.format === 'gguf' ? 'gguf' : (source as { weightsFormat?: string }).weightsFormat ?? 'f32',
+      packed: runner.packed,
+      residentBytes: source.residentBytes,
+      cache: (source as { cacheState?: string }).cacheState,
+    };
     this.provider = runner.provider;
     this.baseAttention = { ...defaultAttentionConfig(spec.numLayers), ...options.attention };
     this.ctx = {

@@ -82,6 +82,10 @@ export interface LoadedModel {
   readonly tokenizer: TokenizerLike;
   /** Execution provider actually in use (after fallback). */
   readonly provider: string;
+  /** How the weights are held (absent for test doubles). */
+  readonly weights?: { format: string; packed: boolean; residentBytes?: number; cache?: string };
+  /** Seconds the load took. */
+  readonly loadSeconds?: number;
   newSequence(attention?: Partial<AttentionConfig>): Sequence;
   /**
    * Truncates `seq` to its longest common prefix with req.ids, prefills the remaining prompt tokens (in chunks), then

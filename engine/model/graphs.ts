@@ -9,11 +9,37 @@
 //   Fusing post(l) with pre(l+1) halves the onnxruntime calls per token (L+3 instead of 2L+2). For small
 //   vocabularies the embedding also moves into the first layer graph and final norm + lm_head into the last (L+1
 //   calls per token; the tied matrix is then held twice, which is why large ones keep embed_head).
+//   head:        hidden [m, H] → final RMSNorm → lm_head → logits [m, V], for quantized models, whose embedding is
+//                looked up in the engine's compact table (forward.ts) instead of a Gather over float32.
+//
+// A linear layer's weight is float32 (Gemm) or a QuantMatrix (quant.ts), which becomes com.microsoft MatMulNBits:
+// the packed bytes are the graph's initializers, so no float32 copy of a quantized matrix exists anywhere.
 import { GraphBuilder, attr } from '../runtime/onnx-graph';
+import { blocksPerRow, isQuant, rowBytes, type QuantMatrix, type WeightTensor } from './quant';
 import type { ModelSpec } from './spec';
 import { embedName, finalNormName, layerWeightNames, lmHeadName } from './weights';
 
-export type WeightSource = (name: string) => Float32Array;
+export type WeightSource = (name: string) => WeightTensor;
+
+/**
+ * MatMulNBits' accuracy_level: 4 quantizes the activations to int8 per block and multiplies in integers, which runs
+ * at the memory bandwidth for one token and several times float32's rate for prompt chunks (bench-results/); 0
+ * (float32 compute) is pathologically slow with 8-bit weights.
+ */
+export const matMulNBitsAccuracy = 4;
+
+/** Per-graph build options. */
+export interface GraphOptions {
+  /** MatMulNBits accuracy_level (default matMulNBitsAccuracy); 0 computes in float32, which tests use to check the packed weights exactly. */
+  accuracyLevel?: number;
+}
+const graphOptions = new WeakMap<GraphBuilder, GraphOptions>();
+
+/** A 1-D weight (norms, biases): sources always give these as float32. */
+function vector(w: WeightTensor, name: string): Float32Array {
+  if (isQuant(w)) throw new Error(`${name}: a 1-D weight cannot be quantized`);
+  return w;
+}
 
 /** Graph input/output names shared with the runner. */
 export const io = {
@@ -31,18 +57,75 @@ function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, 
   return g.op('Mul', [normed, g.initializer(`${stem}_weight`, weight, [weight.length])], undefined, stem);
 }
 
-/** y = x · Wᵀ (+ b) with W stored [out, in] as in the checkpoint (Gemm transB avoids a transposed copy). */
-function linear(g: GraphBuilder, x: string, w: Float32Array, outFeatures: number, inFeatures: number, stem: string, bias?: Float32Array): string {
-  const inputs = [x, g.initializer(`${stem}_weight`, w, [outFeatures, inFeatures])];
-  if (bias) inputs.push(g.initializer(`${stem}_bias`, bias, [outFeatures]));
-  return g.op('Gemm', inputs, { transB: attr.i(1) }, stem);
+/**
+ * y = x · Wᵀ (+ b) with W stored [out, in] as in the checkpoint: float32 through Gemm (transB avoids a transposed
+ * copy), packed through MatMulNBits, plus the per-block offsets as blocksum(x) · offsetsᵀ when the format has them.
+ */
+function linear(g: GraphBuilder, x: string, w: WeightTensor, outFeatures: number, inFeatures: number, stem: string, bias?: Float32Array): string {
+  if (!isQuant(w)) {
+    const inputs = [x, g.initializer(`${stem}_weight`, w, [outFeatures, inFeatures])];
+    if (bias) inputs.push(g.initializer(`${stem}_bias`, bias, [outFeatures]));
+    return g.op('Gemm', inputs, { transB: attr.i(1) }, stem);
+  }
+  if (w.N !== outFeatures || w.K !== inFeatures) throw new Error(`${stem}: packed weight is [${w.N}, ${w.K}], expected [${outFeatures}, ${inFeatures}]`);
+  const nb = blocksPerRow(w);
+  const rb = rowBytes(w);
+  const inputs = [
+    x,
+    g.initializer(`${stem}_qweight`, w.data, [w.N, nb, (w.blockSize * w.bits) / 8], 'uint8'),
+    g.initializer(`${stem}_scales`, w.scales, [w.N * nb]),
+  ];
+  if (w.zeroPoints) inputs.push(g.initializer(`${stem}_zero_points`, w.zeroPoints, [w.N * rb.zeroPoints], 'uint8'));
+  let y = g.node('MatMulNBits', inputs, {
+    domain: 'com.microsoft',
+    name: stem,
+    attrs: { K: attr.i(w.K), N: attr.i(w.N), bits: attr.i(w.bits), block_size: attr.i(w.blockSize), accuracy_level: attr.i(graphOptions.get(g)?.accuracyLevel ?? matMulNBitsAccuracy) },
+  })[0];
+  if (w.offsets) {
+    // Σ_k x[k]·(s·q + o) = MatMulNBits(x) + Σ_b o[b] · Σ_{k in b} x[k].
+    const blocks = g.op('Reshape', [x, g.int64s(`${stem}_block_shape`, [-1, nb, w.blockSize])]);
+    const sums = g.op('ReduceSum', [blocks, g.int64s(`${stem}_block_axis`, [2])], { keepdims: attr.i(0) });
+    const shift = g.op('Gemm', [sums, g.initializer(`${stem}_offsets`, w.offsets, [w.N, nb])], { transB: attr.i(1) });
+    y = g.op('Add', [y, shift]);
+  }
+  return bias ? g.op('Add', [y, g.initializer(`${stem}_bias`, bias, [outFeatures])], undefined, stem) : y;
 }
 
-function concatRows(parts: Float32Array[]): Float32Array {
+function concatFloat(parts: Float32Array[]): Float32Array {
   const out = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let at = 0;
   for (const p of parts) { out.set(p, at); at += p.length; }
   return out;
+}
+
+/** Rows of several packed matrices stacked into one, when they share bits, blocks, K and which arrays they carry. */
+function concatQuant(parts: QuantMatrix[]): QuantMatrix | undefined {
+  const [a] = parts;
+  const same = parts.every((p) => p.bits === a.bits && p.blockSize === a.blockSize && p.K === a.K &&
+    !p.zeroPoints === !a.zeroPoints && !p.offsets === !a.offsets);
+  if (!same) return undefined;
+  const cat = (arrays: Uint8Array[]) => { const out = new Uint8Array(arrays.reduce((n, x) => n + x.length, 0)); let at = 0; for (const x of arrays) { out.set(x, at); at += x.length; } return out; };
+  return {
+    kind: 'quant', bits: a.bits, blockSize: a.blockSize, K: a.K, N: parts.reduce((n, p) => n + p.N, 0),
+    data: cat(parts.map((p) => p.data)),
+    scales: concatFloat(parts.map((p) => p.scales)),
+    zeroPoints: a.zeroPoints ? cat(parts.map((p) => p.zeroPoints!)) : undefined,
+    offsets: a.offsets ? concatFloat(parts.map((p) => p.offsets!)) : undefined,
+  };
+}
+
+/**
+ * Several linear layers on the same input as one (a single weight read per token), or, when their formats differ
+ * (a Q4_K_M file keeps some v projections in Q6_K), one each, concatenated.
+ */
+function linearStack(g: GraphBuilder, x: string, ws: WeightTensor[], outs: number[], inFeatures: number, stem: string, bias?: Float32Array): string {
+  const total = outs.reduce((a, b) => a + b, 0);
+  if (ws.every((w) => !isQuant(w))) return linear(g, x, concatFloat(ws as Float32Array[]), total, inFeatures, stem, bias);
+  const packed = ws.every(isQuant) ? concatQuant(ws as QuantMatrix[]) : undefined;
+  if (packed) return linear(g, x, packed, total, inFeatures, stem, bias);
+  const ys = ws.map((w, i) => linear(g, x, w, outs[i], inFeatures, `${stem}_${i}`));
+  const y = g.op('Concat', ys, { axis: attr.i(1) });
+  return bias ? g.op('Add', [y, g.initializer(`${stem}_bias`, bias, [total])], undefined, stem) : y;
 }
 
 /** rotate_half RoPE on [n, heads·D]: returns [n, heads, D] with out = x·cos + rotate_half(x)·sin. */
@@ -61,13 +144,12 @@ function rope(g: GraphBuilder, x: string, heads: number, headDim: number, stem: 
 function addPreAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string): void {
   const { hiddenSize: H, numHeads, numKvHeads, headDim: D } = spec;
   const n = layerWeightNames(spec, l);
-  const h = rmsNorm(g, x, weight(n.inputNorm), spec.rmsNormEps, `l${l}_input_norm`);
+  const h = rmsNorm(g, x, vector(weight(n.inputNorm), n.inputNorm), spec.rmsNormEps, `l${l}_input_norm`);
   const qSize = numHeads * D;
   const kvSize = numKvHeads * D;
-  // One Gemm for q|k|v: a single weight read per token instead of three.
-  const qkvW = concatRows([weight(n.q), weight(n.k), weight(n.v)]);
-  const qkvB = n.qBias && n.kBias && n.vBias ? concatRows([weight(n.qBias), weight(n.kBias), weight(n.vBias)]) : undefined;
-  const qkv = linear(g, h, qkvW, qSize + 2 * kvSize, H, `l${l}_qkv`, qkvB);
+  // One matmul for q|k|v: a single weight read per token instead of three.
+  const qkvB = n.qBias && n.kBias && n.vBias ? concatFloat([n.qBias, n.kBias, n.vBias].map((b) => vector(weight(b), b))) : undefined;
+  const qkv = linearStack(g, h, [weight(n.q), weight(n.k), weight(n.v)], [qSize, kvSize, kvSize], H, `l${l}_qkv`, qkvB);
   const [q, k, v] = g.node('Split', [qkv, g.int64s(`l${l}_qkv_split`, [qSize, kvSize, kvSize])], {
     outputs: 3, attrs: { axis: attr.i(1) }, name: `l${l}_qkv_split`,
   });
@@ -79,16 +161,17 @@ function addPreAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource,
 function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string): string {
   const { hiddenSize: H, intermediateSize: I, numHeads, headDim: D } = spec;
   const n = layerWeightNames(spec, l);
-  const o = linear(g, io.attn, weight(n.o), H, numHeads * D, `l${l}_o`, n.oBias ? weight(n.oBias) : undefined);
+  const bias = (name?: string) => (name ? vector(weight(name), name) : undefined);
+  const o = linear(g, io.attn, weight(n.o), H, numHeads * D, `l${l}_o`, bias(n.oBias));
   const afterAttn = g.op('Add', [x, o], undefined, `l${l}_attn_residual`);
-  const h = rmsNorm(g, afterAttn, weight(n.postNorm), spec.rmsNormEps, `l${l}_post_norm`);
-  const guBias = n.gateBias && n.upBias ? concatRows([weight(n.gateBias), weight(n.upBias)]) : undefined;
-  const gu = linear(g, h, concatRows([weight(n.gate), weight(n.up)]), 2 * I, H, `l${l}_gate_up`, guBias);
+  const h = rmsNorm(g, afterAttn, vector(weight(n.postNorm), n.postNorm), spec.rmsNormEps, `l${l}_post_norm`);
+  const guBias = n.gateBias && n.upBias ? concatFloat([bias(n.gateBias)!, bias(n.upBias)!]) : undefined;
+  const gu = linearStack(g, h, [weight(n.gate), weight(n.up)], [I, I], H, `l${l}_gate_up`, guBias);
   const [gate, up] = g.node('Split', [gu, g.int64s(`l${l}_gu_split`, [I, I])], {
     outputs: 2, attrs: { axis: attr.i(1) }, name: `l${l}_gu_split`,
   });
   const swiglu = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up], undefined, `l${l}_swiglu`);
-  const down = linear(g, swiglu, weight(n.down), H, I, `l${l}_down`, n.downBias ? weight(n.downBias) : undefined);
+  const down = linear(g, swiglu, weight(n.down), H, I, `l${l}_down`, bias(n.downBias));
   return g.op('Add', [afterAttn, down], undefined, `l${l}_mlp_residual`);
 }
 
@@ -109,15 +192,16 @@ export interface LayerGraphParts {
  * Outputs: x_out [n, H] (with post or embed), q [n, heads, D], k [n, kvHeads, D], v [n, kvHeads·D] (with pre),
  * logits [1, V] (with head).
  */
-export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, parts: LayerGraphParts): Uint8Array {
+export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, parts: LayerGraphParts, options: GraphOptions = {}): Uint8Array {
   const { hiddenSize: H, numHeads, headDim: D } = spec;
   const name = [parts.embed ? 'embed' : '', parts.post !== undefined ? `post${parts.post}` : '',
     parts.pre !== undefined ? `pre${parts.pre}` : '', parts.head ? 'head' : ''].filter(Boolean).join('_');
   const g = new GraphBuilder(name);
+  graphOptions.set(g, options);
   let x: string;
   if (parts.embed) {
     g.input(io.ids, 'int64', ['n']);
-    x = g.op('Gather', [g.initializer('embed_tokens', weight(embedName), [spec.vocabSize, H]), io.ids], { axis: attr.i(0) }, 'embeds');
+    x = g.op('Gather', [g.initializer('embed_tokens', vector(weight(embedName), embedName), [spec.vocabSize, H]), io.ids], { axis: attr.i(0) }, 'embeds');
     // The embeddings are the residual stream the next graph adds to.
     if (parts.post === undefined) g.output(x, io.xOut, 'float32', ['n', H]);
   } else {
@@ -135,17 +219,26 @@ export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, parts: La
   }
   if (parts.head) {
     const last = g.op('Slice', [x, g.int64s('last_start', [-1]), g.int64s('last_end', [2 ** 53]), g.int64s('last_axis', [0])]);
-    const table = spec.tieWordEmbeddings ? g.initializer('lm_head', weight(embedName), [spec.vocabSize, H]) : undefined;
-    g.output(addHead(g, spec, weight, last, table), io.logits, 'float32', [1, spec.vocabSize]);
+    g.output(addHead(g, spec, weight, last), io.logits, 'float32', [1, spec.vocabSize]);
   }
   return g.serialize();
 }
 
-/** Final RMSNorm + lm_head (the tied embedding matrix when `tiedTable` is given). */
+/** Final RMSNorm + lm_head (the embedding matrix when tied; `tiedTable` when that is already in the graph). */
 function addHead(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, hidden: string, tiedTable?: string): string {
-  const normed = rmsNorm(g, hidden, weight(finalNormName), spec.rmsNormEps, 'final_norm');
-  const head = tiedTable ?? g.initializer('lm_head', weight(lmHeadName), [spec.vocabSize, spec.hiddenSize]);
-  return g.op('Gemm', [normed, head], { transB: attr.i(1) }, 'logits');
+  const normed = rmsNorm(g, hidden, vector(weight(finalNormName), finalNormName), spec.rmsNormEps, 'final_norm');
+  if (tiedTable) return g.op('Gemm', [normed, tiedTable], { transB: attr.i(1) }, 'logits');
+  const head = weight(spec.tieWordEmbeddings ? embedName : lmHeadName);
+  return linear(g, normed, head, spec.vocabSize, spec.hiddenSize, 'logits');
+}
+
+/** Final norm + lm_head alone (quantized models: their embedding is looked up outside the graphs). */
+export function buildHeadGraph(spec: ModelSpec, weight: WeightSource, options: GraphOptions = {}): Uint8Array {
+  const g = new GraphBuilder('head');
+  graphOptions.set(g, options);
+  g.input(io.hidden, 'float32', ['m', spec.hiddenSize]);
+  g.output(addHead(g, spec, weight, io.hidden), io.logits, 'float32', ['m', spec.vocabSize]);
+  return g.serialize();
 }
 
 /** Embedding lookup and the output head in one graph (shared tied matrix). */
@@ -154,7 +247,7 @@ export function buildEmbedHeadGraph(spec: ModelSpec, weight: WeightSource): Uint
   const g = new GraphBuilder('embed_head');
   g.input(io.ids, 'int64', ['n']);
   g.input(io.hidden, 'float32', ['m', H]);
-  const table = g.initializer('embed_tokens', weight(embedName), [V, H]);
+  const table = g.initializer('embed_tokens', vector(weight(embedName), embedName), [V, H]);
   g.output(g.op('Gather', [table, io.ids], { axis: attr.i(0) }), io.embeds, 'float32', ['n', H]);
   g.output(addHead(g, spec, weight, io.hidden, spec.tieWordEmbeddings ? table : undefined), io.logits, 'float32', ['m', V]);
   return g.serialize();
@@ -166,11 +259,14 @@ export const fuseEmbedHeadMaxBytes = 64 * 2 ** 20;
 /** A serialized ONNX model is one protobuf message, which cannot exceed 2 GiB (no external data through the JS API). */
 export const maxGraphBytes = 2 ** 31 - 64 * 2 ** 20;
 
-/** float32 bytes of the largest graph this spec needs (embedding + head, or one fused layer pair). */
-export function largestGraphBytes(spec: ModelSpec): { name: string; bytes: number } {
+/**
+ * Bytes of the largest graph this spec needs (embedding + head, or one fused layer pair) at `bytesPerWeight` (4 for
+ * float32; a packed model holds only the head, no embedding, in its head graph).
+ */
+export function largestGraphBytes(spec: ModelSpec, bytesPerWeight = 4): { name: string; bytes: number } {
   const { hiddenSize: H, intermediateSize: I, numHeads, numKvHeads, headDim: D, vocabSize: V } = spec;
-  const embedHead = V * H * (spec.tieWordEmbeddings ? 1 : 2) * 4;
-  const layer = (H * (numHeads + 2 * numKvHeads) * D + numHeads * D * H + 3 * H * I) * 4;
+  const embedHead = V * H * (spec.tieWordEmbeddings || bytesPerWeight < 4 ? 1 : 2) * bytesPerWeight;
+  const layer = (H * (numHeads + 2 * numKvHeads) * D + numHeads * D * H + 3 * H * I) * bytesPerWeight;
   // A fused graph holds post(l) (o_proj + MLP) and pre(l+1) (q/k/v): at most about one layer's weights.
   return embedHead >= layer ? { name: 'embedding/lm_head', bytes: embedHead } : { name: 'one layer', bytes: layer };
 }

@@ -19,5 +19,16 @@ export interface ModelSource {
   weight(name: string): WeightTensor;
   /** Identity for on-disk caches: changes whenever the files do (size and mtime of every file read). */
   readonly fingerprint: string;
+  /**
+   * The matrices come packed (the embedding included): the engine then looks embeddings up from the packed table
+   * and builds a head graph of its own. Absent: the loader asks the embedding.
+   */
+  readonly packed?: boolean;
+  /** Resident bytes per matrix weight, for the 2 GiB-per-graph check (absent: 4, float32). */
+  readonly bytesPerWeight?: number;
+  /** Bytes of every weight handed out so far, for the resident-size report. */
+  readonly residentBytes?: number;
+  /** Called once every weight has been read (a disk cache is completed here). */
+  finishLoad?(): void;
   close(): void;
 }

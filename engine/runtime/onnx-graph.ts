@@ -3,7 +3,7 @@
 // operator names and their attributes (https://onnx.ai/onnx/operators/).
 import { onnx } from 'onnx-proto';
 
-export type ElemType = 'float32' | 'int64' | 'int32' | 'bool' | 'float16';
+export type ElemType = 'float32' | 'int64' | 'int32' | 'bool' | 'float16' | 'uint8';
 
 const elemTypeCode: Record<ElemType, number> = {
   float32: onnx.TensorProto.DataType.FLOAT,
@@ -11,6 +11,7 @@ const elemTypeCode: Record<ElemType, number> = {
   int32: onnx.TensorProto.DataType.INT32,
   bool: onnx.TensorProto.DataType.BOOL,
   float16: onnx.TensorProto.DataType.FLOAT16,
+  uint8: onnx.TensorProto.DataType.UINT8,
 };
 
 /** A dimension: a fixed size or a symbolic name (dynamic, e.g. 'n' for sequence length). */
@@ -73,6 +74,7 @@ function elemTypeOf(data: TensorData, hint?: ElemType): ElemType {
   if (data instanceof BigInt64Array) return 'int64';
   if (data instanceof Int32Array) return 'int32';
   if (data instanceof Uint16Array) return 'float16';
+  // Uint8Array without a hint: bool (masks); packed quantized weights pass 'uint8'.
   return 'bool';
 }
 
@@ -82,6 +84,8 @@ export class GraphBuilder {
   private readonly initializers: onnx.ITensorProto[] = [];
   private readonly nodes: onnx.INodeProto[] = [];
   private readonly used = new Set<string>();
+  /** Operator domains besides the default one (com.microsoft for the contrib ops), imported at version 1. */
+  private readonly domains = new Set<string>();
   private counter = 0;
 
   constructor(readonly name: string) {}
@@ -132,14 +136,16 @@ export class GraphBuilder {
   node(
     opType: string,
     inputs: string[],
-    options: { outputs?: string[] | number; attrs?: Record<string, Attr>; name?: string } = {},
+    options: { outputs?: string[] | number; attrs?: Record<string, Attr>; name?: string; domain?: string } = {},
   ): string[] {
+    if (options.domain) this.domains.add(options.domain);
     const out = options.outputs ?? 1;
     const outputs = typeof out === 'number'
       ? Array.from({ length: out }, () => this.fresh(`${options.name ?? opType.toLowerCase()}`))
       : out.map((n) => (this.claim(n), n));
     this.nodes.push({
       opType,
+      domain: options.domain,
       name: this.fresh(`${options.name ?? opType}_node`),
       input: inputs,
       output: outputs,
@@ -161,7 +167,7 @@ export class GraphBuilder {
     return {
       irVersion,
       producerName: 'snout',
-      opsetImport: [{ domain: '', version: opset }],
+      opsetImport: [{ domain: '', version: opset }, ...[...this.domains].map((domain) => ({ domain, version: 1 }))],
       graph: {
         name: this.name,
         input: this.inputs,

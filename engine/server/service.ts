@@ -1,6 +1,6 @@
 // The engine as a service, independent of transport (stdio JSON-RPC and local HTTP both drive this): load a model,
 // render requests into prompts, run them through the scheduler and the prefix cache, stream text back.
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { AttentionConfig } from '../attention/types';
 import { PrefixCache, type Lease } from '../generate/prefix-cache';
@@ -18,6 +18,8 @@ export interface LoaderOptions {
   /** Context to enforce (tokens); default the model's own. */
   contextLimit?: number;
   attention?: Partial<AttentionConfig>;
+  weights?: LoadParams['weights'];
+  cacheDir?: string;
 }
 export type ModelLoader = (dir: string, opts: LoaderOptions) => Promise<LoadedModel>;
 export type Logger = (level: 'info' | 'warn' | 'error', message: string) => void;
@@ -65,8 +67,12 @@ export class EngineService {
   async load(p: LoadParams, onProgress?: (p: ProgressParams) => void): Promise<ModelInfo> {
     if (this.loading) throw new ServiceError(ErrorCodes.Loading, 'a model is already loading');
     const dir = path.resolve(p.modelDir);
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ServiceError(ErrorCodes.BadModel, `model folder not found: ${dir}`);
-    if (!existsSync(path.join(dir, 'config.json'))) throw new ServiceError(ErrorCodes.BadModel, `not a model folder (no config.json): ${dir}`);
+    if (!existsSync(dir)) throw new ServiceError(ErrorCodes.BadModel, `model not found: ${dir}`);
+    const st = statSync(dir);
+    if (st.isFile() && !dir.toLowerCase().endsWith('.gguf')) throw new ServiceError(ErrorCodes.BadModel, `not a model (expected a folder or a .gguf file): ${dir}`);
+    if (st.isDirectory() && !existsSync(path.join(dir, 'config.json')) && !readdirSync(dir).some((f) => f.toLowerCase().endsWith('.gguf'))) {
+      throw new ServiceError(ErrorCodes.BadModel, `not a model folder (no config.json or .gguf file): ${dir}`);
+    }
     this.loading = this.doLoad(dir, p, onProgress);
     try { return await this.loading; } finally { this.loading = undefined; }
   }
@@ -78,6 +84,8 @@ export class EngineService {
         provider: p.provider,
         contextLimit: p.contextLength,
         attention: attentionConfig(p.attention),
+        weights: p.weights,
+        cacheDir: p.cacheDir,
         onProgress: (x) => onProgress?.({ kind: 'load', message: x.message, fraction: x.fraction }),
       });
     } catch (e) {
@@ -100,8 +108,12 @@ export class EngineService {
       provider: model.provider,
       promptFormat: this.format.name,
       hasChatTemplate: !!model.tokenizer.chatTemplate,
+      weights: model.weights?.format,
+      residentBytes: model.weights?.residentBytes,
+      loadSeconds: model.loadSeconds,
     };
-    this.log('info', `loaded ${dir} (${this.info.modelType}, ${this.info.promptFormat} prompts, context ${this.info.contextLength}, ${model.provider})`);
+    const resident = model.weights?.residentBytes ? `, ${(model.weights.residentBytes / 2 ** 30).toFixed(2)} GiB of ${model.weights.format} weights` : '';
+    this.log('info', `loaded ${dir} (${this.info.modelType}, ${this.info.promptFormat} prompts, context ${this.info.contextLength}, ${model.provider}${resident}, ${(model.loadSeconds ?? 0).toFixed(1)} s)`);
     return this.info;
   }
 

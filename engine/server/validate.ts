@@ -97,6 +97,8 @@ export function loadParams(v: unknown): LoadParams {
     attention: attention(o.attention, 'load.attention'),
     prefixCacheBytes: num(o, 'prefixCacheBytes', 'load', 0, 2 ** 45, true),
     contextLength: num(o, 'contextLength', 'load', 16, 1 << 22, true),
+    weights: oneOf(o, 'weights', 'load', ['auto', 'f32', 'int8', 'int4'] as const),
+    cacheDir: str(o, 'cacheDir', 'load', { max: 4096 }),
   };
 }
 

@@ -1,0 +1,173 @@
+// Packed weights on disk, so a safetensors checkpoint is quantized once and the next load only reads bytes.
+//
+// One file per (checkpoint files, weights setting, format version), named by a hash of those:
+//   "SNOUTW01" | records … | index JSON | index length (u64 LE) | "SNOUTEND"
+// Each record is one array of one tensor, 8-byte aligned; the index lists every tensor with its arrays' offsets,
+// lengths and CRC-32s. Written to a temp file and renamed into place, so a reader sees a whole file or none; two
+// writers (two windows) each rename a complete file, and the last one wins. Anything that does not check out
+// (truncated, garbled, another version) is deleted and rebuilt, never trusted.
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import * as zlib from 'node:zlib';
+import { checkQuant, type QuantMatrix } from './quant';
+
+const MAGIC = 'SNOUTW01';
+const TRAILER = 'SNOUTEND';
+/** Bump when the packing changes: old files then miss (another name) and are never read. */
+export const WEIGHT_CACHE_VERSION = 1;
+
+type ArrayRef = [offset: number, bytes: number, crc: number];
+interface Entry {
+  name: string; bits: 4 | 8; blockSize: number; N: number; K: number;
+  data: ArrayRef; scales: ArrayRef; zeroPoints?: ArrayRef; offsets?: ArrayRef;
+}
+
+export function cacheFileName(cacheDir: string, identity: unknown): string {
+  const key = createHash('sha256').update(JSON.stringify({ v: WEIGHT_CACHE_VERSION, identity })).digest('hex').slice(0, 32);
+  return path.join(cacheDir, `${key}.snoutw`);
+}
+
+function readFully(fd: number, bytes: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = readSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30), position + done);
+    if (n <= 0) throw new Error('unexpected end of file');
+    done += n;
+  }
+}
+
+// zlib.crc32 arrived in Node 20.15; older runtimes (an older VS Code's Electron) write 0 and skip the check.
+const zlibCrc = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+const crc32 = (bytes: Uint8Array): number => (zlibCrc ? zlibCrc(bytes) : 0);
+
+const asBytes = (a: Uint8Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+export class WeightCacheWriter {
+  private readonly fd: number;
+  private readonly tmp: string;
+  private at = 0;
+  private readonly entries: Entry[] = [];
+
+  constructor(private readonly file: string) {
+    mkdirSync(path.dirname(file), { recursive: true });
+    this.tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+    this.fd = openSync(this.tmp, 'w');
+    this.write(Buffer.from(MAGIC));
+  }
+
+  private write(bytes: Uint8Array): void {
+    let done = 0;
+    while (done < bytes.length) done += writeSync(this.fd, bytes, done, bytes.length - done, this.at + done);
+    this.at += bytes.length;
+  }
+
+  private array(a: Uint8Array | Float32Array): ArrayRef {
+    const pad = (8 - (this.at % 8)) % 8;
+    if (pad) this.write(new Uint8Array(pad));
+    const bytes = asBytes(a);
+    const ref: ArrayRef = [this.at, bytes.length, crc32(bytes)];
+    this.write(bytes);
+    return ref;
+  }
+
+  add(name: string, m: QuantMatrix): void {
+    this.entries.push({
+      name, bits: m.bits, blockSize: m.blockSize, N: m.N, K: m.K,
+      data: this.array(m.data), scales: this.array(m.scales),
+      zeroPoints: m.zeroPoints ? this.array(m.zeroPoints) : undefined,
+      offsets: m.offsets ? this.array(m.offsets) : undefined,
+    });
+  }
+
+  /** Index, trailer, then the atomic rename into place. */
+  finish(): void {
+    const index = Buffer.from(JSON.stringify(this.entries));
+    this.write(index);
+    const len = Buffer.alloc(8);
+    len.writeBigUInt64LE(BigInt(index.length));
+    this.write(len);
+    this.write(Buffer.from(TRAILER));
+    closeSync(this.fd);
+    renameSync(this.tmp, this.file);
+  }
+
+  abandon(): void {
+    try { closeSync(this.fd); } catch { /* already closed */ }
+    rmSync(this.tmp, { force: true });
+  }
+}
+
+export class WeightCacheReader {
+  private readonly entries = new Map<string, Entry>();
+
+  private constructor(private readonly fd: number, readonly file: string) {}
+
+  /** Opens and validates the index; throws an Error saying what is wrong (the caller deletes and rebuilds). */
+  static open(file: string): WeightCacheReader {
+    const fd = openSync(file, 'r');
+    const reader = new WeightCacheReader(fd, file);
+    try {
+      const size = fstatSync(fd).size;
+      if (size < 24) throw new Error(`truncated (${size} bytes)`);
+      const head = new Uint8Array(8);
+      readFully(fd, head, 0);
+      if (Buffer.from(head).toString('latin1') !== MAGIC) throw new Error('not a snout weight cache (bad magic)');
+      const tail = new Uint8Array(16);
+      readFully(fd, tail, size - 16);
+      if (Buffer.from(tail.subarray(8)).toString('latin1') !== TRAILER) throw new Error('truncated (no trailer)');
+      const indexLen = Number(Buffer.from(tail.subarray(0, 8)).readBigUInt64LE(0));
+      if (indexLen <= 0 || indexLen > size - 24) throw new Error(`index length ${indexLen} does not fit`);
+      const indexBytes = new Uint8Array(indexLen);
+      readFully(fd, indexBytes, size - 16 - indexLen);
+      const entries = JSON.parse(Buffer.from(indexBytes).toString('utf8')) as Entry[];
+      const end = size - 16 - indexLen;
+      if (!Array.isArray(entries)) throw new Error('index is not a list');
+      for (const e of entries) {
+        for (const ref of [e.data, e.scales, e.zeroPoints, e.offsets]) {
+          if (ref && !(Array.isArray(ref) && ref[0] >= 8 && ref[1] >= 0 && ref[0] + ref[1] <= end)) throw new Error(`tensor ${e.name}: array outside the file`);
+        }
+        reader.entries.set(e.name, e);
+      }
+      return reader;
+    } catch (err) {
+      reader.close();
+      throw err;
+    }
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  private array(ref: ArrayRef, name: string): Uint8Array {
+    const bytes = new Uint8Array(ref[1]);
+    readFully(this.fd, bytes, ref[0]);
+    if (zlibCrc && ref[2] !== 0 && crc32(bytes) !== ref[2]) throw new Error(`tensor ${name}: checksum mismatch`);
+    return bytes;
+  }
+
+  /** One packed tensor; throws on a checksum mismatch or a malformed entry. */
+  read(name: string): QuantMatrix {
+    const e = this.entries.get(name);
+    if (!e) throw new Error(`no tensor ${name}`);
+    const f32 = (b: Uint8Array) => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
+    const m: QuantMatrix = {
+      kind: 'quant', bits: e.bits, blockSize: e.blockSize, N: e.N, K: e.K,
+      data: this.array(e.data, name),
+      scales: f32(this.array(e.scales, name)),
+      zeroPoints: e.zeroPoints ? this.array(e.zeroPoints, name) : undefined,
+      offsets: e.offsets ? f32(this.array(e.offsets, name)) : undefined,
+    };
+    checkQuant(m, `cached tensor ${name}`);
+    return m;
+  }
+
+  close(): void {
+    try { closeSync(this.fd); } catch { /* already closed */ }
+  }
+}
