@@ -54,11 +54,19 @@ export class HfTokenizer implements TokenizerLike {
     const tokJson = readJson(tokFile, 'tokenizer.json');
     const cfgFile = path.join(modelDir, 'tokenizer_config.json');
     const config = existsSync(cfgFile) ? readJson(cfgFile, 'tokenizer_config.json') : {};
+    return HfTokenizer.fromJson(tokJson, config, extraEosIds, tokFile);
+  }
+
+  /**
+   * From a tokenizer.json-shaped object and tokenizer_config.json-style fields (a GGUF file's tokenizer metadata
+   * arrives this way); `source` names the file in errors.
+   */
+  static fromJson(json: Json, config: Json = {}, extraEosIds: number[] = [], source = 'tokenizer.json'): HfTokenizer {
     let tok: Tokenizer;
     try {
-      tok = new Tokenizer(tokJson, config);
+      tok = new Tokenizer(json, config);
     } catch (err) {
-      throw new UserError(`cannot build a tokenizer from it (${(err as Error).message})`, tokFile);
+      throw new UserError(`cannot build a tokenizer from it (${(err as Error).message})`, source);
     }
     return new HfTokenizer(tok, config, extraEosIds);
   }
