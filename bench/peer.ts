@@ -238,7 +238,7 @@ export async function run(argv: string[]): Promise<number> {
   }
 
   const shared = process.env.SNOUT_SHARED ?? path.resolve(repoRoot, '../shared');
-  const files = peerCheckpoint(shape, path.join(repoRoot, '.cache'), path.join(shared, 'models', 'tiny-coder-hf'), log);
+  const files = peerCheckpoint(shape, formats, path.join(repoRoot, '.cache'), path.join(shared, 'models', 'tiny-coder-hf'), log);
   const idsFile = path.join(files.dir, `prompt-${contexts.at(-1)}.json`);
   writeFileSync(idsFile, JSON.stringify(await promptIds(contexts.at(-1)!)));
 

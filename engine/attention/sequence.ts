@@ -546,6 +546,10 @@ export class Sequence implements SequenceAttention {
     this.decoding = false;
   }
 
+  reserve(tokens: number): void {
+    for (const st of this.layers) st.kv.reserve(tokens);
+  }
+
   configure(config: Partial<AttentionConfig>): void {
     const old = this.config;
     this.config = { ...old, ...config };
