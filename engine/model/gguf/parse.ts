@@ -50,7 +50,8 @@ class Cursor {
     this.limit = Math.min(size, maxHeaderBytes);
   }
 
-  private need(n: number, what: string): Buffer {
+  /** Makes n bytes at pos available in buf; returns their index in buf. */
+  private need(n: number, what: string): number {
     if (this.pos + n > this.limit) {
       if (this.pos + n > this.size) throw new UserError(`truncated: ${what} runs past the end of the ${this.size}-byte file`, this.file);
       throw new UserError(`header is over ${maxHeaderBytes / 1024 / 1024} MiB (at ${what}): not a model file this loader reads`, this.file);
@@ -68,24 +69,25 @@ class Cursor {
     }
     const at = this.pos - this.bufStart;
     this.pos += n;
-    return this.buf.subarray(at, at + n);
+    return at;
   }
 
-  u8(what: string): number { return this.need(1, what)[0]; }
-  i8(what: string): number { return this.need(1, what).readInt8(0); }
-  u16(what: string): number { return this.need(2, what).readUInt16LE(0); }
-  i16(what: string): number { return this.need(2, what).readInt16LE(0); }
-  u32(what: string): number { return this.need(4, what).readUInt32LE(0); }
-  i32(what: string): number { return this.need(4, what).readInt32LE(0); }
-  f32(what: string): number { return this.need(4, what).readFloatLE(0); }
-  f64(what: string): number { return this.need(8, what).readDoubleLE(0); }
+  u8(what: string): number { return this.buf[this.need(1, what)]; }
+  i8(what: string): number { return this.buf.readInt8(this.need(1, what)); }
+  u16(what: string): number { return this.buf.readUInt16LE(this.need(2, what)); }
+  i16(what: string): number { return this.buf.readInt16LE(this.need(2, what)); }
+  u32(what: string): number { return this.buf.readUInt32LE(this.need(4, what)); }
+  i32(what: string): number { return this.buf.readInt32LE(this.need(4, what)); }
+  f32(what: string): number { return this.buf.readFloatLE(this.need(4, what)); }
+  f64(what: string): number { return this.buf.readDoubleLE(this.need(8, what)); }
   u64(what: string): number {
-    const v = this.need(8, what).readBigUInt64LE(0);
-    if (v > BigInt(Number.MAX_SAFE_INTEGER)) throw new UserError(`${what} is ${v}, beyond any real file`, this.file);
-    return Number(v);
+    const at = this.need(8, what);
+    const hi = this.buf.readUInt32LE(at + 4);
+    if (hi >= 1 << 21) throw new UserError(`${what} is ${this.buf.readBigUInt64LE(at)}, beyond any real file`, this.file);
+    return hi * 2 ** 32 + this.buf.readUInt32LE(at);
   }
   i64(what: string): number {
-    const v = this.need(8, what).readBigInt64LE(0);
+    const v = this.buf.readBigInt64LE(this.need(8, what));
     if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < -BigInt(Number.MAX_SAFE_INTEGER)) throw new UserError(`${what} is ${v}, out of range`, this.file);
     return Number(v);
   }
@@ -98,8 +100,14 @@ class Cursor {
     return n;
   }
   str(what: string): string {
-    const n = this.count(`length of ${what}`, 1);
-    return this.need(n, what).toString('utf8');
+    // Inlined count(): `what` is only formatted on failure (a vocabulary is 100K+ strings).
+    const len = this.need(8, what);
+    const n = this.buf.readUInt32LE(len + 4) * 2 ** 32 + this.buf.readUInt32LE(len);
+    if (n > this.size - this.pos) {
+      throw new UserError(`length of ${what} is ${n}, more than the rest of the ${this.size}-byte file can hold (the file is truncated or corrupt)`, this.file);
+    }
+    const at = this.need(n, what);
+    return this.buf.toString('utf8', at, at + n);
   }
 }
 
@@ -142,7 +150,7 @@ function readValue(c: Cursor, type: number, what: string, file: string, depth = 
   if (elType === T.string) {
     const n = c.count(`length of ${what}`, 8);
     const out = new Array<string>(n);
-    for (let i = 0; i < n; i++) out[i] = c.str(`${what}[${i}]`);
+    for (let i = 0; i < n; i++) out[i] = c.str(what);
     return out;
   }
   const size = scalarSize[elType];
