@@ -139,6 +139,7 @@ export function peerCheckpoint(shapeName: string, formats: PeerFormat[], cacheRo
     log(`peer: converting it to ${path.basename(file)} (once)`);
     const tmp = file + '.partial';
     writeHfAsGguf(files.hf, tmp, format === 'q8_0' ? 'Q8_0' : 'Q4_0', {
+      zero: s.zero ? (t) => t.shape.length === 2 : undefined,
       omit: ['tokenizer'], extraMetadata: [['general.file_type', meta.u32(FILE_TYPE[format])], ...paddedTokenizerMeta(tokenizerDir, s.vocab)],
     });
     renameSync(tmp, file);

@@ -1,5 +1,5 @@
 // snout bench peer [--shape 1.5b|7b] [--formats q8_0,q4_0] [--contexts 512,4096,16384,32768] [--decode N]
-//                  [--engines llama.cpp,snout] [--fa both|on|off] [--json]
+//                  [--engines llama.cpp,snout] [--fa both|on|off] [--snout-source gguf|safetensors] [--json]
 // Snout against llama.cpp on the same GGUF file: a random-weight checkpoint with the exact shapes of
 // Qwen2.5-Coder-1.5B or -7B (bench/peer-checkpoint.ts, cached under .cache/peer/). For each format and context: prefill
 // tokens/s, decode ms/token (Snout dense and magicpig on the same prefilled prompt), load time and peak RSS.
@@ -76,12 +76,17 @@ const emit = (o: unknown) => process.stdout.write(TAG + JSON.stringify(o) + '\n'
 
 // ---------------------------------------------------------------- children
 
-interface ChildArgs { engine: 'llama.cpp' | 'snout'; file: string; idsFile: string; contexts: number[]; decode: number; fa: boolean; loadOnly: boolean }
+interface ChildArgs {
+  engine: 'llama.cpp' | 'snout'; file: string; idsFile: string; contexts: number[]; decode: number; fa: boolean; loadOnly: boolean;
+  /** Snout on the safetensors folder: quantized on load (int8 for Q8_0, int4 for Q4_0) instead of the GGUF file. */
+  weights?: 'int8' | 'int4';
+}
 
 async function llamaChild(a: ChildArgs): Promise<void> {
-  const t0 = performance.now();
   const { getLlama, LlamaLogLevel } = await import(pathToFileURL(PEER_MODULE).href);
   const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: THREADS });
+  // Load time counts from here (the runtime is loaded, as onnxruntime is when Snout's clock starts): model + context.
+  const t0 = performance.now();
   const model = await llama.loadModel({ modelPath: a.file, gpuLayers: 0 });
   const ctx = await model.createContext({
     contextSize: Math.max(...a.contexts) + a.decode + 16, batchSize: BATCH, threads: THREADS, flashAttention: a.fa, sequences: 1,
@@ -117,7 +122,7 @@ async function llamaChild(a: ChildArgs): Promise<void> {
 async function snoutChild(a: ChildArgs): Promise<void> {
   const { loadModel } = await import('../engine/generate/load');
   const t0 = performance.now();
-  const model = await loadModel(a.file, { provider: 'cpu', contextLimit: Math.max(...a.contexts) + a.decode + 16 });
+  const model = await loadModel(a.file, { provider: 'cpu', contextLimit: Math.max(...a.contexts) + a.decode + 16, weights: a.weights });
   emit({ load_s: (performance.now() - t0) / 1000, peak_rss_mb: procStatusMb('VmHWM'), rss_mb: procStatusMb('VmRSS') });
   if (a.loadOnly) { await model.dispose(); return; }
   const ids: number[] = JSON.parse(readFileSync(a.idsFile, 'utf8'));
@@ -162,7 +167,8 @@ async function snoutChild(a: ChildArgs): Promise<void> {
 /** Runs one child to completion; returns its tagged lines (stderr passes through). */
 function runChild(a: ChildArgs, log: (s: string) => void): Promise<Record<string, unknown>[]> {
   const args = [...process.execArgv, process.argv[1], 'bench', 'peer', '--child', a.engine, '--file', a.file, '--ids', a.idsFile,
-    '--contexts', a.contexts.join(','), '--decode', String(a.decode), '--fa', a.fa ? 'on' : 'off', ...(a.loadOnly ? ['--load-only'] : [])];
+    '--contexts', a.contexts.join(','), '--decode', String(a.decode), '--fa', a.fa ? 'on' : 'off', ...(a.loadOnly ? ['--load-only'] : []),
+    ...(a.weights ? ['--weights', a.weights] : [])];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
     const out: Record<string, unknown>[] = [];
@@ -209,7 +215,7 @@ export async function run(argv: string[]): Promise<number> {
   const cmd = 'bench peer';
   const args = parseArgs(cmd, argv, {
     shape: 'value', formats: 'value', contexts: 'value', decode: 'value', engines: 'value', fa: 'value', json: 'switch',
-    child: 'value', file: 'value', ids: 'value', 'load-only': 'switch',
+    'snout-source': 'value', child: 'value', file: 'value', ids: 'value', weights: 'value', 'load-only': 'switch',
   });
   const contexts = (stringArg(args, 'contexts') ?? '512,4096,16384,32768').split(',').map(Number);
   if (contexts.some((n) => !Number.isInteger(n) || n < 2) || contexts.some((n, i) => i > 0 && n <= contexts[i - 1])) {
@@ -218,7 +224,10 @@ export async function run(argv: string[]): Promise<number> {
   const decode = numberArg(cmd, args, 'decode', (x) => Number.isInteger(x) && x >= 2 && x <= 256, 'an integer 2..256') ?? 16;
   const child = stringArg(args, 'child');
   if (child) {
-    const a: ChildArgs = { engine: child as ChildArgs['engine'], file: stringArg(args, 'file')!, idsFile: stringArg(args, 'ids')!, contexts, decode, fa: stringArg(args, 'fa') === 'on', loadOnly: args.switches.has('load-only') };
+    const a: ChildArgs = {
+      engine: child as ChildArgs['engine'], file: stringArg(args, 'file')!, idsFile: stringArg(args, 'ids')!, contexts, decode,
+      fa: stringArg(args, 'fa') === 'on', loadOnly: args.switches.has('load-only'), weights: stringArg(args, 'weights') as ChildArgs['weights'],
+    };
     await (child === 'llama.cpp' ? llamaChild(a) : snoutChild(a));
     return 0;
   }
@@ -231,6 +240,8 @@ export async function run(argv: string[]): Promise<number> {
   if (engines.some((e) => e !== 'llama.cpp' && e !== 'snout')) throw new UserError(`${cmd}: --engines from llama.cpp, snout`);
   const faSetting = stringArg(args, 'fa') ?? 'both';
   if (!['both', 'on', 'off'].includes(faSetting)) throw new UserError(`${cmd}: --fa both|on|off`);
+  const snoutSource = stringArg(args, 'snout-source') ?? 'gguf';
+  if (snoutSource !== 'gguf' && snoutSource !== 'safetensors') throw new UserError(`${cmd}: --snout-source gguf|safetensors`);
   const json = args.switches.has('json');
   const log = (s: string) => process.stderr.write(s + '\n');
   if (engines.includes('llama.cpp') && !existsSync(PEER_MODULE)) {
@@ -249,9 +260,11 @@ export async function run(argv: string[]): Promise<number> {
     const file = files.gguf[format];
     log(`peer: ${shape} ${format} (${path.basename(file)})`);
     const base = { file, idsFile, contexts, decode, fa: true };
+    // Snout on the GGUF file, or on the bf16 folder quantized on load to the format's width.
+    const snoutArgs = snoutSource === 'gguf' ? {} : { file: files.hf, weights: format === 'q8_0' ? 'int8' as const : 'int4' as const };
     const first: Record<string, number> = {};
     for (const engine of engines as ChildArgs['engine'][]) {
-      first[engine] = (await runChild({ ...base, engine, loadOnly: true }, log))[0].load_s as number;
+      first[engine] = (await runChild({ ...base, engine, loadOnly: true, ...(engine === 'snout' ? snoutArgs : {}) }, log))[0].load_s as number;
     }
     // Turns: llama.cpp with flash attention, Snout, llama.cpp without it.
     const runs: { engine: ChildArgs['engine']; fa: boolean }[] = [];
@@ -260,7 +273,7 @@ export async function run(argv: string[]): Promise<number> {
     if (engines.includes('llama.cpp') && fas.length > 1) runs.push({ engine: 'llama.cpp', fa: fas[1] });
     const results: { engine: string; fa: boolean; out: Record<string, unknown>[] }[] = [];
     for (const r of runs) {
-      const out = await runChild({ ...base, ...r, loadOnly: false }, log);
+      const out = await runChild({ ...base, ...r, loadOnly: false, ...(r.engine === 'snout' ? snoutArgs : {}) }, log);
       results.push({ ...r, out });
       raw.push(...out.map((o) => ({ format, engine: r.engine, fa: r.engine === 'llama.cpp' ? r.fa : undefined, ...o })));
     }
@@ -298,7 +311,7 @@ export async function run(argv: string[]): Promise<number> {
   const outDir = path.join(repoRoot, 'bench-results');
   mkdirSync(outDir, { recursive: true });
   const suffix = shape === '1.5b' ? '' : `-${shape}`;
-  const meta = { bench: 'peer', shape, threads: THREADS, llama_batch: BATCH, decode_steps: decode, llama_cpp: 'node-llama-cpp 3.21.1 (prebuilt CPU)', date: new Date().toISOString() };
+  const meta = { bench: 'peer', shape, snout_source: snoutSource, threads: THREADS, llama_batch: BATCH, decode_steps: decode, llama_cpp: 'node-llama-cpp 3.21.1 (prebuilt CPU)', date: new Date().toISOString() };
   writeFileSync(path.join(outDir, `peer${suffix}.json`), JSON.stringify({ ...meta, rows, raw }, null, 2) + '\n');
   writeFileSync(path.join(outDir, `peer${suffix}.md`), markdown(meta, rows));
   writeFileSync(path.join(outDir, `peer${suffix}.svg`), plot(shape, rows));
@@ -311,7 +324,8 @@ export async function run(argv: string[]): Promise<number> {
 function markdown(meta: Record<string, unknown>, rows: PeerRow[]): string {
   const header = ['engine', 'format', 'context', 'decode ms/token', 'vs llama.cpp', 'first step ms', 'prefill tok/s', 'vs llama.cpp',
     'load s (first)', 'peak RSS MB', 'notes'];
-  const lines = [`# snout bench peer: ${meta.shape} shape, ${meta.threads} threads, ${meta.decode_steps} decode steps (${meta.date})`, '',
+  const source = meta.snout_source === 'gguf' ? 'Snout on the GGUF file' : 'Snout on the bf16 safetensors quantized on load (int8 for Q8_0, int4 for Q4_0)';
+  const lines = [`# snout bench peer: ${meta.shape} shape, ${meta.threads} threads, ${meta.decode_steps} decode steps (${meta.date})`, '', `${source}; llama.cpp ${meta.llama_cpp} on the GGUF file.`, '',
     '| ' + header.join(' | ') + ' |', '|' + header.map(() => ' --- ').join('|') + '|'];
   for (const r of rows) {
     const ref = rows.find((x) => x.engine === 'llama.cpp' && x.format === r.format && x.context === r.context);
