@@ -7,11 +7,14 @@ const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<numb
   serve: () => import('./cli/serve'),
   bench: () => import('./cli/bench'),
   eval: () => import('./cli/eval'),
+  info: () => import('./cli/info'),
 };
 
 const usage = `usage: snout <command> [options]
-  logits    --model DIR (--prompt TEXT | --ids 1,2,3) [--attention dense|magicpig|topk|quest]
-  generate  --model DIR --prompt TEXT --max-tokens N [--greedy | --temperature T --top-p P --seed S] [--json]
+  logits    --model PATH (--prompt TEXT | --ids 1,2,3) [--attention dense|magicpig|topk|quest]
+  generate  --model PATH --prompt TEXT --max-tokens N [--greedy | --temperature T --top-p P --seed S] [--json]
+  info      --model PATH [--weights auto|f32|int8|int4] [--json]   (what the model is and what it costs)
+            PATH: a Hugging Face folder or a .gguf file; --weights and --cache-dir apply to every model command
   serve     --stdio | --http 127.0.0.1:PORT --model DIR [--token T]
   bench     engine|attention|prefix [--json]
   eval      repobench|build|fidelity ...`;

@@ -7,8 +7,13 @@ import {
   buildEmbedHeadGraph, buildHeadGraph, buildLayerGraph, fuseEmbedHeadMaxBytes, io, largestGraphBytes, maxGraphBytes,
   type LayerGraphParts, type WeightSource,
 } from '../model/graphs';
-import { dequantRow, isQuant, type QuantMatrix } from '../model/quant';
+import { dequantRow, isQuant, quantBytes, type QuantMatrix } from '../model/quant';
+import { statSync } from 'node:fs';
+
+/** Bytes of a serialized graph (in memory or a cached file): for a packed model, about its weights. */
+const graphBytes = (g: Uint8Array | string) => (typeof g === 'string' ? statSync(g).size : g.byteLength);
 import { embedName } from '../model/weights';
+import type { GraphCache } from '../model/graph-cache';
 import { RopeTables } from '../model/rope';
 import type { ModelSpec } from '../model/spec';
 import { createSession, ort, type Provider, type ProviderSetting } from '../runtime/session';
@@ -39,6 +44,8 @@ export interface RunnerOptions {
   bytesPerWeight?: number;
   /** MatMulNBits accuracy_level (tests: 0 = float32 compute, to check packed weights exactly). */
   accuracyLevel?: number;
+  /** Where a packed model's graphs are kept between loads (engine/model/graph-cache.ts). */
+  cache?: GraphCache;
 }
 
 /**
@@ -114,26 +121,78 @@ export class ModelRunner {
    * head reads the same table (its own packed copy lives in the head session).
    */
   private static async createPacked(spec: ModelSpec, weight: WeightSource, options: RunnerOptions): Promise<ModelRunner> {
-    const L = spec.numLayers;
-    const table = weight(embedName);
-    if (!isQuant(table)) throw new Error('packed model: the embedding must be packed too');
-    const source: WeightSource = (name) => (name === embedName ? table : weight(name));
-    const total = L + 2;
-    const sessionOptions = { threads: options.threads, log: options.log };
-    options.onProgress?.('building head', 0);
-    const graph = { accuracyLevel: options.accuracyLevel };
-    const head = await createSession(buildHeadGraph(spec, source, graph), options.provider ?? 'auto', sessionOptions);
-    let provider: ProviderSetting = head.provider;
-    const steps: LayerStep[] = [];
-    for (let l = 0; l <= L; l++) {
-      options.onProgress?.(`building layer graph ${l + 1}/${L + 1}`, (l + 1) / total);
-      const parts: LayerGraphParts = { post: l > 0 ? l - 1 : undefined, pre: l < L ? l : undefined };
-      const created = await createSession(buildLayerGraph(spec, source, parts, graph), provider, sessionOptions);
-      provider = created.provider;
-      steps.push({ ...parts, session: created.session });
+    const { cache } = options;
+    if (cache?.complete) {
+      try {
+        const runner = await ModelRunner.buildPacked(spec, options, () => cache.readEmbedding(), (name) => cache.graphFile(name));
+        cache.touch();
+        runner.cacheState = 'hit';
+        return runner;
+      } catch (err) {
+        cache.drop((err as Error).message.split('\n')[0]);
+      }
     }
-    options.onProgress?.('model ready', 1);
-    return new ModelRunner(spec, provider as Provider, head.session, steps, new RopeTables(spec), table);
+    let caching = cache?.begin() ?? false;
+    const graph = { accuracyLevel: options.accuracyLevel };
+    let table: QuantMatrix | undefined;
+    const source: WeightSource = (name) => (name === embedName ? table! : weight(name));
+    return ModelRunner.buildPacked(spec, options, () => {
+      const t = weight(embedName);
+      if (!isQuant(t)) throw new Error('packed model: the embedding must be packed too');
+      table = t;
+      if (caching) caching = cache!.writeEmbedding(t);
+      return t;
+    }, (name, parts) => {
+      const bytes = parts ? buildLayerGraph(spec, source, parts, graph) : buildHeadGraph(spec, source, graph);
+      if (caching) caching = cache!.writeGraph(name, bytes);
+      return bytes;
+    }).then((runner) => {
+      if (caching) cache!.finish();
+      runner.cacheState = caching ? 'written' : 'none';
+      return runner;
+    });
+  }
+
+  /**
+   * Sessions for a packed model: the head and the fused layer graphs, each from a file (cache hit) or freshly built
+   * bytes, and the embedding table.
+   */
+  private static async buildPacked(
+    spec: ModelSpec, options: RunnerOptions, embedding: () => QuantMatrix,
+    graphFor: (name: string, parts?: LayerGraphParts) => Uint8Array | string,
+  ): Promise<ModelRunner> {
+    const L = spec.numLayers;
+    const total = L + 2;
+    const sessionOptions = { threads: options.threads, log: options.log, large: true };
+    const sessions: ort.InferenceSession[] = [];
+    try {
+      options.onProgress?.('reading the embedding', 0);
+      const table = embedding();
+      options.onProgress?.('building head', 1 / total);
+      const headGraph = graphFor('head');
+      const head = await createSession(headGraph, options.provider ?? 'auto', sessionOptions);
+      sessions.push(head.session);
+      let provider: ProviderSetting = head.provider;
+      const steps: LayerStep[] = [];
+      let bytes = quantBytes(table) + graphBytes(headGraph);
+      for (let l = 0; l <= L; l++) {
+        options.onProgress?.(`building layer graph ${l + 1}/${L + 1}`, (l + 2) / total);
+        const parts: LayerGraphParts = { post: l > 0 ? l - 1 : undefined, pre: l < L ? l : undefined };
+        const graph = graphFor(`layer-${l}`, parts);
+        bytes += graphBytes(graph);
+        const created = await createSession(graph, provider, sessionOptions);
+        sessions.push(created.session);
+        provider = created.provider;
+        steps.push({ ...parts, session: created.session });
+      }
+      options.onProgress?.('model ready', 1);
+      const runner = new ModelRunner(spec, provider as Provider, head.session, steps, new RopeTables(spec), table);
+      runner.weightBytes = bytes;
+      return runner;
+    } catch (err) {
+      for (const s of sessions) await s.release().catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
@@ -195,6 +254,11 @@ export class ModelRunner {
     const head = await this.embedHead!.run(feeds);
     return finiteLogits(head[io.logits].data as Float32Array);
   }
+
+  /** Packed models: bytes of the graphs and the embedding table (what the weights occupy once loaded). */
+  weightBytes?: number;
+  /** Packed models: whether the graphs came from the disk cache ('hit'), were written to it, or neither. */
+  cacheState?: 'hit' | 'written' | 'none';
 
   /** Packed weights (the embedding is looked up from its packed table). */
   get packed(): boolean {

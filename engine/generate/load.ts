@@ -9,6 +9,8 @@ import type { ModelSource } from '../model/source';
 import type { ModelSpec } from '../model/spec';
 import type { HfTokenizer } from '../model/tokenizer';
 import { embedName } from '../model/weights';
+import { GraphCache, trimGraphCache } from '../model/graph-cache';
+import { defaultCacheDir } from '../model/safetensors-source';
 import type { ProviderSetting } from '../runtime/session';
 import { ModelRunner } from './forward';
 import { generate, validatePrompt, type GenerateContext } from './generate';
@@ -17,6 +19,13 @@ import type { GenerateRequest, GenerateResult, LoadedModel, LoadProgress, Sequen
 
 export interface LoadOptions extends OpenSourceOptions {
   provider?: ProviderSetting;
+  /**
+   * Folder for the packed model cache (graph-cache.ts; the extension passes its global storage). Default:
+   * defaultCacheDir(); null: no disk cache.
+   */
+  cacheDir?: string | null;
+  /** Most bytes the model cache may hold; least recently used models are deleted past it (default 20 GiB). */
+  cacheMaxBytes?: number;
   onProgress?: (progress: LoadProgress) => void;
   /** Default attention for new sequences (per-request overrides go in GenerateRequest.attention). */
   attention?: Partial<AttentionConfig>;
@@ -44,7 +53,14 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
   try {
     const { spec } = source;
     const packed = source.packed ?? isQuant(source.weight(embedName));
+    const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
+    const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
+    const cache = packed && cacheDir ? new GraphCache(cacheDir, {
+      source: source.fingerprint, format: source.format, weights: (source as { weightsFormat?: string }).weightsFormat,
+      accuracyLevel: options.accuracyLevel,
+    }, log) : undefined;
     const runner = await ModelRunner.create(spec, (name) => source.weight(name), {
+      cache,
       provider: options.provider ?? 'auto',
       fuseLayers: options.fuseLayers,
       fuseEmbedHead: options.fuseEmbedHead,
@@ -56,6 +72,9 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
       onProgress: (message, fraction) => progress(message, 0.05 + 0.95 * fraction),
     });
     source.finishLoad?.();
+    if (cache && cacheDir) {
+      try { trimGraphCache(cacheDir, options.cacheMaxBytes ?? 20 * 2 ** 30, cache.dir); } catch { /* best effort */ }
+    }
     const model = new Model(source, runner, options);
     model.loadSeconds = (performance.now() - started) / 1000;
     return model;
@@ -90,8 +109,8 @@ class Model implements LoadedModel {
     this.weights = {
       format: source.format === 'gguf' ? 'gguf' : (source as { weightsFormat?: string }).weightsFormat ?? 'f32',
       packed: runner.packed,
-      residentBytes: source.residentBytes,
-      cache: (source as { cacheState?: string }).cacheState,
+      residentBytes: runner.weightBytes ?? source.residentBytes,
+      cache: runner.cacheState,
     };
     this.provider = runner.provider;
     this.baseAttention = { ...defaultAttentionConfig(spec.numLayers), ...options.attention };

@@ -165,11 +165,20 @@ function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource
   const o = linear(g, io.attn, weight(n.o), H, numHeads * D, `l${l}_o`, bias(n.oBias));
   const afterAttn = g.op('Add', [x, o], undefined, `l${l}_attn_residual`);
   const h = rmsNorm(g, afterAttn, vector(weight(n.postNorm), n.postNorm), spec.rmsNormEps, `l${l}_post_norm`);
-  const guBias = n.gateBias && n.upBias ? concatFloat([bias(n.gateBias)!, bias(n.upBias)!]) : undefined;
-  const gu = linearStack(g, h, [weight(n.gate), weight(n.up)], [I, I], H, `l${l}_gate_up`, guBias);
-  const [gate, up] = g.node('Split', [gu, g.int64s(`l${l}_gu_split`, [I, I])], {
-    outputs: 2, attrs: { axis: attr.i(1) }, name: `l${l}_gu_split`,
-  });
+  const gateW = weight(n.gate), upW = weight(n.up);
+  let gate: string, up: string;
+  if (isQuant(gateW) || isQuant(upW)) {
+    // Packed: two matmuls. Splitting one fused output would copy a prompt chunk's [n, 2I] activations, which costs
+    // more than quantizing the input twice.
+    gate = linear(g, h, gateW, I, H, `l${l}_gate`, bias(n.gateBias));
+    up = linear(g, h, upW, I, H, `l${l}_up`, bias(n.upBias));
+  } else {
+    const guBias = n.gateBias && n.upBias ? concatFloat([bias(n.gateBias)!, bias(n.upBias)!]) : undefined;
+    const gu = linear(g, h, concatFloat([gateW, upW]), 2 * I, H, `l${l}_gate_up`, guBias);
+    [gate, up] = g.node('Split', [gu, g.int64s(`l${l}_gu_split`, [I, I])], {
+      outputs: 2, attrs: { axis: attr.i(1) }, name: `l${l}_gu_split`,
+    });
+  }
   const swiglu = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up], undefined, `l${l}_swiglu`);
   const down = linear(g, swiglu, weight(n.down), H, I, `l${l}_down`, bias(n.downBias));
   return g.op('Add', [afterAttn, down], undefined, `l${l}_mlp_residual`);
@@ -229,7 +238,9 @@ function addHead(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, hidden:
   const normed = rmsNorm(g, hidden, vector(weight(finalNormName), finalNormName), spec.rmsNormEps, 'final_norm');
   if (tiedTable) return g.op('Gemm', [normed, tiedTable], { transB: attr.i(1) }, 'logits');
   const head = weight(spec.tieWordEmbeddings ? embedName : lmHeadName);
-  return linear(g, normed, head, spec.vocabSize, spec.hiddenSize, 'logits');
+  // Stem "lm_head", not "logits": a packed head with per-block offsets ends in an Add, and the graph output is then
+  // an Identity that must be able to claim the name "logits".
+  return linear(g, normed, head, spec.vocabSize, spec.hiddenSize, 'lm_head');
 }
 
 /** Final norm + lm_head alone (quantized models: their embedding is looked up outside the graphs). */

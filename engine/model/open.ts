@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors';
+import { openGguf } from './gguf';
 import { SafetensorsSource, type SafetensorsSourceOptions } from './safetensors-source';
 import type { ModelSource } from './source';
 
@@ -26,5 +27,6 @@ export function openModelSource(modelPath: string, options: OpenSourceOptions = 
 }
 
 function openGgufFile(file: string, _options: OpenSourceOptions): ModelSource {
-  throw new UserError('GGUF files are not supported by this build', file);
+  // A GGUF file is used as it is stored (--weights applies to safetensors checkpoints).
+  return openGguf(file);
 }

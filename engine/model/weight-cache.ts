@@ -1,12 +1,9 @@
-// Packed weights on disk, so a safetensors checkpoint is quantized once and the next load only reads bytes.
-//
-// One file per (checkpoint files, weights setting, format version), named by a hash of those:
+// Packed tensors in a file (the model cache's embedding table, graph-cache.ts):
 //   "SNOUTW01" | records … | index JSON | index length (u64 LE) | "SNOUTEND"
 // Each record is one array of one tensor, 8-byte aligned; the index lists every tensor with its arrays' offsets,
-// lengths and CRC-32s. Written to a temp file and renamed into place, so a reader sees a whole file or none; two
-// writers (two windows) each rename a complete file, and the last one wins. Anything that does not check out
-// (truncated, garbled, another version) is deleted and rebuilt, never trusted.
-import { createHash } from 'node:crypto';
+// lengths and CRC-32s of a sample (the first and last 32 KiB: a checksum of every byte would cost more than the read
+// itself, and truncation, a garbled header or a stale file are what caches meet in practice). Written to a temp file
+// and renamed into place, so a reader sees a whole file or none.
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import * as zlib from 'node:zlib';
@@ -14,18 +11,11 @@ import { checkQuant, type QuantMatrix } from './quant';
 
 const MAGIC = 'SNOUTW01';
 const TRAILER = 'SNOUTEND';
-/** Bump when the packing changes: old files then miss (another name) and are never read. */
-export const WEIGHT_CACHE_VERSION = 1;
 
 type ArrayRef = [offset: number, bytes: number, crc: number];
 interface Entry {
   name: string; bits: 4 | 8; blockSize: number; N: number; K: number;
   data: ArrayRef; scales: ArrayRef; zeroPoints?: ArrayRef; offsets?: ArrayRef;
-}
-
-export function cacheFileName(cacheDir: string, identity: unknown): string {
-  const key = createHash('sha256').update(JSON.stringify({ v: WEIGHT_CACHE_VERSION, identity })).digest('hex').slice(0, 32);
-  return path.join(cacheDir, `${key}.snoutw`);
 }
 
 function readFully(fd: number, bytes: Uint8Array, position: number): void {
@@ -38,8 +28,13 @@ function readFully(fd: number, bytes: Uint8Array, position: number): void {
 }
 
 // zlib.crc32 arrived in Node 20.15; older runtimes (an older VS Code's Electron) write 0 and skip the check.
-const zlibCrc = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
-const crc32 = (bytes: Uint8Array): number => (zlibCrc ? zlibCrc(bytes) : 0);
+const zlibCrc = (zlib as { crc32?: (data: Uint8Array, value?: number) => number }).crc32;
+const SAMPLE = 32 * 1024;
+const crc32 = (bytes: Uint8Array): number => {
+  if (!zlibCrc) return 0;
+  if (bytes.length <= 2 * SAMPLE) return zlibCrc(bytes);
+  return zlibCrc(bytes.subarray(bytes.length - SAMPLE), zlibCrc(bytes.subarray(0, SAMPLE)));
+};
 
 const asBytes = (a: Uint8Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 

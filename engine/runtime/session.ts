@@ -14,6 +14,12 @@ export interface SessionOptions {
   threads?: number;
   /** Where the one fallback line goes (stderr by default: stdout may carry a protocol). */
   log?: (line: string) => void;
+  /**
+   * Large models: no per-session memory arena (each of ~30 sessions would keep its peak prompt-chunk activations,
+   * gigabytes together) and only the basic graph rewrites (the extended ones cost most of a session's creation time
+   * and gain nothing on graphs whose time is all in MatMulNBits).
+   */
+  large?: boolean;
 }
 
 export interface CreatedSession {
@@ -54,7 +60,8 @@ export function sessionOptions(provider: Provider, options: SessionOptions = {})
   const threads = Number.isFinite(envThreads) && envThreads > 0 ? envThreads : options.threads ?? 0;
   return {
     executionProviders: [provider],
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: options.large ? 'basic' : 'all',
+    enableCpuMemArena: !options.large,
     executionMode: 'sequential',
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
@@ -70,7 +77,7 @@ export function sessionOptions(provider: Provider, options: SessionOptions = {})
  * Callers that build many sessions pass the provider the first one reported, so the fallback is logged once.
  */
 export async function createSession(
-  modelBytes: Uint8Array,
+  modelBytes: Uint8Array | string,
   provider: ProviderSetting = 'auto',
   options: SessionOptions = {},
 ): Promise<CreatedSession> {
@@ -79,7 +86,9 @@ export async function createSession(
   let lastError: unknown;
   for (const candidate of candidates) {
     try {
-      const session = await ort.InferenceSession.create(modelBytes, sessionOptions(candidate, options));
+      const session = typeof modelBytes === 'string'
+        ? await ort.InferenceSession.create(modelBytes, sessionOptions(candidate, options))
+        : await ort.InferenceSession.create(modelBytes, sessionOptions(candidate, options));
       if (candidate !== candidates[0]) {
         const first = (lastError instanceof Error ? lastError.message : String(lastError)).split('\n')[0];
         const why = first.length > 160 ? '…' + first.slice(-160) : first;

@@ -77,3 +77,39 @@ describe('CLI attention knobs', { skip: !hasModel('tiny-coder-hf') && 'tiny-code
     }
   });
 });
+
+describe('CLI info and --weights', { skip: !hasModel('tiny-coder-hf') && 'tiny-coder-hf not found' }, () => {
+  const dir = modelDir('tiny-coder-hf');
+  it('info --json reports the packed weights, their resident size and the cache, which the second run hits', async () => {
+    const { mkdtempSync, rmSync } = await import('node:fs');
+    const cacheDir = mkdtempSync(path.join((await import('node:os')).tmpdir(), 'snout-info-'));
+    try {
+      const run = (weights: string) => {
+        const r = cli('info', '--model', dir, '--weights', weights, '--cache-dir', cacheDir, '--provider', 'cpu', '--json');
+        assert.equal(r.status, 0, r.stderr);
+        return JSON.parse(r.stdout.trim().split('\n').at(-1)!);
+      };
+      const f32 = run('f32');
+      const int8 = run('int8');
+      const again = run('int8');
+      const int4 = run('int4');
+      assert.equal(f32.packed, false);
+      assert.equal(int8.packed, true);
+      assert.equal(int8.cache, 'written');
+      assert.equal(again.cache, 'hit');
+      assert.equal(again.residentWeightBytes, int8.residentWeightBytes);
+      // int8 holds about a quarter of float32's bytes, int4 less again (its embedding/head stay 8-bit).
+      assert.ok(int8.residentWeightBytes < 0.35 * f32.residentWeightBytes, `${int8.residentWeightBytes} vs ${f32.residentWeightBytes}`);
+      assert.ok(int4.residentWeightBytes < int8.residentWeightBytes);
+      assert.equal(int8.parameters, f32.parameters);
+    } finally {
+      rmSync(cacheDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a bad --weights value is one clear line', () => {
+    const r = cli('info', '--model', dir, '--weights', 'int3');
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /^snout: info: --weights must be one of auto, f32, int8, int4, got "int3"\n$/);
+  });
+});

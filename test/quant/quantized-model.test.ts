@@ -2,12 +2,13 @@
 // float64 reference forward run on the same weights, dequantized from the packed form (quant.ts's dequantRow64,
 // itself checked element by element below against the definition of round-to-nearest).
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadModel } from '../../engine/index';
 import { dequantRow64, quantizeRtn, type QuantBits } from '../../engine/model/quant';
+import { packedBlockSize } from '../../engine/model/safetensors-source';
 import { makeCheckpoint, type Checkpoint, type CheckpointOptions } from '../fixtures/make-checkpoint';
 import { referenceForward, type RefTensor } from '../reference/llama-f64';
 
@@ -21,7 +22,8 @@ function packedTensors(ckpt: Checkpoint, bits: QuantBits): Map<string, RefTensor
     if (t.shape.length !== 2 || t.shape[1] % 32 !== 0) { out.set(name, t); continue; }
     const [N, K] = t.shape;
     const isHead = name === 'model.embed_tokens.weight' || name === 'lm_head.weight';
-    const m = quantizeRtn(Float32Array.from(t.values), N, K, isHead ? 8 : bits, 32);
+    const b = isHead ? 8 : bits;
+    const m = quantizeRtn(Float32Array.from(t.values), N, K, b, packedBlockSize(b, K));
     const values = new Float64Array(N * K);
     for (let n = 0; n < N; n++) values.set(dequantRow64(m, n), n * K);
     out.set(name, { shape: t.shape, values });
@@ -87,4 +89,74 @@ describe('packed models vs the float64 reference on the same (dequantized) weigh
       });
     }
   }
+});
+
+describe('the packed model cache (graph-cache.ts)', () => {
+  const opts = { hidden: 64, intermediate: 96, heads: 4, kvHeads: 2, layers: 2, vocab: 96, seed: 21, scale: 0.05 };
+  const logitsOf = async (dir: string, cacheDir: string | null, log?: (l: string) => void) => {
+    const model = await loadModel(dir, { provider: 'cpu', weights: 'int8', cacheDir, log });
+    try {
+      return { logits: await model.logits(ids), cache: model.weights?.cache };
+    } finally {
+      await model.dispose();
+    }
+  };
+
+  it('the second load reads the cached graphs and gives the same logits bit for bit', async () => {
+    const ckpt = makeCheckpoint(path.join(root, 'cache_roundtrip'), opts);
+    const cacheDir = path.join(root, 'cache_roundtrip_cache');
+    const first = await logitsOf(ckpt.dir, cacheDir);
+    const second = await logitsOf(ckpt.dir, cacheDir);
+    const uncached = await logitsOf(ckpt.dir, null);
+    assert.equal(first.cache, 'written');
+    assert.equal(second.cache, 'hit');
+    assert.equal(uncached.cache, 'none');
+    assert.deepEqual(second.logits, first.logits);
+    assert.deepEqual(uncached.logits, first.logits);
+  });
+
+  for (const [what, damage] of [
+    ['a truncated graph', (dir: string) => { const f = path.join(dir, 'layer-1.onnx'); truncateSync(f, Math.floor(statSync(f).size / 2)); }],
+    ['a flipped byte in the embedding table', (dir: string) => {
+      const f = path.join(dir, 'embed.snoutw'); const b = readFileSync(f); b[9] ^= 0xff; writeFileSync(f, b);
+    }],
+    ['a garbage graph file', (dir: string) => writeFileSync(path.join(dir, 'head.onnx'), 'not a model')],
+  ] as const) {
+    it(`${what} is detected, logged, deleted and rebuilt`, async () => {
+      const ckpt = makeCheckpoint(path.join(root, `cache_${what.replace(/\W+/g, '_')}`), opts);
+      const cacheDir = path.join(root, `cache_${what.replace(/\W+/g, '_')}_cache`);
+      const first = await logitsOf(ckpt.dir, cacheDir);
+      const [folder] = readdirSync(path.join(cacheDir, 'graphs'));
+      damage(path.join(cacheDir, 'graphs', folder));
+      const lines: string[] = [];
+      const again = await logitsOf(ckpt.dir, cacheDir, (l) => lines.push(l));
+      assert.equal(again.cache, 'written');
+      assert.ok(lines.some((l) => l.includes('unusable') && l.includes('rebuilding')), lines.join('\n'));
+      assert.deepEqual(again.logits, first.logits);
+      assert.equal((await logitsOf(ckpt.dir, cacheDir)).cache, 'hit');
+    });
+  }
+
+  it('a cache folder that cannot be written leaves the model working, with one log line', async () => {
+    const ckpt = makeCheckpoint(path.join(root, 'cache_readonly'), opts);
+    const blocker = path.join(root, 'cache_readonly_file');
+    writeFileSync(blocker, 'a file where the cache folder should be');
+    const lines: string[] = [];
+    const r = await logitsOf(ckpt.dir, blocker, (l) => lines.push(l));
+    assert.equal(r.cache, 'none');
+    assert.equal(lines.filter((l) => l.includes('cannot write the model cache')).length, 1, lines.join('\n'));
+    assert.deepEqual(r.logits, (await logitsOf(ckpt.dir, null)).logits);
+  });
+
+  it('another weights setting or a changed checkpoint never reads the old files', async () => {
+    const ckpt = makeCheckpoint(path.join(root, 'cache_identity'), opts);
+    const cacheDir = path.join(root, 'cache_identity_cache');
+    await logitsOf(ckpt.dir, cacheDir);
+    const int4 = await loadModel(ckpt.dir, { provider: 'cpu', weights: 'int4', cacheDir });
+    assert.equal(int4.weights?.cache, 'written');
+    await int4.dispose();
+    const f = path.join(ckpt.dir, 'model.safetensors');
+    utimesSync(f, new Date(), new Date(Date.now() + 5000));
+    assert.equal((await logitsOf(ckpt.dir, cacheDir)).cache, 'written');
+  });
 });

@@ -4,12 +4,12 @@
 import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../../errors';
-import { dequantRow, rowBytes, type QuantMatrix, type WeightTensor } from '../quant';
+import { dequantRow, isQuant, quantBytes, rowBytes, type QuantMatrix, type WeightTensor } from '../quant';
 import type { ModelSource } from '../source';
 import type { ModelSpec } from '../spec';
 import { HfTokenizer } from '../tokenizer';
 import { expectedShapes } from '../weights';
-import { floatsOf, isFloatType, toQuantMatrix } from './formats';
+import { floatsOf, isFloatType, toQuantMatrix, type GgmlType } from './formats';
 import { readGgufHeader, type GgufHeader, type GgufTensorInfo } from './parse';
 import { ggufSpec, ggufTensorName } from './spec';
 import { ggufTokenizer } from './tokenizer';
@@ -45,9 +45,15 @@ function checkTensors(h: GgufHeader, spec: ModelSpec, file: string): void {
   }
 }
 
+/** Resident bytes per weight of each stored type once loaded (README.md's table; floats widen to float32). */
+const residentPerWeight: Record<GgmlType, number> = {
+  F32: 4, F16: 4, BF16: 4, Q8_0: 1.125, Q4_0: 0.625, Q4_1: 0.765625, Q4_K: 0.765625, Q5_K: 1.28125, Q6_K: 1.3125,
+};
+
 class GgufSource implements ModelSource {
   readonly format = 'gguf' as const;
   private open = true;
+  residentBytes = 0;
 
   constructor(
     readonly path: string,
@@ -57,6 +63,18 @@ class GgufSource implements ModelSource {
     readonly tokenizer: HfTokenizer,
     readonly fingerprint: string,
   ) {}
+
+  /** The embedding is stored in a block format: the engine looks embeddings up from the packed table. */
+  get packed(): boolean {
+    return !isFloatType(this.header.tensors.get('token_embd.weight')!.type);
+  }
+
+  /** The largest resident size per weight among the matrices (the graph-size check must hold for every graph). */
+  get bytesPerWeight(): number {
+    let most = 0;
+    for (const t of this.header.tensors.values()) if (t.dims.length === 2) most = Math.max(most, residentPerWeight[t.type]);
+    return most;
+  }
 
   weight(hfName: string): WeightTensor {
     const name = ggufTensorName(hfName);
@@ -80,6 +98,7 @@ class GgufSource implements ModelSource {
       const heads = /\.self_attn\.q_proj\./.test(hfName) ? this.spec.numHeads : /\.self_attn\.k_proj\./.test(hfName) ? this.spec.numKvHeads : 0;
       if (heads > 0) w = unpermuteQk(w, t.dims.length === 1 ? 1 : K, heads);
     }
+    this.residentBytes += isQuant(w) ? quantBytes(w) : w.byteLength;
     return w;
   }
 
