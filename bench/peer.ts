@@ -1,5 +1,5 @@
 // snout bench peer [--shape 1.5b|7b] [--formats q8_0,q4_0] [--contexts 512,4096,16384,32768] [--decode N]
-//                  [--engines llama.cpp,snout] [--fa both|on|off] [--snout-source gguf|safetensors] [--json]
+//                  [--engines llama.cpp,snout] [--fa both|on|off] [--fa-both-max N] [--snout-source gguf|safetensors] [--json]
 // Snout against llama.cpp on the same GGUF file: a random-weight checkpoint with the exact shapes of
 // Qwen2.5-Coder-1.5B or -7B (bench/peer-checkpoint.ts, cached under .cache/peer/). For each format and context: prefill
 // tokens/s, decode ms/token (Snout dense and magicpig on the same prefilled prompt), load time and peak RSS.
@@ -214,7 +214,7 @@ async function promptIds(n: number): Promise<number[]> {
 export async function run(argv: string[]): Promise<number> {
   const cmd = 'bench peer';
   const args = parseArgs(cmd, argv, {
-    shape: 'value', formats: 'value', contexts: 'value', decode: 'value', engines: 'value', fa: 'value', json: 'switch',
+    shape: 'value', formats: 'value', contexts: 'value', decode: 'value', engines: 'value', fa: 'value', 'fa-both-max': 'value', json: 'switch',
     'snout-source': 'value', child: 'value', file: 'value', ids: 'value', weights: 'value', 'load-only': 'switch',
   });
   const contexts = (stringArg(args, 'contexts') ?? '512,4096,16384,32768').split(',').map(Number);
@@ -242,6 +242,8 @@ export async function run(argv: string[]): Promise<number> {
   if (!['both', 'on', 'off'].includes(faSetting)) throw new UserError(`${cmd}: --fa both|on|off`);
   const snoutSource = stringArg(args, 'snout-source') ?? 'gguf';
   if (snoutSource !== 'gguf' && snoutSource !== 'safetensors') throw new UserError(`${cmd}: --snout-source gguf|safetensors`);
+  // The second flash-attention setting runs the contexts up to this one (a 32K prefill costs minutes per process).
+  const faBothMax = numberArg(cmd, args, 'fa-both-max', (x) => Number.isInteger(x) && x > 0, 'a positive integer') ?? Infinity;
   const json = args.switches.has('json');
   const log = (s: string) => process.stderr.write(s + '\n');
   if (engines.includes('llama.cpp') && !existsSync(PEER_MODULE)) {
@@ -273,12 +275,16 @@ export async function run(argv: string[]): Promise<number> {
     if (engines.includes('llama.cpp') && fas.length > 1) runs.push({ engine: 'llama.cpp', fa: fas[1] });
     const results: { engine: string; fa: boolean; out: Record<string, unknown>[] }[] = [];
     for (const r of runs) {
-      const out = await runChild({ ...base, ...r, loadOnly: false, ...(r.engine === 'snout' ? snoutArgs : {}) }, log);
+      const second = r.engine === 'llama.cpp' && fas.length > 1 && r.fa === fas[1];
+      const ctxs = second ? contexts.filter((n) => n <= faBothMax) : contexts;
+      if (!ctxs.length) continue;
+      const out = await runChild({ ...base, ...r, contexts: ctxs, loadOnly: false, ...(r.engine === 'snout' ? snoutArgs : {}) }, log);
       results.push({ ...r, out });
       raw.push(...out.map((o) => ({ format, engine: r.engine, fa: r.engine === 'llama.cpp' ? r.fa : undefined, ...o })));
     }
     for (const n of contexts) {
-      const llamaRuns = results.filter((r) => r.engine === 'llama.cpp').map((r) => ({ fa: r.fa, load: r.out[0], c: r.out.find((o) => o.context === n) as unknown as ChildContext }));
+      const llamaRuns = results.filter((r) => r.engine === 'llama.cpp' && r.out.some((o) => o.context === n))
+        .map((r) => ({ fa: r.fa, load: r.out[0], c: r.out.find((o) => o.context === n) as unknown as ChildContext }));
       if (llamaRuns.length) {
         const ms = llamaRuns.map((r) => steadyMs(r.c.steps_ms));
         const best = ms.indexOf(Math.min(...ms)), b = llamaRuns[best];
