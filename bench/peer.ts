@@ -257,6 +257,16 @@ export async function run(argv: string[]): Promise<number> {
 
   const rows: PeerRow[] = [];
   const raw: Record<string, unknown>[] = [];
+  const outDir = path.join(repoRoot, 'bench-results');
+  const suffix = shape === '1.5b' ? '' : `-${shape}`;
+  const meta = { bench: 'peer', shape, snout_source: snoutSource, threads: THREADS, llama_batch: BATCH, decode_steps: decode, llama_cpp: 'node-llama-cpp 3.21.1 (prebuilt CPU)', date: new Date().toISOString() };
+  // Written after every format, so a long run that is stopped keeps what it measured.
+  const save = () => {
+    mkdirSync(outDir, { recursive: true });
+    writeFileSync(path.join(outDir, `peer${suffix}.json`), JSON.stringify({ ...meta, rows, raw }, null, 2) + '\n');
+    writeFileSync(path.join(outDir, `peer${suffix}.md`), markdown(meta, rows));
+    writeFileSync(path.join(outDir, `peer${suffix}.svg`), plot(shape, rows));
+  };
   const fas = faSetting === 'both' ? [true, false] : [faSetting === 'on'];
   for (const format of formats) {
     const file = files.gguf[format];
@@ -312,15 +322,9 @@ export async function run(argv: string[]): Promise<number> {
         }
       }
     }
+    save();
   }
 
-  const outDir = path.join(repoRoot, 'bench-results');
-  mkdirSync(outDir, { recursive: true });
-  const suffix = shape === '1.5b' ? '' : `-${shape}`;
-  const meta = { bench: 'peer', shape, snout_source: snoutSource, threads: THREADS, llama_batch: BATCH, decode_steps: decode, llama_cpp: 'node-llama-cpp 3.21.1 (prebuilt CPU)', date: new Date().toISOString() };
-  writeFileSync(path.join(outDir, `peer${suffix}.json`), JSON.stringify({ ...meta, rows, raw }, null, 2) + '\n');
-  writeFileSync(path.join(outDir, `peer${suffix}.md`), markdown(meta, rows));
-  writeFileSync(path.join(outDir, `peer${suffix}.svg`), plot(shape, rows));
   rmSync(idsFile, { force: true });
   if (json) process.stdout.write(JSON.stringify({ rows }) + '\n');
   else process.stdout.write(markdown(meta, rows));
