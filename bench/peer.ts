@@ -1,5 +1,6 @@
 // snout bench peer [--shape 1.5b|7b] [--formats q8_0,q4_0] [--contexts 512,4096,16384,32768] [--decode N]
-//                  [--engines llama.cpp,snout] [--fa both|on|off] [--fa-both-max N] [--snout-source gguf|safetensors] [--json]
+//                  [--engines llama.cpp,snout] [--fa both|on|off] [--fa-both-max N] [--snout-source gguf|safetensors]
+//                  [--llama-threads N] [--json]
 // Snout against llama.cpp on the same GGUF file: a random-weight checkpoint with the exact shapes of
 // Qwen2.5-Coder-1.5B or -7B (bench/peer-checkpoint.ts, cached under .cache/peer/). For each format and context: prefill
 // tokens/s, decode ms/token (Snout dense and magicpig on the same prefilled prompt), load time and peak RSS.
@@ -80,16 +81,18 @@ interface ChildArgs {
   engine: 'llama.cpp' | 'snout'; file: string; idsFile: string; contexts: number[]; decode: number; fa: boolean; loadOnly: boolean;
   /** Snout on the safetensors folder: quantized on load (int8 for Q8_0, int4 for Q4_0) instead of the GGUF file. */
   weights?: 'int8' | 'int4';
+  /** llama.cpp threads (Snout's are 2: onnxruntime's default on this machine, and the attention's). */
+  threads: number;
 }
 
 async function llamaChild(a: ChildArgs): Promise<void> {
   const { getLlama, LlamaLogLevel } = await import(pathToFileURL(PEER_MODULE).href);
-  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: THREADS });
+  const llama = await getLlama({ gpu: false, build: 'never', logLevel: LlamaLogLevel.error, maxThreads: a.threads });
   // Load time counts from here (the runtime is loaded, as onnxruntime is when Snout's clock starts): model + context.
   const t0 = performance.now();
   const model = await llama.loadModel({ modelPath: a.file, gpuLayers: 0 });
   const ctx = await model.createContext({
-    contextSize: Math.max(...a.contexts) + a.decode + 16, batchSize: BATCH, threads: THREADS, flashAttention: a.fa, sequences: 1,
+    contextSize: Math.max(...a.contexts) + a.decode + 16, batchSize: BATCH, threads: a.threads, flashAttention: a.fa, sequences: 1,
   });
   const seq = ctx.getSequence();
   emit({ load_s: (performance.now() - t0) / 1000, peak_rss_mb: procStatusMb('VmHWM'), rss_mb: procStatusMb('VmRSS') });
@@ -168,7 +171,7 @@ async function snoutChild(a: ChildArgs): Promise<void> {
 function runChild(a: ChildArgs, log: (s: string) => void): Promise<Record<string, unknown>[]> {
   const args = [...process.execArgv, process.argv[1], 'bench', 'peer', '--child', a.engine, '--file', a.file, '--ids', a.idsFile,
     '--contexts', a.contexts.join(','), '--decode', String(a.decode), '--fa', a.fa ? 'on' : 'off', ...(a.loadOnly ? ['--load-only'] : []),
-    ...(a.weights ? ['--weights', a.weights] : [])];
+    ...(a.weights ? ['--weights', a.weights] : []), '--llama-threads', String(a.threads)];
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
     const out: Record<string, unknown>[] = [];
@@ -215,18 +218,19 @@ export async function run(argv: string[]): Promise<number> {
   const cmd = 'bench peer';
   const args = parseArgs(cmd, argv, {
     shape: 'value', formats: 'value', contexts: 'value', decode: 'value', engines: 'value', fa: 'value', 'fa-both-max': 'value', json: 'switch',
-    'snout-source': 'value', child: 'value', file: 'value', ids: 'value', weights: 'value', 'load-only': 'switch',
+    'snout-source': 'value', 'llama-threads': 'value', child: 'value', file: 'value', ids: 'value', weights: 'value', 'load-only': 'switch',
   });
   const contexts = (stringArg(args, 'contexts') ?? '512,4096,16384,32768').split(',').map(Number);
   if (contexts.some((n) => !Number.isInteger(n) || n < 2) || contexts.some((n, i) => i > 0 && n <= contexts[i - 1])) {
     throw new UserError(`${cmd}: --contexts must be increasing integers >= 2`);
   }
   const decode = numberArg(cmd, args, 'decode', (x) => Number.isInteger(x) && x >= 2 && x <= 256, 'an integer 2..256') ?? 16;
+  const llamaThreads = numberArg(cmd, args, 'llama-threads', (x) => Number.isInteger(x) && x >= 1 && x <= 64, 'an integer 1..64') ?? THREADS;
   const child = stringArg(args, 'child');
   if (child) {
     const a: ChildArgs = {
       engine: child as ChildArgs['engine'], file: stringArg(args, 'file')!, idsFile: stringArg(args, 'ids')!, contexts, decode,
-      fa: stringArg(args, 'fa') === 'on', loadOnly: args.switches.has('load-only'), weights: stringArg(args, 'weights') as ChildArgs['weights'],
+      fa: stringArg(args, 'fa') === 'on', loadOnly: args.switches.has('load-only'), weights: stringArg(args, 'weights') as ChildArgs['weights'], threads: llamaThreads,
     };
     await (child === 'llama.cpp' ? llamaChild(a) : snoutChild(a));
     return 0;
@@ -258,8 +262,8 @@ export async function run(argv: string[]): Promise<number> {
   const rows: PeerRow[] = [];
   const raw: Record<string, unknown>[] = [];
   const outDir = path.join(repoRoot, 'bench-results');
-  const suffix = shape === '1.5b' ? '' : `-${shape}`;
-  const meta = { bench: 'peer', shape, snout_source: snoutSource, threads: THREADS, llama_batch: BATCH, decode_steps: decode, llama_cpp: 'node-llama-cpp 3.21.1 (prebuilt CPU)', date: new Date().toISOString() };
+  const suffix = (shape === '1.5b' ? '' : `-${shape}`) + (llamaThreads === THREADS ? '' : `-llama${llamaThreads}t`);
+  const meta = { bench: 'peer', shape, snout_source: snoutSource, threads: THREADS, llama_threads: llamaThreads, llama_batch: BATCH, decode_steps: decode, llama_cpp: 'node-llama-cpp 3.21.1 (prebuilt CPU)', date: new Date().toISOString() };
   // Written after every format, so a long run that is stopped keeps what it measured.
   const save = () => {
     mkdirSync(outDir, { recursive: true });
@@ -271,7 +275,7 @@ export async function run(argv: string[]): Promise<number> {
   for (const format of formats) {
     const file = files.gguf[format];
     log(`peer: ${shape} ${format} (${path.basename(file)})`);
-    const base = { file, idsFile, contexts, decode, fa: true };
+    const base = { file, idsFile, contexts, decode, fa: true, threads: llamaThreads };
     // Snout on the GGUF file, or on the bf16 folder quantized on load to the format's width.
     const snoutArgs = snoutSource === 'gguf' ? {} : { file: files.hf, weights: format === 'q8_0' ? 'int8' as const : 'int4' as const };
     const first: Record<string, number> = {};
@@ -335,7 +339,7 @@ function markdown(meta: Record<string, unknown>, rows: PeerRow[]): string {
   const header = ['engine', 'format', 'context', 'decode ms/token', 'vs llama.cpp', 'first step ms', 'prefill tok/s', 'vs llama.cpp',
     'load s (first)', 'peak RSS MB', 'notes'];
   const source = meta.snout_source === 'gguf' ? 'Snout on the GGUF file' : 'Snout on the bf16 safetensors quantized on load (int8 for Q8_0, int4 for Q4_0)';
-  const lines = [`# snout bench peer: ${meta.shape} shape, ${meta.threads} threads, ${meta.decode_steps} decode steps (${meta.date})`, '', `${source}; llama.cpp ${meta.llama_cpp} on the GGUF file.`, '',
+  const lines = [`# snout bench peer: ${meta.shape} shape, ${meta.threads} threads (llama.cpp ${meta.llama_threads}), ${meta.decode_steps} decode steps (${meta.date})`, '', `${source}; llama.cpp ${meta.llama_cpp} on the GGUF file.`, '',
     '| ' + header.join(' | ') + ' |', '|' + header.map(() => ' --- ').join('|') + '|'];
   for (const r of rows) {
     const ref = rows.find((x) => x.engine === 'llama.cpp' && x.format === r.format && x.context === r.context);
