@@ -548,6 +548,10 @@ export class Sequence implements SequenceAttention {
 
   reserve(tokens: number): void {
     for (const st of this.layers) st.kv.reserve(tokens);
+    // Decode steps over this many tokens will run on worker threads: start them now, so they boot while the prompt is
+    // prefilled instead of inside the first decode step (bench-results/peer.md).
+    const threads = this.threads(tokens, Math.min(THREADS_MIN_WORK, DENSE_THREADS_MIN_WORK));
+    if (threads > 1 && this.layers[0]?.kv.simd()) attentionPool(threads - 1);
   }
 
   configure(config: Partial<AttentionConfig>): void {
