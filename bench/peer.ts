@@ -18,6 +18,7 @@
 // use into .tools/peer (never shipped in the VSIX); see PEER_INSTALL.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UserError } from '../engine/errors';
@@ -263,7 +264,8 @@ export async function run(argv: string[]): Promise<number> {
   const raw: Record<string, unknown>[] = [];
   const outDir = path.join(repoRoot, 'bench-results');
   const suffix = (shape === '1.5b' ? '' : `-${shape}`) + (llamaThreads === THREADS ? '' : `-llama${llamaThreads}t`);
-  const meta = { bench: 'peer', shape, snout_source: snoutSource, threads: THREADS, llama_threads: llamaThreads, llama_batch: BATCH, decode_steps: decode, llama_cpp: 'node-llama-cpp 3.21.1 (prebuilt CPU)', date: new Date().toISOString() };
+  const meta = { bench: 'peer', shape, snout_source: snoutSource, threads: THREADS, llama_threads: llamaThreads, llama_batch: BATCH, decode_steps: decode, llama_cpp: 'node-llama-cpp 3.21.1 (prebuilt CPU)', date: new Date().toISOString(),
+    load_average_at_start: loadavg().map((x) => round(x, 1)) };
   // Written after every format, so a long run that is stopped keeps what it measured.
   const save = () => {
     mkdirSync(outDir, { recursive: true });
@@ -339,7 +341,8 @@ function markdown(meta: Record<string, unknown>, rows: PeerRow[]): string {
   const header = ['engine', 'format', 'context', 'decode ms/token', 'vs llama.cpp', 'first step ms', 'prefill tok/s', 'vs llama.cpp',
     'load s (first)', 'peak RSS MB', 'notes'];
   const source = meta.snout_source === 'gguf' ? 'Snout on the GGUF file' : 'Snout on the bf16 safetensors quantized on load (int8 for Q8_0, int4 for Q4_0)';
-  const lines = [`# snout bench peer: ${meta.shape} shape, ${meta.threads} threads (llama.cpp ${meta.llama_threads}), ${meta.decode_steps} decode steps (${meta.date})`, '', `${source}; llama.cpp ${meta.llama_cpp} on the GGUF file.`, '',
+  const lines = [`# snout bench peer: ${meta.shape} shape, ${meta.threads} threads (llama.cpp ${meta.llama_threads}), ${meta.decode_steps} decode steps (${meta.date})`, '',
+    `${source}; llama.cpp ${meta.llama_cpp} on the GGUF file. Load average at the start: ${(meta.load_average_at_start as number[]).join(' / ')} (1 / 5 / 15 min) on ${cpus().length} cores.`, '',
     '| ' + header.join(' | ') + ' |', '|' + header.map(() => ' --- ').join('|') + '|'];
   for (const r of rows) {
     const ref = rows.find((x) => x.engine === 'llama.cpp' && x.format === r.format && x.context === r.context);
