@@ -356,7 +356,7 @@ function markdown(meta: Record<string, unknown>, rows: PeerRow[]): string {
   return lines.join('\n') + '\n';
 }
 
-function plot(shape: string, rows: PeerRow[]): string {
+export function plot(shape: string, rows: PeerRow[]): string {
   const series = [];
   for (const format of FORMATS) {
     for (const engine of ['llama.cpp', 'snout-dense', 'snout-magicpig'] as const) {
@@ -367,6 +367,6 @@ function plot(shape: string, rows: PeerRow[]): string {
   const ctxs = [...new Set(rows.map((r) => r.context))].sort((a, b) => a - b);
   return lineChart(series, {
     title: `Decode ms/token, Qwen2.5-Coder-${shape.toUpperCase()} shape (random weights), 2 threads`, xLabel: 'context tokens', yLabel: 'ms per token',
-    logX: true, xTicks: ctxs.map((n) => [n, n >= 1024 ? `${n / 1024}K` : String(n)]),
+    logX: true, logY: true, xTicks: ctxs.map((n) => [n, n >= 1024 ? `${n / 1024}K` : String(n)]),
   });
 }
