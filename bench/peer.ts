@@ -1,6 +1,6 @@
 // snout bench peer [--shape 1.5b|7b] [--formats q8_0,q4_0] [--contexts 512,4096,16384,32768] [--decode N]
 //                  [--engines llama.cpp,snout] [--fa both|on|off] [--fa-both-max N] [--snout-source gguf|safetensors]
-//                  [--llama-threads N] [--json]
+//                  [--llama-threads N] [--tag NAME (results file suffix)] [--json]
 // Snout against llama.cpp on the same GGUF file: a random-weight checkpoint with the exact shapes of
 // Qwen2.5-Coder-1.5B or -7B (bench/peer-checkpoint.ts, cached under .cache/peer/). For each format and context: prefill
 // tokens/s, decode ms/token (Snout dense and magicpig on the same prefilled prompt), load time and peak RSS.
@@ -219,7 +219,7 @@ export async function run(argv: string[]): Promise<number> {
   const cmd = 'bench peer';
   const args = parseArgs(cmd, argv, {
     shape: 'value', formats: 'value', contexts: 'value', decode: 'value', engines: 'value', fa: 'value', 'fa-both-max': 'value', json: 'switch',
-    'snout-source': 'value', 'llama-threads': 'value', child: 'value', file: 'value', ids: 'value', weights: 'value', 'load-only': 'switch',
+    'snout-source': 'value', 'llama-threads': 'value', tag: 'value', child: 'value', file: 'value', ids: 'value', weights: 'value', 'load-only': 'switch',
   });
   const contexts = (stringArg(args, 'contexts') ?? '512,4096,16384,32768').split(',').map(Number);
   if (contexts.some((n) => !Number.isInteger(n) || n < 2) || contexts.some((n, i) => i > 0 && n <= contexts[i - 1])) {
@@ -263,7 +263,9 @@ export async function run(argv: string[]): Promise<number> {
   const rows: PeerRow[] = [];
   const raw: Record<string, unknown>[] = [];
   const outDir = path.join(repoRoot, 'bench-results');
-  const suffix = (shape === '1.5b' ? '' : `-${shape}`) + (llamaThreads === THREADS ? '' : `-llama${llamaThreads}t`);
+  const tag = stringArg(args, 'tag');
+  if (tag !== undefined && !/^[a-z0-9-]{1,32}$/.test(tag)) throw new UserError(`${cmd}: --tag: up to 32 of a-z, 0-9, -`);
+  const suffix = (shape === '1.5b' ? '' : `-${shape}`) + (llamaThreads === THREADS ? '' : `-llama${llamaThreads}t`) + (tag ? `-${tag}` : '');
   const meta = { bench: 'peer', shape, snout_source: snoutSource, threads: THREADS, llama_threads: llamaThreads, llama_batch: BATCH, decode_steps: decode, llama_cpp: 'node-llama-cpp 3.21.1 (prebuilt CPU)', date: new Date().toISOString(),
     load_average_at_start: loadavg().map((x) => round(x, 1)) };
   // Written after every format, so a long run that is stopped keeps what it measured.
