@@ -20,7 +20,7 @@ interface Row {
 }
 
 /** Real code as prompt text: this repository's engine sources, repeated as needed. */
-function promptText(repoRoot: string): string {
+export function promptText(repoRoot: string): string {
   const files: string[] = [];
   const walk = (dir: string) => {
     for (const name of readdirSync(dir).sort()) {

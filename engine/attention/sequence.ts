@@ -33,6 +33,7 @@ import { LshTables } from './lsh-tables';
 import { simhashFor, type SimHash } from './simhash';
 import { decodeMethod, type DecodeStep, type StepObserver } from './methods/index';
 import { DENSE_THREADS_MIN_WORK, THREADS_MIN_WORK, runStep, threadsFor } from './methods/threads';
+import { attentionPool } from './worker-pool';
 
 export { DENSE_THREADS_MIN_WORK, THREADS_MIN_WORK };
 
@@ -381,6 +382,15 @@ export class Sequence implements SequenceAttention {
     this.contextEnd = Math.min(this.contextEnd, len);
     if (this.firstApprox >= len) this.firstApprox = Infinity;
     this.decoding = false;
+  }
+
+  reserve(tokens: number): void {
+    for (const st of this.layers) st.kv.reserve(tokens);
+    // Decode steps over this many tokens will run on worker threads: start them now, so they boot while the prompt is
+    // prefilled instead of inside the first decode step (bench-results/peer.md).
+    const { numHeads: H, headDim: d } = this.shape;
+    const threads = threadsFor(H * d * tokens, this.config.threads, Math.min(THREADS_MIN_WORK, DENSE_THREADS_MIN_WORK));
+    if (threads > 1 && this.layers[0]?.kv.simd()) attentionPool(threads - 1);
   }
 
   configure(config: Partial<AttentionConfig>): void {

@@ -94,6 +94,11 @@ export interface SequenceAttention {
   prepare(options?: PrepareOptions): Promise<void>;
   /** Drop tokens at positions >= length (prefix reuse); the next forward calls are a new prompt (prefill). */
   truncate(length: number): void;
+  /**
+   * Make room for `tokens` positions in every layer's cache now (a request that knows its prompt length and token
+   * budget), so the cache does not grow (a new buffer, a copy and fresh pages) in the middle of a request.
+   */
+  reserve?(tokens: number): void;
   /** Change the method/knobs for the next request (indexes rebuilt lazily if K/L/seed change). */
   configure(config: Partial<AttentionConfig>): void;
   stats(): AttentionStats;

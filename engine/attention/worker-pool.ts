@@ -137,6 +137,11 @@ export class AttentionPool {
 
 let shared: AttentionPool | null = null;
 
+/** Workers in the process-wide pool (0 before the first threaded step or reserve; tests). */
+export function attentionPoolSize(): number {
+  return shared?.size ?? 0;
+}
+
 /** The process-wide pool with `size` workers (recreated when the size changes). */
 export function attentionPool(size: number): AttentionPool {
   if (!shared || shared.size !== size) {

@@ -6,6 +6,7 @@ const benches: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   attention: () => import('../../bench/attention'),
   prefix: () => import('../../bench/prefix-cache'),
   folds: () => import('../../bench/index-folds'),
+  peer: () => import('../../bench/peer'),
 };
 
 export async function run(argv: string[]): Promise<number> {

@@ -44,6 +44,10 @@ export async function generate(
   const cached = Math.min(commonPrefix(seq.tokens, ids), attention.exactLength ?? attention.length, ids.length - 1);
   attention.truncate(cached);
   seq.tokens = ids.slice(0, cached);
+  // The whole request's room at once: a cache that grew at the first decode step (a prompt that exactly filled it, as
+  // power-of-two prompts do) paid a new buffer, a copy and fresh pages per layer there, a slow step growing with the
+  // context (bench-results/peer.md).
+  attention.reserve?.(ids.length + maxTokens);
 
   // Prefill in chunks; only the last chunk's last position needs logits.
   let logits: Float32Array | undefined;

@@ -4,6 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionShape } from '../../engine/attention';
+import { attentionPoolSize } from '../../engine/attention/worker-pool';
 import { gaussians, rng } from './data';
 
 const shape: AttentionShape = { numLayers: 2, numHeads: 8, numKvHeads: 4, headDim: 16 };
@@ -45,4 +46,13 @@ test('magicpig with 2 and 3 threads equals 1 thread, through growth, folds and t
   }
   const bf1 = session(1, 'bfloat16'), bf2 = session(2, 'bfloat16');
   bf2.outs.forEach((o, i) => assert.deepEqual(o, bf1.outs[i], `bfloat16, output ${i}`));
+});
+
+test('reserve starts the worker threads that the decode steps will use (they boot during the prefill)', () => {
+  // 4 threads: a pool size no other test here uses, so the check does not depend on test order.
+  const attn = createSequenceAttention(shape, { ...defaultAttentionConfig(2), method: 'dense', threads: 4 });
+  assert.notEqual(attentionPoolSize(), 3);
+  attn.reserve!(1000);
+  assert.equal(attentionPoolSize(), 3);
+  attn.dispose();
 });

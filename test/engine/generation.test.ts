@@ -74,6 +74,26 @@ describe('generation on tiny-coder', { skip: !hasModel(coder) && `${coder} not f
     assert.notDeepEqual(a.ids, c.ids);
   });
 
+  it('reserves the request\'s cache up front: no layer grows during decode, even for a prompt that fills it', async () => {
+    // A fresh cache holds 64 tokens; a 64-token prompt filled it exactly, and the first decode step used to grow it
+    // (a new buffer and a copy per layer, in the middle of decoding).
+    const corpus = golden.cases.flatMap((x: any) => x.input_ids as number[]);
+    const ids = corpus.slice(0, 64);
+    assert.equal(ids.length, 64);
+    const seq = model.newSequence({ method: 'dense' });
+    const attention = (seq as any).attention;
+    const heads = () => attention.layers.map((st: any) => st.kv.heads[0]);
+    let atPrefillEnd: unknown[] = [];
+    const endPrefill = attention.endPrefill.bind(attention);
+    attention.endPrefill = () => { endPrefill(); atPrefillEnd = heads(); };
+    const r = await model.generate(seq, { ids, maxTokens: 8, sampling: greedy });
+    assert.equal(r.ids.length, 8);
+    assert.equal(attention.length, 64 + 7);
+    assert.equal(atPrefillEnd.length, model.spec.numLayers);
+    assert.ok(heads().every((h: unknown, l: number) => h === atPrefillEnd[l]), 'a layer\'s cache was re-allocated during decode');
+    seq.dispose();
+  });
+
   it('reports prefill progress up to the prompt length', async () => {
     const ids = golden.cases[1].input_ids;
     const seen: [number, number][] = [];
