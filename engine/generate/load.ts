@@ -72,7 +72,6 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
       bytesPerWeight: source.bytesPerWeight,
       onProgress: (message, fraction) => progress(message, 0.05 + 0.95 * fraction),
     });
-    source.finishLoad?.();
     if (cache && cacheDir) {
       try { trimGraphCache(cacheDir, options.cacheMaxBytes ?? 20 * 2 ** 30, cache.dir); } catch { /* best effort */ }
     }

@@ -28,7 +28,5 @@ export interface ModelSource {
   readonly bytesPerWeight?: number;
   /** Bytes of every weight handed out so far, for the resident-size report. */
   readonly residentBytes?: number;
-  /** Called once every weight has been read (a disk cache is completed here). */
-  finishLoad?(): void;
   close(): void;
 }

@@ -131,14 +131,6 @@ export class WeightCacheReader {
     }
   }
 
-  has(name: string): boolean {
-    return this.entries.has(name);
-  }
-
-  get size(): number {
-    return this.entries.size;
-  }
-
   private array(ref: ArrayRef, name: string): Uint8Array {
     const bytes = new Uint8Array(ref[1]);
     readFully(this.fd, bytes, ref[0]);
