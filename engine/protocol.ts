@@ -29,8 +29,13 @@ export interface LoadParams {
   contextLength?: number;
   /** How a safetensors checkpoint's matrices are held: auto (float32 under 100M parameters, else int8), f32, int8, int4. */
   weights?: 'auto' | 'f32' | 'int8' | 'int4';
-  /** Folder for the packed-weights cache (the extension passes its global storage). */
+  /**
+   * Folder for the packed-weights cache (graphs/) and the on-disk prefix cache (prefix/); the extension passes its
+   * global storage. Unset: no prefix cache on disk.
+   */
   cacheDir?: string;
+  /** Most bytes the on-disk prefix cache may hold (least recently used files go first); default 4 GiB, 0 = off. */
+  prefixCacheMaxBytes?: number;
 }
 
 export interface ModelInfo {
@@ -86,6 +91,8 @@ export interface CompleteParams {
 export interface UsageStats {
   promptTokens: number;
   cachedTokens: number;
+  /** Of cachedTokens, those read from the on-disk prefix cache for this request (0 when from RAM or cold). */
+  diskCachedTokens: number;
   /** Tokens dropped from the front of the context because it exceeded the model's window. */
   truncatedTokens: number;
   /**

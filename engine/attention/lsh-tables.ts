@@ -124,6 +124,16 @@ export class LshTables {
     return new LshTables(K, L, base, { buffer, memory, count, capacity });
   }
 
+  /**
+   * Empty memory laid out for `count` ids with room `capacity` and regrow point `limit` (snapshot.ts reads the saved
+   * buckets and ids straight into `buckets` and `ids`; the retrieval scratch stays zero, as retrieval expects).
+   */
+  static restored(K: number, L: number, base: number, count: number, capacity: number, limit: number): LshTables {
+    const t = new LshTables(K, L, base, { ...allocate(L, 1 << K, capacity), count, capacity });
+    t.limit = limit;
+    return t;
+  }
+
   /** Point the typed views at this.buffer (and instantiate the retrieval kernel on its memory). */
   private views(count: number, capacity: number): void {
     const { L, B } = this, r = (this.regions = layout(L, B, capacity)), b = this.buffer;

@@ -47,7 +47,8 @@ export { DENSE_THREADS_MIN_WORK, THREADS_MIN_WORK };
 export const KBAR_SPAN = 1024;
 export const kbarSpan = (indexed: number): number => (indexed <= 0 ? 0 : Math.min(KBAR_SPAN, 2 ** (31 - Math.clz32(indexed))));
 
-interface LayerState {
+/** One layer's cache and index (exported for snapshot.ts, which writes and restores it). */
+export interface LayerState {
   kv: KvStore;
   heads: HeadIndex[];
   /** I = [sinks, indexedEnd). */
@@ -430,6 +431,26 @@ export class Sequence implements SequenceAttention {
       bytes: kv + norms + tables + pages,
       memory: { kv, norms, tables, pages },
     };
+  }
+
+  /**
+   * Persistence (snapshot.ts): the live state, to be read (never written) by a snapshot. `contextEnd` is where the
+   * last request's prompt ended; the index never reaches past it.
+   */
+  persistState(): { config: Readonly<AttentionConfig>; layers: readonly LayerState[]; contextEnd: number } {
+    return { config: this.config, layers: this.layers, contextEnd: this.contextEnd };
+  }
+
+  /**
+   * Persistence (snapshot.ts): take layers restored from a snapshot holding `length` exact tokens. The sequence is
+   * then in the state truncate(length) leaves: prefill mode, nothing approximate, the index a grid prefix of the context.
+   */
+  adoptState(layers: LayerState[], length: number): void {
+    if (layers.length !== this.shape.numLayers) throw new Error('adoptState: wrong number of layers');
+    this.layers = layers;
+    this.contextEnd = length;
+    this.firstApprox = Infinity;
+    this.decoding = false;
   }
 
   resetStats(): void {

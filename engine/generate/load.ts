@@ -75,7 +75,11 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
     if (cache && cacheDir) {
       try { trimGraphCache(cacheDir, options.cacheMaxBytes ?? 20 * 2 ** 30, cache.dir); } catch { /* best effort */ }
     }
-    const model = new Model(source, runner, options);
+    const model = new Model(source, runner, options, {
+      source: source.fingerprint, format: source.format, weights: (source as { weightsFormat?: string }).weightsFormat ?? 'f32',
+      packed, accuracyLevel: options.accuracyLevel ?? null, provider: runner.provider, fuseLayers: options.fuseLayers ?? null,
+      fuseEmbedHead: options.fuseEmbedHead ?? null, prefillChunk: Math.max(1, options.prefillChunk ?? 256),
+    });
     model.loadSeconds = (performance.now() - started) / 1000;
     return model;
   } finally {
@@ -100,7 +104,7 @@ class Model implements LoadedModel {
   /** Sequences are used one request at a time; requests on one model run one after another. */
   private queue: Promise<unknown> = Promise.resolve();
 
-  constructor(source: ModelSource, private readonly runner: ModelRunner, options: LoadOptions) {
+  constructor(source: ModelSource, private readonly runner: ModelRunner, options: LoadOptions, readonly kvIdentity: unknown) {
     this.modelDir = source.path;
     this.spec = source.spec;
     this.tokenizer = source.tokenizer;
@@ -128,6 +132,10 @@ class Model implements LoadedModel {
     const seq = new ModelSequence(createSequenceAttention(attentionShape(this.spec), config));
     seqConfig.set(seq, config);
     return seq;
+  }
+
+  attentionFor(attention?: Partial<AttentionConfig>): AttentionConfig {
+    return { ...this.baseAttention, ...attention };
   }
 
   estimateBytes(tokens: number, attention?: Partial<AttentionConfig>) {

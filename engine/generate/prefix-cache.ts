@@ -1,7 +1,10 @@
 // A pool of recent Sequences (each a KV cache + LSH index). A request takes the one sharing the longest token prefix
 // with its prompt; generate() then truncates it to that prefix and prefills only the rest. Idle sequences are evicted
-// least-recently-used first when the pool's bytes exceed its RAM budget.
+// least-recently-used first when the pool's bytes exceed its RAM budget. Under it, optionally, a disk tier
+// (disk-prefix-cache.ts): a released sequence worth keeping is written there, and a prompt that shares a longer prefix
+// with a file than with anything in RAM starts from that file.
 import type { AttentionConfig } from '../attention/types';
+import type { DiskPrefixCache } from './disk-prefix-cache';
 import type { Sequence } from './types';
 
 export interface SequenceFactory {
@@ -18,6 +21,8 @@ export interface Lease {
   seq: Sequence;
   /** Tokens of the prompt already in the sequence's cache. */
   cachedTokens: number;
+  /** Of those, tokens read from the disk tier for this request (0 when the sequence came from RAM). */
+  diskTokens: number;
 }
 
 export function commonPrefix(a: readonly number[], b: readonly number[]): number {
@@ -31,7 +36,8 @@ export class PrefixCache {
   private entries: Entry[] = [];
   private clock = 0;
 
-  constructor(private readonly model: SequenceFactory, public budgetBytes: number, readonly maxEntries = 8) {}
+  constructor(private readonly model: SequenceFactory, public budgetBytes: number, readonly maxEntries = 8,
+    readonly disk?: DiskPrefixCache) {}
 
   /**
    * A sequence for a prompt. Reused in place when it shares at least half of the prompt or half of itself with it
@@ -39,7 +45,9 @@ export class PrefixCache {
    * file) does not wipe a cache that the next keystroke in the first file will want again.
    */
   acquire(ids: readonly number[], attention?: Partial<AttentionConfig>, needBytes = 0): Lease {
-    const lease = this.pick(ids, attention);
+    let lease = this.pick(ids, attention);
+    lease = this.fromDisk(ids, attention, lease);
+    this.disk?.detach(lease.seq); // a write still reading this sequence must not see the request change it
     // Room for what this request will grow to, made before it allocates: idle sequences go, oldest first.
     const e = this.entries.find((x) => x.seq === lease.seq)!;
     const extra = Math.max(0, needBytes - e.seq.bytes());
@@ -49,6 +57,25 @@ export class PrefixCache {
       this.discard(victim.seq);
     }
     return lease;
+  }
+
+  /**
+   * A disk file sharing a longer prefix with the prompt than the RAM pick: read into a fresh sequence that replaces
+   * the pick (given back to the pool, or dropped when it was a new, empty one). Unusable files are deleted by the tier.
+   */
+  private fromDisk(ids: readonly number[], attention: Partial<AttentionConfig> | undefined, lease: Lease): Lease {
+    const found = this.disk?.best(ids, attention, lease.cachedTokens);
+    if (!found) return lease;
+    const seq = this.model.newSequence(attention);
+    if (!this.disk!.load(found.file, seq, attention)) { seq.dispose(); return lease; }
+    if (lease.seq.tokens.length === 0) this.discard(lease.seq);
+    else this.entries.find((x) => x.seq === lease.seq)!.busy = false;
+    if (this.entries.length >= this.maxEntries) { const lru = this.lruIdle(); if (lru) this.discard(lru.seq); }
+    const e: Entry = { seq, busy: false, lastUsed: 0 };
+    this.entries.push(e);
+    const taken = this.take(e, found.common);
+    taken.diskTokens = found.common;
+    return taken;
   }
 
   private pick(ids: readonly number[], attention?: Partial<AttentionConfig>): Lease {
@@ -77,6 +104,8 @@ export class PrefixCache {
     if (!e) return;
     e.busy = false;
     e.lastUsed = ++this.clock;
+    // Before eviction: the write holds views of the sequence's memory, so it completes even if the pool drops it.
+    this.disk?.persist(seq);
     this.evict(e);
   }
 
@@ -103,7 +132,7 @@ export class PrefixCache {
   private take(e: Entry, cachedTokens: number): Lease {
     e.busy = true;
     e.lastUsed = ++this.clock;
-    return { seq: e.seq, cachedTokens };
+    return { seq: e.seq, cachedTokens, diskTokens: 0 };
   }
 
   private lruIdle(except?: Entry): Entry | undefined {

@@ -88,6 +88,13 @@ export interface LoadedModel {
   readonly loadSeconds?: number;
   newSequence(attention?: Partial<AttentionConfig>): Sequence;
   /**
+   * What a sequence's K/V depend on besides its tokens (source fingerprint, weights format, graph options, provider,
+   * prefill chunk): the disk tier (disk-prefix-cache.ts) uses a file only under the same identity. Absent: no disk tier.
+   */
+  readonly kvIdentity?: unknown;
+  /** The full attention config of a sequence made with these overrides (defaults merged in). */
+  attentionFor?(attention?: Partial<AttentionConfig>): AttentionConfig;
+  /**
    * Truncates `seq` to its longest common prefix with req.ids, prefills the remaining prompt tokens (in chunks), then
    * decodes. On return seq.tokens = prompt + generated tokens.
    */

@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { AttentionConfig } from '../attention/types';
+import { DiskPrefixCache } from '../generate/disk-prefix-cache';
 import { PrefixCache, type Lease } from '../generate/prefix-cache';
 import type { GenerateResult, LoadedModel, LoadProgress } from '../generate/types';
 import { CachedTokenizer, detectPromptFormat, encodeSegments, layoutStops, renderChat, renderCompletion, type PromptFormat } from '../prompt';
@@ -111,7 +112,7 @@ export class EngineService {
     this.format = detectPromptFormat(model.tokenizer);
     this.tokenizer = new CachedTokenizer(model.tokenizer);
     this.defaults = attentionConfig(p.attention);
-    this.cache = new PrefixCache(model, p.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES);
+    this.cache = new PrefixCache(model, p.prefixCacheBytes ?? DEFAULT_PREFIX_CACHE_BYTES, undefined, this.diskCache(model, p));
     this.info = {
       modelDir: dir,
       modelType: model.spec.modelType,
@@ -130,11 +131,28 @@ export class EngineService {
     return this.info;
   }
 
+  /** The prefix cache's disk tier: with a cacheDir, a model that states its KV identity, and a non-zero cap. */
+  private diskCache(model: LoadedModel, p: LoadParams): DiskPrefixCache | undefined {
+    if (!p.cacheDir || p.prefixCacheMaxBytes === 0 || model.kvIdentity === undefined || !model.attentionFor) return undefined;
+    const m = model as LoadedModel & Required<Pick<LoadedModel, 'attentionFor'>>;
+    return new DiskPrefixCache(p.cacheDir, {
+      identity: m.kvIdentity,
+      shape: { numLayers: m.spec.numLayers, numHeads: m.spec.numHeads, numKvHeads: m.spec.numKvHeads, headDim: m.spec.headDim },
+      attentionFor: (a) => m.attentionFor(a),
+    }, { maxBytes: p.prefixCacheMaxBytes, log: (line) => this.log('warn', line) });
+  }
+
+  /** Waits for the disk tier's write in progress (tests and benches; nothing needs it for correctness). */
+  async flushDisk(): Promise<void> {
+    await this.cache?.disk?.flush();
+  }
+
   private async unload() {
     for (const c of this.active) c.abort();
     // The running request stops within a decode step; the model must not be disposed under it.
     while (this.scheduler.busy) await new Promise((r) => setTimeout(r, 2));
     this.cache?.clear();
+    await this.cache?.disk?.flush(); // a write in progress finishes (or a later engine would find no file)
     const m = this.model;
     this.model = this.info = this.format = this.cache = this.tokenizer = undefined;
     await m?.dispose();
@@ -228,7 +246,7 @@ export class EngineService {
     const stop = [...userStops, ...markers];
     const sampling = { temperature: p.sampling?.temperature ?? 0, topP: p.sampling?.topP ?? 1, seed: p.sampling?.seed ?? 0 };
     const attention = { ...this.defaults, ...attentionConfig(p.attention) };
-    const stats = { promptTokens: ids.length, cachedTokens: 0, truncatedTokens: cut.truncatedTokens, overflowTokens: cut.overflowTokens, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: attention.method ?? 'dense', sampledFraction: 1 };
+    const stats = { promptTokens: ids.length, cachedTokens: 0, diskCachedTokens: 0, truncatedTokens: cut.truncatedTokens, overflowTokens: cut.overflowTokens, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: attention.method ?? 'dense', sampledFraction: 1 };
     const generated: number[] = [];
     let text = '';
     let finishReason: CompleteResult['finishReason'] = 'cancelled';
@@ -271,7 +289,10 @@ export class EngineService {
               o.onProgress!({ kind: 'prefill', id, message: `prefill ${done}/${total}`, fraction: total ? done / total : 1 });
             }),
           });
-          if (segments === 0) stats.cachedTokens = r.stats.cachedTokens;
+          if (segments === 0) {
+            stats.cachedTokens = r.stats.cachedTokens;
+            stats.diskCachedTokens = Math.min(r.stats.cachedTokens, lease.diskTokens);
+          }
         } catch (e) {
           if (lease) { cache.discard(lease.seq); lease = undefined; }
           throw e;

@@ -99,6 +99,7 @@ export function loadParams(v: unknown): LoadParams {
     contextLength: num(o, 'contextLength', 'load', 16, 1 << 22, true),
     weights: oneOf(o, 'weights', 'load', ['auto', 'f32', 'int8', 'int4'] as const),
     cacheDir: str(o, 'cacheDir', 'load', { max: 4096 }),
+    prefixCacheMaxBytes: num(o, 'prefixCacheMaxBytes', 'load', 0, 2 ** 50, true),
   };
 }
 
