@@ -45,8 +45,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       if (!dir) throw new Error('no model folder: set snout.modelPath or run "Snout: Select model folder…"');
       return {
         modelDir: dir, provider: s.device, weights: s.weights,
-        // Packed models keep their graphs here between loads (engine/model/graph-cache.ts).
+        // Packed models keep their graphs here between loads (engine/model/graph-cache.ts), and long prompts their KV
+        // cache and index (prefix/, engine/generate/disk-prefix-cache.ts) under snout.cache.maxGB.
         cacheDir: path.join(context.globalStorageUri.fsPath, 'model-cache'),
+        prefixCacheMaxBytes: Math.round(Math.max(0, Math.min(1024, Number.isFinite(s.cacheMaxGB) ? s.cacheMaxGB : 4)) * 2 ** 30),
         attention: { method: s.attention.method, K: s.attention.K, L: s.attention.L },
       };
     },

@@ -16,6 +16,8 @@ export interface SnoutSettings {
   languages: string[];
   maxFileBytes: number;
   askMaxTokens: number;
+  /** Disk budget of the engine's prefix cache (repository KV cache + index kept across restarts), GB; 0 = off. */
+  cacheMaxGB: number;
 }
 
 export function readSettings(): SnoutSettings {
@@ -33,6 +35,7 @@ export function readSettings(): SnoutSettings {
     languages: c.get('languages', []),
     maxFileBytes: c.get('maxFileKB', 256) * 1024,
     askMaxTokens: c.get('ask.maxTokens', 512),
+    cacheMaxGB: c.get('cache.maxGB', 4),
   };
 }
 
@@ -42,7 +45,7 @@ export function languageEnabled(s: SnoutSettings, languageId: string): boolean {
 }
 
 /** Settings whose change needs a new engine (the model is loaded with them). */
-export const engineSettings = ['snout.modelPath', 'snout.device', 'snout.weights', 'snout.attention'];
+export const engineSettings = ['snout.modelPath', 'snout.device', 'snout.weights', 'snout.attention', 'snout.cache.maxGB'];
 
 /** files.exclude patterns that are on (value true), for the workspace scan. */
 export function filesExclude(folder: vscode.WorkspaceFolder): string[] {

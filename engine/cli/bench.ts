@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   prefix: () => import('../../bench/prefix-cache'),
   folds: () => import('../../bench/index-folds'),
   peer: () => import('../../bench/peer'),
+  restart: () => import('../../bench/restart'),
 };
 
 export async function run(argv: string[]): Promise<number> {

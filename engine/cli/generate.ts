@@ -1,9 +1,13 @@
 // snout generate --model DIR --prompt TEXT --max-tokens N [--greedy | --temperature T --top-p P --seed S]
 //                [--stop S]... [--attention METHOD [--k K --l L --sinks N --window N --dense-layers 0,3 --budget F]]
-//                [--provider P] [--json]
-// Streams the completion to stdout; with --json a final line {"ids", "text", "stats": {...}} follows.
+//                [--provider P] [--cache-dir DIR] [--json]
+// Streams the completion to stdout; with --json a final line {"ids", "text", "stats": {...}} follows. With --cache-dir,
+// a prompt of 1024+ tokens is kept in DIR/prefix/ and a later run with the same start reads it back
+// (stats.disk_cached_tokens).
 import { UserError } from '../errors';
-import { loadModel } from '../generate/load';
+import { DiskPrefixCache } from '../generate/disk-prefix-cache';
+import { attentionShape, loadModel } from '../generate/load';
+import { PrefixCache } from '../generate/prefix-cache';
 import { attentionConfigArg, attentionFlags, modelArg, numberArg, parseArgs, providerArg, stringArg, weightArgs, weightFlags } from './model-args';
 
 export async function run(argv: string[]): Promise<number> {
@@ -25,13 +29,20 @@ export async function run(argv: string[]): Promise<number> {
   const attention = attentionConfigArg(cmd, args);
   const json = args.switches.has('json');
 
-  const model = await loadModel(dir, { provider: providerArg(cmd, args), ...weightArgs(cmd, args) });
+  const weights = weightArgs(cmd, args);
+  const model = await loadModel(dir, { provider: providerArg(cmd, args), ...weights });
+  // The disk tier only where asked for (--cache-dir): a one-off run elsewhere leaves nothing behind.
+  const disk = weights.cacheDir ? new DiskPrefixCache(weights.cacheDir, {
+    identity: model.kvIdentity, shape: attentionShape(model.spec), attentionFor: (a) => model.attentionFor!(a),
+  }, { log: (line) => process.stderr.write(line + '\n') }) : undefined;
+  const cache = new PrefixCache(model, Infinity, 1, disk);
   try {
     const ids = model.tokenizer.encode(prompt);
     const abort = new AbortController();
     const onSigint = () => abort.abort();
     process.once('SIGINT', onSigint);
-    const result = await model.generate(model.newSequence(), {
+    const lease = cache.acquire(ids, attention);
+    const result = await model.generate(lease.seq, {
       ids,
       maxTokens,
       sampling: { temperature: args.switches.has('greedy') ? 0 : temperature ?? 0, topP, seed },
@@ -41,6 +52,8 @@ export async function run(argv: string[]): Promise<number> {
       onText: (t) => process.stdout.write(t),
     });
     process.off('SIGINT', onSigint);
+    cache.release(lease.seq);
+    await disk?.flush();
     process.stdout.write('\n');
     if (json) {
       const s = result.stats;
@@ -50,6 +63,7 @@ export async function run(argv: string[]): Promise<number> {
         finish_reason: result.finishReason,
         stats: {
           prefill_tokens: s.promptTokens - s.cachedTokens,
+          disk_cached_tokens: Math.min(lease.diskTokens, s.cachedTokens),
           prefill_ms: round(s.prefillMs),
           decode_tokens: s.decodeTokens,
           decode_ms: round(s.decodeMs),
