@@ -125,13 +125,48 @@ export class LshTables {
   }
 
   /**
-   * Empty memory laid out for `count` ids with room `capacity` and regrow point `limit` (snapshot.ts reads the saved
-   * buckets and ids straight into `buckets` and `ids`; the retrieval scratch stays zero, as retrieval expects).
+   * Tables holding ids [base, base + count) whose codes are given table-major (codes[l·count + j]: table l's code of
+   * id base + j; snapshot.ts's form of the tables). The layout is the one a single fold of those ids into empty
+   * tables makes (a cold prepare()), so a restored sequence's tables are a cold run's, byte for byte.
    */
-  static restored(K: number, L: number, base: number, count: number, capacity: number, limit: number): LshTables {
-    const t = new LshTables(K, L, base, { ...allocate(L, 1 << K, capacity), count, capacity });
-    t.limit = limit;
+  static fromCodes(K: number, L: number, base: number, codes: Uint16Array, count: number): LshTables {
+    const t = new LshTables(K, L, base);
+    if (count <= 0) return t;
+    const B = t.B, cap = capacityFor(count, B);
+    const { buffer, memory } = allocate(L, B, cap), r = layout(L, B, cap);
+    const buckets = new Int32Array(buffer, r.buckets, 2 * L * B), ids = new Int32Array(buffer, r.ids, L * cap);
+    // The counting sort runs on local arrays: reads of the shared memory in the inner loop were ~3× slower.
+    const sizes = new Int32Array(B), starts = new Int32Array(B), next = new Int32Array(B);
+    for (let l = 0; l < L; l++) {
+      const bb = 2 * l * B, row = l * cap, o = l * count;
+      sizes.fill(0);
+      for (let j = 0; j < count; j++) {
+        const c = codes[o + j];
+        if (c >= B) throw new RangeError(`code ${c} out of range for K = ${K}`);
+        sizes[c]++;
+      }
+      LshTables.place(sizes, cap, starts);
+      for (let c = 0; c < B; c++) { buckets[bb + 2 * c] = starts[c]; buckets[bb + 2 * c + 1] = sizes[c]; next[c] = row + starts[c]; }
+      for (let j = 0; j < count; j++) ids[next[codes[o + j]]++] = base + j;
+    }
+    t.buffer = buffer;
+    t.memory = memory;
+    t.views(count, cap);
+    t.limit = limitFor(count, cap);
     return t;
+  }
+
+  /** Every indexed id's code in every table, table-major (codes[l·count + j] for id base + j): what fromCodes takes. */
+  codes(out = new Uint16Array(this.L * this.count)): Uint16Array {
+    const { L, B, buckets, ids, capacity: cap, base, count } = this;
+    for (let l = 0; l < L; l++) {
+      const bb = 2 * l * B, row = l * cap, o = l * count - base;
+      for (let c = 0; c < B; c++) {
+        const s = row + buckets[bb + 2 * c], e = s + buckets[bb + 2 * c + 1];
+        for (let p = s; p < e; p++) out[o + ids[p]] = c;
+      }
+    }
+    return out;
   }
 
   /** Point the typed views at this.buffer (and instantiate the retrieval kernel on its memory). */

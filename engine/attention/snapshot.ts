@@ -12,10 +12,14 @@
 //   32 header JSON: engine version, model identity, attention settings, shape, token count, per-layer index sizes
 //   32+H payload, in this order: tokens (i32 × n); per layer, per KV head: its K/V rows (one run of n·stride elements
 //        when K and V are interleaved, else K rows then V rows), then, if the layer is indexed: k̄ (f32 × d), norms
-//        (f32 × indexedEnd), bucket bounds (i32 × 2·L·2^K), table ids (i32 × L·capacity).
+//        (f32 × indexedEnd), and the tables as codes (u16 × L·count, table-major: id i's code in table l at
+//        l·count + i − sinks).
 //
-// Every segment is a view of the live memory (writing) or of the memory it is restored into (reading): nothing is
-// copied through an intermediate buffer either way, and the payload's checksum is computed over those same views.
+// K/V rows, k̄ and norms are views of the live memory (writing) or of the memory they are restored into (reading):
+// nothing is copied through an intermediate buffer, and the checksum is computed over those same views. The tables
+// are stored as codes, not as their memory: half the bytes of the ids (2 bytes an id a table, no gaps, no bucket
+// bounds), and canonical — rebuilt by LshTables.fromCodes they are the tables a cold prefill of the same tokens
+// builds, whatever folds and cuts the written sequence went through (retrieval lists the same ids either way).
 // Quest's page min/max are not stored: they are recomputed from the keys on demand (pagesValid = 0), same bits.
 import { closeSync, fstatSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import * as zlib from 'node:zlib';
@@ -41,7 +45,7 @@ export type ShapingConfig = Pick<AttentionConfig, typeof SHAPING_KEYS[number]>;
 export const shapingConfig = (c: Readonly<AttentionConfig>): ShapingConfig =>
   Object.fromEntries(SHAPING_KEYS.map((k) => [k, c[k]])) as unknown as ShapingConfig;
 
-interface HeadMeta { count: number; capacity: number; limit: number }
+interface HeadMeta { count: number }
 interface LayerMeta { indexedEnd: number; kbarSpan: number; heads: HeadMeta[] | null }
 
 export interface SnapshotHeader {
@@ -79,16 +83,21 @@ export const crc32 = (data: Uint8Array, value = 0): number => (zcrc ? zcrc(data,
 
 export const bytesOf = (v: ArrayBufferView): Uint8Array => new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
 
+/** A payload segment: a view of live memory, or bytes made when the writer gets there (a head's table codes). */
+export type Segment = Uint8Array | { bytes: number; make: () => Uint8Array };
+export const segmentBytes = (s: Segment): number => (s instanceof Uint8Array ? s.length : s.bytes);
+export const materialize = (s: Segment): Uint8Array => (s instanceof Uint8Array ? s : s.make());
+
 /** Token count worth saving: the prompt's exact prefix (never sampled decode output, never past the cached rows). */
 export function snapshotLength(seq: Sequence, tokens: number): number {
   return Math.max(0, Math.min(tokens, seq.length, seq.exactLength));
 }
 
 /** Header and payload segments (views of live memory) of the first n tokens of `seq`. */
-export function snapshotParts(seq: Sequence, tokens: readonly number[], n: number, identity: unknown): { header: SnapshotHeader; segments: Uint8Array[] } {
+export function snapshotParts(seq: Sequence, tokens: readonly number[], n: number, identity: unknown): { header: SnapshotHeader; segments: Segment[] } {
   const { config, layers } = seq.persistState();
   const { numKvHeads: G, headDim: d } = seq.shape;
-  const segments: Uint8Array[] = [bytesOf(Int32Array.from(tokens.slice(0, n)))];
+  const segments: Segment[] = [bytesOf(Int32Array.from(tokens.slice(0, n)))];
   const metas: LayerMeta[] = [];
   let interleaved = true;
   for (const st of layers) {
@@ -106,8 +115,8 @@ export function snapshotParts(seq: Sequence, tokens: readonly number[], n: numbe
     const heads: HeadMeta[] = [];
     for (const hi of st.heads) {
       const t = hi.tables!;
-      heads.push({ count: t.count, capacity: t.capacity, limit: t.limit });
-      segments.push(bytesOf(hi.kbar!), bytesOf(hi.norms.subarray(0, st.indexedEnd)), bytesOf(t.buckets), bytesOf(t.ids));
+      heads.push({ count: t.count });
+      segments.push(bytesOf(hi.kbar!), bytesOf(hi.norms.subarray(0, st.indexedEnd)), { bytes: 2 * t.L * t.count, make: () => bytesOf(t.codes()) });
     }
     metas.push({ indexedEnd: st.indexedEnd, kbarSpan: st.kbarSpan, heads });
   }
@@ -138,14 +147,15 @@ export function encodeHead(header: SnapshotHeader, payloadBytes: number, payload
  */
 export function writeSnapshotSync(file: string, seq: Sequence, tokens: readonly number[], n: number, identity: unknown): number {
   const { header, segments } = snapshotParts(seq, tokens, n, identity);
+  const parts = segments.map(materialize);
   let crc = 0, bytes = 0;
-  for (const s of segments) { crc = crc32(s, crc); bytes += s.length; }
+  for (const s of parts) { crc = crc32(s, crc); bytes += s.length; }
   const head = encodeHead(header, bytes, crc);
   const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
   const fd = openSync(tmp, 'wx');
   try {
     let pos = 0;
-    for (const s of [head, ...segments]) {
+    for (const s of [head, ...parts]) {
       for (let at = 0; at < s.length;) at += writeSync(fd, s, at, s.length - at, pos + at);
       pos += s.length;
     }
@@ -253,6 +263,7 @@ export function restoreSnapshot(file: string, seq: Sequence, expect: SnapshotExp
     const tokens = new Int32Array(n);
     read(tokens);
     const layers: LayerState[] = [];
+    let codes: Uint16Array | null = null;
     for (let layer = 0; layer < header.layers.length; layer++) {
       const meta = header.layers[layer];
       const kv = new KvStore(G, d, c.kvDtype);
@@ -270,20 +281,21 @@ export function restoreSnapshot(file: string, seq: Sequence, expect: SnapshotExp
         if (meta.heads.length !== G || !(meta.indexedEnd > c.sinks && meta.indexedEnd <= n) || !(meta.kbarSpan > 0)) {
           throw new SnapshotError('garbled header: index bounds');
         }
-        const B = 1 << c.K;
+        const count = meta.indexedEnd - c.sinks;
+        if (!codes || codes.length < c.L * count) codes = new Uint16Array(c.L * count); // one scratch for every head
+        const view = codes.subarray(0, c.L * count);
         for (let g = 0; g < G; g++) {
-          const hm = meta.heads[g], hi = heads[g];
-          if (!(hm.count === meta.indexedEnd - c.sinks && hm.capacity >= hm.count && hm.capacity <= 4 * n + 4 * B && hm.limit <= hm.capacity)) {
-            throw new SnapshotError('garbled header: table sizes');
-          }
+          const hi = heads[g];
+          if (meta.heads[g].count !== count) throw new SnapshotError('garbled header: table sizes');
           hi.kbar = new Float32Array(d);
           read(hi.kbar);
           hi.ensureNorms(meta.indexedEnd);
           read(hi.norms.subarray(0, meta.indexedEnd));
-          const t = LshTables.restored(c.K, c.L, c.sinks, hm.count, hm.capacity, hm.limit);
-          read(t.buckets);
-          read(t.ids);
-          hi.tables = t;
+          read(view);
+          try { hi.tables = LshTables.fromCodes(c.K, c.L, c.sinks, view, count); } catch (e) {
+            if (e instanceof RangeError) throw new SnapshotError(`garbled tables: ${e.message}`);
+            throw e;
+          }
         }
         st.indexedEnd = meta.indexedEnd;
         st.kbarSpan = meta.kbarSpan;

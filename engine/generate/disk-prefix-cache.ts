@@ -22,8 +22,8 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import {
-  SNAPSHOT_VERSION, SnapshotError, crc32, encodeHead, restoreSnapshot, readTokens, shapingConfig, snapshotLength,
-  snapshotParts, type SnapshotExpect,
+  SNAPSHOT_VERSION, SnapshotError, crc32, encodeHead, materialize, restoreSnapshot, readTokens, segmentBytes,
+  shapingConfig, snapshotLength, snapshotParts, type Segment, type SnapshotExpect,
 } from '../attention/snapshot';
 import { Sequence as AttentionSequence } from '../attention/sequence';
 import type { AttentionConfig, AttentionShape } from '../attention/types';
@@ -65,8 +65,8 @@ interface IndexEntry {
 
 interface Write {
   seq: Sequence;
-  /** Segments still to write (views of live memory until detached). */
-  segments: Uint8Array[];
+  /** Segments still to write (views of live memory, or codes still to make from live tables, until detached). */
+  segments: Segment[];
   index: number;
   offset: number;
   cancelled: boolean;
@@ -201,7 +201,7 @@ export class DiskPrefixCache {
       fd = openSync(tmp, 'wx');
       let pos = payloadAt, crc = 0, maxChunkMs = 0;
       for (; w.index < w.segments.length; w.index++, w.offset = 0) {
-        const seg = w.segments[w.index];
+        const seg = (w.segments[w.index] = materialize(w.segments[w.index])) as Uint8Array;
         while (w.offset < seg.length) {
           if (w.cancelled) throw new Error('cancelled');
           const part = seg.subarray(w.offset, Math.min(seg.length, w.offset + CHUNK));
@@ -257,9 +257,12 @@ export class DiskPrefixCache {
     const w = this.writing;
     if (!w || w.seq !== seq || w.cancelled) return;
     let rest = 0;
-    for (let i = w.index; i < w.segments.length; i++) rest += w.segments[i].length - (i === w.index ? w.offset : 0);
+    for (let i = w.index; i < w.segments.length; i++) rest += segmentBytes(w.segments[i]) - (i === w.index ? w.offset : 0);
     if (rest > DETACH_COPY_MAX) { w.cancelled = true; return; }
-    for (let i = w.index; i < w.segments.length; i++) w.segments[i] = w.segments[i].slice();
+    for (let i = w.index; i < w.segments.length; i++) {
+      const s = w.segments[i];
+      w.segments[i] = s instanceof Uint8Array ? s.slice() : s.make(); // made codes are already a private copy
+    }
   }
 
   /** Waits for the write in progress, if any (tests, benches, shutdown). */
