@@ -156,11 +156,14 @@ export class LshTables {
     return t;
   }
 
-  /** Every indexed id's code in every table, table-major (codes[l·count + j] for id base + j): what fromCodes takes. */
-  codes(out = new Uint16Array(this.L * this.count)): Uint16Array {
-    const { L, B, buckets, ids, capacity: cap, base, count } = this;
-    for (let l = 0; l < L; l++) {
-      const bb = 2 * l * B, row = l * cap, o = l * count - base;
+  /**
+   * Every indexed id's code in tables [l0, l1), table-major (out[(l − l0)·count + j] for id base + j): what fromCodes
+   * takes, made a few tables at a time by the disk writer.
+   */
+  codes(l0 = 0, l1 = this.L, out = new Uint16Array((l1 - l0) * this.count)): Uint16Array {
+    const { B, buckets, ids, capacity: cap, base, count } = this;
+    for (let l = l0; l < l1; l++) {
+      const bb = 2 * l * B, row = l * cap, o = (l - l0) * count - base;
       for (let c = 0; c < B; c++) {
         const s = row + buckets[bb + 2 * c], e = s + buckets[bb + 2 * c + 1];
         for (let p = s; p < e; p++) out[o + ids[p]] = c;

@@ -36,6 +36,8 @@ export const SNAPSHOT_VERSION = 1;
 export const PREAMBLE = 32;
 /** A header longer than this is not one we wrote (per-layer entries are a few dozen bytes). */
 const MAX_HEADER = 1 << 20;
+/** Bytes of table codes made in one go when writing (one event-loop turn of the disk writer). */
+const CODES_CHUNK = 1 << 20;
 /** Extra rows reserved past the restored tokens, so the request that follows (its new tail and its output) fits. */
 const RESTORE_ROOM = 2048;
 
@@ -116,7 +118,13 @@ export function snapshotParts(seq: Sequence, tokens: readonly number[], n: numbe
     for (const hi of st.heads) {
       const t = hi.tables!;
       heads.push({ count: t.count });
-      segments.push(bytesOf(hi.kbar!), bytesOf(hi.norms.subarray(0, st.indexedEnd)), { bytes: 2 * t.L * t.count, make: () => bytesOf(t.codes()) });
+      segments.push(bytesOf(hi.kbar!), bytesOf(hi.norms.subarray(0, st.indexedEnd)));
+      // Codes are made from the live tables when the writer reaches them, ~CODES_CHUNK bytes of tables at a time.
+      const per = Math.max(1, Math.floor(CODES_CHUNK / (2 * Math.max(1, t.count))));
+      for (let l0 = 0; l0 < t.L; l0 += per) {
+        const l1 = Math.min(t.L, l0 + per);
+        segments.push({ bytes: 2 * (l1 - l0) * t.count, make: () => bytesOf(t.codes(l0, l1)) });
+      }
     }
     metas.push({ indexedEnd: st.indexedEnd, kbarSpan: st.kbarSpan, heads });
   }

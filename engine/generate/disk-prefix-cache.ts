@@ -54,6 +54,8 @@ export interface DiskModel {
 export interface DiskOptions {
   maxBytes?: number;
   minTokens?: number;
+  /** Most bytes a request taking a sequence mid-write copies to let the write finish (tests lower it). */
+  detachCopyMaxBytes?: number;
   log?: (line: string) => void;
 }
 
@@ -81,6 +83,7 @@ export class DiskPrefixCache {
   private readonly modelKey: string;
   private readonly maxBytes: number;
   readonly minTokens: number;
+  private readonly detachCopyMax: number;
   private readonly log: (line: string) => void;
   private entries: IndexEntry[] = [];
   /** False once the folder failed us (read-only, full): RAM only from then on. */
@@ -94,6 +97,7 @@ export class DiskPrefixCache {
     this.modelKey = hash({ v: SNAPSHOT_VERSION, identity: model.identity, shape: model.shape }, 16);
     this.maxBytes = options.maxBytes ?? DEFAULT_DISK_MAX_BYTES;
     this.minTokens = Math.max(1, options.minTokens ?? DISK_MIN_TOKENS);
+    this.detachCopyMax = options.detachCopyMaxBytes ?? DETACH_COPY_MAX;
     this.log = options.log ?? ((line) => process.stderr.write(line + '\n'));
     this.scan();
   }
@@ -130,10 +134,14 @@ export class DiskPrefixCache {
     }
   }
 
-  /** The file sharing the longest prefix with `ids` under these settings, if any shares more than `than` tokens. */
+  /**
+   * The file sharing the longest prefix with `ids` under these settings, if it shares at least minTokens more than
+   * `than` (what RAM offers): reading a file to save a few hundred tokens of prefill costs more than it saves.
+   */
   best(ids: readonly number[], attention: Partial<AttentionConfig> | undefined, than: number): { file: string; common: number } | null {
+    if (this.entries.length === 0 || ids.length - than < this.minTokens) return null;
     const settings = this.settingsKey(this.model.attentionFor(attention));
-    let best: IndexEntry | null = null, bestLen = than;
+    let best: IndexEntry | null = null, bestLen = than + this.minTokens - 1;
     for (const e of this.entries) {
       if (e.settings !== settings) continue;
       const n = commonPrefix(e.tokens as unknown as number[], ids);
@@ -258,7 +266,7 @@ export class DiskPrefixCache {
     if (!w || w.seq !== seq || w.cancelled) return;
     let rest = 0;
     for (let i = w.index; i < w.segments.length; i++) rest += segmentBytes(w.segments[i]) - (i === w.index ? w.offset : 0);
-    if (rest > DETACH_COPY_MAX) { w.cancelled = true; return; }
+    if (rest > this.detachCopyMax) { w.cancelled = true; return; }
     for (let i = w.index; i < w.segments.length; i++) {
       const s = w.segments[i];
       w.segments[i] = s instanceof Uint8Array ? s.slice() : s.make(); // made codes are already a private copy

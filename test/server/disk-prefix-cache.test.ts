@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { loadModel } from '../../engine/index';
+import { DiskPrefixCache } from '../../engine/generate/disk-prefix-cache';
+import { PrefixCache } from '../../engine/generate/prefix-cache';
 import type { AttentionSettings, CompleteResult } from '../../engine/protocol';
 import { EngineService, type ModelLoader } from '../../engine/server/service';
 import { modelDir, repoRoot } from '../engine/paths';
@@ -153,4 +155,39 @@ test('two engines writing the same prefix at once leave one valid file; the byte
   await d.svc.flushDisk();
   await d.svc.shutdown();
   assert.notEqual(only(capped), firstFile);
+});
+
+test('a request taking a sequence mid-write: the rest is copied and the file is whole, or (over the copy limit) the write is dropped and redone at the next release', { timeout: 240_000 }, async () => {
+  const model = await loadModel(coder, { provider: 'cpu', contextLimit: 4096, cacheDir: null });
+  try {
+    const ids = model.tokenizer.encode(prompt('mid-write'));
+    const shape = { numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, numKvHeads: model.spec.numKvHeads, headDim: model.spec.headDim };
+    for (const [what, detachCopyMaxBytes] of [['copied', undefined], ['dropped', 0]] as const) {
+      const dir = path.join(root, `mid-write-${what}`);
+      const disk = new DiskPrefixCache(dir, { identity: model.kvIdentity, shape, attentionFor: (a) => model.attentionFor!(a) }, { detachCopyMaxBytes });
+      const cache = new PrefixCache(model, 2 ** 30, 8, disk);
+      const run = async (tail: number[]) => {
+        const lease = cache.acquire([...ids, ...tail]);
+        await model.generate(lease.seq, { ids: [...ids, ...tail], maxTokens: 4, sampling: { temperature: 0, topP: 1, seed: 0 } });
+        cache.release(lease.seq);
+        return lease;
+      };
+      await run([]); // released: the write starts
+      const second = await run([5, 6, 7]); // takes the same sequence before the write can have finished
+      assert.equal(second.cachedTokens > 1000, true);
+      await disk.flush();
+      const file = only(dir); // one whole file, no temp file left
+      // The file holds the first prompt's exact state: a fresh engine reads it back and it verifies.
+      const fresh = new DiskPrefixCache(dir, { identity: model.kvIdentity, shape, attentionFor: (a) => model.attentionFor!(a) }, { log: (l) => assert.fail(l) });
+      const seq = model.newSequence();
+      assert.ok(fresh.load(file, seq), what);
+      assert.deepEqual(seq.tokens.slice(0, ids.length), ids);
+      // Copied: the first request's sequence was written. Dropped: the second release wrote its own sequence.
+      assert.equal(seq.tokens.slice(ids.length, ids.length + 3).join(), what === 'dropped' ? '5,6,7' : seq.tokens.slice(ids.length, ids.length + 3).join());
+      if (what === 'copied') assert.notEqual(seq.tokens.slice(ids.length, ids.length + 3).join(), '5,6,7');
+      seq.dispose();
+    }
+  } finally {
+    await model.dispose();
+  }
 });
