@@ -207,19 +207,22 @@ export class DiskPrefixCache {
       const json = Buffer.byteLength(JSON.stringify(header));
       const payloadAt = 32 + json;
       fd = openSync(tmp, 'wx');
-      let pos = payloadAt, crc = 0, maxChunkMs = 0;
+      let pos = payloadAt, crc = 0, maxChunkMs = 0, turn = performance.now();
       for (; w.index < w.segments.length; w.index++, w.offset = 0) {
-        const seg = (w.segments[w.index] = materialize(w.segments[w.index])) as Uint8Array;
-        while (w.offset < seg.length) {
+        if (w.cancelled) throw new Error('cancelled'); // before making codes from tables a request now owns
+        w.segments[w.index] = materialize(w.segments[w.index]);
+        while (w.offset < segmentBytes(w.segments[w.index])) {
           if (w.cancelled) throw new Error('cancelled');
+          // Looked up again each turn: detach() may have swapped the live view for a copy meanwhile.
+          const seg = w.segments[w.index] as Uint8Array;
           const part = seg.subarray(w.offset, Math.min(seg.length, w.offset + CHUNK));
-          const c0 = performance.now();
           crc = crc32(part, crc);
           for (let at = 0; at < part.length;) at += writeSync(fd, part, at, part.length - at, pos + at);
           pos += part.length;
           w.offset += part.length;
-          maxChunkMs = Math.max(maxChunkMs, performance.now() - c0);
+          maxChunkMs = Math.max(maxChunkMs, performance.now() - turn);
           await new Promise<void>((r) => setImmediate(r)); // requests run between chunks
+          turn = performance.now();
         }
       }
       const head = encodeHead(header, pos - payloadAt, crc);

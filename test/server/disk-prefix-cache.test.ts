@@ -10,6 +10,10 @@ import path from 'node:path';
 import { loadModel } from '../../engine/index';
 import { DiskPrefixCache } from '../../engine/generate/disk-prefix-cache';
 import { PrefixCache } from '../../engine/generate/prefix-cache';
+import type { ModelSequence } from '../../engine/generate/sequence';
+import type { Sequence } from '../../engine/generate/types';
+import type { Sequence as AttentionSequence } from '../../engine/attention/sequence';
+import { bytesOf, snapshotLength } from '../../engine/attention/snapshot';
 import type { AttentionSettings, CompleteResult } from '../../engine/protocol';
 import { EngineService, type ModelLoader } from '../../engine/server/service';
 import { modelDir, repoRoot } from '../engine/paths';
@@ -157,6 +161,12 @@ test('two engines writing the same prefix at once leave one valid file; the byte
   assert.notEqual(only(capped), firstFile);
 });
 
+/** Copies of a sequence's K/V rows for its savable tokens, one buffer per layer and KV head. */
+function kvRows(seq: Sequence): Buffer[] {
+  const att = (seq as ModelSequence).attention as AttentionSequence, n = snapshotLength(att, seq.tokens.length);
+  return att.persistState().layers.flatMap((st) => st.kv.keys.map((k, g) => Buffer.from(bytesOf(k.subarray(0, n * st.kv.heads[g].stride)))));
+}
+
 test('a request taking a sequence mid-write: the rest is copied and the file is whole, or (over the copy limit) the write is dropped and redone at the next release', { timeout: 240_000 }, async () => {
   const model = await loadModel(coder, { provider: 'cpu', contextLimit: 4096, cacheDir: null });
   try {
@@ -172,8 +182,10 @@ test('a request taking a sequence mid-write: the rest is copied and the file is 
         cache.release(lease.seq);
         return lease;
       };
-      await run([]); // released: the write starts
+      const first = await run([]); // released: the write starts
+      const atFirstRelease = kvRows(first.seq);
       const second = await run([5, 6, 7]); // takes the same sequence before the write can have finished
+      const atSecondRelease = kvRows(second.seq);
       assert.equal(second.cachedTokens > 1000, true);
       await disk.flush();
       const file = only(dir); // one whole file, no temp file left
@@ -182,6 +194,11 @@ test('a request taking a sequence mid-write: the rest is copied and the file is 
       const seq = model.newSequence();
       assert.ok(fresh.load(file, seq), what);
       assert.deepEqual(seq.tokens.slice(0, ids.length), ids);
+      // ...and holds the K/V rows the written sequence had at its release, not rows the second request wrote over
+      // while the file was being written.
+      const restored = kvRows(seq), expected = what === 'copied' ? atFirstRelease : atSecondRelease;
+      assert.equal(restored.length, expected.length);
+      restored.forEach((r, i) => assert.ok(r.equals(expected[i]), `${what}: K/V rows of layer/head ${i}`));
       // Copied: the first request's sequence was written. Dropped: the second release wrote its own sequence.
       assert.equal(seq.tokens.slice(ids.length, ids.length + 3).join(), what === 'dropped' ? '5,6,7' : seq.tokens.slice(ids.length, ids.length + 3).join());
       if (what === 'copied') assert.notEqual(seq.tokens.slice(ids.length, ids.length + 3).join(), '5,6,7');
