@@ -71,6 +71,25 @@ function layout(fmt: PromptFormat, parts: CompletionParts, files: RepoFile[], pr
  */
 export const DEFAULT_MAX_SUFFIX_TOKENS = 64;
 
+/**
+ * The texts renderCompletion will tokenize, each cut as it cuts them (by characters, bounded by the budget), for
+ * warming a memoising tokenizer in slices before the synchronous render (CachedTokenizer.warm). An approximation is
+ * enough: the render's ids never depend on it, only how much of its work is already cached.
+ */
+export function completionTexts(fmt: PromptFormat, parts: CompletionParts, budget: number): string[] {
+  const maxChars = budget * 32;
+  const prefix = parts.prefix.length > maxChars ? parts.prefix.slice(parts.prefix.length - maxChars) : parts.prefix;
+  const texts = [prefix, (parts.suffix ?? '').slice(0, maxChars)];
+  // Files are tokenized while they fit, then up to 64K characters of the dropped ones are counted.
+  let chars = 0;
+  for (const f of parts.files ?? []) {
+    const text = fileBlock(fmt, f);
+    if ((chars += text.length) > maxChars + 64 * 1024) break;
+    texts.push(text);
+  }
+  return texts;
+}
+
 export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: CompletionParts, budget: number, maxSuffixTokens = DEFAULT_MAX_SUFFIX_TOKENS): RenderedPrompt {
   const files = parts.files ?? [];
   const block = Math.max(16, budget >> 4);

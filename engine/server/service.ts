@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { AttentionConfig } from '../attention/types';
 import { PrefixCache, type Lease } from '../generate/prefix-cache';
 import type { GenerateResult, LoadedModel, LoadProgress } from '../generate/types';
-import { CachedTokenizer, detectPromptFormat, encodeSegments, layoutStops, renderChat, renderCompletion, type PromptFormat } from '../prompt';
+import { CachedTokenizer, completionTexts, detectPromptFormat, encodeSegments, layoutStops, renderChat, renderCompletion, type PromptFormat } from '../prompt';
 import {
   ErrorCodes, type AskParams, type AttentionSettings, type CompleteParams, type CompleteResult, type LoadParams,
   type ModelInfo, type ProgressParams, type StatusResult, type ExecutionProvider,
@@ -38,6 +38,18 @@ export interface StreamOptions {
 }
 
 export const DEFAULT_PREFIX_CACHE_BYTES = 1 << 30;
+
+/**
+ * The largest request a context can justify. Prompt text beyond budget × 32 characters can never fit (no token is
+ * longer than ~32 characters; complete() refuses it), and one character takes at most 6 bytes of JSON (a \u escape),
+ * so a frame over 192 bytes a token of context only carries text the engine would drop. Parsing JSON is synchronous
+ * (~5 ms a MB here), so this is also what keeps one frame from holding the event loop past a decode step: a 60 MB
+ * frame took ~1.6 s. The 4 MiB base is room for JSON framing (10,000 short chat messages) and for snout/load.
+ */
+export function requestByteLimit(contextLength?: number): number {
+  const base = 4 << 20;
+  return contextLength ? base + contextLength * 192 : base;
+}
 const DEFAULT_COMPLETION_TOKENS = 64;
 const DEFAULT_ASK_TOKENS = 256;
 
@@ -59,6 +71,12 @@ function attentionConfig(a?: AttentionSettings): Partial<AttentionConfig> | unde
   const c: Partial<AttentionConfig> = {};
   for (const [k, v] of Object.entries(a)) if (v !== undefined) (c as Record<string, unknown>)[k] = v;
   return c;
+}
+
+/** The answer to a request stopped before it reached the model (superseded or cancelled while tokenizing). */
+function cancelledResult(id: string): CompleteResult {
+  const stats = { promptTokens: 0, cachedTokens: 0, truncatedTokens: 0, overflowTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: 'dense' as const, sampledFraction: 1 };
+  return { id, text: '', finishReason: 'cancelled', stats };
 }
 
 export class EngineService {
@@ -155,37 +173,44 @@ export class EngineService {
     const { info, format, tok } = this.ready();
     const maxTokens = p.maxTokens ?? DEFAULT_COMPLETION_TOKENS;
     const budget = this.budgetFor(maxTokens, info.contextLength, 'complete');
-    let ids: number[];
-    let truncatedTokens = 0;
-    let overflowTokens = 0;
-    if (p.prompt !== undefined) {
-      // Cut by characters before tokenizing: no token is longer than ~32 characters, so a longer prompt cannot fit,
-      // and tokenizing megabytes only to refuse them would hold the event loop for seconds.
-      if (p.prompt.length > budget * 32) {
-        throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${p.prompt.length} characters; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget} tokens, at most ~${budget * 32} characters`);
-      }
-      ids = encodeSegments(tok, [{ text: p.prompt }], true);
-      if (ids.length > budget) {
-        throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${ids.length} tokens; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget}`);
-      }
-    } else {
-      try {
-        const r = renderCompletion(tok, format, { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix }, budget);
-        ids = r.ids;
-        truncatedTokens = r.truncatedTokens;
-        overflowTokens = r.overflowTokens;
-      } catch (e) {
-        throw new ServiceError(ErrorCodes.PromptTooLong, (e as Error).message);
-      }
-    }
-    if (ids.length === 0) ids = tok.bosId !== undefined ? [tok.bosId] : ids;
-    if (ids.length === 0) throw new ServiceError(-32602, 'complete: the prompt is empty');
     const priority: Priority = p.priority ?? 'completion';
-    // A new completion from a client makes its previous one stale.
+    // A new completion from a client makes its previous one stale, from the moment it arrives (tokenizing included).
     const ctrl = new AbortController();
     const key = o.client !== undefined && priority === 'completion' ? o.client : undefined;
     if (key !== undefined) { this.latest.get(key)?.abort(); this.latest.set(key, ctrl); }
+    const stopped = o.signal ? AbortSignal.any([ctrl.signal, o.signal]) : ctrl.signal;
     try {
+      let ids: number[];
+      let truncatedTokens = 0;
+      let overflowTokens = 0;
+      if (p.prompt !== undefined) {
+        // Cut by characters before tokenizing: no token is longer than ~32 characters, so a longer prompt cannot fit,
+        // and tokenizing megabytes only to refuse them would hold the event loop for seconds.
+        if (p.prompt.length > budget * 32) {
+          throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${p.prompt.length} characters; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget} tokens, at most ~${budget * 32} characters`);
+        }
+        // Tokenize in slices (the event loop stays responsive), then encode from the warmed cache.
+        await tok.warm([p.prompt], stopped);
+        if (stopped.aborted) return cancelledResult(p.id);
+        ids = encodeSegments(tok, [{ text: p.prompt }], true);
+        if (ids.length > budget) {
+          throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${ids.length} tokens; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget}`);
+        }
+      } else {
+        const parts = { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix };
+        await tok.warm(completionTexts(format, parts, budget), stopped);
+        if (stopped.aborted) return cancelledResult(p.id);
+        try {
+          const r = renderCompletion(tok, format, parts, budget);
+          ids = r.ids;
+          truncatedTokens = r.truncatedTokens;
+          overflowTokens = r.overflowTokens;
+        } catch (e) {
+          throw new ServiceError(ErrorCodes.PromptTooLong, (e as Error).message);
+        }
+      }
+      if (ids.length === 0) ids = tok.bosId !== undefined ? [tok.bosId] : ids;
+      if (ids.length === 0) throw new ServiceError(-32602, 'complete: the prompt is empty');
       return await this.run(p.id, ids, { truncatedTokens, overflowTokens }, maxTokens, priority, p, ctrl, o);
     } finally {
       if (key !== undefined && this.latest.get(key) === ctrl) this.latest.delete(key);
@@ -318,6 +343,11 @@ export class EngineService {
         + `for ${tokens} tokens, more than the cache budget of ${mb(limit)}; lower K or L, shorten the request, or raise prefixCacheBytes`);
     }
     return est.total;
+  }
+
+  /** See requestByteLimit; while a model loads, the one loaded before it (or none) sets the limit. */
+  maxRequestBytes(): number {
+    return requestByteLimit(this.info?.contextLength);
   }
 
   status(): StatusResult {

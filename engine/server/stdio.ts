@@ -34,10 +34,12 @@ export function serveStdio(loader: ModelLoader, input: NodeJS.ReadableStream = p
     connection?.sendNotification(LogNotification, { level, message }).catch(() => {});
   };
   const writer = new StreamMessageWriter(output);
+  const service = new EngineService(loader, log);
+  // Frames are bounded by what the loaded model's context can use (SNOUT_MAX_MESSAGE_BYTES can only lower it).
+  const envMax = Number(process.env.SNOUT_MAX_MESSAGE_BYTES) || Infinity;
   const reader = new SafeMessageReader(input, (id, code, message) => {
     writer.write({ jsonrpc: '2.0', id, error: { code, message } } as never).catch(() => {});
-  }, (m) => log('warn', m), Number(process.env.SNOUT_MAX_MESSAGE_BYTES) || undefined);
-  const service = new EngineService(loader, log);
+  }, (m) => log('warn', m), () => Math.min(envMax, service.maxRequestBytes()));
   connection = createMessageConnection(reader, writer, {
     error: (m) => process.stderr.write(`snout engine [rpc] ${m}\n`),
     warn: (m) => process.stderr.write(`snout engine [rpc] ${m}\n`),
