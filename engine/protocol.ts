@@ -17,6 +17,9 @@ export interface AttentionSettings {
   window?: number;
   denseLayers?: number[];
   budget?: number | 'auto';
+  /** KV cache element type. Default: bfloat16 for quantized (packed) weights, as llama.cpp keeps an f16 cache; float32
+   *  for float32 models, so that the demo models stay exact against their float64 goldens. */
+  kvDtype?: 'float32' | 'bfloat16';
 }
 
 export interface LoadParams {

@@ -47,7 +47,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         modelDir: dir, provider: s.device, weights: s.weights,
         // Packed models keep their graphs here between loads (engine/model/graph-cache.ts).
         cacheDir: path.join(context.globalStorageUri.fsPath, 'model-cache'),
-        attention: { method: s.attention.method, K: s.attention.K, L: s.attention.L },
+        attention: { method: s.attention.method, K: s.attention.K, L: s.attention.L, kvDtype: s.attention.kvDtype },
       };
     },
     log,

@@ -113,7 +113,10 @@ class Model implements LoadedModel {
       cache: runner.cacheState,
     };
     this.provider = runner.provider;
-    this.baseAttention = { ...defaultAttentionConfig(spec.numLayers), ...options.attention };
+    // A quantized model's KV cache is bfloat16 by default: half the RAM and the bytes each step reads at long context,
+    // at an error far below the weights' own (llama.cpp keeps f16). Float32 models keep a float32 cache (exact goldens).
+    const kvDtype = runner.packed ? 'bfloat16' as const : 'float32' as const;
+    this.baseAttention = { ...defaultAttentionConfig(spec.numLayers), kvDtype, ...options.attention };
     this.ctx = {
       runner,
       tokenizer,
