@@ -22,6 +22,8 @@ const EXTENSION_ID = 'snout.snout';
 const timings: Record<string, number> = {};
 const latencies: { label: string; ms: number; typedThrough: boolean; status?: string }[] = [];
 const report: string[] = [];
+/** diskCachedTokens of the first completion after a window reload (null: not measured, or no disk cache). */
+let diskCachedAfterReload: number | null = null;
 const note = (s: string) => { report.push(s); console.log(`  e2e: ${s}`); };
 /** Prefix-cache hit rate (cached / prompt tokens) over the completions of the mid-file typing test. */
 let midfileCacheHitRate: number | null = null;
@@ -256,7 +258,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     mkdirSync(resultsDir, { recursive: true });
     const fresh = latencies.filter((l) => !l.typedThrough).map((l) => l.ms);
     const summary = { timings, latencies, medianLatencyMs: latencies.length ? median(latencies.map((l) => l.ms)) : null,
-      medianFreshLatencyMs: fresh.length ? median(fresh) : null, midfileCacheHitRate, slowEngineGhostShown, report };
+      medianFreshLatencyMs: fresh.length ? median(fresh) : null, midfileCacheHitRate, slowEngineGhostShown, diskCachedAfterReload, report };
     writeFileSync(path.join(resultsDir, 'e2e-summary.json'), JSON.stringify(summary, null, 2));
     console.log(`  e2e summary: ${JSON.stringify({ timings, latencies, midfileCacheHitRate, slowEngineGhostShown })}`);
     if (latencies.length) {
@@ -312,6 +314,60 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     assert.ok(cs!.pids('engine.js').includes(Number(started[1])), `engine pid ${started[1]} is not running`);
     const items = await waitFor('a Snout status bar item', () => wb!.statusBarItems('snout').then((xs) => xs.length ? xs : undefined), 30_000);
     note(`status bar: ${items.join(' ; ')}`);
+  });
+
+  // Runs before the typing tests: the workspace has just opened, so the first index request is the workspace-open
+  // one; the reload leaves the workbench as it was (report.py reverted, settings restored) for the tests after it.
+  it('background indexing: the status bar shows it; after a window reload the first ghost text comes from the disk cache', async (t) => {
+    requireCommand('snout.triggerCompletion');
+    const w = wb!;
+    const t0 = Date.now();
+    await w.openFile('shapes/report.py');
+    await w.focusEditorEnd();
+    // "indexing a / b tokens" while it runs (the demo model may finish this small repository between two polls), then
+    // "indexed N tokens".
+    const seen = new Set<string>();
+    const indexed = await waitFor('the status bar to say "indexed"', async () => {
+      const s = await snoutStatus();
+      if (s) seen.add(s);
+      return s && /indexed [\d.]+K? tokens/.test(s) ? s : undefined;
+    }, 120_000, 50);
+    timings.indexingSeconds = since(t0) / 1000;
+    const logLine = await waitFor('the indexing line in the log', () => outputChannel().split('\n').find((l) => /indexing shapes\/report\.py .*: done, (\d+)\/\1 tokens/.test(l)), 10_000, 100);
+    note(`indexed after ${timings.indexingSeconds} s: status bar ${[...seen].join(' → ')}; ${logLine.replace(/^\[[^\]]*\] /, '').trim()}`);
+    await w.screenshot('e2e-indexed');
+
+    // Reload with indexing off, so the first request of the new engine is the completion itself (an index request
+    // would take the cache from disk first, and the completion would then find it in RAM).
+    cs!.writeSettings({ ...settings, 'snout.indexing.enabled': false });
+    await sleep(1000);
+    const before = cs!.pids('engine.js');
+    const readyBefore = count(outputChannel(), 'Snout engine ready');
+    const linesBefore = completionLines(outputChannel()).length;
+    await w.runCommand('Developer: Reload Window');
+    await w.page.waitForSelector('.monaco-workbench', { timeout: 90_000 });
+    await waitFor('a new engine process', () => cs!.pids('engine.js').find((p) => !before.includes(p)), 120_000, 250);
+    await waitFor('"Snout engine ready" after the reload', () => count(outputChannel(), 'Snout engine ready') > readyBefore, 180_000, 250);
+    await w.openFile('shapes/report.py');
+    await w.focusEditorEnd();
+    await timeGhost('first keystroke after a window reload', '\n\n\ndef largest(shapes):\n    return max');
+    const after = outputChannel().split('\n').filter((l) => /completion \d+ ms: prompt \d+ tokens \(cached/.test(l)).slice(linesBefore);
+    const first = after[0] ?? '';
+    note(`first completion after the reload: ${first.replace(/^\[[^\]]*\] /, '')}`);
+    // Leave report.py as it is on disk and the settings as they were for the tests that follow.
+    await w.page.keyboard.press('Escape');
+    await w.runCommand('File: Revert File');
+    cs!.writeSettings(settings);
+    await sleep(500);
+    assert.ok(first, 'no completion line after the reload');
+    const disk = /from disk (\d+)/.exec(first);
+    if (!disk) {
+      // Engines without the on-disk prefix cache report no diskCachedTokens (the stats line then has no "from disk").
+      t.skip('the engine reports no diskCachedTokens: no on-disk prefix cache in this build');
+      return;
+    }
+    diskCachedAfterReload = Number(disk[1]);
+    assert.ok(Number(disk[1]) > 0, `the first completion after the reload took nothing from the disk cache: ${first}`);
   });
 
   it('shows ghost text while typing and Tab inserts exactly it', async (t) => {
