@@ -14,7 +14,7 @@ import { CachedTokenizer, detectPromptFormat, renderCompletion, renderRepository
 import type { IndexParams, ProgressParams } from '../../engine/protocol';
 import { EngineService, type ModelLoader } from '../../engine/server/service';
 import { indexParams, ParamError } from '../../engine/server/validate';
-import { modelDir, repoRoot } from './engine-process';
+import { EngineProcess, modelDir, repoRoot } from './engine-process';
 
 const coder = modelDir('tiny-coder-hf');
 const CHUNK = 32;
@@ -173,4 +173,22 @@ test('index params are checked like a completion\'s', () => {
   assert.throws(() => indexParams({ id: 'x', files: [{ path: 'a' }] }), /index\.files\[0\]\.text is required/);
   assert.throws(() => indexParams({ files: [] }), /index\.id is required/);
   assert.deepEqual(commonPrefix([1, 2, 3], [1, 2, 4]), 2);
+});
+
+test('over stdio: snout/index streams snout/progress {kind index, done, total} and the next completion finds the prefix cached', { timeout: 120000 }, async () => {
+  const engine = new EngineProcess();
+  try {
+    await engine.call('snout/load', { modelDir: coder });
+    const r = await engine.call('snout/index', complete('s1'));
+    assert.equal(r.finishReason, 'done');
+    assert.ok(r.totalTokens > 300, JSON.stringify(r));
+    const progress = engine.received.filter((m) => m.method === 'snout/progress' && m.params.kind === 'index' && m.params.id === 's1').map((m) => m.params);
+    assert.ok(progress.length >= 2, JSON.stringify(progress));
+    assert.deepEqual([progress[0].done, progress.at(-1).done, progress.at(-1).total], [0, r.totalTokens, r.totalTokens]);
+    const c = await engine.call('snout/complete', complete('s2'));
+    assert.equal(c.stats.cachedTokens, r.totalTokens);
+    const bad = await engine.request('snout/index', { id: 's3', prompt: 'raw' }).response;
+    assert.equal(bad.error?.code, -32602);
+    assert.match(bad.error!.message, /index takes structured parts/);
+  } finally { await engine.close(); }
 });
