@@ -16,6 +16,8 @@ export interface SnoutSettings {
   languages: string[];
   maxFileBytes: number;
   askMaxTokens: number;
+  /** Prefill the repository context in the background (snout/index) when a workspace opens or the context changes. */
+  indexing: boolean;
 }
 
 export function readSettings(): SnoutSettings {
@@ -33,6 +35,7 @@ export function readSettings(): SnoutSettings {
     languages: c.get('languages', []),
     maxFileBytes: c.get('maxFileKB', 256) * 1024,
     askMaxTokens: c.get('ask.maxTokens', 512),
+    indexing: c.get('indexing.enabled', true),
   };
 }
 

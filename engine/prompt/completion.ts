@@ -166,3 +166,29 @@ export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: C
   if (ids.length > budget) throw new Error(`prompt of ${ids.length} tokens does not fit the budget of ${budget}`);
   return { ids, truncatedTokens: truncated, overflowTokens: truncated - capped, filesKept: kept };
 }
+
+export interface RepositoryPrefix {
+  /** The token prefix that the completion prompt for `parts` starts with, up to the current file's code. */
+  ids: number[];
+  /** Tokens of the whole completion prompt for `parts`. */
+  promptTokens: number;
+  filesKept: number;
+}
+
+/**
+ * What background indexing prefills: the longest token prefix shared by the completion prompt for `parts` (rendered
+ * exactly as renderCompletion does, so the same files are kept within the same budget) and the same layout with an
+ * empty current-file window. The common prefix, not the shorter render: text merges across the boundary (a file
+ * header's newline and the first code may form one token), and only tokens the completion will really send are
+ * worth prefilling.
+ */
+export function renderRepositoryPrefix(tok: TokenizerLike, fmt: PromptFormat, parts: CompletionParts, budget: number, maxSuffixTokens = DEFAULT_MAX_SUFFIX_TOKENS): RepositoryPrefix {
+  const full = renderCompletion(tok, fmt, parts, budget, maxSuffixTokens);
+  const hasSuffix = !!(fmt.fim && parts.suffix && parts.suffix.trim() !== '');
+  // Any non-empty suffix picks the same FIM layout; the shared prefix ends before the current file's code anyway.
+  const repo = encodeSegments(tok, layout(fmt, parts, (parts.files ?? []).slice(0, full.filesKept), '', hasSuffix ? ' ' : ''), true);
+  let n = 0;
+  const m = Math.min(repo.length, full.ids.length);
+  while (n < m && repo[n] === full.ids[n]) n++;
+  return { ids: full.ids.slice(0, n), promptTokens: full.ids.length, filesKept: full.filesKept };
+}

@@ -6,12 +6,12 @@ import {
   createMessageConnection, ResponseError, StreamMessageWriter, type CancellationToken, type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import {
-  AskRequest, CompleteRequest, ErrorCodes, InitializeRequest, LogNotification, ProgressNotification, ShutdownRequest,
+  AskRequest, CompleteRequest, ErrorCodes, IndexRequest, InitializeRequest, LogNotification, ProgressNotification, ShutdownRequest,
   StatusRequest, TokenNotification, type LogParams,
 } from '../protocol';
 import { SafeMessageReader } from './safe-reader';
 import { EngineService, ServiceError, type ModelLoader } from './service';
-import { askParams, completeParams, loadParams, ParamError } from './validate';
+import { askParams, completeParams, indexParams, loadParams, ParamError } from './validate';
 
 function toResponseError(e: unknown): ResponseError<void> {
   if (e instanceof ResponseError) return e;
@@ -67,6 +67,14 @@ export function serveStdio(loader: ModelLoader, input: NodeJS.ReadableStream = p
     return service.ask(params, {
       signal: abortOn(token),
       onText: (text) => { conn.sendNotification(TokenNotification, { id: params.id, text }).catch(() => {}); },
+      onProgress: (x) => { conn.sendNotification(ProgressNotification, x).catch(() => {}); },
+    });
+  }));
+  conn.onRequest(IndexRequest.method, (p: unknown, token: CancellationToken) => guard(async () => {
+    const params = indexParams(p);
+    return service.index(params, {
+      client: 'stdio',
+      signal: abortOn(token),
       onProgress: (x) => { conn.sendNotification(ProgressNotification, x).catch(() => {}); },
     });
   }));

@@ -51,7 +51,7 @@ function cases(): Case[] {
     req(`unknown method ${m.slice(0, 20)}`, m, {}, -32601, /Unhandled method/);
   req('method name of 10K chars', 'x'.repeat(10000), {}, -32600, /too long/);
   // params of the wrong shape.
-  for (const p of ['str', 5, true, null, [1, 2], ['a']]) for (const m of ['snout/complete', 'snout/ask', 'snout/load'])
+  for (const p of ['str', 5, true, null, [1, 2], ['a']]) for (const m of ['snout/complete', 'snout/ask', 'snout/load', 'snout/index'])
     if (p !== null) req(`${m} params ${JSON.stringify(p)}`, m, p, -32602, /params/);
   // complete: wrong types and out-of-range values, one field at a time.
   const badComplete: [string, object, RegExp][] = [
