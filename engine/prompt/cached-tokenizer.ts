@@ -102,21 +102,34 @@ export class CachedTokenizer implements TokenizerLike {
    * that follows finds every piece cached. Stops early when `signal` aborts. A tokenizer that is not line-separable
    * (SentencePiece with a ▁ prepended per call) has nothing to slice: its prompts are encoded whole, as before.
    */
-  async warm(texts: readonly string[], signal?: AbortSignal, sliceMs = this.sliceMs): Promise<void> {
-    if (!this.lineSeparable) return;
+  warm(texts: readonly string[], signal?: AbortSignal, sliceMs = this.sliceMs): Promise<void> | undefined {
+    if (!this.lineSeparable) return undefined;
     let total = 0;
     for (const t of texts) total += t.length;
-    if (total > this.maxCachedChars) return; // could not all stay cached; cannot happen within the request limits
+    if (total > this.maxCachedChars) return undefined; // could not all stay cached; cannot happen within the request limits
     if (this.cachedChars + total > this.maxCachedChars) { this.cache.clear(); this.cachedChars = 0; }
-    let t0 = performance.now();
-    for (const text of texts) {
-      for (const p of this.pieces(text)) {
-        this.piece(p);
-        if (performance.now() - t0 < sliceMs) continue;
-        await new Promise((r) => setImmediate(r));
-        if (signal?.aborted) return;
-        t0 = performance.now();
-      }
+    const pieces = texts.map((t) => this.pieces(t)).flat();
+    // The common case (a keystroke: almost every line cached) finishes within the first slice and returns nothing to
+    // await, so a small request reaches the scheduler synchronously, as it did before slicing.
+    const at = this.warmSlice(pieces, 0, sliceMs);
+    return at < pieces.length ? this.warmRest(pieces, at, signal, sliceMs) : undefined;
+  }
+
+  /** Tokenizes pieces from `at` until `sliceMs` has passed; returns where it stopped. */
+  private warmSlice(pieces: string[], at: number, sliceMs: number): number {
+    const t0 = performance.now();
+    while (at < pieces.length) {
+      this.piece(pieces[at++]);
+      if (performance.now() - t0 >= sliceMs) break;
+    }
+    return at;
+  }
+
+  private async warmRest(pieces: string[], at: number, signal: AbortSignal | undefined, sliceMs: number): Promise<void> {
+    while (at < pieces.length) {
+      await new Promise((r) => setImmediate(r));
+      if (signal?.aborted) return;
+      at = this.warmSlice(pieces, at, sliceMs);
     }
   }
 

@@ -192,7 +192,8 @@ export class EngineService {
           throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${p.prompt.length} characters; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget} tokens, at most ~${budget * 32} characters`);
         }
         // Tokenize in slices (the event loop stays responsive), then encode from the warmed cache.
-        await tok.warm([p.prompt], stopped);
+        const warming = tok.warm([p.prompt], stopped);
+        if (warming) await warming;
         if (stopped.aborted) return cancelledResult(p.id);
         ids = encodeSegments(tok, [{ text: p.prompt }], true);
         if (ids.length > budget) {
@@ -200,7 +201,8 @@ export class EngineService {
         }
       } else {
         const parts = { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix };
-        await tok.warm(completionTexts(format, parts, budget), stopped);
+        const warming = tok.warm(completionTexts(format, parts, budget), stopped);
+        if (warming) await warming; // (only when it takes more than a slice: a keystroke stays synchronous)
         if (stopped.aborted) return cancelledResult(p.id);
         try {
           const r = renderCompletion(tok, format, parts, budget);
@@ -248,7 +250,8 @@ export class EngineService {
     let ids: number[];
     const parts = { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix };
     // Tokenized in slices first, as for complete (the repository is the long part of a prompt).
-    await tok.warm(completionTexts(format, parts, budget), o.signal);
+    const warming = tok.warm(completionTexts(format, parts, budget), o.signal);
+    if (warming) await warming;
     try {
       ids = renderRepositoryPrefix(tok, format, parts, budget).ids;
     } catch (e) {
