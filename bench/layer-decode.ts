@@ -7,6 +7,7 @@
 // as in a 28-layer decode, not from the last-level cache. Reports the median ms per layer and the GB/s that implies
 // over the layer's packed bytes. --head times the output head (final norm + lm_head over the whole vocabulary) too.
 // --profile writes onnxruntime's per-node profile for one session per variant at M=1 and sums it by operator.
+// --model FILE.gguf [--context 512] [--decode 16] [--rounds 6]: the whole model instead, old graphs against fused ones.
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -22,6 +23,8 @@ import { SHAPES } from './peer-checkpoint';
 interface Variant {
   name: string;
   fused?: FusedOps;
+  /** MatMulNBits accuracy_level (default: the engine's). */
+  accuracyLevel?: number;
   /** Session options laid over the engine's own for a large (packed) model. */
   session?: Partial<ort.InferenceSession.SessionOptions>;
   what: string;
@@ -31,17 +34,19 @@ const allFused: FusedOps = { norm: true, rope: true, bias: true, outputs: true }
 const spin = { extra: { session: { intra_op: { allow_spinning: '1' } } } };
 
 export const VARIANTS: Variant[] = [
-  { name: 'base', what: 'graphs as before: RMSNorm as 6 ops, RoPE as slices, bias Add, Identity outputs; basic rewrites' },
+  { name: 'base', fused: {}, what: 'graphs as before: RMSNorm as 6 ops, RoPE as slices, bias Add, Identity outputs; basic rewrites' },
   { name: 'norm', fused: { norm: true }, what: 'RMSNorm and residual+RMSNorm as (Skip)SimplifiedLayerNormalization' },
   { name: 'rope', fused: { rope: true }, what: 'RoPE as com.microsoft RotaryEmbedding' },
   { name: 'bias-out', fused: { bias: true, outputs: true }, what: 'bias inside MatMulNBits, no Identity outputs' },
   { name: 'fused', fused: allFused, what: 'all four fusions' },
-  { name: 'base-ext', session: { graphOptimizationLevel: 'extended' }, what: 'base graphs, extended rewrites' },
-  { name: 'base-all', session: { graphOptimizationLevel: 'all' }, what: 'base graphs, all rewrites' },
+  { name: 'base-ext', fused: {}, session: { graphOptimizationLevel: 'extended' }, what: 'base graphs, extended rewrites' },
+  { name: 'base-all', fused: {}, session: { graphOptimizationLevel: 'all' }, what: 'base graphs, all rewrites' },
   { name: 'fused-all', fused: allFused, session: { graphOptimizationLevel: 'all' }, what: 'fused graphs, all rewrites' },
-  { name: 'base-spin', session: spin, what: 'base graphs, pool threads spin' },
+  { name: 'base-spin', fused: {}, session: spin, what: 'base graphs, pool threads spin' },
   { name: 'fused-spin', fused: allFused, session: spin, what: 'fused graphs, pool threads spin' },
   { name: 'fused-arena', fused: allFused, session: { enableCpuMemArena: true }, what: 'fused graphs, memory arena on' },
+  { name: 'fused-acc1', fused: allFused, accuracyLevel: 1, what: 'fused graphs, MatMulNBits accuracy_level 1 (float32 compute)' },
+  { name: 'fused-acc2', fused: allFused, accuracyLevel: 2, what: 'fused graphs, MatMulNBits accuracy_level 2' },
   { name: 'fused-1t', fused: allFused, session: { intraOpNumThreads: 1 }, what: 'fused graphs, 1 intra-op thread' },
 ];
 
@@ -107,7 +112,62 @@ async function makeSession(bytes: Uint8Array, v: Variant, extra: Partial<ort.Inf
   return ort.InferenceSession.create(bytes, { ...base, ...v.session, ...extra, extra: extraSession });
 }
 
+/**
+ * --model FILE: the whole model, graphs as before (SNOUT_FUSED=0) against the fused ones, loaded side by side in this
+ * process; `--rounds` generate calls each, taking turns, of `--decode` greedy dense steps after a `--context`-token
+ * prompt (the prompt is prefilled once, then each call hits the prefix cache and decodes again). Step times are taken
+ * inside (a step starts at its layer-0 attention call), as `bench peer` does.
+ */
+async function wholeModel(argv: string[], file: string): Promise<number> {
+  const { loadModel } = await import('../engine/generate/load');
+  const context = Number(arg(argv, '--context') ?? 512), decode = Number(arg(argv, '--decode') ?? 16), rounds = Number(arg(argv, '--rounds') ?? 6);
+  const log = (line: string) => process.stderr.write(line + '\n');
+  const saved = process.env.SNOUT_FUSED;
+  const variants: { name: string; fused: string | undefined }[] = [{ name: 'base (SNOUT_FUSED=0)', fused: '0' }, { name: 'fused', fused: undefined }];
+  const runs = [];
+  for (const v of variants) {
+    if (v.fused === undefined) delete process.env.SNOUT_FUSED; else process.env.SNOUT_FUSED = v.fused;
+    const t0 = performance.now();
+    const model = await loadModel(file, { provider: 'cpu', contextLimit: context + decode + 16 });
+    log(`${v.name}: loaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
+    const seq = model.newSequence();
+    const attention = (seq as unknown as { attention: Record<string, (...x: unknown[]) => Promise<void>> }).attention;
+    const forward = attention.forwardAsync.bind(attention), prepare = attention.prepare.bind(attention);
+    const state = { starts: [] as number[], decoding: false };
+    attention.forwardAsync = async (layer: unknown, ...rest: unknown[]) => {
+      if (state.decoding && layer === 0) state.starts.push(performance.now());
+      await forward(layer, ...rest);
+    };
+    attention.prepare = async (...x: unknown[]) => { await prepare(...x); state.decoding = true; };
+    runs.push({ v, model, seq, state, steps: [] as number[] });
+  }
+  if (saved === undefined) delete process.env.SNOUT_FUSED; else process.env.SNOUT_FUSED = saved;
+  const ids = Array.from({ length: context }, (_, i) => 1000 + ((i * 7919) % 100000));
+  for (let r = -1; r < rounds; r++) {
+    for (let j = 0; j < runs.length; j++) {
+      const x = runs[(j + Math.max(r, 0)) % runs.length];
+      x.state.starts = []; x.state.decoding = false;
+      await x.model.generate(x.seq, { ids, maxTokens: decode + 1, sampling: { temperature: 0, topP: 1, seed: 0 }, attention: { method: 'dense' } });
+      const end = performance.now();
+      // Steps after the first (the first step after a prefill is reported apart by bench peer).
+      const steps = x.state.starts.map((t, i) => (i + 1 < x.state.starts.length ? x.state.starts[i + 1] : end) - t).slice(1);
+      if (r >= 0) x.steps.push(...steps);
+    }
+  }
+  process.stdout.write(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end\n`);
+  process.stdout.write(`| graphs | context | decode ms/token, median | p10 | mean | steps |\n| --- | --- | --- | --- | --- | --- |\n`);
+  for (const x of runs) {
+    const mean = x.steps.reduce((a, b) => a + b, 0) / x.steps.length;
+    process.stdout.write(`| ${x.v.name} | ${context} | ${quantile(x.steps, 0.5).toFixed(1)} | ${quantile(x.steps, 0.1).toFixed(1)} | ${mean.toFixed(1)} | ${x.steps.length} |\n`);
+    x.seq.dispose();
+    await x.model.dispose();
+  }
+  return 0;
+}
+
 export async function run(argv: string[]): Promise<number> {
+  const file = arg(argv, '--model');
+  if (file) return wholeModel(argv, file);
   const spec = shapeSpec(arg(argv, '--shape') ?? '1.5b');
   const ms = sizes(arg(argv, '--m') ?? '1,256');
   const reps = Number(arg(argv, '--reps') ?? 60);
@@ -136,7 +196,7 @@ export async function run(argv: string[]): Promise<number> {
   const sessions = new Map<string, ort.InferenceSession[]>();
   const heads = new Map<string, ort.InferenceSession>();
   for (const v of variants) {
-    const options: GraphOptions = { fused: v.fused };
+    const options: GraphOptions = { fused: v.fused, accuracyLevel: v.accuracyLevel };
     const bytes = buildLayerGraph(spec, weight, { post: 0, pre: 1 }, options);
     const list: ort.InferenceSession[] = [];
     for (let c = 0; c < copies; c++) list.push(await makeSession(bytes, v));
@@ -187,7 +247,7 @@ export async function run(argv: string[]): Promise<number> {
 
   if (argv.includes('--profile')) {
     for (const v of variants) {
-      const bytes = buildLayerGraph(spec, weight, { post: 0, pre: 1 }, { fused: v.fused });
+      const bytes = buildLayerGraph(spec, weight, { post: 0, pre: 1 }, { fused: v.fused, accuracyLevel: v.accuracyLevel });
       const prefix = `/tmp/snout-layer-profile-${process.pid}-${v.name}`;
       const s = await makeSession(bytes, v, { enableProfiling: true, profileFilePrefix: prefix });
       const feeds = {
