@@ -6,6 +6,7 @@
 //   layer graph: [post-attention of layer l] then [pre-attention of layer l+1]; either half may be absent:
 //     post(l):  attn [n, heads·D] → o_proj → + residual → RMSNorm → SwiGLU MLP → + residual → x
 //     pre(l):   x → RMSNorm → fused q|k|v projection (+ bias) → RoPE on q, k (rotate_half) → q, k, v
+//   By default the norms, residual+norm pairs, RoPE and biases are onnxruntime's fused kernels (FusedOps below).
 //   Fusing post(l) with pre(l+1) halves the onnxruntime calls per token (L+3 instead of 2L+2). For small
 //   vocabularies the embedding also moves into the first layer graph and final norm + lm_head into the last (L+1
 //   calls per token; the tied matrix is then held twice, which is why large ones keep embed_head).
