@@ -179,7 +179,13 @@ export async function run(argv: string[]): Promise<number> {
   const headBlock = Number(arg(argv, '--head-block') ?? blockSize);
   const json = argv.includes('--json');
   const variants = names.map((n) => VARIANTS.find((v) => v.name === n) ?? (() => { throw new UserError(`bench layer: unknown variant ${n} (${VARIANTS.map((v) => v.name).join(', ')})`); })());
-  if (!(reps > 0 && copies > 0)) throw new UserError('bench layer: --reps and --copies must be positive');
+  if (!(Number.isInteger(reps) && reps > 0 && reps <= 1e5 && Number.isInteger(copies) && copies > 0 && copies <= 64)) {
+    throw new UserError('bench layer: --reps (1..100000) and --copies (1..64) must be positive integers');
+  }
+  if (!ms.every((m) => Number.isInteger(m) && m > 0 && m <= 4096)) throw new UserError('bench layer: --m takes token counts 1..4096');
+  for (const [b, k] of [[bits, blockSize], [headBits, headBlock]]) {
+    if ((b !== 4 && b !== 8) || ![16, 32, 64, 128, 256].includes(k)) throw new UserError('bench layer: bits 4 or 8, blocks of 16..256 (a power of two)');
+  }
 
   const { hiddenSize: H, numHeads, headDim: D } = spec;
   const weight = weights(spec, bits, blockSize, headBits, headBlock);
