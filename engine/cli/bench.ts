@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   prefix: () => import('../../bench/prefix-cache'),
   folds: () => import('../../bench/index-folds'),
   peer: () => import('../../bench/peer'),
+  layer: () => import('../../bench/layer-decode'),
 };
 
 export async function run(argv: string[]): Promise<number> {
