@@ -17,6 +17,9 @@ export interface AttentionSettings {
   window?: number;
   denseLayers?: number[];
   budget?: number | 'auto';
+  /** KV cache element type. Default: bfloat16 for quantized (packed) weights, as llama.cpp keeps an f16 cache; float32
+   *  for float32 models, so that the demo models stay exact against their float64 goldens. */
+  kvDtype?: 'float32' | 'bfloat16';
 }
 
 export interface LoadParams {
@@ -91,8 +94,6 @@ export interface CompleteParams {
 export interface UsageStats {
   promptTokens: number;
   cachedTokens: number;
-  /** Of cachedTokens, those read from the on-disk prefix cache for this request (0 when from RAM or cold). */
-  diskCachedTokens: number;
   /** Tokens dropped from the front of the context because it exceeded the model's window. */
   truncatedTokens: number;
   /**
@@ -105,6 +106,11 @@ export interface UsageStats {
   decodeMs: number;
   attention: AttentionMethodName;
   sampledFraction: number;
+  /**
+   * Prompt tokens whose KV came from the on-disk prefix cache in this request (part of cachedTokens; 0 when from RAM
+   * or cold). Absent from engines without one (and from remote servers).
+   */
+  diskCachedTokens?: number;
 }
 
 export interface CompleteResult {
@@ -112,6 +118,39 @@ export interface CompleteResult {
   text: string;
   finishReason: 'eos' | 'stop' | 'length' | 'cancelled';
   stats: UsageStats;
+}
+
+/**
+ * Background indexing: the same context as a structured completion (the packer's files, the current file's path and,
+ * so the engine keeps the same files as the next completion will, its prefix/suffix window and maxTokens). The engine
+ * prefills only the token prefix that the next completion's prompt starts with (everything before the current file's
+ * code) at the lowest priority, and keeps it in the prefix cache.
+ */
+export interface IndexParams {
+  id: string;
+  repoName?: string;
+  files?: RepoFile[];
+  path?: string;
+  prefix?: string;
+  suffix?: string;
+  /** The next completion's maxTokens (it shapes the token budget, so which files fit). */
+  maxTokens?: number;
+  attention?: AttentionSettings;
+}
+
+export interface IndexResult {
+  id: string;
+  /** 'done': the whole prefix is in the cache; 'cancelled': superseded by a newer index request, or cancelled. */
+  finishReason: 'done' | 'cancelled';
+  /** Tokens of the repository prefix. */
+  totalTokens: number;
+  /** Tokens of it that were already cached when the request started. */
+  cachedTokens: number;
+  /** Tokens of it in the cache when the request ended (= totalTokens when done). */
+  indexedTokens: number;
+  prefillMs: number;
+  /** Times it ran: 1 + how often completions or asks preempted it. */
+  segments: number;
 }
 
 export interface ChatMessage {
@@ -150,6 +189,9 @@ export interface ProgressParams {
   /** 0..1, when known. */
   fraction?: number;
   id?: string;
+  /** kind 'index': tokens of the repository prefix in the cache so far, and in all. */
+  done?: number;
+  total?: number;
 }
 
 export interface LogParams {
@@ -168,9 +210,14 @@ export interface LogParams {
 // - Malformed messages get JSON-RPC errors (-32700 parse, -32600 invalid request, -32601 unknown method, -32602 invalid
 //   params naming the field). The engine exits when stdin closes. vscode-jsonrpc does not fail pending requests when
 //   the stream closes: dispose the connection in onClose.
+// - snout/index prefills the repository prefix of the given context at the lowest priority: any completion or ask
+//   that waits preempts it between prefill chunks (the part prefilled so far stays in the prefix cache, usable by the
+//   request that preempted it), and it resumes afterwards. It streams snout/progress {kind:'index', id, done, total}
+//   and resolves with IndexResult; a newer snout/index from the same connection supersedes it ('cancelled').
 export const InitializeRequest = new RequestType<LoadParams, ModelInfo, void>('snout/load');
 export const CompleteRequest = new RequestType<CompleteParams, CompleteResult, void>('snout/complete');
 export const AskRequest = new RequestType<AskParams, CompleteResult, void>('snout/ask');
+export const IndexRequest = new RequestType<IndexParams, IndexResult, void>('snout/index');
 export const StatusRequest = new RequestType0<StatusResult, void>('snout/status');
 export const ShutdownRequest = new RequestType0<void, void>('snout/shutdown');
 export const TokenNotification = new NotificationType<TokenParams>('snout/token');

@@ -10,6 +10,7 @@ import { initialCharsPerToken } from './context/tokens';
 import { WorkspaceContext } from './context/workspace';
 import { EngineClient } from './engine/client';
 import { isModelPath, resolveModelDir } from './engine/model-path';
+import { BackgroundIndexer } from './indexing';
 import { ProgressNotifications } from './progress';
 import { engineSettings, readSettings } from './settings';
 import { settingProblems, type SettingProblem } from './settings-check';
@@ -49,7 +50,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
         // cache and index (prefix/, engine/generate/disk-prefix-cache.ts) under snout.cache.maxGB.
         cacheDir: path.join(context.globalStorageUri.fsPath, 'model-cache'),
         prefixCacheMaxBytes: Math.round(Math.max(0, Math.min(1024, Number.isFinite(s.cacheMaxGB) ? s.cacheMaxGB : 4)) * 2 ** 30),
-        attention: { method: s.attention.method, K: s.attention.K, L: s.attention.L },
+        attention: { method: s.attention.method, K: s.attention.K, L: s.attention.L, kvDtype: s.attention.kvDtype },
       };
     },
     log,
@@ -57,7 +58,8 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       status.setState(state, detail);
       if (state !== 'loading') progress.close('load:');
     },
-    onProgress: (p) => progress.handle(p),
+    // Indexing progress goes to the status bar (and its own once-per-workspace notification), not to the generic ones.
+    onProgress: (p) => (p.kind === 'index' ? indexer.handleProgress(p) : progress.handle(p)),
     onReady: (model) => {
       status.setModel(model);
       workspace.estimator.reset(initialCharsPerToken(model.vocabSize));
@@ -114,13 +116,26 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   const provider = new SnoutCompletionProvider({ engine: backend, workspace, settings, log, onReport: (r) => status.report(r) });
   context.subscriptions.push(provider, vscode.languages.registerInlineCompletionItemProvider({ pattern: '**' }, provider));
 
-  // Warm the engine's prefix cache for the file the user is looking at (after a short pause on it).
+  const indexer = new BackgroundIndexer({
+    engine: backend, workspace, settings, log, onState: (s) => status.setIndexing(s),
+    memento: context.globalState, workspaceKey: workspaceRoot,
+  });
+  context.subscriptions.push(indexer);
+
+  // Warm the engine's prefix cache for the file the user is looking at (after a short pause on it): background
+  // indexing of its repository prefix when that is on (low priority, preemptible), else a 1-token completion.
   let warmTimer: NodeJS.Timeout | undefined;
   const warmSoon = (editor: vscode.TextEditor | undefined) => {
     clearTimeout(warmTimer);
+    if (indexer.active()) { indexer.schedule(editor); return; }
     if (editor) warmTimer = setTimeout(() => { void provider.warm(editor); }, 400);
   };
   context.subscriptions.push(vscode.window.onDidChangeActiveTextEditor(warmSoon), { dispose: () => clearTimeout(warmTimer) });
+  // A saved context file changes the packed file list from it on (packer.fileChanged): index the new prefix, after
+  // the save settles (auto-save can fire every second while typing; the schedule restarts on each).
+  context.subscriptions.push(vscode.workspace.onDidSaveTextDocument(() => {
+    if (indexer.active()) indexer.schedule(vscode.window.activeTextEditor, 2000);
+  }));
 
   const ask = new AskPanel(context.extensionUri, backend, workspace, settings, log);
   context.subscriptions.push(ask);
@@ -230,6 +245,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
 
   context.subscriptions.push(vscode.workspace.onDidChangeConfiguration((e) => {
     if (e.affectsConfiguration('snout.enabled')) status.setEnabled(settings().enabled);
+    if (e.affectsConfiguration('snout.indexing.enabled') || e.affectsConfiguration('snout.enabled')) {
+      if (indexer.active()) indexer.schedule(vscode.window.activeTextEditor);
+      else indexer.stop();
+    }
     if (e.affectsConfiguration('snout.backend')) {
       log('backend settings changed');
       void useBackend().catch((err: Error) => log(`backend: ${err.message}`));
@@ -237,7 +256,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       log('engine settings changed; restarting engine');
       void client.restart().catch(loadFailed);
     }
-    if (e.affectsConfiguration('snout.contextTokens') || e.affectsConfiguration('snout.maxTokens')) workspace.invalidate();
+    if (e.affectsConfiguration('snout.contextTokens') || e.affectsConfiguration('snout.maxTokens')) {
+      workspace.invalidate();
+      if (indexer.active()) indexer.schedule(vscode.window.activeTextEditor);
+    }
   }));
 
   log(`Snout ${context.extension.packageJSON.version} activating (runtime ${process.execPath}, model ${modelDir() ?? 'not found'})`);

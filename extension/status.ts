@@ -10,6 +10,12 @@ const icons: Record<EngineState, string> = {
   restarting: '$(sync~spin)', error: '$(error)',
 };
 
+/** Token counts as the indexing line shows them: 950, 12.3K, 32K. */
+export const tokensK = (n: number) => (n >= 10_000 ? `${Math.round(n / 1000)}K` : n >= 1000 ? `${(n / 1000).toFixed(1)}K` : String(n));
+
+/** Background indexing as the status bar shows it: running (done of total tokens) or finished (total, seconds). */
+export type IndexingState = { running: true; done: number; total: number } | { running: false; total: number; seconds: number };
+
 const compact = (n: number) => (n >= 10_000 ? `${Math.round(n / 1000)}k` : n >= 1000 ? `${(n / 1000).toFixed(1)}k` : String(n));
 
 export class StatusBar implements vscode.Disposable {
@@ -20,6 +26,7 @@ export class StatusBar implements vscode.Disposable {
   private last: CompletionReport | undefined;
   private enabled = true;
   private remote: string | undefined;
+  private indexing: IndexingState | undefined;
 
   constructor() {
     this.item.name = 'Snout';
@@ -34,6 +41,7 @@ export class StatusBar implements vscode.Disposable {
     if (state !== 'ready') {
       this.model = undefined;
       this.last = undefined;
+      this.indexing = undefined;
     }
     this.render();
   }
@@ -41,6 +49,7 @@ export class StatusBar implements vscode.Disposable {
   setModel(model: ModelInfo | undefined): void {
     this.model = model;
     this.last = undefined;
+    this.indexing = undefined;
     this.render();
   }
 
@@ -56,6 +65,13 @@ export class StatusBar implements vscode.Disposable {
     this.render();
   }
 
+  /** Background indexing: progress while it runs, the total once done (until the next completion's figures). */
+  setIndexing(s: IndexingState | undefined): void {
+    this.indexing = s;
+    if (s && !s.running) this.last = undefined; // the line says "indexed" until the next completion's figures
+    this.render();
+  }
+
   report(r: CompletionReport): void {
     if (!this.enabled || this.state !== 'ready') return;
     this.last = r;
@@ -66,7 +82,13 @@ export class StatusBar implements vscode.Disposable {
     const icon = !this.enabled && this.state === 'ready' ? '$(circle-slash)' : icons[this.state];
     let text = `${icon} Snout${this.remote ? ' $(cloud)' : ''}`;
     const s = this.last?.stats;
-    if (s && this.state === 'ready') {
+    const ix = this.state === 'ready' && this.enabled ? this.indexing : undefined;
+    if (ix?.running) {
+      // Stable wording: the e2e suite waits on it.
+      text = `$(sync~spin) Snout: indexing ${tokensK(ix.done)} / ${tokensK(ix.total)} tokens`;
+    } else if (ix && !s) {
+      text += ` indexed ${tokensK(ix.total)} tokens`;
+    } else if (s && this.state === 'ready') {
       const tps = s.decodeMs > 0 ? (1000 * s.decodeTokens) / s.decodeMs : 0;
       text += ` ${compact(s.promptTokens)} ctx · ${compact(s.cachedTokens)} cached · ${tps.toFixed(0)} tok/s`;
       if (s.attention === 'magicpig') text += ` · ${(100 * s.sampledFraction).toFixed(1)}% sampled`;
@@ -75,6 +97,11 @@ export class StatusBar implements vscode.Disposable {
     const md = new vscode.MarkdownString(undefined, true);
     md.appendMarkdown(`**Snout** — ${this.remote ? `remote backend ${this.remote}` : 'engine'} ${this.state}${this.detail ? `: ${this.detail}` : ''}${this.enabled ? '' : ' (completions disabled)'}\n\n`);
     if (this.model) md.appendMarkdown(`Model \`${this.model.modelDir}\` (${this.model.modelType}, context ${this.model.contextLength}, ${this.model.provider})\n\n`);
+    if (ix) {
+      md.appendMarkdown(ix.running
+        ? `Reading the repository context in the background: ${ix.done} of ${ix.total} tokens. Completions and questions go first.\n\n`
+        : `Repository context indexed: ${ix.total} tokens (${ix.seconds.toFixed(1)} s).\n\n`);
+    }
     if (s && this.last) {
       md.appendMarkdown(`Last completion: ${this.last.latencyMs} ms · prompt ${s.promptTokens} tokens (cached ${s.cachedTokens}, truncated ${s.truncatedTokens}) · ` +
         `${this.last.files} context files · prefill ${Math.round(s.prefillMs)} ms · ${s.decodeTokens} tokens in ${Math.round(s.decodeMs)} ms · ` +

@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   folds: () => import('../../bench/index-folds'),
   peer: () => import('../../bench/peer'),
   restart: () => import('../../bench/restart'),
+  layer: () => import('../../bench/layer-decode'),
 };
 
 export async function run(argv: string[]): Promise<number> {

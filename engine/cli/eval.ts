@@ -9,6 +9,8 @@ const usage = `usage:
                        [--budget auto|FRACTION] [--limit N] [--max-tokens 64] [--prompt repobench|native] [--json]
   snout eval build     --repo DIR [--repo DIR ...] --out FILE.jsonl [--seed 0] [--per-file 1] [--crop-lines 120]
                        [--snippet-chars 1200] [--all-code]
+  snout eval order     --data FILE.jsonl --model DIR [--seeds 1,2,3] [--recent 0.25] [--prompt repobench|native]
+                       [--limit N] [--max-tokens 48] [--json]   # stability vs importance order of the context, dense
   snout eval fidelity  --model DIR [--repo DIR ...] [--prompts 6] [--steps 8] [--kl 10x150,8x75]
                        [--methods magicpig,topk,quest] [--tail-threshold N] [--json] [--out FILE.json]
   snout eval report    --data FILE.jsonl --model DIR [--out eval-results] [--kl 10x150,8x75,6x50] [--limit N]
@@ -56,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
   if (sub === 'build') return build(args);
   if (sub === 'repobench') return repobench(args);
   if (sub === 'fidelity') return fidelity(args);
+  if (sub === 'order') return order(args);
   if (sub === 'report') return report(args);
   process.stderr.write(usage + '\n');
   return sub === undefined || sub === '--help' ? 0 : 2;
@@ -82,6 +85,67 @@ async function build(args: Map<string, string[]>): Promise<number> {
 export function spread<T>(xs: T[], n: number): T[] {
   if (n >= xs.length) return xs;
   return Array.from({ length: n }, (_, i) => xs[Math.floor((i * xs.length) / n)]);
+}
+
+/**
+ * The context files' order: the builder's (importance) against the packer's stability order under simulated edit
+ * histories (engine/eval/context-order.ts), dense attention, paired per item.
+ */
+async function order(args: Map<string, string[]>): Promise<number> {
+  const data = required(args, 'data');
+  const modelDir = required(args, 'model');
+  const seeds = (one(args, 'seeds', '1,2,3') ?? '').split(',').map(Number);
+  if (!seeds.length || seeds.some((x) => !Number.isInteger(x) || x < 0)) throw new UserError('eval: --seeds must be non-negative integers, e.g. 1,2,3');
+  const recent = num(args, 'recent', 0.25);
+  if (!(recent >= 0 && recent <= 1)) throw new UserError('eval: --recent must be a fraction in [0, 1]');
+  const style = one(args, 'prompt', 'repobench');
+  if (style !== 'repobench' && style !== 'native') throw new UserError('eval: --prompt must be repobench or native');
+  const { readRepoBenchJsonl, runRepoBench, summarise, methodSpec } = await import('../eval/repobench');
+  const { stabilityOrdered } = await import('../eval/context-order');
+  const { pairedDeltas } = await import('../eval/report');
+  let items;
+  try { items = readRepoBenchJsonl(data); } catch (e) { throw new UserError(`eval: ${(e as Error).message}`); }
+  items = spread(items, args.has('limit') ? num(args, 'limit', items.length) : items.length);
+  const { loadModel } = await import('../index');
+  const model = await loadModel(modelDir, { log: (l) => process.stderr.write(l + '\n') });
+  try {
+    const dense = methodSpec('dense', 10, 150, 'auto');
+    const opts = { maxTokens: num(args, 'max-tokens', 48), style: style as 'repobench' | 'native', contextLength: model.spec.maxPositionEmbeddings };
+    const runs: Array<{ name: string; items: typeof items }> = [{ name: 'importance', items }];
+    for (const seed of seeds) runs.push({ name: `stability seed ${seed}`, items: items.map((it) => stabilityOrdered(it, seed, recent)) });
+    const scores: Array<{ i: number; method: string; es: number; em: number; code_sim: number }> = [];
+    const table: Record<string, ReturnType<typeof summarise>['methods'][string]> = {};
+    const reordered: Record<string, number> = {};
+    for (const r of runs) {
+      const t0 = Date.now();
+      const res = await runRepoBench(model, r.items, [dense], opts);
+      table[r.name] = summarise(res, ['dense']).methods.dense;
+      // pairedDeltas compares every method with the one named 'dense': the importance order is that baseline.
+      for (const x of res) scores.push({ i: x.index, method: r.name === 'importance' ? 'dense' : r.name, es: x.es, em: x.em, code_sim: x.codeSim });
+      reordered[r.name] = r.items.filter((it, k) => it.context.some((c, j) => c !== items[k].context[j])).length;
+      process.stderr.write(`${r.name}: ${items.length} items in ${((Date.now() - t0) / 1000).toFixed(0)} s\n`);
+    }
+    const es = pairedDeltas(scores, 'es'), cs = pairedDeltas(scores, 'code_sim');
+    const same = (name: string) => {
+      const base = new Map(scores.filter((x) => x.method === 'dense').map((x) => [x.i, x.es]));
+      const xs = scores.filter((x) => x.method === name);
+      return xs.filter((x) => base.get(x.i) === x.es).length / Math.max(1, xs.length);
+    };
+    const out = { n: items.length, prompt: style, recent, seeds, model: model.modelDir, orders: table, reordered,
+      deltas: es.map((e, k) => ({ order: e.method, es: e, code_sim: cs[k], sameEs: same(e.method) })) };
+    if (args.has('json')) process.stdout.write(JSON.stringify(out) + '\n');
+    else {
+      const f = (x: { mean: number; lo: number; hi: number }) => `${x.mean >= 0 ? '+' : ''}${x.mean.toFixed(2)} [${x.lo.toFixed(2)}, ${x.hi.toFixed(2)}]`;
+      process.stdout.write(`Context order, ${items.length} items, ${model.modelDir}, dense, prompt ${style}, recent ${recent}\n\n| order | ES | code_sim | items reordered | ΔES vs importance [95% CI] | Δcode_sim [95% CI] | same ES |\n|---|---:|---:|---:|---:|---:|---:|\n`);
+      for (const r of runs) {
+        const d = out.deltas.find((x) => x.order === r.name);
+        process.stdout.write(`| ${r.name} | ${table[r.name].es.toFixed(2)} | ${table[r.name].code_sim.toFixed(2)} | ${reordered[r.name]} | ${d ? f(d.es) : ''} | ${d ? f(d.code_sim) : ''} | ${d ? (100 * d.sameEs).toFixed(1) + '%' : ''} |\n`);
+      }
+    }
+    return 0;
+  } finally {
+    await model.dispose();
+  }
 }
 
 async function repobench(args: Map<string, string[]>): Promise<number> {

@@ -2,7 +2,7 @@
 //                [--stop S]... [--attention METHOD [--k K --l L --sinks N --window N --dense-layers 0,3 --budget F]]
 //                [--provider P] [--cache-dir DIR] [--json]
 // Streams the completion to stdout; with --json a final line {"ids", "text", "stats": {...}} follows. With --cache-dir,
-// a prompt of 1024+ tokens is kept in DIR/prefix/ and a later run with the same start reads it back
+// a prompt of 256+ tokens is kept in DIR/prefix/ and a later run with the same start reads it back
 // (stats.disk_cached_tokens).
 import { UserError } from '../errors';
 import { DiskPrefixCache } from '../generate/disk-prefix-cache';

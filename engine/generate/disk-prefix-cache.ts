@@ -6,8 +6,9 @@
 // - Names: `<model key>-<settings key>-<tokens hash>.snoutkv`. The model key hashes the model's identity and the
 //   engine and format versions, so another model's files (another window, another model) are never opened, only
 //   counted against the byte cap; a file under our name whose header disagrees is deleted, with the reason logged.
-// - Writes: on release, only when the sequence holds at least minTokens exact tokens of which at least minTokens are
-//   on no file yet (typing at the end of a prompt writes nothing; an edit in an early file or a longer index does).
+// - Writes: on release, only when the sequence holds at least minTokens exact tokens of which at least minTokens and
+//   an eighth are on no file yet (typing at the end of a prompt writes rarely; an edit in an early file or a longer
+//   index does).
 //   One write at a time, in chunks of CHUNK bytes with the event loop free between them, into a temp file with a
 //   unique name, renamed into place when complete: two engines on one folder never see each other's partial files,
 //   and the last rename wins with a whole file. The chunks are views of the live sequence: if a request takes the
@@ -30,8 +31,18 @@ import type { AttentionConfig, AttentionShape } from '../attention/types';
 import { commonPrefix, ModelSequence } from './sequence';
 import type { Sequence } from './types';
 
-/** Prompts shorter than this are cheap to prefill again; sequences under it are never written. */
-export const DISK_MIN_TOKENS = 1024;
+/**
+ * Sequences under this many exact tokens are never written. Low, because what a token costs to prefill grows with the
+ * model (a 1.5B model takes 5-20 s for 1024 tokens here, tiny-coder 0.3 s).
+ */
+export const DISK_MIN_TOKENS = 256;
+/**
+ * A sequence is written when at least 1/NEW_PART of it (and DISK_MIN_TOKENS) is on no file yet, and a file is read
+ * when it adds at least 1/NEW_PART of its length (and DISK_MIN_TOKENS) to what RAM holds: writing and reading cost in
+ * proportion to the whole file, and reading a token back is 20× (tiny-coder) to 30× (a 1.5B shape) cheaper than
+ * prefilling it (bench-results/restart.md). Typing at the end of a 32K prompt writes again after ~4K new tokens.
+ */
+export const NEW_PART = 8;
 export const DEFAULT_DISK_MAX_BYTES = 4 * 2 ** 30;
 /** Bytes written (and checksummed) per event-loop turn: well under a decode step (bench restart reports the longest turn). */
 const CHUNK = 1 << 20;
@@ -135,17 +146,17 @@ export class DiskPrefixCache {
   }
 
   /**
-   * The file sharing the longest prefix with `ids` under these settings, if it shares at least minTokens more than
-   * `than` (what RAM offers): reading a file to save a few hundred tokens of prefill costs more than it saves.
+   * The file sharing the longest prefix with `ids` under these settings, if it adds enough to `than` (what RAM offers)
+   * to pay for reading it (NEW_PART).
    */
   best(ids: readonly number[], attention: Partial<AttentionConfig> | undefined, than: number): { file: string; common: number } | null {
     if (this.entries.length === 0 || ids.length - than < this.minTokens) return null;
     const settings = this.settingsKey(this.model.attentionFor(attention));
-    let best: IndexEntry | null = null, bestLen = than + this.minTokens - 1;
+    let best: IndexEntry | null = null, bestLen = than;
     for (const e of this.entries) {
       if (e.settings !== settings) continue;
       const n = commonPrefix(e.tokens as unknown as number[], ids);
-      if (n > bestLen) { best = e; bestLen = n; }
+      if (n > bestLen && n - than >= Math.max(this.minTokens, e.tokens.length / NEW_PART)) { best = e; bestLen = n; }
     }
     return best ? { file: best.file, common: bestLen } : null;
   }
@@ -189,7 +200,7 @@ export class DiskPrefixCache {
     const settings = this.settingsKey(config);
     let covered = 0;
     for (const e of this.entries) if (e.settings === settings) covered = Math.max(covered, commonPrefix(e.tokens as unknown as number[], seq.tokens));
-    if (n - Math.min(covered, n) < this.minTokens) return;
+    if (n - Math.min(covered, n) < Math.max(this.minTokens, n / NEW_PART)) return;
     const tokens = seq.tokens.slice(0, n);
     const file = path.join(this.dir, `${this.modelKey}-${settings}-${hash(tokens.join(','), 16)}${EXT}`);
     const { header, segments } = snapshotParts(att, tokens, n, this.model.identity);

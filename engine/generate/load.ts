@@ -11,6 +11,7 @@ import type { ModelSpec } from '../model/spec';
 import type { HfTokenizer } from '../model/tokenizer';
 import { embedName } from '../model/weights';
 import { GraphCache, trimGraphCache } from '../model/graph-cache';
+import { defaultFusedOps } from '../model/graphs';
 import { defaultCacheDir } from '../model/safetensors-source';
 import type { ProviderSetting } from '../runtime/session';
 import { ModelRunner } from './forward';
@@ -58,7 +59,7 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
     const cache = packed && cacheDir ? new GraphCache(cacheDir, {
       source: source.fingerprint, format: source.format, weights: (source as { weightsFormat?: string }).weightsFormat,
-      accuracyLevel: options.accuracyLevel,
+      accuracyLevel: options.accuracyLevel, fused: defaultFusedOps(),
     }, log) : undefined;
     const runner = await ModelRunner.create(spec, (name) => source.weight(name), {
       cache,
@@ -117,7 +118,10 @@ class Model implements LoadedModel {
       cache: runner.cacheState,
     };
     this.provider = runner.provider;
-    this.baseAttention = { ...defaultAttentionConfig(spec.numLayers), ...options.attention };
+    // A quantized model's KV cache is bfloat16 by default: half the RAM and the bytes each step reads at long context,
+    // at an error far below the weights' own (llama.cpp keeps f16). Float32 models keep a float32 cache (exact goldens).
+    const kvDtype = runner.packed ? 'bfloat16' as const : 'float32' as const;
+    this.baseAttention = { ...defaultAttentionConfig(spec.numLayers), kvDtype, ...options.attention };
     this.ctx = {
       runner,
       tokenizer,

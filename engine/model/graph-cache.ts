@@ -16,7 +16,7 @@ import type { QuantMatrix } from './quant';
 import { WeightCacheReader, WeightCacheWriter } from './weight-cache';
 
 /** Bump whenever graphs.ts changes what it builds. */
-export const GRAPH_CACHE_VERSION = 1;
+export const GRAPH_CACHE_VERSION = 2;
 
 export class GraphCache {
   readonly dir: string;

@@ -6,6 +6,7 @@
 //   layer graph: [post-attention of layer l] then [pre-attention of layer l+1]; either half may be absent:
 //     post(l):  attn [n, heads·D] → o_proj → + residual → RMSNorm → SwiGLU MLP → + residual → x
 //     pre(l):   x → RMSNorm → fused q|k|v projection (+ bias) → RoPE on q, k (rotate_half) → q, k, v
+//   By default the norms, residual+norm pairs, RoPE and biases are onnxruntime's fused kernels (FusedOps below).
 //   Fusing post(l) with pre(l+1) halves the onnxruntime calls per token (L+3 instead of 2L+2). For small
 //   vocabularies the embedding also moves into the first layer graph and final norm + lm_head into the last (L+1
 //   calls per token; the tied matrix is then held twice, which is why large ones keep embed_head).
@@ -28,10 +29,35 @@ export type WeightSource = (name: string) => WeightTensor;
  */
 export const matMulNBitsAccuracy = 4;
 
+/**
+ * onnxruntime's fused CPU kernels for the small ops around the matmuls. At one token a layer graph's time beyond its
+ * weight reads is node dispatch (microseconds each), so fewer nodes is the gain (bench/layer-decode.ts).
+ */
+export interface FusedOps {
+  /** RMSNorm as SimplifiedLayerNormalization, and residual add + RMSNorm as com.microsoft SkipSimplifiedLayerNormalization. */
+  norm?: boolean;
+  /** RoPE (rotate_half) as com.microsoft RotaryEmbedding instead of Slice/Mul/Sub/Add/Concat per tensor. */
+  rope?: boolean;
+  /** A linear layer's bias as MatMulNBits' own bias input instead of an Add. */
+  bias?: boolean;
+  /** Graph outputs named at the node that makes them (no Identity copies). */
+  outputs?: boolean;
+}
+
+/**
+ * The fused kernels graphs are built with unless GraphOptions say otherwise: all of them (bench-results/layer-decode.md).
+ * SNOUT_FUSED=0 builds the unfused graphs, for before/after runs of whole models (`snout bench peer`).
+ */
+export function defaultFusedOps(): FusedOps {
+  return process.env.SNOUT_FUSED === '0' ? {} : { norm: true, rope: true, bias: true, outputs: true };
+}
+
 /** Per-graph build options. */
 export interface GraphOptions {
   /** MatMulNBits accuracy_level (default matMulNBitsAccuracy); 0 computes in float32, which tests use to check the packed weights exactly. */
   accuracyLevel?: number;
+  /** Fused kernels (default: defaultFusedOps()). */
+  fused?: FusedOps;
 }
 const graphOptions = new WeakMap<GraphBuilder, GraphOptions>();
 
@@ -47,7 +73,15 @@ export const io = {
   x: 'x', attn: 'attn', cos: 'cos', sin: 'sin', xOut: 'x_out', q: 'q', k: 'k', v: 'v',
 } as const;
 
+const fusedOf = (g: GraphBuilder): FusedOps => graphOptions.get(g)?.fused ?? defaultFusedOps();
+
 function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, stem: string): string {
+  if (fusedOf(g).norm) {
+    // onnxruntime registers this contrib kernel in the default ONNX domain (version 1).
+    return g.node('SimplifiedLayerNormalization', [x, g.initializer(`${stem}_weight`, weight, [weight.length])], {
+      attrs: { axis: attr.i(-1), epsilon: attr.f(eps) }, name: stem,
+    })[0];
+  }
   // transformers LlamaRMSNorm: x · rsqrt(mean(x²) + eps) · w. This Pow/ReduceMean/Add/Sqrt/Div/Mul chain is the
   // pattern onnxruntime fuses into its SimplifiedLayerNormalization kernel.
   const sq = g.op('Pow', [x, g.float(`${stem}_two`, 2)]);
@@ -55,6 +89,23 @@ function rmsNorm(g: GraphBuilder, x: string, weight: Float32Array, eps: number, 
   const std = g.op('Sqrt', [g.op('Add', [mean, g.float(`${stem}_eps`, eps)])]);
   const normed = g.op('Div', [x, std]);
   return g.op('Mul', [normed, g.initializer(`${stem}_weight`, weight, [weight.length])], undefined, stem);
+}
+
+/**
+ * sum = x + delta and RMSNorm(sum): one SkipSimplifiedLayerNormalization node when fused (its 4th output is the
+ * sum), else an Add and the norm chain. `sumName` names the sum (a graph output).
+ */
+function residualNorm(g: GraphBuilder, x: string, delta: string, weight: Float32Array, eps: number, stem: string, sumName?: string): { sum: string; normed: string } {
+  if (fusedOf(g).norm) {
+    const normed = g.reserve(stem);
+    const sum = sumName ?? g.reserve(`${stem}_sum`);
+    g.node('SkipSimplifiedLayerNormalization', [x, delta, g.initializer(`${stem}_weight`, weight, [weight.length])], {
+      domain: 'com.microsoft', outputs: [normed, '', '', sum], attrs: { epsilon: attr.f(eps) }, name: stem,
+    });
+    return { sum, normed };
+  }
+  const sum = g.op('Add', [x, delta], undefined, `${stem}_residual`);
+  return { sum, normed: rmsNorm(g, sum, weight, eps, stem) };
 }
 
 /**
@@ -76,6 +127,9 @@ function linear(g: GraphBuilder, x: string, w: WeightTensor, outFeatures: number
     g.initializer(`${stem}_scales`, w.scales, [w.N * nb]),
   ];
   if (w.zeroPoints) inputs.push(g.initializer(`${stem}_zero_points`, w.zeroPoints, [w.N * rb.zeroPoints], 'uint8'));
+  // MatMulNBits' optional inputs: zero_points, g_idx, bias ('' = absent).
+  const ownBias = bias && fusedOf(g).bias;
+  if (ownBias) inputs.push(w.zeroPoints ? inputs.pop()! : '', '', g.initializer(`${stem}_bias`, bias, [outFeatures]));
   let y = g.node('MatMulNBits', inputs, {
     domain: 'com.microsoft',
     name: stem,
@@ -88,7 +142,7 @@ function linear(g: GraphBuilder, x: string, w: WeightTensor, outFeatures: number
     const shift = g.op('Gemm', [sums, g.initializer(`${stem}_offsets`, w.offsets, [w.N, nb])], { transB: attr.i(1) });
     y = g.op('Add', [y, shift]);
   }
-  return bias ? g.op('Add', [y, g.initializer(`${stem}_bias`, bias, [outFeatures])], undefined, stem) : y;
+  return bias && !ownBias ? g.op('Add', [y, g.initializer(`${stem}_bias`, bias, [outFeatures])], undefined, stem) : y;
 }
 
 function concatFloat(parts: Float32Array[]): Float32Array {
@@ -141,30 +195,65 @@ function rope(g: GraphBuilder, x: string, heads: number, headDim: number, stem: 
   return g.op('Concat', [first, second], { axis: attr.i(2) }, stem);
 }
 
-function addPreAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string): void {
+/**
+ * The same RoPE as one com.microsoft RotaryEmbedding (interleaved 0 = rotate_half) on [1, n, heads·D], position
+ * offset 0 into the chunk's own cos/sin rows ([n, D/2]); `out` names the [n, heads, D] result.
+ */
+function ropeFused(g: GraphBuilder, x: string, heads: number, headDim: number, stem: string, tables: { cos: string; sin: string; start: string }, out: string): string {
+  const x3 = g.op('Reshape', [x, g.int64s(`${stem}_in_shape`, [1, -1, heads * headDim])]);
+  const r = g.node('RotaryEmbedding', [x3, tables.start, tables.cos, tables.sin], {
+    domain: 'com.microsoft', attrs: { interleaved: attr.i(0), num_heads: attr.i(heads) }, name: stem,
+  })[0];
+  return g.node('Reshape', [r, g.int64s(`${stem}_out_shape`, [-1, heads, headDim])], { outputs: [out] })[0];
+}
+
+/** Pre-attention of layer l from the residual stream x; `normed` is its input RMSNorm when already computed. */
+function addPreAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string, normed?: string): void {
   const { hiddenSize: H, numHeads, numKvHeads, headDim: D } = spec;
   const n = layerWeightNames(spec, l);
-  const h = rmsNorm(g, x, vector(weight(n.inputNorm), n.inputNorm), spec.rmsNormEps, `l${l}_input_norm`);
+  const fused = fusedOf(g);
+  const h = normed ?? rmsNorm(g, x, vector(weight(n.inputNorm), n.inputNorm), spec.rmsNormEps, `l${l}_input_norm`);
   const qSize = numHeads * D;
   const kvSize = numKvHeads * D;
   // One matmul for q|k|v: a single weight read per token instead of three.
   const qkvB = n.qBias && n.kBias && n.vBias ? concatFloat([n.qBias, n.kBias, n.vBias].map((b) => vector(weight(b), b))) : undefined;
   const qkv = linearStack(g, h, [weight(n.q), weight(n.k), weight(n.v)], [qSize, kvSize, kvSize], H, `l${l}_qkv`, qkvB);
   const [q, k, v] = g.node('Split', [qkv, g.int64s(`l${l}_qkv_split`, [qSize, kvSize, kvSize])], {
-    outputs: 3, attrs: { axis: attr.i(1) }, name: `l${l}_qkv_split`,
+    outputs: fused.outputs ? [g.reserve('q_proj'), g.reserve('k_proj'), io.v] : 3, attrs: { axis: attr.i(1) }, name: `l${l}_qkv_split`,
   });
-  g.output(rope(g, q, numHeads, D, `l${l}_q_rope`), io.q, 'float32', ['n', numHeads, D]);
-  g.output(rope(g, k, numKvHeads, D, `l${l}_k_rope`), io.k, 'float32', ['n', numKvHeads, D]);
+  if (fused.rope) {
+    const tables = {
+      cos: g.op('Reshape', [io.cos, g.int64s(`l${l}_rope_table_shape`, [-1, D / 2])]),
+      sin: g.op('Reshape', [io.sin, g.int64s(`l${l}_rope_table_shape`, [-1, D / 2])]),
+      start: g.int64s(`l${l}_rope_start`, [0]),
+    };
+    g.output(ropeFused(g, q, numHeads, D, `l${l}_q_rope`, tables, io.q), io.q, 'float32', ['n', numHeads, D]);
+    g.output(ropeFused(g, k, numKvHeads, D, `l${l}_k_rope`, tables, io.k), io.k, 'float32', ['n', numKvHeads, D]);
+  } else {
+    g.output(rope(g, q, numHeads, D, `l${l}_q_rope`), io.q, 'float32', ['n', numHeads, D]);
+    g.output(rope(g, k, numKvHeads, D, `l${l}_k_rope`), io.k, 'float32', ['n', numKvHeads, D]);
+  }
   g.output(v, io.v, 'float32', ['n', kvSize]);
 }
 
-function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string): string {
+/**
+ * Post-attention of layer l on the residual stream x; returns the new stream (named `xName` when the fused outputs
+ * allow) and, when `nextNorm` is given and norms are fused, that norm of it (the next layer's input RMSNorm, fused
+ * with the last residual add).
+ */
+function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string, xName: string, nextNorm?: { weight: Float32Array; stem: string }): { x: string; normed?: string } {
   const { hiddenSize: H, intermediateSize: I, numHeads, headDim: D } = spec;
   const n = layerWeightNames(spec, l);
+  const fused = fusedOf(g);
   const bias = (name?: string) => (name ? vector(weight(name), name) : undefined);
   const o = linear(g, io.attn, weight(n.o), H, numHeads * D, `l${l}_o`, bias(n.oBias));
-  const afterAttn = g.op('Add', [x, o], undefined, `l${l}_attn_residual`);
-  const h = rmsNorm(g, afterAttn, vector(weight(n.postNorm), n.postNorm), spec.rmsNormEps, `l${l}_post_norm`);
+  let afterAttn: string, h: string;
+  if (fused.norm) {
+    ({ sum: afterAttn, normed: h } = residualNorm(g, x, o, vector(weight(n.postNorm), n.postNorm), spec.rmsNormEps, `l${l}_post_norm`));
+  } else {
+    afterAttn = g.op('Add', [x, o], undefined, `l${l}_attn_residual`);
+    h = rmsNorm(g, afterAttn, vector(weight(n.postNorm), n.postNorm), spec.rmsNormEps, `l${l}_post_norm`);
+  }
   const gateW = weight(n.gate), upW = weight(n.up);
   let gate: string, up: string;
   if (isQuant(gateW) || isQuant(upW)) {
@@ -181,7 +270,12 @@ function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource
   }
   const swiglu = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up], undefined, `l${l}_swiglu`);
   const down = linear(g, swiglu, weight(n.down), H, I, `l${l}_down`, bias(n.downBias));
-  return g.op('Add', [afterAttn, down], undefined, `l${l}_mlp_residual`);
+  const out = fused.outputs ? xName : undefined;
+  if (fused.norm && nextNorm) {
+    const { sum, normed } = residualNorm(g, afterAttn, down, nextNorm.weight, spec.rmsNormEps, nextNorm.stem, out);
+    return { x: sum, normed };
+  }
+  return { x: g.node('Add', [afterAttn, down], { outputs: out ? [out] : 1, name: `l${l}_mlp_residual` })[0] };
 }
 
 export interface LayerGraphParts {
@@ -216,15 +310,18 @@ export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, parts: La
   } else {
     x = g.input(io.x, 'float32', ['n', H]);
   }
+  let normed: string | undefined;
   if (parts.post !== undefined) {
     g.input(io.attn, 'float32', ['n', numHeads * D]);
-    x = addPostAttention(g, spec, weight, parts.post, x);
+    const next = parts.pre !== undefined ? layerWeightNames(spec, parts.pre).inputNorm : undefined;
+    ({ x, normed } = addPostAttention(g, spec, weight, parts.post, x, io.xOut,
+      next ? { weight: vector(weight(next), next), stem: `l${parts.pre}_input_norm` } : undefined));
     g.output(x, io.xOut, 'float32', ['n', H]);
   }
   if (parts.pre !== undefined) {
     g.input(io.cos, 'float32', ['n', 1, D / 2]);
     g.input(io.sin, 'float32', ['n', 1, D / 2]);
-    addPreAttention(g, spec, weight, parts.pre, x);
+    addPreAttention(g, spec, weight, parts.pre, x, normed);
   }
   if (parts.head) {
     const last = g.op('Slice', [x, g.int64s('last_start', [-1]), g.int64s('last_end', [2 ** 53]), g.int64s('last_axis', [0])]);

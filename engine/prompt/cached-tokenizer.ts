@@ -22,15 +22,56 @@ function concat(parts: number[][]): number[] {
 
 const splitLines = (text: string) => text.split(/(?<=\n)/);
 
+/** Lines longer than this are encoded in word-aligned pieces where that is exact (one line can be megabytes). */
+const LONG_LINE = 4096;
+
+/** Probes for splitting inside a line right before " word" (a space after a non-space, then a letter). */
+const WORD_PROBES = [
+  'hello world foo bar',
+  'x; y = z.w(a, b) + c',
+  'café naïve 中文 test ünïcode',
+  '  indented  words here and there',
+  "it's a don't we'll THEY",
+  '123 abc 4.5 def 0x1f ghi',
+  'a.b c_d e-f g/h i',
+];
+
+/** Offsets (after the first) where `line` may be split before " <letter>" preceded by a non-space, ~every `every` chars. */
+function wordCuts(line: string, every: number): number[] {
+  const cuts: number[] = [];
+  let from = every;
+  while (from < line.length) {
+    const re = /(?<=\S) (?=\p{L})/gu;
+    re.lastIndex = from;
+    const m = re.exec(line);
+    if (!m) break;
+    cuts.push(m.index);
+    from = m.index + every;
+  }
+  return cuts;
+}
+
+function splitAt(text: string, cuts: number[]): string[] {
+  const out: string[] = [];
+  let at = 0;
+  for (const c of cuts) { out.push(text.slice(at, c)); at = c; }
+  out.push(text.slice(at));
+  return out;
+}
+
 export class CachedTokenizer implements TokenizerLike {
   /** Encoding line by line gives the same ids as encoding the whole text. */
   readonly lineSeparable: boolean;
+  /** Encoding a line in pieces cut before " word" gives the same ids as encoding it whole. */
+  readonly wordSeparable: boolean;
   private cache = new Map<string, number[]>();
   private cachedChars = 0;
 
-  constructor(private readonly inner: TokenizerLike, private readonly maxCachedChars = 32 * 1024 * 1024) {
+  constructor(private readonly inner: TokenizerLike, private readonly maxCachedChars = 32 * 1024 * 1024, private readonly sliceMs = 10) {
     const enc = (s: string) => inner.encode(s, { addSpecialTokens: false });
     this.lineSeparable = PROBES.every((p) => JSON.stringify(enc(p)) === JSON.stringify(concat(splitLines(p).map(enc))));
+    this.wordSeparable = this.lineSeparable
+      && WORD_PROBES.every((p) => JSON.stringify(enc(p)) === JSON.stringify(concat(splitAt(p, wordCuts(p, 1)).map(enc))));
   }
 
   get bosId() { return this.inner.bosId; }
@@ -43,8 +84,53 @@ export class CachedTokenizer implements TokenizerLike {
 
   encode(text: string, options?: { addSpecialTokens?: boolean }): number[] {
     if (options?.addSpecialTokens) return this.inner.encode(text, options);
-    if (!this.lineSeparable || text.indexOf('\n') < 0) return [...this.piece(text)];
-    return concat(splitLines(text).map((l) => this.piece(l)));
+    if (!this.lineSeparable) return [...this.piece(text)];
+    return concat(this.pieces(text).map((l) => this.piece(l)));
+  }
+
+  /** The pieces encode() caches: lines, and long lines cut before words where that is exact. */
+  private pieces(text: string): string[] {
+    const lines = text.indexOf('\n') < 0 ? [text] : splitLines(text);
+    if (!this.wordSeparable || !lines.some((l) => l.length > LONG_LINE)) return lines;
+    return lines.flatMap((l) => (l.length > LONG_LINE ? splitAt(l, wordCuts(l, LONG_LINE)) : [l]));
+  }
+
+  /**
+   * Tokenizes texts into the cache a slice of at most ~`sliceMs` at a time, giving the event loop a turn between
+   * slices, so that the first tokenization of a long prompt (up to budget × 32 characters, a second or more) does not
+   * hold the stdio reader, cancellations and other requests for longer than a decode step. The synchronous render
+   * that follows finds every piece cached. Stops early when `signal` aborts. A tokenizer that is not line-separable
+   * (SentencePiece with a ▁ prepended per call) has nothing to slice: its prompts are encoded whole, as before.
+   */
+  warm(texts: readonly string[], signal?: AbortSignal, sliceMs = this.sliceMs): Promise<void> | undefined {
+    if (!this.lineSeparable) return undefined;
+    let total = 0;
+    for (const t of texts) total += t.length;
+    if (total > this.maxCachedChars) return undefined; // could not all stay cached; cannot happen within the request limits
+    if (this.cachedChars + total > this.maxCachedChars) { this.cache.clear(); this.cachedChars = 0; }
+    const pieces = texts.map((t) => this.pieces(t)).flat();
+    // The common case (a keystroke: almost every line cached) finishes within the first slice and returns nothing to
+    // await, so a small request reaches the scheduler synchronously, as it did before slicing.
+    const at = this.warmSlice(pieces, 0, sliceMs);
+    return at < pieces.length ? this.warmRest(pieces, at, signal, sliceMs) : undefined;
+  }
+
+  /** Tokenizes pieces from `at` until `sliceMs` has passed; returns where it stopped. */
+  private warmSlice(pieces: string[], at: number, sliceMs: number): number {
+    const t0 = performance.now();
+    while (at < pieces.length) {
+      this.piece(pieces[at++]);
+      if (performance.now() - t0 >= sliceMs) break;
+    }
+    return at;
+  }
+
+  private async warmRest(pieces: string[], at: number, signal: AbortSignal | undefined, sliceMs: number): Promise<void> {
+    while (at < pieces.length) {
+      await new Promise((r) => setImmediate(r));
+      if (signal?.aborted) return;
+      at = this.warmSlice(pieces, at, sliceMs);
+    }
   }
 
   private piece(text: string): number[] {

@@ -5,6 +5,7 @@
 import type { TokenizerLike } from '../generate/types';
 import type { ChatMessage, RepoFile } from '../protocol';
 import { repositoryContext } from './context-text';
+import { CachedTokenizer } from './cached-tokenizer';
 import { encodeSegments } from './segments';
 import { renderTemplate } from './template';
 import type { RenderedPrompt } from './completion';
@@ -68,6 +69,8 @@ export async function renderChat(tok: TokenizerLike, messages: ChatMessage[], fi
   const shortened = first > 0 || sys.some((m, i) => m !== system[i]) || recent.some((m, i) => m !== turns[first + i]);
   const encode = async (nFiles: number, nTurns: number) => {
     const r = await renderText(tok, [...sys, ...recent.slice(recent.length - nTurns)], files.slice(0, nFiles));
+    // Tokenize in slices first where the tokenizer can (the render's text is bounded by the budget, not small).
+    if (tok instanceof CachedTokenizer) await tok.warm([r.text]);
     return encodeSegments(tok, [{ text: r.text }], r.bos);
   };
   let nTurns = recent.length;

@@ -71,6 +71,25 @@ function layout(fmt: PromptFormat, parts: CompletionParts, files: RepoFile[], pr
  */
 export const DEFAULT_MAX_SUFFIX_TOKENS = 64;
 
+/**
+ * The texts renderCompletion will tokenize, each cut as it cuts them (by characters, bounded by the budget), for
+ * warming a memoising tokenizer in slices before the synchronous render (CachedTokenizer.warm). An approximation is
+ * enough: the render's ids never depend on it, only how much of its work is already cached.
+ */
+export function completionTexts(fmt: PromptFormat, parts: CompletionParts, budget: number): string[] {
+  const maxChars = budget * 32;
+  const prefix = parts.prefix.length > maxChars ? parts.prefix.slice(parts.prefix.length - maxChars) : parts.prefix;
+  const texts = [prefix, (parts.suffix ?? '').slice(0, maxChars)];
+  // Files are tokenized while they fit, then up to 64K characters of the dropped ones are counted.
+  let chars = 0;
+  for (const f of parts.files ?? []) {
+    const text = fileBlock(fmt, f);
+    if ((chars += text.length) > maxChars + 64 * 1024) break;
+    texts.push(text);
+  }
+  return texts;
+}
+
 export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: CompletionParts, budget: number, maxSuffixTokens = DEFAULT_MAX_SUFFIX_TOKENS): RenderedPrompt {
   const files = parts.files ?? [];
   const block = Math.max(16, budget >> 4);
@@ -146,4 +165,30 @@ export function renderCompletion(tok: TokenizerLike, fmt: PromptFormat, parts: C
   }
   if (ids.length > budget) throw new Error(`prompt of ${ids.length} tokens does not fit the budget of ${budget}`);
   return { ids, truncatedTokens: truncated, overflowTokens: truncated - capped, filesKept: kept };
+}
+
+export interface RepositoryPrefix {
+  /** The token prefix that the completion prompt for `parts` starts with, up to the current file's code. */
+  ids: number[];
+  /** Tokens of the whole completion prompt for `parts`. */
+  promptTokens: number;
+  filesKept: number;
+}
+
+/**
+ * What background indexing prefills: the longest token prefix shared by the completion prompt for `parts` (rendered
+ * exactly as renderCompletion does, so the same files are kept within the same budget) and the same layout with an
+ * empty current-file window. The common prefix, not the shorter render: text merges across the boundary (a file
+ * header's newline and the first code may form one token), and only tokens the completion will really send are
+ * worth prefilling.
+ */
+export function renderRepositoryPrefix(tok: TokenizerLike, fmt: PromptFormat, parts: CompletionParts, budget: number, maxSuffixTokens = DEFAULT_MAX_SUFFIX_TOKENS): RepositoryPrefix {
+  const full = renderCompletion(tok, fmt, parts, budget, maxSuffixTokens);
+  const hasSuffix = !!(fmt.fim && parts.suffix && parts.suffix.trim() !== '');
+  // Any non-empty suffix picks the same FIM layout; the shared prefix ends before the current file's code anyway.
+  const repo = encodeSegments(tok, layout(fmt, parts, (parts.files ?? []).slice(0, full.filesKept), '', hasSuffix ? ' ' : ''), true);
+  let n = 0;
+  const m = Math.min(repo.length, full.ids.length);
+  while (n < m && repo[n] === full.ids[n]) n++;
+  return { ids: full.ids.slice(0, n), promptTokens: full.ids.length, filesKept: full.filesKept };
 }

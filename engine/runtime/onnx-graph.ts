@@ -84,6 +84,7 @@ export class GraphBuilder {
   private readonly initializers: onnx.ITensorProto[] = [];
   private readonly nodes: onnx.INodeProto[] = [];
   private readonly used = new Set<string>();
+  private readonly reserved = new Set<string>();
   /** Operator domains besides the default one (com.microsoft for the contrib ops), imported at version 1. */
   private readonly domains = new Set<string>();
   private counter = 0;
@@ -95,6 +96,13 @@ export class GraphBuilder {
     let name = stem;
     while (this.used.has(name)) name = `${stem}_${++this.counter}`;
     this.used.add(name);
+    return name;
+  }
+
+  /** A fresh name to pass as a node output later (e.g. next to '' for unused optional outputs). */
+  reserve(stem: string): string {
+    const name = this.fresh(stem);
+    this.reserved.add(name);
     return name;
   }
 
@@ -142,7 +150,8 @@ export class GraphBuilder {
     const out = options.outputs ?? 1;
     const outputs = typeof out === 'number'
       ? Array.from({ length: out }, () => this.fresh(`${options.name ?? opType.toLowerCase()}`))
-      : out.map((n) => (this.claim(n), n));
+      // '' leaves an optional output unused (ONNX's convention), so it claims no name.
+      : out.map((n) => (n !== '' && this.claim(n), n));
     this.nodes.push({
       opType,
       domain: options.domain,
@@ -184,6 +193,7 @@ export class GraphBuilder {
   }
 
   private claim(name: string): void {
+    if (this.reserved.delete(name)) return;
     if (this.used.has(name)) throw new Error(`graph ${this.name}: value name "${name}" used twice`);
     this.used.add(name);
   }

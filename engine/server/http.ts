@@ -9,8 +9,8 @@ import { ErrorCodes, type ChatMessage, type CompleteResult, type RepoFile } from
 import { EngineService, ServiceError } from './service';
 import { askParams, completeParams, ParamError } from './validate';
 
-/** Largest request body (SNOUT_MAX_MESSAGE_BYTES, as for stdio frames). */
-const MAX_BODY = Number(process.env.SNOUT_MAX_MESSAGE_BYTES) || 64 * 1024 * 1024;
+/** Largest request body: what the loaded model's context can use, as for stdio frames (SNOUT_MAX_MESSAGE_BYTES can only lower it). */
+const ENV_MAX_BODY = Number(process.env.SNOUT_MAX_MESSAGE_BYTES) || Infinity;
 
 /** Host names/addresses that stay on this machine. */
 export function isLoopback(host: string): boolean {
@@ -58,27 +58,27 @@ function statusOf(e: unknown): HttpError {
   return new HttpError(500, `internal error: ${(e as Error)?.message ?? e}`, 'server_error');
 }
 
-function readBody(req: http.IncomingMessage): Promise<unknown> {
+function readBody(req: http.IncomingMessage, maxBody: number): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const declared = Number(req.headers['content-length']);
-    if (Number.isFinite(declared) && declared > MAX_BODY) { reject(new HttpError(413, `request body of ${declared} bytes is over the limit of ${MAX_BODY}`)); return; }
+    if (Number.isFinite(declared) && declared > maxBody) { reject(new HttpError(413, `request body of ${declared} bytes is over the limit of ${maxBody}`)); return; }
     const chunks: Buffer[] = [];
     let size = 0;
     const onData = (c: Buffer) => {
       size += c.length;
-      if (size > MAX_BODY) {
+      if (size > maxBody) {
         // Answer 413 at once; the rest is read and dropped (not buffered) so the client gets to read the reply.
         req.off('data', onData);
         req.resume();
         chunks.length = 0;
-        reject(new HttpError(413, `request body over the limit of ${MAX_BODY} bytes`));
+        reject(new HttpError(413, `request body over the limit of ${maxBody} bytes`));
         return;
       }
       chunks.push(c);
     };
     req.on('data', onData);
     req.on('end', () => {
-      if (size > MAX_BODY) return;
+      if (size > maxBody) return;
       try { resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))); } catch (e) { reject(new HttpError(400, `body is not valid JSON: ${(e as Error).message}`)); }
     });
     req.on('error', reject);
@@ -136,7 +136,7 @@ export function serveHttp(service: EngineService, o: HttpOptions): Promise<http.
         return;
       }
       if (req.method !== 'POST' || !['/v1/completions', '/v1/chat/completions'].includes(url.pathname)) throw new HttpError(404, `no route ${req.method} ${url.pathname}`);
-      const body = await readBody(req);
+      const body = await readBody(req, Math.min(ENV_MAX_BODY, service.maxRequestBytes()));
       if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new HttpError(400, 'body must be a JSON object');
       const b = body as Record<string, unknown>;
       const chat = url.pathname === '/v1/chat/completions';

@@ -2,7 +2,8 @@
 // (or loses framing); this one answers every bad frame with a JSON-RPC error and keeps reading:
 //   bad header / no Content-Length → -32700 and resync at the next "Content-Length:" (junk glued in front of a
 //                                    header costs the junk only, never the frame after it)
-//   body over the size limit       → -32600, skipped without buffering
+//   body over the size limit       → -32600, skipped without buffering (the limit may move: the engine derives it
+//                                    from the loaded model's context, see EngineService.maxRequestBytes)
 //   body that is not JSON          → -32700
 //   JSON that is not a request/notification/response (batches, bad id, params not an object) → -32600 / -32602
 // Well-formed messages go to the connection, which answers unknown methods with -32601.
@@ -27,8 +28,13 @@ export class SafeMessageReader extends AbstractMessageReader {
     private readonly input: NodeJS.ReadableStream,
     private readonly reply: ErrorReply,
     private readonly log: (message: string) => void,
-    readonly maxMessageBytes = 64 * 1024 * 1024,
-  ) { super(); }
+    maxMessageBytes: number | (() => number) = 64 * 1024 * 1024,
+  ) {
+    super();
+    this.limit = typeof maxMessageBytes === 'number' ? () => maxMessageBytes : maxMessageBytes;
+  }
+
+  private readonly limit: () => number;
 
   listen(callback: DataCallback): Disposable {
     const onData = (chunk: Buffer) => {
@@ -81,8 +87,9 @@ export class SafeMessageReader extends AbstractMessageReader {
         this.buf = this.buf.subarray(end + HEADER_END.length);
         if (!m) { this.reply(null, -32700, 'Parse error: message header has no valid Content-Length'); this.resyncToHeader(); continue; }
         const length = Number(m[1]);
-        if (length > this.maxMessageBytes) {
-          this.reply(null, -32600, `Invalid Request: message of ${length} bytes exceeds the limit of ${this.maxMessageBytes}`);
+        const limit = this.limit();
+        if (length > limit) {
+          this.reply(leadingId(this.buf), -32600, `Invalid Request: message of ${length} bytes exceeds the limit of ${limit}`);
           this.scanning = true;
           return this.onData(Buffer.alloc(0), callback);
         }
@@ -122,6 +129,16 @@ export class SafeMessageReader extends AbstractMessageReader {
     }
     callback(msg as Message);
   }
+}
+
+/**
+ * The id of a refused (unread) frame when its first bytes are already here and name it up front, as JSON-RPC writers
+ * do ({"jsonrpc":"2.0","id":7,...}): the client's request then fails at once instead of waiting forever.
+ */
+function leadingId(body: Buffer): string | number | null {
+  const m = /^\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,15}|"[^"\\]{0,256}")\s*,/.exec(body.subarray(0, 320).toString('utf8'));
+  if (!m) return null;
+  return m[1].startsWith('"') ? m[1].slice(1, -1) : Number(m[1]);
 }
 
 type Problem = { id: string | number | null; code: number; message: string; reply: boolean };

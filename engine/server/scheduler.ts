@@ -2,7 +2,12 @@
 // completion waits while an ask holds the model, the ask is told to yield (it aborts its current decode step, releases
 // the lock and re-queues; its sequence keeps the KV of what it generated, so resuming costs one step). The queue is
 // bounded: past `maxQueued` waiters a request is refused (Overloaded) rather than piling up memory.
-export type Priority = 'completion' | 'ask';
+// Background indexing ('index') comes after both: while it holds the model, any completion or ask that starts
+// waiting tells it to yield (it stops at the next prefill chunk boundary, releases its sequence to the prefix cache and
+// re-queues behind them).
+export type Priority = 'completion' | 'ask' | 'index';
+
+const rank: Record<Priority, number> = { completion: 0, ask: 1, index: 2 };
 
 export class Overloaded extends Error {}
 export class Superseded extends Error {}
@@ -30,7 +35,8 @@ export class ModelScheduler {
 
   /**
    * Resolves with a release function once this request may use the model. `signal` abandons the wait; `onYield` is
-   * called (once per grant) when a completion starts waiting while this ask holds the model.
+   * called when a request that outranks this one starts waiting while this one holds the model (a completion while
+   * an ask holds it; a completion or an ask while an index request holds it).
    */
   acquire(priority: Priority, signal?: AbortSignal, onYield?: () => void): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(new Superseded('cancelled before it started'));
@@ -45,10 +51,10 @@ export class ModelScheduler {
       };
       signal?.addEventListener('abort', abandon, { once: true });
       w.grant = (release) => { signal?.removeEventListener('abort', abandon); resolve(release); };
-      // Completions jump ahead of every waiting ask.
-      const at = priority === 'completion' ? this.waiters.findIndex((x) => x.priority === 'ask') : -1;
+      // Ahead of every waiter of a lower class (completions before asks before index requests), FIFO within a class.
+      const at = this.waiters.findIndex((x) => rank[x.priority] > rank[priority]);
       if (at >= 0) this.waiters.splice(at, 0, w); else this.waiters.push(w);
-      if (priority === 'completion' && this.holder?.priority === 'ask') this.holder.onYield?.();
+      if (this.holder && rank[priority] < rank[this.holder.priority]) this.holder.onYield?.();
       this.pump();
     });
   }

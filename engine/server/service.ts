@@ -4,11 +4,11 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { AttentionConfig } from '../attention/types';
 import { DiskPrefixCache } from '../generate/disk-prefix-cache';
-import { PrefixCache, type Lease } from '../generate/prefix-cache';
+import { commonPrefix, PrefixCache, type Lease } from '../generate/prefix-cache';
 import type { GenerateResult, LoadedModel, LoadProgress } from '../generate/types';
-import { CachedTokenizer, detectPromptFormat, encodeSegments, layoutStops, renderChat, renderCompletion, type PromptFormat } from '../prompt';
+import { CachedTokenizer, completionTexts, detectPromptFormat, encodeSegments, layoutStops, renderChat, renderCompletion, renderRepositoryPrefix, type PromptFormat } from '../prompt';
 import {
-  ErrorCodes, type AskParams, type AttentionSettings, type CompleteParams, type CompleteResult, type LoadParams,
+  ErrorCodes, type AskParams, type AttentionSettings, type CompleteParams, type CompleteResult, type IndexParams, type IndexResult, type LoadParams,
   type ModelInfo, type ProgressParams, type StatusResult, type ExecutionProvider,
 } from '../protocol';
 import { ModelScheduler, Overloaded, Superseded, type Priority } from './scheduler';
@@ -39,6 +39,18 @@ export interface StreamOptions {
 }
 
 export const DEFAULT_PREFIX_CACHE_BYTES = 1 << 30;
+
+/**
+ * The largest request a context can justify. Prompt text beyond budget × 32 characters can never fit (no token is
+ * longer than ~32 characters; complete() refuses it), and one character takes at most 6 bytes of JSON (a \u escape),
+ * so a frame over 192 bytes a token of context only carries text the engine would drop. Parsing JSON is synchronous
+ * (~5 ms a MB here), so this is also what keeps one frame from holding the event loop past a decode step: a 60 MB
+ * frame took ~1.6 s. The 4 MiB base is room for JSON framing (10,000 short chat messages) and for snout/load.
+ */
+export function requestByteLimit(contextLength?: number): number {
+  const base = 4 << 20;
+  return contextLength ? base + contextLength * 192 : base;
+}
 const DEFAULT_COMPLETION_TOKENS = 64;
 const DEFAULT_ASK_TOKENS = 256;
 
@@ -62,6 +74,12 @@ function attentionConfig(a?: AttentionSettings): Partial<AttentionConfig> | unde
   return c;
 }
 
+/** The answer to a request stopped before it reached the model (superseded or cancelled while tokenizing). */
+function cancelledResult(id: string): CompleteResult {
+  const stats = { promptTokens: 0, cachedTokens: 0, truncatedTokens: 0, overflowTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: 'dense' as const, sampledFraction: 1 };
+  return { id, text: '', finishReason: 'cancelled', stats };
+}
+
 export class EngineService {
   private model?: LoadedModel;
   private info?: ModelInfo;
@@ -73,6 +91,8 @@ export class EngineService {
   private failed = false;
   private readonly scheduler = new ModelScheduler();
   private readonly latest = new Map<string, AbortController>();
+  /** Per client, its index request in flight (a newer one supersedes it). */
+  private readonly latestIndex = new Map<string, AbortController>();
   /** Every request in flight (queued or running), so a model switch or shutdown can stop them all. */
   private readonly active = new Set<AbortController>();
 
@@ -173,37 +193,46 @@ export class EngineService {
     const { info, format, tok } = this.ready();
     const maxTokens = p.maxTokens ?? DEFAULT_COMPLETION_TOKENS;
     const budget = this.budgetFor(maxTokens, info.contextLength, 'complete');
-    let ids: number[];
-    let truncatedTokens = 0;
-    let overflowTokens = 0;
-    if (p.prompt !== undefined) {
-      // Cut by characters before tokenizing: no token is longer than ~32 characters, so a longer prompt cannot fit,
-      // and tokenizing megabytes only to refuse them would hold the event loop for seconds.
-      if (p.prompt.length > budget * 32) {
-        throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${p.prompt.length} characters; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget} tokens, at most ~${budget * 32} characters`);
-      }
-      ids = encodeSegments(tok, [{ text: p.prompt }], true);
-      if (ids.length > budget) {
-        throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${ids.length} tokens; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget}`);
-      }
-    } else {
-      try {
-        const r = renderCompletion(tok, format, { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix }, budget);
-        ids = r.ids;
-        truncatedTokens = r.truncatedTokens;
-        overflowTokens = r.overflowTokens;
-      } catch (e) {
-        throw new ServiceError(ErrorCodes.PromptTooLong, (e as Error).message);
-      }
-    }
-    if (ids.length === 0) ids = tok.bosId !== undefined ? [tok.bosId] : ids;
-    if (ids.length === 0) throw new ServiceError(-32602, 'complete: the prompt is empty');
     const priority: Priority = p.priority ?? 'completion';
-    // A new completion from a client makes its previous one stale.
+    // A new completion from a client makes its previous one stale, from the moment it arrives (tokenizing included).
     const ctrl = new AbortController();
     const key = o.client !== undefined && priority === 'completion' ? o.client : undefined;
     if (key !== undefined) { this.latest.get(key)?.abort(); this.latest.set(key, ctrl); }
+    const stopped = o.signal ? AbortSignal.any([ctrl.signal, o.signal]) : ctrl.signal;
     try {
+      let ids: number[];
+      let truncatedTokens = 0;
+      let overflowTokens = 0;
+      if (p.prompt !== undefined) {
+        // Cut by characters before tokenizing: no token is longer than ~32 characters, so a longer prompt cannot fit,
+        // and tokenizing megabytes only to refuse them would hold the event loop for seconds.
+        if (p.prompt.length > budget * 32) {
+          throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${p.prompt.length} characters; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget} tokens, at most ~${budget * 32} characters`);
+        }
+        // Tokenize in slices (the event loop stays responsive), then encode from the warmed cache.
+        const warming = tok.warm([p.prompt], stopped);
+        if (warming) await warming;
+        if (stopped.aborted) return cancelledResult(p.id);
+        ids = encodeSegments(tok, [{ text: p.prompt }], true);
+        if (ids.length > budget) {
+          throw new ServiceError(ErrorCodes.PromptTooLong, `prompt is ${ids.length} tokens; with maxTokens ${maxTokens} the context of ${info.contextLength} allows ${budget}`);
+        }
+      } else {
+        const parts = { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix };
+        const warming = tok.warm(completionTexts(format, parts, budget), stopped);
+        if (warming) await warming; // (only when it takes more than a slice: a keystroke stays synchronous)
+        if (stopped.aborted) return cancelledResult(p.id);
+        try {
+          const r = renderCompletion(tok, format, parts, budget);
+          ids = r.ids;
+          truncatedTokens = r.truncatedTokens;
+          overflowTokens = r.overflowTokens;
+        } catch (e) {
+          throw new ServiceError(ErrorCodes.PromptTooLong, (e as Error).message);
+        }
+      }
+      if (ids.length === 0) ids = tok.bosId !== undefined ? [tok.bosId] : ids;
+      if (ids.length === 0) throw new ServiceError(-32602, 'complete: the prompt is empty');
       return await this.run(p.id, ids, { truncatedTokens, overflowTokens }, maxTokens, priority, p, ctrl, o);
     } finally {
       if (key !== undefined && this.latest.get(key) === ctrl) this.latest.delete(key);
@@ -221,6 +250,108 @@ export class EngineService {
       throw new ServiceError(-32603, `the model's chat template failed: ${(e as Error).message}`);
     }
     return this.run(p.id, r.ids, r, maxTokens, 'ask', p, new AbortController(), o);
+  }
+
+  /**
+   * Background indexing: prefill the repository prefix of a completion context (renderRepositoryPrefix) at the
+   * lowest priority. Each grant of the model runs one segment: take the cached sequence sharing the longest prefix,
+   * prefill the rest in chunks, and stop at a chunk boundary when a completion or ask starts waiting (generate()
+   * leaves seq.tokens = what was prefilled). The sequence goes back to the prefix cache after every segment, not
+   * only at the end, so the request that preempted it finds the part already done; the next segment picks up from
+   * whatever sequence then holds the longest prefix (often the preempting completion's, which already prefilled the
+   * rest, since its prompt starts with the same tokens).
+   */
+  async index(p: IndexParams, o: StreamOptions = {}): Promise<IndexResult> {
+    const { info, format, tok } = this.ready();
+    const maxTokens = p.maxTokens ?? DEFAULT_COMPLETION_TOKENS;
+    const budget = this.budgetFor(maxTokens, info.contextLength, 'index');
+    let ids: number[];
+    const parts = { repoName: p.repoName, files: p.files, path: p.path, prefix: p.prefix ?? '', suffix: p.suffix };
+    // Tokenized in slices first, as for complete (the repository is the long part of a prompt).
+    const warming = tok.warm(completionTexts(format, parts, budget), o.signal);
+    if (warming) await warming;
+    try {
+      ids = renderRepositoryPrefix(tok, format, parts, budget).ids;
+    } catch (e) {
+      throw new ServiceError(ErrorCodes.PromptTooLong, (e as Error).message);
+    }
+    const result: IndexResult = { id: p.id, finishReason: 'cancelled', totalTokens: ids.length, cachedTokens: 0, indexedTokens: 0, prefillMs: 0, segments: 0 };
+    const ctrl = new AbortController();
+    const key = o.client ?? '';
+    this.latestIndex.get(key)?.abort();
+    this.latestIndex.set(key, ctrl);
+    this.active.add(ctrl);
+    const onUserAbort = () => ctrl.abort();
+    o.signal?.addEventListener('abort', onUserAbort, { once: true });
+    if (o.signal?.aborted) ctrl.abort();
+    const attention = { ...this.defaults, ...attentionConfig(p.attention) };
+    let lastProgress = 0;
+    const progress = (done: number, force = false) => {
+      const now = Date.now();
+      if (!o.onProgress || (!force && now - lastProgress < 200)) return;
+      lastProgress = now;
+      o.onProgress({ kind: 'index', id: p.id, message: `indexing ${done}/${ids.length}`, fraction: ids.length ? done / ids.length : 1, done, total: ids.length });
+    };
+    try {
+      // One token or none (an empty context) is not worth a cache entry.
+      if (ids.length < 2) { result.finishReason = 'done'; result.indexedTokens = ids.length; return result; }
+      while (!ctrl.signal.aborted) {
+        const yieldCtrl = new AbortController();
+        const stopSegment = () => yieldCtrl.abort();
+        ctrl.signal.addEventListener('abort', stopSegment, { once: true });
+        let release: () => void;
+        try {
+          release = await this.scheduler.acquire('index', ctrl.signal, stopSegment);
+        } catch (e) {
+          ctrl.signal.removeEventListener('abort', stopSegment);
+          if (e instanceof Superseded) break;
+          if (e instanceof Overloaded) throw new ServiceError(ErrorCodes.Overloaded, e.message);
+          throw e;
+        }
+        let lease: Lease | undefined;
+        let finished = false;
+        let cache: PrefixCache | undefined;
+        try {
+          if (ctrl.signal.aborted) break;
+          const ready = this.ready();
+          const model = ready.model;
+          cache = ready.cache;
+          result.segments++;
+          lease = cache.acquire(ids, attention, this.memoryCheck(model, cache, Math.min(ids.length + maxTokens, info.contextLength), attention));
+          const have = commonPrefix(lease.seq.tokens, ids);
+          if (result.segments === 1) result.cachedTokens = have;
+          result.indexedTokens = have;
+          progress(have, true);
+          if (have >= ids.length) finished = true;
+          else {
+            // maxTokens 0: prefill (and, for sampled attention, index the keys: prepare()) without decoding.
+            const r = await model.generate(lease.seq, {
+              ids, maxTokens: 0, sampling: { temperature: 0, topP: 1, seed: 0 }, attention, signal: yieldCtrl.signal,
+              onPrefillProgress: (done) => { result.indexedTokens = done; progress(done); },
+            });
+            result.prefillMs += r.stats.prefillMs;
+            result.indexedTokens = commonPrefix(lease.seq.tokens, ids);
+            finished = r.finishReason !== 'cancelled';
+          }
+        } catch (e) {
+          if (lease) { cache?.discard(lease.seq); lease = undefined; }
+          throw e;
+        } finally {
+          ctrl.signal.removeEventListener('abort', stopSegment);
+          if (lease) cache?.release(lease.seq);
+          release();
+          if (finished) result.finishReason = 'done';
+        }
+        if (finished) break;
+        // Preempted (not cancelled): queue again behind whatever preempted it.
+      }
+      progress(result.indexedTokens, true);
+      return result;
+    } finally {
+      o.signal?.removeEventListener('abort', onUserAbort);
+      this.active.delete(ctrl);
+      if (this.latestIndex.get(key) === ctrl) this.latestIndex.delete(key);
+    }
   }
 
   /**
@@ -339,6 +470,11 @@ export class EngineService {
         + `for ${tokens} tokens, more than the cache budget of ${mb(limit)}; lower K or L, shorten the request, or raise prefixCacheBytes`);
     }
     return est.total;
+  }
+
+  /** See requestByteLimit; while a model loads, the one loaded before it (or none) sets the limit. */
+  maxRequestBytes(): number {
+    return requestByteLimit(this.info?.contextLength);
   }
 
   status(): StatusResult {

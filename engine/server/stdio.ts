@@ -6,12 +6,12 @@ import {
   createMessageConnection, ResponseError, StreamMessageWriter, type CancellationToken, type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import {
-  AskRequest, CompleteRequest, ErrorCodes, InitializeRequest, LogNotification, ProgressNotification, ShutdownRequest,
+  AskRequest, CompleteRequest, ErrorCodes, IndexRequest, InitializeRequest, LogNotification, ProgressNotification, ShutdownRequest,
   StatusRequest, TokenNotification, type LogParams,
 } from '../protocol';
 import { SafeMessageReader } from './safe-reader';
 import { EngineService, ServiceError, type ModelLoader } from './service';
-import { askParams, completeParams, loadParams, ParamError } from './validate';
+import { askParams, completeParams, indexParams, loadParams, ParamError } from './validate';
 
 function toResponseError(e: unknown): ResponseError<void> {
   if (e instanceof ResponseError) return e;
@@ -34,10 +34,12 @@ export function serveStdio(loader: ModelLoader, input: NodeJS.ReadableStream = p
     connection?.sendNotification(LogNotification, { level, message }).catch(() => {});
   };
   const writer = new StreamMessageWriter(output);
+  const service = new EngineService(loader, log);
+  // Frames are bounded by what the loaded model's context can use (SNOUT_MAX_MESSAGE_BYTES can only lower it).
+  const envMax = Number(process.env.SNOUT_MAX_MESSAGE_BYTES) || Infinity;
   const reader = new SafeMessageReader(input, (id, code, message) => {
     writer.write({ jsonrpc: '2.0', id, error: { code, message } } as never).catch(() => {});
-  }, (m) => log('warn', m), Number(process.env.SNOUT_MAX_MESSAGE_BYTES) || undefined);
-  const service = new EngineService(loader, log);
+  }, (m) => log('warn', m), () => Math.min(envMax, service.maxRequestBytes()));
   connection = createMessageConnection(reader, writer, {
     error: (m) => process.stderr.write(`snout engine [rpc] ${m}\n`),
     warn: (m) => process.stderr.write(`snout engine [rpc] ${m}\n`),
@@ -65,6 +67,14 @@ export function serveStdio(loader: ModelLoader, input: NodeJS.ReadableStream = p
     return service.ask(params, {
       signal: abortOn(token),
       onText: (text) => { conn.sendNotification(TokenNotification, { id: params.id, text }).catch(() => {}); },
+      onProgress: (x) => { conn.sendNotification(ProgressNotification, x).catch(() => {}); },
+    });
+  }));
+  conn.onRequest(IndexRequest.method, (p: unknown, token: CancellationToken) => guard(async () => {
+    const params = indexParams(p);
+    return service.index(params, {
+      client: 'stdio',
+      signal: abortOn(token),
       onProgress: (x) => { conn.sendNotification(ProgressNotification, x).catch(() => {}); },
     });
   }));

@@ -1,6 +1,6 @@
 // Checks request params field by field and names the first bad one ("complete: maxTokens must be an integer in
 // 1..1023"), so a hostile or buggy client gets a clear InvalidParams error instead of a crash deep in the engine.
-import type { AskParams, AttentionSettings, ChatMessage, CompleteParams, LoadParams, RepoFile, SamplingParams } from '../protocol';
+import type { AskParams, AttentionSettings, ChatMessage, CompleteParams, IndexParams, LoadParams, RepoFile, SamplingParams } from '../protocol';
 import { LSH_LIMITS } from '../attention/types';
 
 export class ParamError extends Error {}
@@ -58,6 +58,7 @@ function attention(v: unknown, where: string): AttentionSettings | undefined {
     L: num(o, 'L', where, LSH_LIMITS.L.min, LSH_LIMITS.L.max, true),
     sinks: num(o, 'sinks', where, 0, 1 << 20, true),
     window: num(o, 'window', where, 0, 1 << 20, true),
+    kvDtype: oneOf(o, 'kvDtype', where, ['float32', 'bfloat16'] as const),
   };
   const dl = arr(o, 'denseLayers', where, 1024);
   if (dl) {
@@ -124,6 +125,22 @@ export function completeParams(v: unknown): CompleteParams {
     throw new ParamError('complete takes either a raw prompt or structured parts (prefix, suffix, files), not both');
   }
   return p;
+}
+
+/** Index: a structured completion's context (no raw prompt, nothing to sample); the same limits as complete. */
+export function indexParams(v: unknown): IndexParams {
+  const o = obj(v, 'index params');
+  if (o.prompt !== undefined && o.prompt !== null) throw new ParamError('index takes structured parts (files, path, prefix, suffix), not a raw prompt');
+  return {
+    id: id(o, 'index'),
+    repoName: str(o, 'repoName', 'index', { max: 4096 }),
+    files: files(o, 'index'),
+    path: str(o, 'path', 'index', { max: 4096 }),
+    prefix: str(o, 'prefix', 'index'),
+    suffix: str(o, 'suffix', 'index'),
+    maxTokens: num(o, 'maxTokens', 'index', 1, 1 << 20, true),
+    attention: attention(o.attention, 'index.attention'),
+  };
 }
 
 function stops(o: Obj, where: string): string[] | undefined {

@@ -121,7 +121,7 @@ export class AskPanel implements vscode.Disposable {
         result = await this.engine.ask({ id: `ask${++this.seq}`, messages, files: packed.files, maxTokens }, cts.token, onText);
       } catch (e) {
         if (!ended) throw e;
-        result = { id: '', text: full, finishReason: 'stop', stats: { promptTokens: 0, cachedTokens: 0, diskCachedTokens: 0, truncatedTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: 'dense', sampledFraction: 1 } };
+        result = { id: '', text: full, finishReason: 'stop', stats: { promptTokens: 0, cachedTokens: 0, truncatedTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: 'dense', sampledFraction: 1 } };
       }
       clearTimeout(flush);
       send(true);

@@ -18,6 +18,9 @@ import { debounceDelay, nextRhythm, noRhythm, type Rhythm } from './debounce';
 import { completeFirstLine, shapeCompletion, stopSequences, wantsSingleLine, type ShapeContext } from './filters';
 import { formatReport, HitRate, type CompletionReport } from './stats';
 
+/** ", from disk N" for an engine that reports how much of the cached prompt came from its on-disk cache. */
+const fromDisk = (r: CompleteResult) => (r.stats.diskCachedTokens !== undefined ? `, from disk ${r.stats.diskCachedTokens}` : '');
+
 export interface ProviderDeps {
   engine: Backend;
   workspace: WorkspaceContext;
@@ -232,7 +235,7 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
     };
     if (result.finishReason === 'cancelled') {
       // Superseded by a newer request: its figures say nothing about the cache, so they are not averaged in.
-      this.d.log(`completion cancelled after ${report.latencyMs} ms (prompt ${result.stats.promptTokens} tokens, cached ${result.stats.cachedTokens})`);
+      this.d.log(`completion cancelled after ${report.latencyMs} ms (prompt ${result.stats.promptTokens} tokens, cached ${result.stats.cachedTokens}${fromDisk(result)})`);
       return;
     }
     this.hitRate.add(result.stats);
@@ -291,7 +294,7 @@ export class SnoutCompletionProvider implements vscode.InlineCompletionItemProvi
         id: `w${++this.seq}`, repoName: packed.repoName, files: packed.files, path: packed.path, prefix: packed.prefix,
         suffix: packed.suffix, maxTokens: 1, priority: 'completion', sampling: { temperature: 0 },
       });
-      this.d.log(`warmed ${packed.path}: ${r.finishReason === 'cancelled' ? 'superseded' : `prompt ${r.stats.promptTokens} tokens (cached ${r.stats.cachedTokens}), prefill ${Math.round(r.stats.prefillMs)} ms`} after ${Date.now() - started} ms`);
+      this.d.log(`warmed ${packed.path}: ${r.finishReason === 'cancelled' ? 'superseded, ' : ''}prompt ${r.stats.promptTokens} tokens (cached ${r.stats.cachedTokens}${fromDisk(r)}), prefill ${Math.round(r.stats.prefillMs)} ms after ${Date.now() - started} ms`);
     } catch (e) {
       this.d.log(`warm-up failed: ${(e as Error).message}`);
     }

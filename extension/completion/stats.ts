@@ -38,7 +38,7 @@ export function formatReport(r: CompletionReport, session: HitRate): string {
   const s = r.stats;
   const tps = s.decodeMs > 0 ? (1000 * s.decodeTokens) / s.decodeMs : 0;
   const hit = s.promptTokens > 0 ? s.cachedTokens / s.promptTokens : 0;
-  return `completion ${r.latencyMs} ms: prompt ${s.promptTokens} tokens (cached ${s.cachedTokens} = ${pct(hit)}, truncated ${s.truncatedTokens}, ` +
+  return `completion ${r.latencyMs} ms: prompt ${s.promptTokens} tokens (cached ${s.cachedTokens} = ${pct(hit)}${s.diskCachedTokens !== undefined ? `, from disk ${s.diskCachedTokens}` : ''}, truncated ${s.truncatedTokens}, ` +
     `estimated ${r.estimatedTokens}), ${r.files} files${r.reusedContext ? ' (same context)' : ' (re-ranked)'}, prefill ${Math.round(s.prefillMs)} ms, ` +
     `${s.decodeTokens} tokens at ${tps.toFixed(1)} tok/s, ${s.attention} sampled ${pct(s.sampledFraction)}; ` +
     `prefix cache hit rate ${pct(session.rate)} over ${session.count} requests`;

@@ -51,6 +51,11 @@ export class WorkspaceFiles {
     return this.byPath.get(relPath)?.size;
   }
 
+  /** Last modification time on disk (epoch ms), as scanned or refreshed after a save. */
+  mtime(relPath: string): number | undefined {
+    return this.byPath.get(relPath)?.mtimeMs;
+  }
+
   has(relPath: string): boolean {
     return this.byPath.has(relPath);
   }

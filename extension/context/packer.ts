@@ -11,7 +11,7 @@ import { resolvedImports } from '../../engine/code/imports';
 import { fimWindow } from './fim';
 import { rankForQuestion } from './question';
 import type { WorkspaceFiles } from './files';
-import { rankFiles } from './rank';
+import { rankFiles, stabilityOrder } from './rank';
 import { isSecretPath, redactSecrets } from './secrets';
 import type { Recency } from './recency';
 import { TokenEstimator } from './tokens';
@@ -80,6 +80,13 @@ const perFileFraming = 3;
 /** Repo name, FIM markers and slack for estimate error. */
 const promptFraming = 16;
 
+/**
+ * How the selected context files are laid out in the prompt. 'stability' (default): imports first, then the rest,
+ * each group from the least recently changed file to the most recently changed one (rank.ts stabilityOrder);
+ * 'importance': the selection order (imports, two-hop imports, then by rank), as before.
+ */
+export type ContextOrder = 'stability' | 'importance';
+
 /** What an earlier epoch chose for a file: kept as the priority order while the file's imports stay the same. */
 interface Choice {
   imports: string;
@@ -98,7 +105,20 @@ export class ContextPacker {
     readonly recency: Recency,
     readonly estimator = new TokenEstimator(),
     readonly repoName = 'repository',
+    public order: ContextOrder = 'stability',
   ) {}
+
+  /** When a file last changed: its mtime on disk, or this session's last edit of it when later (unsaved edits). */
+  private lastChange(path: string): number {
+    return Math.max(this.store.mtime(path) ?? 0, this.recency.editedAt(path) ?? 0);
+  }
+
+  /** Lays the selection out in prompt order (see ContextOrder); the first `fixed` files stay put. */
+  private arrange<S extends { files: RepoFile[]; sources: ContextSource[] }>(s: S, fixed: number): S {
+    if (this.order === 'importance') return s;
+    const perm = stabilityOrder(s.files.length, fixed, (i) => s.sources[i].kind === 'import', (i) => this.lastChange(s.files[i].path));
+    return { ...s, files: perm.map((i) => s.files[i]), sources: perm.map((i) => s.sources[i]) };
+  }
 
   /** Forget the file list: the next pack re-ranks (settings or model change, a prompt that overflowed the window). */
   invalidate(): void {
@@ -169,7 +189,7 @@ export class ContextPacker {
     this.choices.delete(req.path);
     this.choices.set(req.path, { imports: selected.importKey, ranked: selected.sources.filter((x) => x.kind === 'ranked').map((x) => x.path) });
     if (this.choices.size > 32) this.choices.delete(this.choices.keys().next().value!);
-    return this.epochOf(key, reserve, total, selected);
+    return this.epochOf(key, reserve, total, this.arrange(selected, 0));
   }
 
   private epochOf(key: string, reserve: number, total: number, s: { files: RepoFile[]; sources: ContextSource[]; filesTokens: number; filesChars: number }): Epoch {
@@ -184,7 +204,7 @@ export class ContextPacker {
     const keep = { files: e.files.slice(0, n), sources: e.sources.slice(0, n) };
     const previous = this.choices.get(req.path);
     const selected = await this.select(req, total - e.reserve, new Set([req.path]), previous, keep);
-    return this.epochOf(e.key, e.reserve, total, selected);
+    return this.epochOf(e.key, e.reserve, total, this.arrange(selected, n));
   }
 
   /**

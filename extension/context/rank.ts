@@ -52,3 +52,7 @@ export function rankFiles({ current, candidates, recency }: RankInput): string[]
     .sort((x, y) => y.s - x.s || (x.c < y.c ? -1 : x.c > y.c ? 1 : 0))
     .map((x) => x.c);
 }
+
+
+// The prompt order (imports first, then least recently changed first) lives with the eval that measures it.
+export { CHANGE_QUANTUM_MS, stabilityOrder } from '../../engine/code/order';

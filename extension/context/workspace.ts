@@ -38,7 +38,7 @@ export class WorkspaceContext implements vscode.Disposable {
         if (!r) return;
         if (e.document.isDirty) r.root.store.overlay.set(r.rel, e.document.getText());
         else r.root.store.overlay.delete(r.rel);
-        r.root.packer.recency.touch(r.rel);
+        r.root.packer.recency.edited(r.rel, Date.now());
       }),
       w.onDidSaveTextDocument(async (doc) => {
         const r = this.locate(doc.uri);

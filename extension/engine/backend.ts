@@ -1,7 +1,7 @@
 // What the completion provider and the Ask panel talk to: the local engine process or a remote OpenAI-compatible
 // server (snout.backend.type), behind one surface. Switching stops the one not in use (the local engine frees its RAM).
 // No vscode import.
-import type { AskParams, CompleteParams, CompleteResult, ModelInfo } from '../../engine/protocol';
+import type { AskParams, CompleteParams, CompleteResult, IndexParams, IndexResult, ModelInfo } from '../../engine/protocol';
 import type { CancelToken, EngineState } from './client';
 
 export interface Backend {
@@ -10,6 +10,8 @@ export interface Backend {
   start(): Promise<ModelInfo>;
   complete(params: CompleteParams, token?: CancelToken, onText?: (text: string) => void): Promise<CompleteResult>;
   ask(params: AskParams, token?: CancelToken, onText?: (text: string) => void): Promise<CompleteResult>;
+  /** Background indexing; only the local engine has it (a remote server keeps its own cache). */
+  index?(params: IndexParams, token?: CancelToken): Promise<IndexResult>;
   restart(): Promise<ModelInfo>;
   /** Stops (frees the engine's RAM, closes remote requests); start() brings it back. */
   stop(): Promise<void>;
@@ -37,6 +39,12 @@ export class BackendSwitch implements Backend {
   start(): Promise<ModelInfo> { return this.current.start(); }
   complete(p: CompleteParams, t?: CancelToken, on?: (text: string) => void): Promise<CompleteResult> { return this.current.complete(p, t, on); }
   ask(p: AskParams, t?: CancelToken, on?: (text: string) => void): Promise<CompleteResult> { return this.current.ask(p, t, on); }
+  get canIndex(): boolean { return this.current.index !== undefined; }
+  index(p: IndexParams, t?: CancelToken): Promise<IndexResult> {
+    const b = this.current;
+    if (!b.index) return Promise.reject(new Error('this backend does not index'));
+    return b.index(p, t);
+  }
 
   /** Starts over with `kind` (and, for a remote, its current settings). */
   async use(kind: BackendKind): Promise<ModelInfo> {

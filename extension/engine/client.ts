@@ -7,9 +7,9 @@ import {
   CancellationTokenSource, createMessageConnection, StreamMessageReader, StreamMessageWriter, type MessageConnection,
 } from 'vscode-jsonrpc/node';
 import {
-  AskRequest, CompleteRequest, InitializeRequest, LogNotification, ProgressNotification, ShutdownRequest, StatusRequest,
+  AskRequest, CompleteRequest, IndexRequest, InitializeRequest, LogNotification, ProgressNotification, ShutdownRequest, StatusRequest,
   TokenNotification, type AskParams, type CompleteParams, type CompleteResult, type LoadParams, type ModelInfo,
-  type ProgressParams, type StatusResult,
+  type ProgressParams, type StatusResult, type IndexParams, type IndexResult,
 } from '../../engine/protocol';
 
 export type EngineState = 'stopped' | 'starting' | 'loading' | 'ready' | 'restarting' | 'error';
@@ -235,6 +235,11 @@ export class EngineClient {
         this.tokenListeners.delete(params.id);
       }
     });
+  }
+
+  /** Background indexing (snout/index); progress arrives through onProgress with kind 'index' and this id. */
+  index(params: IndexParams, token?: CancelToken): Promise<IndexResult> {
+    return this.withCancel(token, (c, cts) => c.sendRequest(IndexRequest, params, cts.token));
   }
 
   async status(): Promise<StatusResult | undefined> {

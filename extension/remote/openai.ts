@@ -35,7 +35,7 @@ export class RemoteError extends Error {
 }
 
 const seconds = (ms: number) => (ms < 10_000 ? (ms / 1000).toFixed(1).replace(/\.0$/, '') : String(Math.round(ms / 1000)));
-const emptyStats = (): UsageStats => ({ promptTokens: 0, cachedTokens: 0, diskCachedTokens: 0, truncatedTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: 'dense', sampledFraction: 1 });
+const emptyStats = (): UsageStats => ({ promptTokens: 0, cachedTokens: 0, truncatedTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: 'dense', sampledFraction: 1 });
 
 export class RemoteBackend {
   private _state: EngineState = 'stopped';

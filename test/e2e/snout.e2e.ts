@@ -22,6 +22,8 @@ const EXTENSION_ID = 'snout.snout';
 const timings: Record<string, number> = {};
 const latencies: { label: string; ms: number; typedThrough: boolean; status?: string }[] = [];
 const report: string[] = [];
+/** diskCachedTokens of the first completion after a window reload (null: not measured, or no disk cache). */
+let diskCachedAfterReload: number | null = null;
 const note = (s: string) => { report.push(s); console.log(`  e2e: ${s}`); };
 /** Prefix-cache hit rate (cached / prompt tokens) over the completions of the mid-file typing test. */
 let midfileCacheHitRate: number | null = null;
@@ -256,7 +258,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     mkdirSync(resultsDir, { recursive: true });
     const fresh = latencies.filter((l) => !l.typedThrough).map((l) => l.ms);
     const summary = { timings, latencies, medianLatencyMs: latencies.length ? median(latencies.map((l) => l.ms)) : null,
-      medianFreshLatencyMs: fresh.length ? median(fresh) : null, midfileCacheHitRate, slowEngineGhostShown, report };
+      medianFreshLatencyMs: fresh.length ? median(fresh) : null, midfileCacheHitRate, slowEngineGhostShown, diskCachedAfterReload, report };
     writeFileSync(path.join(resultsDir, 'e2e-summary.json'), JSON.stringify(summary, null, 2));
     console.log(`  e2e summary: ${JSON.stringify({ timings, latencies, midfileCacheHitRate, slowEngineGhostShown })}`);
     if (latencies.length) {
@@ -312,6 +314,72 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     assert.ok(cs!.pids('engine.js').includes(Number(started[1])), `engine pid ${started[1]} is not running`);
     const items = await waitFor('a Snout status bar item', () => wb!.statusBarItems('snout').then((xs) => xs.length ? xs : undefined), 30_000);
     note(`status bar: ${items.join(' ; ')}`);
+  });
+
+  // Runs before the typing tests: the workspace has just opened, so the first index request is the workspace-open
+  // one; the reload leaves the workbench as it was (report.py reverted, settings restored) for the tests after it.
+  it('background indexing: the status bar shows it; after a window reload the first ghost text comes from the disk cache', async (t) => {
+    requireCommand('snout.triggerCompletion');
+    const w = wb!;
+    const t0 = Date.now();
+    await w.openFile('shapes/report.py');
+    await w.focusEditorEnd();
+    // "indexing a / b tokens" while it runs (the demo model may finish this small repository between two polls), then
+    // "indexed N tokens".
+    const seen = new Set<string>();
+    const indexed = await waitFor('the status bar to say "indexed"', async () => {
+      const s = await snoutStatus();
+      if (s) seen.add(s);
+      return s && /indexed [\d.]+K? tokens/.test(s) ? s : undefined;
+    }, 120_000, 50);
+    timings.indexingSeconds = since(t0) / 1000;
+    const logLine = await waitFor('the indexing line in the log', () => outputChannel().split('\n').find((l) => /indexing shapes\/report\.py .*: done, (\d+)\/\1 tokens/.test(l)), 10_000, 100);
+    note(`indexed after ${timings.indexingSeconds} s: status bar ${[...seen].join(' → ')}; ${logLine.replace(/^\[[^\]]*\] /, '').trim()}`);
+    await w.screenshot('e2e-indexed');
+
+    // Reload with indexing off, so the new engine's first request is a completion (the warm-up or the keystroke's),
+    // whose stats say how much came from disk; an index request would take the cache from disk first, and its result
+    // carries no such figure.
+    cs!.writeSettings({ ...settings, 'snout.indexing.enabled': false });
+    await sleep(1000);
+    const before = cs!.pids('engine.js');
+    const readyBefore = count(outputChannel(), 'Snout engine ready');
+    // Every completion-priority request logs one line: the warm-up (done or superseded), a cancelled keystroke's, a
+    // finished one's.
+    const requestLines = () => outputChannel().split('\n').filter((l) => /warmed \S+: (superseded, )?prompt|completion cancelled after \d+ ms \(prompt|completion \d+ ms: prompt \d+ tokens \(cached/.test(l));
+    const linesBefore = requestLines().length;
+    await w.runCommand('Developer: Reload Window');
+    await w.page.waitForSelector('.monaco-workbench', { timeout: 90_000 });
+    await waitFor('a new engine process', () => cs!.pids('engine.js').find((p) => !before.includes(p)), 120_000, 250);
+    await waitFor('"Snout engine ready" after the reload', () => count(outputChannel(), 'Snout engine ready') > readyBefore, 180_000, 250);
+    await w.openFile('shapes/report.py');
+    await w.focusEditorEnd();
+    // One keystroke: its completion is the first ghost text. Before it the extension may have sent its 1-token
+    // warm-up (indexing is off), and whichever request came first took the prefix from disk; the ghost text's own
+    // line must show the prefix cached, and some request of the new session must say it came from disk.
+    await w.page.keyboard.press('Enter');
+    await w.page.waitForSelector(GHOST_SELECTOR, { timeout: 60_000 });
+    const after = await waitFor('a completion line after the reload', () => {
+      const xs = requestLines().slice(linesBefore);
+      return xs.some((l) => /completion \d+ ms: prompt/.test(l)) ? xs : undefined;
+    }, 10_000, 100);
+    const ghostLine = after.find((l) => /completion \d+ ms: prompt/.test(l))!;
+    const ghost = completionLines(ghostLine)[0];
+    note(`after the reload: ${after.map((l) => l.replace(/^\[[^\]]*\] /, '')).join(' / ')}`);
+    // Leave report.py as it is on disk and the settings as they were for the tests that follow.
+    await w.page.keyboard.press('Escape');
+    await w.runCommand('File: Revert File');
+    cs!.writeSettings(settings);
+    await sleep(500);
+    assert.ok(ghost.cached >= 0.9 * ghost.prompt, `the first ghost text's prompt was not cached: ${ghostLine}`);
+    const disk = after.map((l) => /from disk (\d+)/.exec(l)).filter((m) => m !== null).map((m) => Number(m![1]));
+    if (!disk.length) {
+      // Engines without the on-disk prefix cache report no diskCachedTokens (the lines then have no "from disk").
+      t.skip('the engine reports no diskCachedTokens: no on-disk prefix cache in this build');
+      return;
+    }
+    diskCachedAfterReload = Math.max(...disk);
+    assert.ok(diskCachedAfterReload > 0, `no request after the reload took anything from the disk cache:\n${after.join('\n')}`);
   });
 
   it('shows ghost text while typing and Tab inserts exactly it', async (t) => {

@@ -123,10 +123,12 @@ test('FIM window: whole file when it fits; otherwise a line-aligned prefix start
   assert.ok(starts.size <= 2, [...starts].join('|'));
 });
 
+// The selection tests read the importance order (the fixture's mtimes are whatever the checkout wrote); the
+// stability order has its own tests in context-order.test.ts.
 async function packerFor(contextTokens = 32768) {
   const store = new WorkspaceFiles(repo);
   store.setFiles(await scanWorkspace(repo));
-  const packer = new ContextPacker(store, new Recency(), new TokenEstimator(3.5), 'repo-mixed');
+  const packer = new ContextPacker(store, new Recency(), new TokenEstimator(3.5), 'repo-mixed', 'importance');
   return { store, packer, budget: { contextTokens, maxTokens: 64 } };
 }
 

@@ -23,7 +23,10 @@ const greedy = { temperature: 0, topP: 1, seed: 0 };
 async function withGguf(name: string, type: GgufType, run: (m: LoadedModel, file: string) => Promise<void>, o: HfToGgufOptions & { accuracyLevel?: number } = {}): Promise<void> {
   const file = path.join(tmp, `${name}-${type}-${o.accuracyLevel ?? 'default'}.gguf`);
   writeHfAsGguf(modelDir(name), file, type, o);
-  const model = await loadModel(file, { provider: 'cpu', accuracyLevel: o.accuracyLevel });
+  // Level 0 is compared with a float64 reference: the KV cache is then pinned to float32 (else the packed default,
+  // bfloat16), so that the comparison is about the weights.
+  const attention = o.accuracyLevel === 0 ? { kvDtype: 'float32' as const } : undefined;
+  const model = await loadModel(file, { provider: 'cpu', accuracyLevel: o.accuracyLevel, attention });
   try {
     assert.equal(model.weights?.format, 'gguf');
     await run(model, file);

@@ -140,6 +140,30 @@ test('the memoising tokenizer gives the real tokenizer\'s ids (line-split only w
   }
 });
 
+test('warming tokenizes in slices (the event loop gets turns) and long lines cut before words keep the ids', async () => {
+  const { CachedTokenizer } = await import('../../engine/prompt');
+  const c = new CachedTokenizer(coder, undefined, 1);
+  assert.equal(c.wordSeparable, true);
+  assert.equal(new CachedTokenizer(stories).wordSeparable, false, 'not line-separable, so not word-separable either');
+  const source = readFileSync(path.join(__dirname, '../../engine/prompt/completion.ts'), 'utf8');
+  // One 90 K-character line (minified code does this), words, punctuation, numbers and non-ASCII mixed.
+  const longLine = Array.from({ length: 2000 }, (_, i) => `w${i} x;y = z.f(a, b) café 中文 ${i}.5 it's`).join(' ');
+  const text = `${source}${longLine}\n${source.replace(/const/g, 'let')}`;
+  let turns = 0;
+  let done = false;
+  const tick = () => { if (!done) { turns++; setImmediate(tick); } };
+  setImmediate(tick);
+  await c.warm([text]);
+  done = true;
+  assert.ok(turns >= 2, `${turns} event-loop turns while warming`);
+  assert.deepEqual(c.encode(text), coder.encode(text));
+  const aborted = new CachedTokenizer(coder, undefined, 0);
+  const ac = new AbortController();
+  ac.abort();
+  await aborted.warm([text], ac.signal);
+  assert.deepEqual(aborted.encode(text), coder.encode(text), 'a warm stopped early leaves a correct (partly cold) cache');
+});
+
 test('the suffix is capped (it is re-prefilled on every keystroke), cut after a whole line', async () => {
   const { DEFAULT_MAX_SUFFIX_TOKENS } = await import('../../engine/prompt/completion');
   const fmt = detectPromptFormat(coder);

@@ -71,8 +71,10 @@ describe('packed models vs the float64 reference on the same (dequantized) weigh
         // accuracy level 0 computes in float32: the packed weights must then give the reference's logits (1e-4).
         // Level 4 (the default) also rounds activations to int8 per block of 32, which alone moves logits by up to
         // a few percent of their scale on these random weights.
+        // The KV cache is pinned to float32 here (a packed model's default is bfloat16, checked below), so that the
+        // comparison is about the weights.
         for (const [accuracyLevel, bound] of [[0, 1e-4], [4, 0.04]] as const) {
-          const model = await loadModel(ckpt.dir, { provider: 'cpu', weights, cacheDir: null, prefillChunk: 5, accuracyLevel });
+          const model = await loadModel(ckpt.dir, { provider: 'cpu', weights, cacheDir: null, prefillChunk: 5, accuracyLevel, attention: { kvDtype: 'float32' } });
           try {
             assert.equal(model.weights?.packed, true);
             for (const n of [1, 7, 12]) {
@@ -88,6 +90,27 @@ describe('packed models vs the float64 reference on the same (dequantized) weigh
         }
       });
     }
+  }
+});
+
+it('a packed model keeps a bfloat16 KV cache by default (half the bytes), close to the float32 one', async () => {
+  const [name, options] = shapes[1];
+  const ckpt = makeCheckpoint(path.join(root, 'kv_default'), { scale: 0.05, ...options });
+  const packed = await loadModel(ckpt.dir, { provider: 'cpu', weights: 'int8', cacheDir: null, prefillChunk: 5, accuracyLevel: 0 });
+  const exact = await loadModel(ckpt.dir, { provider: 'cpu', weights: 'int8', cacheDir: null, prefillChunk: 5, accuracyLevel: 0, attention: { kvDtype: 'float32' } });
+  const f32 = await loadModel(ckpt.dir, { provider: 'cpu', weights: 'f32', cacheDir: null });
+  try {
+    // K and V at 2 bytes instead of 4 (the decode workspace beside them stays float32).
+    const ratio = packed.estimateBytes!(1000).kv / exact.estimateBytes!(1000).kv;
+    assert.ok(ratio > 0.5 && ratio < 0.6, `${name}: ${ratio}`);
+    assert.equal(f32.estimateBytes!(1000).kv, exact.estimateBytes!(1000).kv, 'a float32 model keeps a float32 cache');
+    const a = await packed.logits(ids), b = await exact.logits(ids);
+    let diff = 0, scale = 0;
+    for (let v = 0; v < a.length; v++) { diff = Math.max(diff, Math.abs(a[v] - b[v])); scale = Math.max(scale, Math.abs(b[v])); }
+    // bfloat16 keeps 8 bits of mantissa: K and V move by up to 2^-9 of themselves.
+    assert.ok(diff > 0 && diff <= 0.01 * Math.max(scale, 1), `max abs diff ${diff} (logit scale ${scale})`);
+  } finally {
+    await Promise.all([packed.dispose(), exact.dispose(), f32.dispose()]);
   }
 });
 

@@ -51,7 +51,7 @@ function cases(): Case[] {
     req(`unknown method ${m.slice(0, 20)}`, m, {}, -32601, /Unhandled method/);
   req('method name of 10K chars', 'x'.repeat(10000), {}, -32600, /too long/);
   // params of the wrong shape.
-  for (const p of ['str', 5, true, null, [1, 2], ['a']]) for (const m of ['snout/complete', 'snout/ask', 'snout/load'])
+  for (const p of ['str', 5, true, null, [1, 2], ['a']]) for (const m of ['snout/complete', 'snout/ask', 'snout/load', 'snout/index'])
     if (p !== null) req(`${m} params ${JSON.stringify(p)}`, m, p, -32602, /params/);
   // complete: wrong types and out-of-range values, one field at a time.
   const badComplete: [string, object, RegExp][] = [
@@ -112,7 +112,7 @@ function cases(): Case[] {
   ] as [string, object, number, RegExp][]) req(`load ${name}`, 'snout/load', p, code, match);
   // Huge strings: over the framing limit (skipped unread), and a big-but-legal structured request that gets truncated.
   const hugeId = n++;
-  out.push({ name: 'message over the size limit', bytes: frame(JSON.stringify({ jsonrpc: '2.0', id: hugeId, method: 'snout/complete', params: { id: 'h', prefix: 'x'.repeat(MAX_MESSAGE) } })), reply: { id: null, code: -32600, match: /exceeds the limit/ } });
+  out.push({ name: 'message over the size limit', bytes: frame(JSON.stringify({ jsonrpc: '2.0', id: hugeId, method: 'snout/complete', params: { id: 'h', prefix: 'x'.repeat(MAX_MESSAGE) } })), reply: { id: hugeId, code: -32600, match: /exceeds the limit/ } });
   out.push({ name: 'absurd Content-Length', bytes: Buffer.from('Content-Length: 99999999999999999999\r\n\r\n{"jsonrpc":"2.0"}'), reply: { id: null, code: -32600, match: /exceeds the limit/ } });
   req('string with lone surrogates and NULs', 'snout/complete', { id: '\ud800\u0000', prefix: 5 }, -32602, /prefix must be a string/);
   // Broken framing: the reader must resync at the next real frame.

@@ -48,3 +48,23 @@ test('the queue is bounded; an aborted wait leaves the queue', async () => {
   (await b)();
   assert.equal(s.busy, false);
 });
+
+test('index requests come after completions and asks, and yield to either of them', async () => {
+  const s = new ModelScheduler();
+  const order: string[] = [];
+  let yields = 0;
+  const releaseIndex = await s.acquire('index', undefined, () => yields++);
+  const wait = (name: string, p: 'completion' | 'ask' | 'index') => s.acquire(p).then((release) => { order.push(name); release(); });
+  const idx2 = wait('index2', 'index');
+  await tick();
+  assert.equal(yields, 0, 'another index request does not preempt one');
+  const ask = wait('ask', 'ask');
+  await tick();
+  assert.equal(yields, 1, 'an ask preempts an index request');
+  const c = wait('completion', 'completion');
+  await tick();
+  assert.equal(yields, 2, 'so does a completion');
+  releaseIndex();
+  await Promise.all([idx2, ask, c]);
+  assert.deepEqual(order, ['completion', 'ask', 'index2']);
+});
