@@ -170,7 +170,11 @@ function kvRows(seq: Sequence): Buffer[] {
 test('a request taking a sequence mid-write: the rest is copied and the file is whole, or (over the copy limit) the write is dropped and redone at the next release', { timeout: 240_000 }, async () => {
   const model = await loadModel(coder, { provider: 'cpu', contextLimit: 4096, cacheDir: null });
   try {
-    const ids = model.tokenizer.encode(prompt('mid-write'));
+    // ~3K tokens: one layer's K/V rows of one head (3K × 512 bytes) take the writer two turns, so the request below
+    // arrives with that live segment half written.
+    const more = readFileSync(path.join(repoRoot, 'engine/attention/kv-store.ts'), 'utf8').slice(0, 2400);
+    const ids = model.tokenizer.encode(prompt('mid-write') + more);
+    assert.ok(ids.length > 2500 && ids.length < 3900, `${ids.length} tokens`);
     const shape = { numLayers: model.spec.numLayers, numHeads: model.spec.numHeads, numKvHeads: model.spec.numKvHeads, headDim: model.spec.headDim };
     for (const [what, detachCopyMaxBytes] of [['copied', undefined], ['dropped', 0]] as const) {
       const dir = path.join(root, `mid-write-${what}`);
@@ -184,25 +188,33 @@ test('a request taking a sequence mid-write: the rest is copied and the file is 
       };
       const first = await run([]); // released: the write starts
       const atFirstRelease = kvRows(first.seq);
-      const second = await run([5, 6, 7]); // takes the same sequence before the write can have finished
-      const atSecondRelease = kvRows(second.seq);
-      assert.equal(second.cachedTokens > 1000, true);
+      await new Promise<void>((r) => setImmediate(r)); // the writer's second turn: the first 1 MiB of layer 0's rows
+      // A request takes the sequence mid-write, and (at its worst) rewrites every row it holds.
+      const taken = cache.acquire([...ids, 5, 6, 7]);
+      assert.equal(taken.seq, first.seq);
+      for (const st of ((taken.seq as ModelSequence).attention as AttentionSequence).persistState().layers) for (const k of st.kv.keys) k.fill(0);
+      cache.discard(taken.seq);
       await disk.flush();
-      const file = only(dir); // one whole file, no temp file left
-      // The file holds the first prompt's exact state: a fresh engine reads it back and it verifies.
+      if (what === 'dropped') assert.deepEqual(snapshots(dir), [], 'the write was dropped, no temp file left');
+      const second = await run([5, 6, 7]); // a fresh sequence now: its release writes (again, when dropped)
+      const atSecondRelease = kvRows(second.seq);
+      await disk.flush();
+      // The first request's file (copied case) or the second's (dropped case); no temp file left.
+      const names = snapshots(dir);
+      assert.ok(names.length >= 1 && names.every((n) => n.endsWith('.snoutkv')), names.join());
+      const files = names.map((n) => path.join(dir, 'prefix', n));
+      // A fresh engine reads the files back and they verify.
       const fresh = new DiskPrefixCache(dir, { identity: model.kvIdentity, shape, attentionFor: (a) => model.attentionFor!(a) }, { log: (l) => assert.fail(l) });
-      const seq = model.newSequence();
-      assert.ok(fresh.load(file, seq), what);
+      const seqs = files.map((f) => { const q = model.newSequence(); assert.ok(fresh.load(f, q), what); return q; });
+      const seq = seqs.find((q) => (q.tokens[ids.length] === 5) === (what === 'dropped'));
+      assert.ok(seq, 'the expected file is there');
       assert.deepEqual(seq.tokens.slice(0, ids.length), ids);
       // ...and holds the K/V rows the written sequence had at its release, not rows the second request wrote over
       // while the file was being written.
       const restored = kvRows(seq), expected = what === 'copied' ? atFirstRelease : atSecondRelease;
       assert.equal(restored.length, expected.length);
       restored.forEach((r, i) => assert.ok(r.equals(expected[i]), `${what}: K/V rows of layer/head ${i}`));
-      // Copied: the first request's sequence was written. Dropped: the second release wrote its own sequence.
-      assert.equal(seq.tokens.slice(ids.length, ids.length + 3).join(), what === 'dropped' ? '5,6,7' : seq.tokens.slice(ids.length, ids.length + 3).join());
-      if (what === 'copied') assert.notEqual(seq.tokens.slice(ids.length, ids.length + 3).join(), '5,6,7');
-      seq.dispose();
+      for (const q of seqs) q.dispose();
     }
   } finally {
     await model.dispose();
