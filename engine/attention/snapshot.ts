@@ -251,7 +251,39 @@ export function readTokens(file: string, expect?: SnapshotExpect): { header: Sna
  * and the tables rebuilt from their codes, with no buffer the size of the file (1 MiB staging). Returns the
  * token ids. On any mismatch or damage throws SnapshotError and leaves `seq` as it was.
  */
+/** Restores a snapshot into `seq` in one synchronous call (tests, CLI, benches). */
 export function restoreSnapshot(file: string, seq: Sequence, expect: SnapshotExpect): Int32Array {
+  const steps = restoreSteps(file, seq, expect);
+  for (;;) { const r = steps.next(); if (r.done) return r.value; }
+}
+
+/**
+ * Restores a snapshot a slice (~`sliceMs`) at a time, giving the event loop a turn between slices: at 32K tokens a
+ * read takes seconds, and the engine must keep answering cancellations and status meanwhile. An abort stops it
+ * between slices (SnapshotAborted; `seq` is then untouched: its state is adopted only at the end).
+ */
+export async function restoreSnapshotAsync(file: string, seq: Sequence, expect: SnapshotExpect, signal?: AbortSignal, sliceMs = 8): Promise<Int32Array> {
+  const steps = restoreSteps(file, seq, expect);
+  let t0 = performance.now();
+  try {
+    for (;;) {
+      const r = steps.next();
+      if (r.done) return r.value;
+      if (performance.now() - t0 < sliceMs) continue;
+      await new Promise((res) => setImmediate(res));
+      if (signal?.aborted) throw new SnapshotAborted('cancelled while reading the cached prefix');
+      t0 = performance.now();
+    }
+  } finally {
+    steps.return(new Int32Array(0)); // closes the file when stopped early
+  }
+}
+
+/** A restore stopped by its caller (not a damaged file). */
+export class SnapshotAborted extends Error {}
+
+/** The restore, as steps: it yields after each slice read and each table rebuilt. */
+function* restoreSteps(file: string, seq: Sequence, expect: SnapshotExpect): Generator<void, Int32Array, void> {
   const fd = openSync(file, 'r');
   try {
     const { header, payloadAt, payloadBytes, payloadCrc } = readHeader(fd, expect);
@@ -260,7 +292,7 @@ export function restoreSnapshot(file: string, seq: Sequence, expect: SnapshotExp
     let pos = payloadAt, crc = 0;
     const stage = new Uint8Array(STAGE);
     const end = payloadAt + payloadBytes;
-    const read = (view: ArrayBufferView) => {
+    const read = function* (view: ArrayBufferView): Generator<void, void, void> {
       const b = bytesOf(view);
       if (pos + b.length > end) throw new SnapshotError('garbled header: segments run past the payload');
       // In slices of 1 MiB through one staging buffer: read, checksummed while in cache, copied into place. Reading
@@ -271,11 +303,12 @@ export function restoreSnapshot(file: string, seq: Sequence, expect: SnapshotExp
         readFully(fd, part, pos + at);
         crc = crc32(part, crc);
         b.set(part, at);
+        yield;
       }
       pos += b.length;
     };
     const tokens = new Int32Array(n);
-    read(tokens);
+    yield* read(tokens);
     const layers: LayerState[] = [];
     let codes: Uint16Array | null = null;
     for (let layer = 0; layer < header.layers.length; layer++) {
@@ -285,8 +318,8 @@ export function restoreSnapshot(file: string, seq: Sequence, expect: SnapshotExp
       for (let g = 0; g < G; g++) {
         const h = kv.heads[g];
         if ((h.stride === 2 * d) !== header.interleaved) throw new SnapshotError('K/V layout differs from this runtime (SIMD kernels on one side only)');
-        if (header.interleaved) read(kv.keys[g].subarray(0, n * h.stride));
-        else { read(kv.keys[g].subarray(0, n * d)); read(kv.values[g].subarray(0, n * d)); }
+        if (header.interleaved) yield* read(kv.keys[g].subarray(0, n * h.stride));
+        else { yield* read(kv.keys[g].subarray(0, n * d)); yield* read(kv.values[g].subarray(0, n * d)); }
       }
       kv.length = n;
       const heads = Array.from({ length: G }, (_, g) => new HeadIndex(g, d));
@@ -302,10 +335,11 @@ export function restoreSnapshot(file: string, seq: Sequence, expect: SnapshotExp
           const hi = heads[g];
           if (meta.heads[g].count !== count) throw new SnapshotError('garbled header: table sizes');
           hi.kbar = new Float32Array(d);
-          read(hi.kbar);
+          yield* read(hi.kbar);
           hi.ensureNorms(meta.indexedEnd);
-          read(hi.norms.subarray(0, meta.indexedEnd));
-          read(view);
+          yield* read(hi.norms.subarray(0, meta.indexedEnd));
+          yield* read(view);
+          yield;
           try { hi.tables = LshTables.fromCodes(c.K, c.L, c.sinks, view, count); } catch (e) {
             if (e instanceof RangeError) throw new SnapshotError(`garbled tables: ${e.message}`);
             throw e;

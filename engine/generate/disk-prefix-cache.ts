@@ -23,7 +23,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import {
-  SNAPSHOT_VERSION, SnapshotError, crc32, encodeHead, materialize, restoreSnapshot, readTokens, segmentBytes,
+  SNAPSHOT_VERSION, SnapshotAborted, SnapshotError, crc32, encodeHead, materialize, restoreSnapshot, restoreSnapshotAsync, readTokens, segmentBytes,
   shapingConfig, snapshotLength, snapshotParts, type Segment, type SnapshotExpect,
 } from '../attention/snapshot';
 import { Sequence as AttentionSequence } from '../attention/sequence';
@@ -169,13 +169,29 @@ export class DiskPrefixCache {
     if (!(seq instanceof ModelSequence) || !(seq.attention instanceof AttentionSequence)) return false;
     try {
       const tokens = restoreSnapshot(file, seq.attention, this.expect(this.model.attentionFor(attention)));
-      seq.tokens = Array.from(tokens);
-      try { const now = new Date(); utimesSync(file, now, now); } catch { /* LRU order only */ }
-      return true;
+      return this.loaded(file, seq, tokens);
     } catch (e) {
       this.drop(file, e);
       return false;
     }
+  }
+
+  /** load(), a slice at a time (the event loop keeps turning); false also when `signal` stopped it (file kept). */
+  async loadAsync(file: string, seq: Sequence, attention?: Partial<AttentionConfig>, signal?: AbortSignal): Promise<boolean> {
+    if (!(seq instanceof ModelSequence) || !(seq.attention instanceof AttentionSequence)) return false;
+    try {
+      const tokens = await restoreSnapshotAsync(file, seq.attention, this.expect(this.model.attentionFor(attention)), signal);
+      return this.loaded(file, seq, tokens);
+    } catch (e) {
+      if (!(e instanceof SnapshotAborted)) this.drop(file, e);
+      return false;
+    }
+  }
+
+  private loaded(file: string, seq: ModelSequence, tokens: Int32Array): boolean {
+    seq.tokens = Array.from(tokens);
+    try { const now = new Date(); utimesSync(file, now, now); } catch { /* LRU order only */ }
+    return true;
   }
 
   /** Deletes an unusable file and forgets it, logging why. */

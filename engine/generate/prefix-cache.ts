@@ -45,8 +45,24 @@ export class PrefixCache {
    * file) does not wipe a cache that the next keystroke in the first file will want again.
    */
   acquire(ids: readonly number[], attention?: Partial<AttentionConfig>, needBytes = 0): Lease {
-    let lease = this.pick(ids, attention);
-    lease = this.fromDisk(ids, attention, lease);
+    const lease = this.pick(ids, attention);
+    return this.settle(this.fromDisk(ids, attention, lease, this.diskPick(ids, attention, lease)), needBytes);
+  }
+
+  /**
+   * acquire() for the service: a disk file is read a slice at a time (seconds at 32K tokens), so the event loop keeps
+   * answering cancellations and status meanwhile; `signal` stops the read (the RAM pick is then used).
+   */
+  async acquireAsync(ids: readonly number[], attention?: Partial<AttentionConfig>, needBytes = 0, signal?: AbortSignal): Promise<Lease> {
+    const lease = this.pick(ids, attention);
+    const found = this.diskPick(ids, attention, lease);
+    if (!found) return this.settle(lease, needBytes);
+    const seq = this.model.newSequence(attention);
+    const ok = await this.disk!.loadAsync(found.file, seq, attention, signal);
+    return this.settle(this.adopt(lease, ok ? seq : undefined, seq, found.common), needBytes);
+  }
+
+  private settle(lease: Lease, needBytes: number): Lease {
     this.disk?.detach(lease.seq); // a write still reading this sequence must not see the request change it
     // Room for what this request will grow to, made before it allocates: idle sequences go, oldest first.
     const e = this.entries.find((x) => x.seq === lease.seq)!;
@@ -59,22 +75,31 @@ export class PrefixCache {
     return lease;
   }
 
+  private diskPick(ids: readonly number[], attention: Partial<AttentionConfig> | undefined, lease: Lease) {
+    return this.disk?.best(ids, attention, lease.cachedTokens) ?? null;
+  }
+
   /**
    * A disk file sharing a longer prefix with the prompt than the RAM pick: read into a fresh sequence that replaces
    * the pick (given back to the pool, or dropped when it was a new, empty one). Unusable files are deleted by the tier.
    */
-  private fromDisk(ids: readonly number[], attention: Partial<AttentionConfig> | undefined, lease: Lease): Lease {
-    const found = this.disk?.best(ids, attention, lease.cachedTokens);
+  private fromDisk(ids: readonly number[], attention: Partial<AttentionConfig> | undefined, lease: Lease, found: { file: string; common: number } | null): Lease {
     if (!found) return lease;
     const seq = this.model.newSequence(attention);
-    if (!this.disk!.load(found.file, seq, attention)) { seq.dispose(); return lease; }
+    const ok = this.disk!.load(found.file, seq, attention);
+    return this.adopt(lease, ok ? seq : undefined, seq, found.common);
+  }
+
+  /** Puts a sequence read from disk in the RAM pick's place (or disposes the fresh one when the read failed). */
+  private adopt(lease: Lease, read: Sequence | undefined, fresh: Sequence, common: number): Lease {
+    if (!read) { fresh.dispose(); return lease; }
     if (lease.seq.tokens.length === 0) this.discard(lease.seq);
     else this.entries.find((x) => x.seq === lease.seq)!.busy = false;
     if (this.entries.length >= this.maxEntries) { const lru = this.lruIdle(); if (lru) this.discard(lru.seq); }
-    const e: Entry = { seq, busy: false, lastUsed: 0 };
+    const e: Entry = { seq: read, busy: false, lastUsed: 0 };
     this.entries.push(e);
-    const taken = this.take(e, found.common);
-    taken.diskTokens = found.common;
+    const taken = this.take(e, common);
+    taken.diskTokens = common;
     return taken;
   }
 

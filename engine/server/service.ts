@@ -317,7 +317,8 @@ export class EngineService {
           const model = ready.model;
           cache = ready.cache;
           result.segments++;
-          lease = cache.acquire(ids, attention, this.memoryCheck(model, cache, Math.min(ids.length + maxTokens, info.contextLength), attention));
+          // A disk read is sliced and stops when a waiting request preempts the indexing.
+          lease = await cache.acquireAsync(ids, attention, this.memoryCheck(model, cache, Math.min(ids.length + maxTokens, info.contextLength), attention), yieldCtrl.signal);
           const have = commonPrefix(lease.seq.tokens, ids);
           if (result.segments === 1) result.cachedTokens = have;
           result.indexedTokens = have;
@@ -403,7 +404,8 @@ export class EngineService {
         try {
           if (ctrl.signal.aborted) break;
           if (!lease) {
-            lease = cache.acquire(ids, attention, this.memoryCheck(model, cache, Math.min(ids.length + maxTokens, this.info?.contextLength ?? Infinity), attention));
+            // A disk read (seconds at 32K) is sliced: cancellations and status get through meanwhile.
+            lease = await cache.acquireAsync(ids, attention, this.memoryCheck(model, cache, Math.min(ids.length + maxTokens, this.info?.contextLength ?? Infinity), attention), yieldCtrl.signal);
           }
           r = await model.generate(lease.seq, {
             ids: generated.length ? ids.concat(generated) : ids,

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { createSequenceAttention, defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../../engine/attention';
 import type { LshTables } from '../../engine/attention/lsh-tables';
 import { Sequence } from '../../engine/attention/sequence';
-import { SnapshotError, readTokens, restoreSnapshot, snapshotLength, writeSnapshotSync } from '../../engine/attention/snapshot';
+import { SnapshotAborted, SnapshotError, readTokens, restoreSnapshot, restoreSnapshotAsync, snapshotLength, writeSnapshotSync } from '../../engine/attention/snapshot';
 import { gaussians, rng } from './data';
 
 const shape: AttentionShape = { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 16 };
@@ -163,6 +163,38 @@ test('snapshot: truncated, flipped, foreign, newer and other-settings files are 
     const ok = createSequenceAttention(shape, config) as Sequence;
     restoreSnapshot(good, ok, { identity, config, shape });
     assert.equal(ok.length, prompt.length);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('snapshot: the service\'s read gives the event loop turns, equals the one-call read, and stops on abort', async () => {
+  const config = { ...defaultAttentionConfig(shape.numLayers), method: 'magicpig' as const, K: 6, L: 20 };
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'snout-snap-'));
+  try {
+    const prompt = tokens(3000, 5);
+    const a = createSequenceAttention(shape, config) as Sequence;
+    await request(a, prompt, 0, []);
+    const file = path.join(dir, 'a.snoutkv');
+    writeSnapshotSync(file, a, prompt, prompt.length, identity);
+    const sync = createSequenceAttention(shape, config) as Sequence;
+    restoreSnapshot(file, sync, { identity, config, shape });
+    // sliceMs 0: a turn after every slice read and table rebuilt.
+    let turns = 0, done = false;
+    const tick = () => { if (!done) { turns++; setImmediate(tick); } };
+    setImmediate(tick);
+    const sliced = createSequenceAttention(shape, config) as Sequence;
+    const ids = await restoreSnapshotAsync(file, sliced, { identity, config, shape }, undefined, 0);
+    done = true;
+    assert.deepEqual(Array.from(ids), prompt);
+    assert.ok(turns >= 10, `${turns} event-loop turns during the read`);
+    sameState(sync, sliced, prompt.length, true);
+    const ac = new AbortController();
+    const stopped = createSequenceAttention(shape, config) as Sequence;
+    const reading = restoreSnapshotAsync(file, stopped, { identity, config, shape }, ac.signal, 0);
+    ac.abort();
+    await assert.rejects(reading, (e: unknown) => e instanceof SnapshotAborted);
+    assert.equal(stopped.length, 0, 'an aborted read leaves the sequence untouched');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
