@@ -6,9 +6,12 @@ import { engineEnv } from '../../engine/runtime/malloc-env';
 
 describe('engineEnv', () => {
   it('adds the mmap threshold, keeps other tunables and an explicit threshold', () => {
-    assert.equal(engineEnv({}).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=131072');
-    assert.equal(engineEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES, 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072');
-    assert.equal(engineEnv({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=4096' }).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=4096');
+    assert.equal(engineEnv({}).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=131072:glibc.malloc.hugetlb=1');
+    assert.equal(engineEnv({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }).GLIBC_TUNABLES, 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=131072:glibc.malloc.hugetlb=1');
+    assert.equal(engineEnv({ GLIBC_TUNABLES: 'glibc.malloc.mmap_threshold=4096' }).GLIBC_TUNABLES, 'glibc.malloc.mmap_threshold=4096:glibc.malloc.hugetlb=1');
+    assert.equal(engineEnv({ GLIBC_TUNABLES: 'glibc.malloc.hugetlb=0:glibc.malloc.mmap_threshold=4096' }).GLIBC_TUNABLES, 'glibc.malloc.hugetlb=0:glibc.malloc.mmap_threshold=4096');
+    const set = engineEnv({});
+    assert.equal(engineEnv(set), set, 'a second pass adds nothing (the CLI re-executes itself once)');
   });
 
   it('a process started with it returns a freed 64 MB block to the system (glibc only)', { skip: process.platform !== 'linux' && 'glibc only' }, () => {
@@ -22,5 +25,17 @@ describe('engineEnv', () => {
     const run = (env: NodeJS.ProcessEnv) => JSON.parse(spawnSync(process.execPath, ['--expose-gc', '-e', script], { env, encoding: 'utf8' }).stdout);
     const tuned = run(engineEnv({ ...process.env, GLIBC_TUNABLES: '' }));
     assert.ok(tuned.peak - tuned.after > 100, `freed blocks left resident: ${JSON.stringify(tuned)}`);
+  });
+});
+
+describe('huge pages for large blocks (glibc.malloc.hugetlb=1)', () => {
+  const thp = (() => { try { return require('node:fs').readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8') as string; } catch { return ''; } })();
+  it('a process started with engineEnv backs a 64 MB buffer with transparent huge pages', { skip: !/\[(madvise|always)\]/.test(thp) && 'transparent huge pages are off here' }, () => {
+    const script = `
+      const a = new Uint8Array(new SharedArrayBuffer(64 << 20)); for (let i = 0; i < a.length; i += 4096) a[i] = 1;
+      process.stdout.write(/AnonHugePages:\\s+(\\d+)/.exec(require('fs').readFileSync('/proc/self/smaps_rollup', 'utf8'))[1]);`;
+    const huge = (env: NodeJS.ProcessEnv) => Number(spawnSync(process.execPath, ['-e', script], { env, encoding: 'utf8' }).stdout) * 1024;
+    assert.ok(huge(engineEnv({ ...process.env, GLIBC_TUNABLES: '' })) >= 32 << 20, 'most of the buffer on huge pages');
+    if (thp.includes('[madvise]')) assert.ok(huge({ ...process.env, GLIBC_TUNABLES: '' }) < 8 << 20, 'without the tunable (madvise mode): 4 KB pages');
   });
 });
