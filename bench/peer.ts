@@ -17,6 +17,7 @@
 // reported on its own (first_step_ms). llama.cpp is node-llama-cpp 3.21.1's prebuilt CPU binary, installed on first
 // use into .tools/peer (never shipped in the VSIX); see PEER_INSTALL.
 import { spawn } from 'node:child_process';
+import { engineEnv } from '../engine/runtime/malloc-env';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import path from 'node:path';
@@ -174,7 +175,7 @@ function runChild(a: ChildArgs, log: (s: string) => void): Promise<Record<string
     '--contexts', a.contexts.join(','), '--decode', String(a.decode), '--fa', a.fa ? 'on' : 'off', ...(a.loadOnly ? ['--load-only'] : []),
     ...(a.weights ? ['--weights', a.weights] : []), '--llama-threads', String(a.threads)];
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env } });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'], env: engineEnv(process.env) }); // as the extension starts its engine (huge pages, mmap threshold)
     const out: Record<string, unknown>[] = [];
     let buf = '';
     child.stdout.on('data', (d: Buffer) => {

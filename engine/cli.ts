@@ -1,7 +1,5 @@
 // `snout <command>`: one small module per command under engine/cli/. User errors print one clear line, never a stack.
-import { spawn } from 'node:child_process';
 import { UserError } from './errors';
-import { engineEnv } from './runtime/malloc-env';
 
 const commands: Record<string, () => Promise<{ run(argv: string[]): Promise<number | void> }>> = {
   logits: () => import('./cli/logits'),
@@ -31,24 +29,7 @@ async function main(argv: string[]): Promise<number> {
   return (await mod.run(rest)) ?? 0;
 }
 
-/**
- * glibc reads the engine's malloc tunables (runtime/malloc-env.ts: huge pages, a fixed mmap threshold) only at process
- * start, so a CLI started without them runs itself once more with them, passing stdio and signals through (the
- * extension's engine spawn sets them directly). False: already set, or not Linux — run here.
- */
-function reexecWithEngineEnv(): boolean {
-  if (process.platform !== 'linux') return false;
-  const env = engineEnv(process.env);
-  if (env === process.env) return false;
-  const child = spawn(process.execPath, [...process.execArgv, ...process.argv.slice(1)], { stdio: 'inherit', env });
-  const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, forward(sig));
-  child.on('exit', (code, signal) => { process.exitCode = code ?? (signal ? 128 + 15 : 1); });
-  child.on('error', (e) => { process.stderr.write(`snout: cannot start: ${e.message}\n`); process.exitCode = 70; });
-  return true;
-}
-
-if (!reexecWithEngineEnv()) main(process.argv.slice(2)).then(
+main(process.argv.slice(2)).then(
   (code) => { process.exitCode = code; },
   (err) => {
     if (err instanceof UserError) {

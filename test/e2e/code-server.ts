@@ -133,7 +133,11 @@ export class CodeServer {
   }
 
   readLog(re: RegExp): string {
-    return this.logFiles(re).map((f) => readFileSync(f, 'utf8')).join('\n');
+    // Oldest file first (by creation): after a window reload there is one log per window session, and only the newest
+    // still grows, so text appended to it stays at the end and offsets into earlier reads stay valid (callers slice
+    // "the log since" with them). Newest-written first, the growing file came first and shifted everything after it.
+    const born = (f: string) => { const s = statSync(f); return s.birthtimeMs || s.ctimeMs; };
+    return this.logFiles(re).sort((a, b) => born(a) - born(b)).map((f) => readFileSync(f, 'utf8')).join('\n');
   }
 
   async stop(): Promise<void> {
