@@ -120,6 +120,8 @@ export class AskPanel implements vscode.Disposable {
       try {
         result = await this.engine.ask({ id: `ask${++this.seq}`, messages, files: packed.files, maxTokens }, cts.token, onText);
       } catch (e) {
+        // A batch still waiting would land after the error and put the panel back to "Answering…".
+        clearTimeout(flush);
         if (!ended) throw e;
         result = { id: '', text: full, finishReason: 'stop', stats: { promptTokens: 0, cachedTokens: 0, truncatedTokens: 0, prefillMs: 0, decodeTokens: 0, decodeMs: 0, attention: 'dense', sampledFraction: 1 } };
       }
