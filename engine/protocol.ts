@@ -126,17 +126,10 @@ export interface CompleteResult {
  * prefills only the token prefix that the next completion's prompt starts with (everything before the current file's
  * code) at the lowest priority, and keeps it in the prefix cache.
  */
-export interface IndexParams {
-  id: string;
-  repoName?: string;
-  files?: RepoFile[];
-  path?: string;
-  prefix?: string;
-  suffix?: string;
+export type IndexParams = Pick<CompleteParams, 'id' | 'repoName' | 'files' | 'path' | 'prefix' | 'suffix' | 'attention'> & {
   /** The next completion's maxTokens (it shapes the token budget, so which files fit). */
   maxTokens?: number;
-  attention?: AttentionSettings;
-}
+};
 
 export interface IndexResult {
   id: string;

@@ -10,34 +10,12 @@ import { createSequenceAttention, defaultAttentionConfig, type AttentionConfig, 
 import type { LshTables } from '../../engine/attention/lsh-tables';
 import { Sequence } from '../../engine/attention/sequence';
 import { SnapshotAborted, SnapshotError, readTokens, restoreSnapshot, restoreSnapshotAsync, snapshotLength, writeSnapshotSync } from '../../engine/attention/snapshot';
-import { gaussians, rng } from './data';
+import { rng, tokenStream } from './data';
 
 const shape: AttentionShape = { numLayers: 3, numHeads: 4, numKvHeads: 2, headDim: 16 };
-const { numHeads: H, numKvHeads: G, headDim: d } = shape;
+const { numKvHeads: G } = shape;
 const identity = { source: 'synthetic', weights: 'f32' };
-
-/** q, k, v of token `id` at `pos` in `layer` (keys share an offset, as real keys do, so k̄ matters). */
-function rows(id: number, pos: number, layer: number) {
-  const rand = rng(1 + id * 7919 + pos * 104729 + layer * 15485863);
-  const k = gaussians(G * d, rand);
-  for (let i = 0; i < k.length; i++) k[i] += 1.5 * Math.sin(i + layer);
-  return { q: gaussians(H * d, rand), k, v: gaussians(G * d, rand) };
-}
-
-function feed(attn: Sequence, ids: readonly number[], start: number): Float32Array[] {
-  const n = ids.length, outs: Float32Array[] = [];
-  for (let l = 0; l < shape.numLayers; l++) {
-    const q = new Float32Array(n * H * d), k = new Float32Array(n * G * d), v = new Float32Array(n * G * d);
-    ids.forEach((id, j) => {
-      const r = rows(id, start + j, l);
-      q.set(r.q, j * H * d); k.set(r.k, j * G * d); v.set(r.v, j * G * d);
-    });
-    const out = new Float32Array(n * H * d);
-    attn.forward(l, q, k, v, n, out);
-    outs.push(out);
-  }
-  return outs;
-}
+const { feed } = tokenStream(shape);
 
 /** One request: truncate to `cached`, prefill the rest in chunks of 100, index, decode `gen`; the decode outputs. */
 async function request(attn: Sequence, prompt: number[], cached: number, gen: number[]): Promise<Float32Array[]> {
