@@ -107,17 +107,10 @@ export function loadParams(v: unknown): LoadParams {
 export function completeParams(v: unknown): CompleteParams {
   const o = obj(v, 'complete params');
   const p: CompleteParams = {
-    id: id(o, 'complete'),
     prompt: str(o, 'prompt', 'complete'),
-    repoName: str(o, 'repoName', 'complete', { max: 4096 }),
-    files: files(o, 'complete'),
-    path: str(o, 'path', 'complete', { max: 4096 }),
-    prefix: str(o, 'prefix', 'complete'),
-    suffix: str(o, 'suffix', 'complete'),
-    maxTokens: num(o, 'maxTokens', 'complete', 1, 1 << 20, true),
+    ...context(o, 'complete'),
     stop: stops(o, 'complete'),
     sampling: sampling(o.sampling, 'complete.sampling'),
-    attention: attention(o.attention, 'complete.attention'),
     priority: oneOf(o, 'priority', 'complete', ['completion', 'ask'] as const),
   };
   if (p.prompt === undefined && p.prefix === undefined) throw new ParamError('complete needs either prompt or prefix');
@@ -131,15 +124,20 @@ export function completeParams(v: unknown): CompleteParams {
 export function indexParams(v: unknown): IndexParams {
   const o = obj(v, 'index params');
   if (o.prompt !== undefined && o.prompt !== null) throw new ParamError('index takes structured parts (files, path, prefix, suffix), not a raw prompt');
+  return context(o, 'index');
+}
+
+/** The fields complete and index share: a structured request's repository context, its budget and attention. */
+function context(o: Obj, where: 'complete' | 'index'): IndexParams {
   return {
-    id: id(o, 'index'),
-    repoName: str(o, 'repoName', 'index', { max: 4096 }),
-    files: files(o, 'index'),
-    path: str(o, 'path', 'index', { max: 4096 }),
-    prefix: str(o, 'prefix', 'index'),
-    suffix: str(o, 'suffix', 'index'),
-    maxTokens: num(o, 'maxTokens', 'index', 1, 1 << 20, true),
-    attention: attention(o.attention, 'index.attention'),
+    id: id(o, where),
+    repoName: str(o, 'repoName', where, { max: 4096 }),
+    files: files(o, where),
+    path: str(o, 'path', where, { max: 4096 }),
+    prefix: str(o, 'prefix', where),
+    suffix: str(o, 'suffix', where),
+    maxTokens: num(o, 'maxTokens', where, 1, 1 << 20, true),
+    attention: attention(o.attention, `${where}.attention`),
   };
 }
 
