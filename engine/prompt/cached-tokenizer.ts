@@ -65,6 +65,9 @@ export class CachedTokenizer implements TokenizerLike {
   /** Encoding a line in pieces cut before " word" gives the same ids as encoding it whole. */
   readonly wordSeparable: boolean;
   private cache = new Map<string, number[]>();
+  /** Whole texts warm() has put in the cache (bounded with it: cleared when it is). */
+  private readonly warmed = new Set<string>();
+  private generation = 0;
   private cachedChars = 0;
 
   constructor(private readonly inner: TokenizerLike, private readonly maxCachedChars = 32 * 1024 * 1024, private readonly sliceMs = 10) {
@@ -107,12 +110,17 @@ export class CachedTokenizer implements TokenizerLike {
     let total = 0;
     for (const t of texts) total += t.length;
     if (total > this.maxCachedChars) return undefined; // could not all stay cached; cannot happen within the request limits
-    if (this.cachedChars + total > this.maxCachedChars) { this.cache.clear(); this.cachedChars = 0; }
-    const pieces = texts.map((t) => this.pieces(t)).flat();
+    if (this.cachedChars + total > this.maxCachedChars) this.clear();
+    // Texts warmed before (a keystroke resends every unchanged context file) are skipped whole: one hash of each
+    // instead of splitting it into lines again, which the render then does anyway.
+    const fresh = texts.filter((t) => !this.warmed.has(t));
+    const pieces = fresh.map((t) => this.pieces(t)).flat();
     // The common case (a keystroke: almost every line cached) finishes within the first slice and returns nothing to
     // await, so a small request reaches the scheduler synchronously, as it did before slicing.
     const at = this.warmSlice(pieces, 0, sliceMs);
-    return at < pieces.length ? this.warmRest(pieces, at, signal, sliceMs) : undefined;
+    if (at < pieces.length) return this.warmRest(pieces, at, signal, sliceMs, fresh);
+    for (const t of fresh) this.warmed.add(t);
+    return undefined;
   }
 
   /** Tokenizes pieces from `at` until `sliceMs` has passed; returns where it stopped. */
@@ -125,19 +133,29 @@ export class CachedTokenizer implements TokenizerLike {
     return at;
   }
 
-  private async warmRest(pieces: string[], at: number, signal: AbortSignal | undefined, sliceMs: number): Promise<void> {
+  private async warmRest(pieces: string[], at: number, signal: AbortSignal | undefined, sliceMs: number, texts: string[]): Promise<void> {
+    const generation = this.generation;
     while (at < pieces.length) {
       await new Promise((r) => setImmediate(r));
       if (signal?.aborted) return;
       at = this.warmSlice(pieces, at, sliceMs);
     }
+    // Whole only if the cache was not cleared meanwhile (another request's text can fill it between slices).
+    if (this.generation === generation) for (const t of texts) this.warmed.add(t);
+  }
+
+  private clear(): void {
+    this.cache.clear();
+    this.warmed.clear(); // their lines are gone with the cache
+    this.cachedChars = 0;
+    this.generation++;
   }
 
   private piece(text: string): number[] {
     let ids = this.cache.get(text);
     if (ids) return ids;
     ids = this.inner.encode(text, { addSpecialTokens: false });
-    if (this.cachedChars + text.length > this.maxCachedChars) { this.cache.clear(); this.cachedChars = 0; }
+    if (this.cachedChars + text.length > this.maxCachedChars) this.clear();
     this.cache.set(text, ids);
     this.cachedChars += text.length;
     return ids;

@@ -157,10 +157,15 @@ test('warming tokenizes in slices (the event loop gets turns) and long lines cut
   done = true;
   assert.ok(turns >= 2, `${turns} event-loop turns while warming`);
   assert.deepEqual(c.encode(text), coder.encode(text));
+  // A text warmed whole is skipped the next time (a keystroke resends every unchanged file): nothing to await even
+  // with slices of 0 ms; a changed text is warmed again.
+  assert.equal(c.warm([text], undefined, 0), undefined);
+  assert.ok(c.warm([`${text}x = 1\n`], undefined, 0) instanceof Promise);
   const aborted = new CachedTokenizer(coder, undefined, 0);
   const ac = new AbortController();
   ac.abort();
   await aborted.warm([text], ac.signal);
+  assert.ok(aborted.warm([text], undefined, 0) instanceof Promise, 'a warm stopped early does not count as done');
   assert.deepEqual(aborted.encode(text), coder.encode(text), 'a warm stopped early leaves a correct (partly cold) cache');
 });
 
