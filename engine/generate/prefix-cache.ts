@@ -46,7 +46,7 @@ export class PrefixCache {
    */
   acquire(ids: readonly number[], attention?: Partial<AttentionConfig>, needBytes = 0): Lease {
     const lease = this.pick(ids, attention);
-    return this.settle(this.fromDisk(ids, attention, lease, this.diskPick(ids, attention, lease)), needBytes);
+    return this.settle(this.fromDisk(attention, lease, this.diskPick(ids, attention, lease), needBytes), needBytes);
   }
 
   /**
@@ -57,6 +57,7 @@ export class PrefixCache {
     const lease = this.pick(ids, attention);
     const found = this.diskPick(ids, attention, lease);
     if (!found) return this.settle(lease, needBytes);
+    this.makeRoom(needBytes, this.entries.find((x) => x.seq === lease.seq)); // before the read allocates, not after
     const seq = this.model.newSequence(attention);
     const ok = await this.disk!.loadAsync(found.file, seq, attention, signal);
     return this.settle(this.adopt(lease, ok ? seq : undefined, seq, found.common), needBytes);
@@ -66,13 +67,17 @@ export class PrefixCache {
     this.disk?.detach(lease.seq); // a write still reading this sequence must not see the request change it
     // Room for what this request will grow to, made before it allocates: idle sequences go, oldest first.
     const e = this.entries.find((x) => x.seq === lease.seq)!;
-    const extra = Math.max(0, needBytes - e.seq.bytes());
+    this.makeRoom(Math.max(0, needBytes - e.seq.bytes()), e);
+    return lease;
+  }
+
+  /** Evicts idle sequences, oldest first, until `extra` more bytes fit the budget (`keep` stays). */
+  private makeRoom(extra: number, keep?: Entry): void {
     while (this.bytes() + extra > this.budgetBytes) {
-      const victim = this.lruIdle(e);
+      const victim = this.lruIdle(keep);
       if (!victim) break;
       this.discard(victim.seq);
     }
-    return lease;
   }
 
   private diskPick(ids: readonly number[], attention: Partial<AttentionConfig> | undefined, lease: Lease) {
@@ -83,8 +88,9 @@ export class PrefixCache {
    * A disk file sharing a longer prefix with the prompt than the RAM pick: read into a fresh sequence that replaces
    * the pick (given back to the pool, or dropped when it was a new, empty one). Unusable files are deleted by the tier.
    */
-  private fromDisk(ids: readonly number[], attention: Partial<AttentionConfig> | undefined, lease: Lease, found: { file: string; common: number } | null): Lease {
+  private fromDisk(attention: Partial<AttentionConfig> | undefined, lease: Lease, found: { file: string; common: number } | null, needBytes: number): Lease {
     if (!found) return lease;
+    this.makeRoom(needBytes, this.entries.find((x) => x.seq === lease.seq)); // before the read allocates, not after
     const seq = this.model.newSequence(attention);
     const ok = this.disk!.load(found.file, seq, attention);
     return this.adopt(lease, ok ? seq : undefined, seq, found.common);
