@@ -210,7 +210,7 @@ function requireCommand(command: string): void {
   assert.ok(commands.has(command), `the installed VSIX does not contribute ${command}`);
 }
 
-describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_000 }, () => {
+describe('Snout in a real VS Code (code-server + chromium)', { timeout: 25 * 60_000 }, () => {
   before(async () => {
     let t0 = Date.now();
     const tools = ensureE2eTools();
@@ -222,7 +222,7 @@ describe('Snout in a real VS Code (code-server + chromium)', { timeout: 45 * 60_
     let vsix = process.env.SNOUT_E2E_VSIX ?? '';
     if (!vsix) {
       vsix = path.join(tmp, 'snout-linux-x64.vsix');
-      const pack = spawnSync(process.execPath, ['scripts/package.mjs', '--no-build', '--out', vsix], { cwd: repoRoot, encoding: 'utf8' });
+      const pack = spawnSync(process.execPath, ['scripts/package.mjs', '--no-build', '--out', vsix], { cwd: repoRoot, encoding: 'utf8', timeout: 300_000 });
       assert.equal(pack.status, 0, `npm run package failed:\n${pack.stdout}${pack.stderr}`);
       note(pack.stdout.trim().split('\n').at(-1) ?? '');
     }
