@@ -55,9 +55,9 @@ export class DenseKernel {
     }
   }
 
-  /** True when causalAsync would run this call on the graph (float32 cache, enough work). */
+  /** True when causalAsync would run this call on the graph (enough work; float32 or bfloat16 cache). */
   usesGraph(kv: KvStore, n: number): boolean {
-    if (this.graphFailed || kv.dtype !== 'float32' || n < 1) return false;
+    if (this.graphFailed || n < 1) return false;
     const work = n * this.numHeads * this.headDim * (kv.length - n / 2);
     return work >= (n === 1 ? GRAPH_WORK.step : GRAPH_WORK.chunk);
   }

@@ -4,8 +4,11 @@
 //   S = Q_g Kᵀ  [G, c, n]  (Q pre-scaled by 1/√d)   + causal bias (0 / −∞; only the last c keys need it)
 //   O_g = softmax(S) V      [G, c, d]
 // K and V are copied once per chunk out of the cache memory (onnxruntime-node rejects SharedArrayBuffer-backed tensors)
-// into reused plain buffers: 2·n·d floats per KV head, a memcpy small beside the O(n·c·d) products; float32 caches
-// only. The scratch holds one layer's K and V (the largest layer seen) until releaseScratch().
+// into reused plain buffers: 2·n·d floats per KV head, a memcpy small beside the O(n·c·d) products. A bfloat16 cache
+// is widened on that copy (exact: a bfloat16 is the top half of a float32), so it gets the same GEMMs: the per-query
+// loop it used to take re-reads the cache for every query and was most of a packed model's prefill at a few thousand
+// tokens (bench-results/prefill-bf16.md). The scratch holds one layer's K and V (the largest layer seen) until
+// releaseScratch().
 // The bias is a constant [c, c] triangle padded on the left with `past` zeros inside the graph, so nothing O(n · c) is
 // built in JS. Long contexts split the chunk's queries into sub-chunks so the score matrices stay under SCORE_BUDGET
 // floats (still exact: each sub-chunk sees every key it may, no online merge needed).
@@ -18,6 +21,7 @@
 import { GraphBuilder, attr } from '../runtime/onnx-graph';
 import { createSession, ort, type ProviderSetting } from '../runtime/session';
 import type { KvStore } from './kv-store';
+import type { KvArray } from './rows';
 
 /**
  * Score floats alive in one graph call (all KV heads together): 16M floats = 64 MB. Smaller budgets make sub-chunks
@@ -93,13 +97,13 @@ export class PrefillGraph {
 
   /**
    * Same contract as DenseKernel.causal: queries for the last n tokens of kv (already appended), query j sees tokens
-   * [0, kv.length − n + j]; q/out [n, numHeads, headDim]. kv must be float32.
+   * [0, kv.length − n + j]; q/out [n, numHeads, headDim]. kv is float32 or bfloat16.
    */
   async causal(kv: KvStore, q: Float32Array, n: number, out: Float32Array, scale: number): Promise<void> {
     const past = kv.length - n;
     for (let g = 0; g < this.numKvHeads; g++) {
-      copyRows(this.kBufs, g, kv.keys[g] as Float32Array, kv.length, this.headDim, kv.heads[g].stride);
-      copyRows(this.vBufs, g, kv.values[g] as Float32Array, kv.length, this.headDim, kv.heads[g].stride);
+      copyRows(this.kBufs, g, kv.keys[g], kv.length, this.headDim, kv.heads[g].stride);
+      copyRows(this.vBufs, g, kv.values[g], kv.length, this.headDim, kv.heads[g].stride);
     }
     const step = this.subChunk(kv.length);
     for (let j0 = 0; j0 < n; j0 += step) await this.run(q, j0, Math.min(n, j0 + step), past, out, scale);
@@ -147,13 +151,24 @@ export class PrefillGraph {
   }
 }
 
-/** `rows` rows of d floats from src (rows `stride` apart) packed into bufs[g] (grown by doubling); returns the view. */
-function copyRows(bufs: Float32Array[], g: number, src: Float32Array, rows: number, d: number, stride: number): Float32Array {
+/**
+ * `rows` rows of d values from src (rows `stride` apart) packed into bufs[g] as float32 (grown by doubling); returns the
+ * view. A bfloat16 row (Uint16Array) is widened: its bits are the float32's top 16.
+ */
+function copyRows(bufs: Float32Array[], g: number, src: KvArray, rows: number, d: number, stride: number): Float32Array {
   const len = rows * d;
   let b = bufs[g];
   if (!b || b.length < len) b = bufs[g] = new Float32Array(Math.max(len, 2 * (b?.length ?? 0)));
   const view = b.subarray(0, len);
-  if (stride === d) view.set(src.subarray(0, len));
-  else for (let i = 0; i < rows; i++) view.set(src.subarray(i * stride, i * stride + d), i * d); // K and V interleaved
+  if (src instanceof Float32Array) {
+    if (stride === d) view.set(src.subarray(0, len));
+    else for (let i = 0; i < rows; i++) view.set(src.subarray(i * stride, i * stride + d), i * d); // K and V interleaved
+  } else {
+    const bits = new Uint32Array(view.buffer, view.byteOffset, len);
+    for (let i = 0; i < rows; i++) {
+      const s = i * stride, o = i * d;
+      for (let c = 0; c < d; c++) bits[o + c] = src[s + c] << 16;
+    }
+  }
   return view;
 }

@@ -1,7 +1,7 @@
 // The prefill attention graph (prefill-graph.ts, DenseKernel.causalAsync) against a naive float64 causal attention:
 // several head shapes (GQA groups 1, 2, 8), chunk sequences (a 1-token chunk, chunks after a cache), a chunk split
-// into query sub-chunks by a small score budget, and the causalAsync dispatch (graph above the work threshold,
-// the CPU loop below it and for bfloat16 caches).
+// into query sub-chunks by a small score budget, the causalAsync dispatch (graph above the work threshold, the CPU
+// loop below it), and bfloat16 caches (widened on the copy) against the CPU loop over the same rounded rows.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { KvStore } from '../../engine/attention/kv-store';
@@ -67,18 +67,38 @@ test('prefill graph: a chunk split into query sub-chunks (small score budget) st
   assert.equal(graph.subChunk(100), 1);
 });
 
-test('DenseKernel.causalAsync: graph above the work threshold, CPU loop below it and for bfloat16', async () => {
+test('DenseKernel.causalAsync: graph above the work threshold, CPU loop below it', async () => {
   const s = { H: 4, G: 2, d: 64 };
   const dense = new DenseKernel(s.H, s.G, s.d);
   const probe = new KvStore(s.G, s.d, 'float32');
   probe.append(new Float32Array(300 * s.G * s.d), new Float32Array(300 * s.G * s.d), 300);
   assert.equal(dense.usesGraph(probe, 256), true); // 256 × 4 × 64 × 172 ≈ 11M products
   assert.equal(dense.usesGraph(probe, 1), false);
-  assert.equal(dense.usesGraph(new KvStore(s.G, s.d, 'bfloat16'), 256), false);
+  const probe16 = new KvStore(s.G, s.d, 'bfloat16');
+  probe16.append(new Float32Array(300 * s.G * s.d), new Float32Array(300 * s.G * s.d), 300);
+  assert.equal(dense.usesGraph(probe16, 256), true);
   const async = (kv: KvStore, q: Float32Array, n: number, out: Float32Array) => dense.causalAsync(kv, q, n, out, 'cpu');
   const worst = await worstDiff(s, [44, 256, 1], async, 'float32', 7);
   assert.ok(worst < 2e-5, `float32: max |diff| ${worst}`);
-  // bfloat16 cache: the reference sees unrounded k/v, so compare loosely (the point is the fallback runs and agrees).
-  const worst16 = await worstDiff(s, [40, 24], async, 'bfloat16', 5);
+  // bfloat16 cache: the reference sees unrounded k/v, so compare loosely here; the exact check is the next test.
+  const worst16 = await worstDiff(s, [40, 256, 24], async, 'bfloat16', 5);
   assert.ok(worst16 < 0.1, `bfloat16: max |diff| ${worst16}`);
+});
+
+test('prefill graph on a bfloat16 cache equals the CPU loop over the same rounded rows (interleaved and plain layouts)', async () => {
+  for (const s of [{ H: 4, G: 2, d: 64 }, { H: 6, G: 2, d: 8 }, { H: 8, G: 1, d: 16 }]) {
+    const graph = await PrefillGraph.create(s.H, s.G, s.d, 'cpu');
+    const dense = new DenseKernel(s.H, s.G, s.d);
+    const rand = rng(5), kv = new KvStore(s.G, s.d, 'bfloat16');
+    let worst = 0;
+    for (const n of [33, 1, 70]) {
+      kv.append(gaussians(n * s.G * s.d, rand, 3), gaussians(n * s.G * s.d, rand), n);
+      const q = gaussians(n * s.H * s.d, rand, 3), a = new Float32Array(n * s.H * s.d), b = new Float32Array(n * s.H * s.d);
+      await graph.causal(kv, q, n, a, dense.scale);
+      dense.causal(kv, q, n, b);
+      worst = Math.max(worst, maxAbsDiff(a, b));
+    }
+    assert.ok(kv.heads.every((h) => h.keys instanceof Uint16Array), 'the cache is bfloat16');
+    assert.ok(worst < 2e-5, `H ${s.H} / G ${s.G} / d ${s.d}: graph vs loop max |diff| ${worst}`);
+  }
 });
