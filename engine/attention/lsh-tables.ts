@@ -12,12 +12,25 @@
 //
 // Layout of one shared memory (a WebAssembly memory: retrieval is a WebAssembly loop, kernels/kernels.c `retrieve`): buckets
 // (start, size) for bucket c of table l at buckets[2·(l·B + c)], starts relative to table l's ids at ids[l·capacity],
-// then the retrieval scratch. Indexed ids are the contiguous range [base, base + count) of token positions.
+// then the retrieval scratch. Indexed ids are the contiguous range [base, base + count) of token positions; the tables
+// hold them relative to base (id − base), as 2-byte integers while a table's room fits 16 bits (capacity ≤ 65536: a
+// context up to ~58K keys) and 4-byte ones past that. The ids are most of an index's memory (L of them per key, where
+// K and V are ~1 row), so half-width ids halve it (bench-results/peer-2026-12-07b.md: 4-byte ids put MagicPIG's peak
+// RSS at 16K at 1.32× llama.cpp's).
 import { instantiate, kernelModule, type WasmKernels } from './kernels/kernels';
 
 /** Bytes before the first region of a tables memory (kept free, so no region starts at address 0). */
 const HEADER = 64;
 const align = (x: number) => (x + 63) & ~63;
+
+/** Largest room per table whose relative ids (0 … capacity − 1) fit 2 bytes. */
+export const NARROW_MAX_CAPACITY = 65536;
+/** Bytes per stored id for room `cap`: 2 up to NARROW_MAX_CAPACITY, else 4. */
+export const idBytesFor = (cap: number) => (cap <= NARROW_MAX_CAPACITY ? 2 : 4);
+/** A table set's stored ids (relative to base): 2-byte or 4-byte, by capacity. */
+export type IdArray = Uint16Array<ArrayBufferLike> | Int32Array<ArrayBufferLike>;
+const idView = (buffer: ArrayBufferLike, offset: number, cap: number, length: number): IdArray =>
+  (idBytesFor(cap) === 2 ? new Uint16Array(buffer, offset, length) : new Int32Array(buffer, offset, length));
 
 /**
  * Room per table for n ids in B buckets: n plus an eighth, and at least ROOM_PER_BUCKET slots a bucket (with ~1 a
@@ -39,7 +52,7 @@ const MAX_SHIFT = 8;
  */
 function layout(L: number, B: number, cap: number) {
   const words = Math.ceil(cap / 32);
-  const buckets = HEADER, ids = align(buckets + 8 * L * B), seen = align(ids + 4 * L * cap);
+  const buckets = HEADER, ids = align(buckets + 8 * L * B), seen = align(ids + idBytesFor(cap) * L * cap);
   const sampled = align(seen + 4 * words), out = align(sampled + 4 * words), q = align(out + 4 * cap);
   const spans = align(q + 4 * L), end = align(spans + 8 * L);
   return { buckets, ids, seen, sampled, out, q, spans, end };
@@ -97,7 +110,8 @@ export class LshTables {
   limit = 0;
   /** Bucket c of table l: ids[l·capacity + buckets[2·(l·B + c)] ..] for buckets[2·(l·B + c) + 1] ids. */
   buckets!: Int32Array<ArrayBufferLike>;
-  ids!: Int32Array<ArrayBufferLike>;
+  /** Stored ids, relative to base (token base + ids[p]); 2 or 4 bytes each (idBytesFor(capacity)). */
+  ids!: IdArray;
   /** The memory all of the above live in (posted to worker threads); null without WebAssembly. */
   memory: WebAssembly.Memory | null = null;
   buffer: SharedArrayBuffer;
@@ -134,7 +148,7 @@ export class LshTables {
     if (count <= 0) return t;
     const B = t.B, cap = capacityFor(count, B);
     const { buffer, memory } = allocate(L, B, cap), r = layout(L, B, cap);
-    const buckets = new Int32Array(buffer, r.buckets, 2 * L * B), ids = new Int32Array(buffer, r.ids, L * cap);
+    const buckets = new Int32Array(buffer, r.buckets, 2 * L * B), ids = idView(buffer, r.ids, cap, L * cap);
     // The counting sort runs on local arrays: reads of the shared memory in the inner loop were ~3× slower.
     const sizes = new Int32Array(B), starts = new Int32Array(B), next = new Int32Array(B);
     for (let l = 0; l < L; l++) {
@@ -147,7 +161,7 @@ export class LshTables {
       }
       LshTables.place(sizes, cap, starts);
       for (let c = 0; c < B; c++) { buckets[bb + 2 * c] = starts[c]; buckets[bb + 2 * c + 1] = sizes[c]; next[c] = row + starts[c]; }
-      for (let j = 0; j < count; j++) ids[next[codes[o + j]]++] = base + j;
+      for (let j = 0; j < count; j++) ids[next[codes[o + j]]++] = j;
     }
     t.buffer = buffer;
     t.memory = memory;
@@ -161,9 +175,9 @@ export class LshTables {
    * takes, made a few tables at a time by the disk writer.
    */
   codes(l0 = 0, l1 = this.L, out = new Uint16Array((l1 - l0) * this.count)): Uint16Array {
-    const { B, buckets, ids, capacity: cap, base, count } = this;
+    const { B, buckets, ids, capacity: cap, count } = this;
     for (let l = l0; l < l1; l++) {
-      const bb = 2 * l * B, row = l * cap, o = (l - l0) * count - base;
+      const bb = 2 * l * B, row = l * cap, o = (l - l0) * count;
       for (let c = 0; c < B; c++) {
         const s = row + buckets[bb + 2 * c], e = s + buckets[bb + 2 * c + 1];
         for (let p = s; p < e; p++) out[o + ids[p]] = c;
@@ -178,7 +192,7 @@ export class LshTables {
     this.count = count;
     this.capacity = capacity;
     this.buckets = new Int32Array(b, r.buckets, 2 * L * B);
-    this.ids = new Int32Array(b, r.ids, L * capacity);
+    this.ids = idView(b, r.ids, capacity, L * capacity);
     this.seen = new Int32Array(b, r.seen, Math.ceil(capacity / 32));
     this.sampled = new Int32Array(b, r.sampled, Math.ceil(capacity / 32));
     this.out = new Int32Array(b, r.out, capacity);
@@ -211,7 +225,7 @@ export class LshTables {
   fold(codes: Uint16Array | Int32Array, n: number): void {
     if (n <= 0) return;
     if (this.count + n > this.limit) return this.regrow(codes, n);
-    const { L, B, buckets, ids, capacity: cap } = this, first = this.base + this.count;
+    const { L, B, buckets, ids, capacity: cap } = this, first = this.count; // relative ids
     const add = new Int32Array(B), sizes = new Int32Array(B), starts = new Int32Array(B);
     let rebuilt = 0;
     for (let l = 0; l < L; l++) {
@@ -289,7 +303,7 @@ export class LshTables {
     return false;
   }
 
-  private tmp = new Int32Array(0);
+  private tmp = new Int32Array(0); // relative ids of one table (any width)
   private scratch(n: number): Int32Array {
     if (this.tmp.length < n) this.tmp = new Int32Array(Math.max(n, 2 * this.tmp.length));
     return this.tmp;
@@ -303,9 +317,9 @@ export class LshTables {
 
   /** A new memory with room for `cap` per table: the first `keep` indexed ids (they are ascending) and n new ones. */
   private rebuildInto(cap: number, keep: number, codes: Uint16Array | Int32Array | null, n: number): void {
-    const { L, B } = this, end = this.base + keep, first = end;
+    const { L, B } = this, end = keep, first = keep; // relative ids: those past the cut are >= keep
     const { buffer, memory } = allocate(L, B, cap), r = layout(L, B, cap);
-    const buckets = new Int32Array(buffer, r.buckets, 2 * L * B), ids = new Int32Array(buffer, r.ids, L * cap);
+    const buckets = new Int32Array(buffer, r.buckets, 2 * L * B), ids = idView(buffer, r.ids, cap, L * cap);
     const sizes = new Int32Array(B), starts = new Int32Array(B), kept = new Int32Array(B);
     const oldB = this.buckets, oldIds = this.ids, oldCap = this.capacity;
     for (let l = 0; l < L; l++) {
@@ -351,7 +365,7 @@ export class LshTables {
       for (let c = 0; c < B; c++) {
         const s = row + buckets[bb + 2 * c];
         let m = buckets[bb + 2 * c + 1];
-        while (m > 0 && ids[s + m - 1] >= end) m--;
+        while (m > 0 && ids[s + m - 1] >= keep) m--; // relative ids
         buckets[bb + 2 * c + 1] = m;
       }
     }
@@ -374,7 +388,7 @@ export class LshTables {
       // Plain loops, not set(subarray): a subarray is an allocation, and the decode step makes none.
       const r = this.regions, qc = this.qCodes, o = this.out;
       for (let l = 0; l < this.L; l++) qc[l] = qCodes[qo + l];
-      const m = this.kernel(r.q, r.buckets, r.ids, r.seen, r.out, this.L, this.B, this.capacity, this.base, r.sampled, r.spans, this.count);
+      const m = this.kernel(r.q, r.buckets, r.ids, idBytesFor(this.capacity), r.seen, r.out, this.L, this.B, this.capacity, this.base, r.sampled, r.spans, this.count);
       for (let i = 0; i < m; i++) out[at + i] = o[i];
       return m;
     }
@@ -382,7 +396,7 @@ export class LshTables {
     for (let l = 0; l < L; l++) {
       const at2 = 2 * (l * B + qCodes[qo + l]), s = l * capacity + buckets[at2];
       for (let p = s, e = s + buckets[at2 + 1]; p < e; p++) {
-        const j = ids[p] - base, w = j >>> 5, bit = 1 << (j & 31), sn = seen[w];
+        const j = ids[p], w = j >>> 5, bit = 1 << (j & 31), sn = seen[w];
         sampled[w] |= sn & bit; // a second (or later) collision
         seen[w] = sn | bit;
       }

@@ -108,8 +108,9 @@ export interface SequenceAttention {
 
 /**
  * The (K, L) every entry point accepts (engine requests, CLI flags, the extension's settings; a test checks they
- * agree): codes are stored in 16 bits, sampling needs 2 collisions so L ≥ 2, and the tables cost 4·L bytes per token
- * per KV head per layer, so L is capped (the paper's settings go up to 300; 1024 is 4 KB a token a head).
+ * agree): codes are stored in 16 bits, sampling needs 2 collisions so L ≥ 2, and the tables cost 2·L bytes per token
+ * per KV head per layer (4·L past ~58K indexed keys: lsh-tables.ts), so L is capped (the paper's settings go up to
+ * 300; 1024 is 2-4 KB a token a head).
  */
 export const LSH_LIMITS = { K: { min: 1, max: 16 }, L: { min: 2, max: 1024 } } as const;
 

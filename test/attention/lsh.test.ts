@@ -2,7 +2,7 @@
 // against the CPU hasher, and the sampling probability u_i against Monte Carlo over hash seeds.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { LshTables, capacityFor } from '../../engine/attention/lsh-tables';
+import { LshTables, NARROW_MAX_CAPACITY, capacityFor } from '../../engine/attention/lsh-tables';
 import { SimHash } from '../../engine/attention/simhash';
 import { samplingProbability } from '../../engine/attention/methods/log-weights';
 import { KeyHashGraph } from '../../engine/attention/hash-graph';
@@ -94,14 +94,52 @@ test('retrieval at the bench scale (K 10, L 150, 20011 keys) equals brute force,
   assert.ok(total > 1000, `only ${total} keys sampled: the test would not exercise the bitmaps`);
 });
 
-test('table memory: 4·L bytes of ids per key and per key of room + 8·L·2^K of buckets + 4¼ bytes of scratch per id of room, nothing else', () => {
+test('retrieval equals brute force with 4-byte ids (room past 65536) and across the switch between widths', () => {
+  // Few tables, many keys: regrowing past NARROW_MAX_CAPACITY stores ids in 4 bytes, a cut to under a quarter of the
+  // room goes back to 2; every stage retrieves exactly the brute-force set (a wrong width or a high half dropped would
+  // list other ids).
+  const K = 3, L = 4, base = 11, rand = rng(29);
+  const codes: number[][] = [];
+  const t = new LshTables(K, L, base);
+  const out = new Int32Array(200000);
+  const check = (what: string) => {
+    for (let trial = 0; trial < 20; trial++) {
+      const q = Array.from({ length: L }, () => Math.floor(rand() * (1 << K)));
+      const m = t.retrieve(Int32Array.from(q), 0, out);
+      assert.deepEqual([...out.subarray(0, m)], bruteForce(codes, q, base, base + codes.length), what);
+    }
+  };
+  const fold = (n: number) => {
+    const add = Array.from({ length: n }, () => Array.from({ length: L }, () => Math.floor(rand() * (1 << K))));
+    t.fold(Int32Array.from(add.flat()), n);
+    codes.push(...add);
+  };
+  fold(50000);
+  assert.ok(t.capacity <= NARROW_MAX_CAPACITY && t.ids.BYTES_PER_ELEMENT === 2, `capacity ${t.capacity}`);
+  check('2-byte ids');
+  fold(20000); // past the limit: regrows to room for ~78K
+  assert.ok(t.capacity > NARROW_MAX_CAPACITY && t.ids.BYTES_PER_ELEMENT === 4, `capacity ${t.capacity}`);
+  check('4-byte ids after a regrow');
+  fold(3000); // appended in place, ids past 65535
+  check('4-byte ids after an append');
+  t.truncate(base + 60000); // sizes cut in place, still wide
+  codes.length = 60000;
+  assert.equal(t.ids.BYTES_PER_ELEMENT, 4);
+  check('4-byte ids after a cut');
+  t.truncate(base + 9000); // under a quarter of the room: a smaller memory, narrow again
+  codes.length = 9000;
+  assert.equal(t.ids.BYTES_PER_ELEMENT, 2);
+  check('2-byte ids after a shrink');
+});
+
+test('table memory: 2·L bytes of ids per key and per key of room + 8·L·2^K of buckets + 4¼ bytes of scratch per id of room, nothing else', () => {
   const K = 10, L = 150, n = 20000, rand = rng(5);
   const t = new LshTables(K, L, 4);
   t.fold(Int32Array.from({ length: n * L }, () => Math.floor(rand() * (1 << K))), n);
   const cap = capacityFor(n, 1 << K);
   assert.equal(t.capacity, cap);
   assert.equal(cap, n + 4 * (1 << K)); // room: the larger of n/8 and 4 a bucket
-  const want = 4 * L * cap + 8 * L * (1 << K) + 4 * cap + 2 * 4 * Math.ceil(cap / 32) + 4 * L + 8 * L;
+  const want = 2 * L * cap + 8 * L * (1 << K) + 4 * cap + 2 * 4 * Math.ceil(cap / 32) + 4 * L + 8 * L;
   // bytes() is the layout: a 64-byte header and 64-byte aligned regions (the WebAssembly memory holding it rounds up
   // to 64 KB pages, under 0.1% at this size).
   assert.ok(t.bytes() >= want && t.bytes() <= want + 64 + 7 * 63, `${t.bytes()} bytes for ${want} needed`);

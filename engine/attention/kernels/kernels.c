@@ -339,33 +339,38 @@ EXPORT("expShift") double expShift(addr p, int32_t m, float shift) {
 /**
  * Spec §5 over one table set (lsh-tables.ts): the keys whose code equals q's in at least 2 of the L tables, written to
  * out in id order; returns how many. Table l's bucket c is ids[l·stride + start .. + size) with (start, size) =
- * buckets[2·(l·B + c)]. seen and sampled are bitmaps of one bit per key (bit j − base), zero on entry and on exit.
+ * buckets[2·(l·B + c)]; an id is stored relative to base, in idBytes (2 or 4) bytes. seen and sampled are bitmaps of
+ * one bit per key (bit id − base), zero on entry and on exit.
  *
  * Pass 1 finds q's L buckets (into spans) and loads each one's first id: those loads do not depend on each other, so
  * their cache and TLB misses overlap instead of queueing one bucket at a time. Pass 2 walks the buckets: per id,
  * sampled |= seen & bit (a second collision), then seen |= bit — branch-free. Pass 3 scans `sampled` word by word,
  * emitting the set bits in order and clearing both bitmaps.
  */
-EXPORT("retrieve") int32_t retrieve(addr q, addr buckets, addr ids, addr seen, addr out, int32_t L, int32_t B,
-  int32_t stride, int32_t base, addr sampled, addr spans, int32_t count) {
+INLINE void mark(uint32_t j, addr seen, addr sampled) {
+  uint32_t w = 4 * (j >> 5), bit = 1u << (j & 31);
+  uint32_t s = *(uint32_t *)(seen + w);
+  *(uint32_t *)(sampled + w) |= s & bit;
+  *(uint32_t *)(seen + w) = s | bit;
+}
+
+EXPORT("retrieve") int32_t retrieve(addr q, addr buckets, addr ids, int32_t idBytes, addr seen, addr out, int32_t L,
+  int32_t B, int32_t stride, int32_t base, addr sampled, addr spans, int32_t count) {
+  const int wide = idBytes == 4;
   int32_t first = 0;
   for (int32_t l = 0; l < L; l++) {
     addr bucket = buckets + 8 * (uint32_t)(l * B + loadi(q + 4 * (uint32_t)l));
-    addr p = ids + 4 * (uint32_t)(l * stride + loadi(bucket));
-    addr e = p + 4 * (uint32_t)loadi(bucket + 4);
+    addr p = ids + (uint32_t)idBytes * (uint32_t)(l * stride + loadi(bucket));
+    addr e = p + (uint32_t)idBytes * (uint32_t)loadi(bucket + 4);
     *(addr *)(spans + 8 * (uint32_t)l) = p;
     *(addr *)(spans + 8 * (uint32_t)l + 4) = e;
-    if (p < e) first ^= loadi(p);
+    if (p < e) first ^= *(const uint16_t *)p;
   }
   *(volatile int32_t *)q = first; // keeps pass 1's loads (q's codes are not read again)
   for (int32_t l = 0; l < L; l++) {
     addr p = *(addr *)(spans + 8 * (uint32_t)l), e = *(addr *)(spans + 8 * (uint32_t)l + 4);
-    for (; p < e; p += 4) {
-      uint32_t j = (uint32_t)(loadi(p) - base), w = 4 * (j >> 5), bit = 1u << (j & 31);
-      uint32_t s = *(uint32_t *)(seen + w);
-      *(uint32_t *)(sampled + w) |= s & bit;
-      *(uint32_t *)(seen + w) = s | bit;
-    }
+    if (wide) for (; p < e; p += 4) mark((uint32_t)loadi(p), seen, sampled);
+    else for (; p < e; p += 2) mark(*(const uint16_t *)p, seen, sampled);
   }
   int32_t m = 0;
   for (uint32_t i = 0, words = ((uint32_t)count + 31) >> 5; i < words; i++) {

@@ -32,8 +32,8 @@ export interface WasmKernels {
   /** p[j] = exp(p[j] − shift) in place; returns the sum. */
   expShift(p: number, m: number, shift: number): number;
   /** Retrieval over one table set (lsh-tables.ts); returns how many ids it wrote to out. */
-  retrieve(q: number, buckets: number, ids: number, seen: number, out: number, L: number, B: number, stride: number,
-    base: number, sampled: number, spans: number, count: number): number;
+  retrieve(q: number, buckets: number, ids: number, idBytes: number, seen: number, out: number, L: number, B: number,
+    stride: number, base: number, sampled: number, spans: number, count: number): number;
 }
 
 const ROW_KERNELS = ['dotsIds', 'dotsRange', 'axpyIds', 'axpyRange', 'dotsIds16', 'dotsRange16', 'axpyIds16', 'axpyRange16'] as const;
