@@ -56,3 +56,40 @@ test('reserve starts the worker threads that the decode steps will use (they boo
   assert.equal(attentionPoolSize(), 3);
   attn.dispose();
 });
+
+test('graph-hashed steps (which wake the workers ahead of the job) equal 1 thread, with polling on and off', async () => {
+  // forwardAsync hashes the query on the ONNX graph and, for a threaded step, wakes the workers while it runs
+  // (worker-pool.ts prewake); with polling off they sleep until the job is posted. Extra wakes with no job after
+  // them (a step that ends up on one thread) must leave the workers waiting for the next job, not stuck or running one.
+  const { attentionPool, prewakeAttentionWorkers } = await import('../../engine/attention/worker-pool');
+  const { Sequence } = await import('../../engine/attention/sequence');
+  const run = async (threads: number) => {
+    const attn = createSequenceAttention(shape, { ...defaultAttentionConfig(2), method: 'magicpig', denseLayers: [0], K: 6, L: 20, window: 8, tailThreshold: 32, threads });
+    (attn as InstanceType<typeof Sequence>).graphHashMinMacs = 0;
+    const rand = rng(33), outs: Float32Array[] = [];
+    const prefill = async (n: number) => {
+      for (let l = 0; l < 2; l++) await attn.forwardAsync(l, gaussians(n * H * d, rand), gaussians(n * G * d, rand, 2), gaussians(n * G * d, rand), n, new Float32Array(n * H * d));
+      attn.endPrefill();
+    };
+    await prefill(400);
+    for (let s = 0; s < 6; s++) {
+      for (let l = 0; l < 2; l++) {
+        const out = new Float32Array(H * d);
+        await attn.forwardAsync(l, gaussians(H * d, rand), gaussians(G * d, rand, 2), gaussians(G * d, rand), 1, out);
+        outs.push(out);
+      }
+      prewakeAttentionWorkers(); // a wake with no job after it
+      await new Promise((r) => setTimeout(r, 3)); // longer than the workers poll
+    }
+    attn.dispose();
+    return outs;
+  };
+  const one = await run(1);
+  for (const spin of [true, false]) {
+    attentionPool(1).spin = spin;
+    const two = await run(2);
+    assert.equal(two.length, one.length);
+    two.forEach((o, i) => assert.deepEqual(o, one[i], `polling ${spin ? 'on' : 'off'}, output ${i}`));
+  }
+  attentionPool(1).spin = true;
+});
