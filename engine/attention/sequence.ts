@@ -33,7 +33,7 @@ import { LshTables } from './lsh-tables';
 import { simhashFor, type SimHash } from './simhash';
 import { decodeMethod, type DecodeStep, type StepObserver } from './methods/index';
 import { DENSE_THREADS_MIN_WORK, THREADS_MIN_WORK, runStep, threadsFor } from './methods/threads';
-import { attentionPool, prewakeAttentionWorkers } from './worker-pool';
+import { attentionPool } from './worker-pool';
 
 export { DENSE_THREADS_MIN_WORK, THREADS_MIN_WORK };
 
@@ -186,11 +186,6 @@ export class Sequence implements SequenceAttention {
         const { KeyHashGraph } = await import('./hash-graph');
         graph = await KeyHashGraph.create(h, this.provider, 1);
         this.queryGraph = { hasher: h, provider: this.provider, graph };
-      }
-      // The graph runs on one thread: a worker that will take part in this step can wake up meanwhile.
-      const st = this.layers[layer], count = st.indexedEnd - this.config.sinks;
-      if (count > 0 && st.kv.simd() && threadsFor(this.shape.numHeads * this.shape.headDim * count, this.config.threads, THREADS_MIN_WORK) >= 2) {
-        prewakeAttentionWorkers();
       }
       const t = this.observer ? performance.now() : 0;
       this.stepCodes = await graph.hash(q, this.shape.numHeads);

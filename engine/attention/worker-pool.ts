@@ -10,15 +10,6 @@ import type { HeadIndex } from './head-index';
 
 /** ctl[GEN]: job generation (negative = stop); ctl[DONE]: workers finished with the current job. */
 export const GEN = 0, DONE = 1;
-
-/**
- * How long a thread polls a control word before it sleeps on it (Atomics.wait). A sleeping thread is woken by the
- * kernel, which on this project's VMs takes ~0.1-0.2 ms after a few ms asleep (bench-results/threads-wake.md), per
- * layer and per hand-off; a thread that is polling sees the word change at once. Polling is only done where the core
- * would otherwise sit idle: the caller waiting for the workers' half of a step, and a worker told a job is coming
- * (prewake) while the caller runs single-threaded work (the query-hash graph).
- */
-export const SPIN_MS = 1;
 /** Job ints: see JobField. */
 export const enum JobField { Method, Layer, Heads, KvHeads, HeadDim, Sinks, IndexedEnd, Length, K, L, Seed, CodesReady, Threads, Size }
 
@@ -119,17 +110,6 @@ export class AttentionPool {
     w.port.postMessage(msg);
   }
 
-  /** Poll before sleeping (SPIN_MS) in wait() and after prewake(); false: sleep at once (before/after runs). */
-  spin = true;
-
-  /**
-   * A job follows shortly: wake the workers now so that they poll for it instead of being woken when it is posted.
-   * Call only where the caller's next work leaves a core free (a worker polls for up to SPIN_MS).
-   */
-  prewake(): void {
-    if (this.spin) Atomics.notify(this.ctl, GEN);
-  }
-
   /** Start the job written into `job`/`q`/`codes`. */
   start(): void {
     Atomics.store(this.ctl, DONE, 0);
@@ -139,11 +119,6 @@ export class AttentionPool {
 
   /** Block until every worker finished the current job (a worker that never answers is a bug: fail loudly). */
   wait(): void {
-    if (this.spin) {
-      // The workers' half usually ends within a fraction of a millisecond of ours: poll (this core is idle meanwhile).
-      const until = performance.now() + SPIN_MS;
-      while (Atomics.load(this.ctl, DONE) < this.size) if (performance.now() > until) break;
-    }
     const deadline = Date.now() + 60_000;
     for (;;) {
       const done = Atomics.load(this.ctl, DONE);
@@ -165,11 +140,6 @@ let shared: AttentionPool | null = null;
 /** Workers in the process-wide pool (0 before the first threaded step or reserve; tests). */
 export function attentionPoolSize(): number {
   return shared?.size ?? 0;
-}
-
-/** Wake the process-wide pool's workers ahead of a job (AttentionPool.prewake); nothing before the pool exists. */
-export function prewakeAttentionWorkers(): void {
-  shared?.prewake();
 }
 
 /** The process-wide pool with `size` workers (recreated when the size changes). */

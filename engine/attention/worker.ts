@@ -7,7 +7,7 @@ import { HeadIndex } from './head-index';
 import { LshTables } from './lsh-tables';
 import { decodeMethod, METHOD_NAMES, type DecodeStep } from './methods/index';
 import { simhashFor } from './simhash';
-import { DONE, GEN, JobField, SPIN_MS, type BufferMessage, type HeadMessage } from './worker-pool';
+import { DONE, GEN, JobField, type BufferMessage, type HeadMessage } from './worker-pool';
 
 const { port, wid, ctl } = workerData as { port: MessagePort; wid: number; ctl: Int32Array };
 const heads = new Map<number, { cache: HeadCache; index: HeadIndex }>(); // key: layer·65536 + g
@@ -54,15 +54,7 @@ function runJob(): void {
 let gen = 0;
 for (;;) {
   Atomics.wait(ctl, GEN, gen);
-  let now = Atomics.load(ctl, GEN);
-  if (now === gen) {
-    // Woken with no new job: a prewake (worker-pool.ts), the job is on its way. Poll for it for up to SPIN_MS
-    // rather than sleep and be woken again when it is posted.
-    const until = performance.now() + SPIN_MS;
-    while ((now = Atomics.load(ctl, GEN)) === gen && performance.now() < until) { /* poll */ }
-    if (now === gen) continue;
-  }
-  gen = now;
+  gen = Atomics.load(ctl, GEN);
   if (gen < 0) break;
   drain();
   try {

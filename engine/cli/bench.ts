@@ -9,7 +9,6 @@ const benches: Record<string, () => Promise<{ run(argv: string[]): Promise<numbe
   peer: () => import('../../bench/peer'),
   restart: () => import('../../bench/restart'),
   layer: () => import('../../bench/layer-decode'),
-  wake: () => import('../../bench/thread-wake'),
 };
 
 export async function run(argv: string[]): Promise<number> {
