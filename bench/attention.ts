@@ -11,6 +11,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Sequence } from '../engine/attention/sequence';
+import { capacityFor, idBytesFor } from '../engine/attention/lsh-tables';
 import { StepProfile, collectRows, touchRows } from './attention-probe';
 import { defaultAttentionConfig, type AttentionConfig, type AttentionMethod, type KvDtype } from '../engine/attention/types';
 import { UserError } from '../engine/errors';
@@ -255,7 +256,8 @@ async function measure(n: number, dtype: KvDtype, steps: number, K: number, L: n
   times.topk = [topkT.ms];
   times.quest = [questT.ms];
   const bpe = dtype === 'float32' ? 4 : 2;
-  const bytes = per(p.walkedIds * 4 + p.sampledKeys * (2 * D * bpe + 4) + p.exactKeys * 2 * D * bpe);
+  const idBytes = idBytesFor(capacityFor(n - config.sinks, 1 << K)); // the tables' stored id width at this context
+  const bytes = per(p.walkedIds * idBytes + p.sampledKeys * (2 * D * bpe + 4) + p.exactKeys * 2 * D * bpe);
   const floorMs = (bytes / bandwidth) * 1000;
   const mem = seq.stats().memory!;
   const flat = Array.from({ length: H }, (_, h) => h).filter((h) => !isPeaked(Math.floor(h / (H / G))));
