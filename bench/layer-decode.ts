@@ -7,7 +7,8 @@
 // as in a 28-layer decode, not from the last-level cache. Reports the median ms per layer and the GB/s that implies
 // over the layer's packed bytes. --head times the output head (final norm + lm_head over the whole vocabulary) too.
 // --profile writes onnxruntime's per-node profile for one session per variant at M=1 and sums it by operator.
-// --model FILE.gguf [--context 512] [--decode 16] [--rounds 6]: the whole model instead, old graphs against fused ones.
+// --model FILE.gguf [--context 512] [--decode 16] [--rounds 6] [--vary SNOUT_X=a,b]: the whole model instead, loaded
+// once per value of an engine environment variable (default SNOUT_FUSED=0,-: old graphs against fused ones).
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -122,11 +123,14 @@ async function wholeModel(argv: string[], file: string): Promise<number> {
   const { loadModel } = await import('../engine/generate/load');
   const context = Number(arg(argv, '--context') ?? 512), decode = Number(arg(argv, '--decode') ?? 16), rounds = Number(arg(argv, '--rounds') ?? 6);
   const log = (line: string) => process.stderr.write(line + '\n');
-  const saved = process.env.SNOUT_FUSED;
-  const variants: { name: string; fused: string | undefined }[] = [{ name: 'base (SNOUT_FUSED=0)', fused: '0' }, { name: 'fused', fused: undefined }];
+  // --vary NAME=a,b,...: one load per value of the environment variable NAME ('-' = unset); default SNOUT_FUSED=0,-.
+  const [varName, varValues] = (arg(argv, '--vary') ?? 'SNOUT_FUSED=0,-').split('=');
+  if (!/^SNOUT_[A-Z_]+$/.test(varName) || !varValues) throw new UserError('bench layer: --vary takes SNOUT_NAME=value,value');
+  const saved = process.env[varName];
+  const variants = varValues.split(',').map((x) => ({ name: x === '-' ? `${varName} unset` : `${varName}=${x}`, value: x === '-' ? undefined : x }));
   const runs = [];
   for (const v of variants) {
-    if (v.fused === undefined) delete process.env.SNOUT_FUSED; else process.env.SNOUT_FUSED = v.fused;
+    if (v.value === undefined) delete process.env[varName]; else process.env[varName] = v.value;
     const t0 = performance.now();
     const model = await loadModel(file, { provider: 'cpu', contextLimit: context + decode + 16 });
     log(`${v.name}: loaded in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
@@ -141,7 +145,7 @@ async function wholeModel(argv: string[], file: string): Promise<number> {
     attention.prepare = async (...x: unknown[]) => { await prepare(...x); state.decoding = true; };
     runs.push({ v, model, seq, state, steps: [] as number[] });
   }
-  if (saved === undefined) delete process.env.SNOUT_FUSED; else process.env.SNOUT_FUSED = saved;
+  if (saved === undefined) delete process.env[varName]; else process.env[varName] = saved;
   const ids = Array.from({ length: context }, (_, i) => 1000 + ((i * 7919) % 100000));
   for (let r = -1; r < rounds; r++) {
     for (let j = 0; j < runs.length; j++) {

@@ -78,6 +78,7 @@ export class Sequence implements SequenceAttention {
   /** Query codes [numHeads, L] for the decode step forward() is about to run (from forwardAsync), else null. */
   private stepCodes: Int32Array | null = null;
   private provider: NonNullable<PrepareOptions['provider']> = 'auto';
+  private queryGraphWarm = false;
   private queryGraph: { hasher: SimHash; provider: string; graph: import('./hash-graph').KeyHashGraph } | null = null;
   private readonly row: Float32Array;
   /** The decode step's arguments, reused from step to step (no allocation per step). */
@@ -165,6 +166,27 @@ export class Sequence implements SequenceAttention {
     else this.decode(layer, q, out);
   }
 
+  /** Decode steps hash the query (MagicPIG, or a budget chosen per step). */
+  private hashesQueries(): boolean {
+    return this.config.method === 'magicpig' || this.config.budget === 'auto';
+  }
+
+  /** The query hash runs as the ONNX graph where the shape pays for a graph call (GRAPH_HASH_MIN_MACS). */
+  private queryHashOnGraph(): boolean {
+    const { K, L } = this.config;
+    return this.shape.numHeads * this.shape.headDim * K * L >= this.graphHashMinMacs;
+  }
+
+  private async queryHashGraph(): Promise<import('./hash-graph').KeyHashGraph> {
+    const h = this.simhash();
+    if (this.queryGraph?.hasher === h && this.queryGraph.provider === this.provider) return this.queryGraph.graph;
+    const { KeyHashGraph } = await import('./hash-graph');
+    const graph = await KeyHashGraph.create(h, this.provider, 1);
+    this.queryGraph = { hasher: h, provider: this.provider, graph };
+    this.queryGraphWarm = false;
+    return graph;
+  }
+
   /**
    * forward(), with prompt chunks on DenseKernel.causalAsync (big ones as one ONNX graph) and a sampled decode step's
    * query hash as the ONNX SimHash graph (one [numHeads, d]·W product on the selected provider) where the shape is
@@ -177,16 +199,9 @@ export class Sequence implements SequenceAttention {
       await this.dense.causalAsync(st.kv, q, n, out, this.provider);
       return;
     }
-    const { method, budget, K, L } = this.config;
-    const hashes = this.isSampledLayer(layer) && (method === 'magicpig' || budget === 'auto');
-    if (hashes && this.shape.numHeads * this.shape.headDim * K * L >= this.graphHashMinMacs) {
-      const h = this.simhash();
-      let graph = this.queryGraph?.hasher === h && this.queryGraph.provider === this.provider ? this.queryGraph.graph : null;
-      if (!graph) {
-        const { KeyHashGraph } = await import('./hash-graph');
-        graph = await KeyHashGraph.create(h, this.provider, 1);
-        this.queryGraph = { hasher: h, provider: this.provider, graph };
-      }
+    const hashes = this.isSampledLayer(layer) && this.hashesQueries();
+    if (hashes && this.queryHashOnGraph()) {
+      const graph = await this.queryHashGraph();
       const t = this.observer ? performance.now() : 0;
       this.stepCodes = await graph.hash(q, this.shape.numHeads);
       if (this.observer) this.observer.time('hash', performance.now() - t);
@@ -358,6 +373,15 @@ export class Sequence implements SequenceAttention {
         codes[hi.g] = c;
       }
       this.fold(layer, start, end, codes);
+    }
+    // The first run of the per-step query hash graph (session creation, then onnxruntime's first-run setup) took
+    // ~30 ms inside the first decode step of a process (bench-results/first-step.md); run it here, between requests.
+    if (this.layers.some((_, l) => this.isSampledLayer(l)) && this.hashesQueries() && this.queryHashOnGraph()) {
+      const graph = await this.queryHashGraph();
+      if (!this.queryGraphWarm) {
+        await graph.hash(new Float32Array(this.shape.numHeads * d), this.shape.numHeads);
+        this.queryGraphWarm = true;
+      }
     }
   }
 

@@ -167,12 +167,16 @@ test('prepare() (ONNX key hashing) and forwardAsync (ONNX query hashing) give th
   const c = run(h, n, { method: 'magicpig', K: 6, L: 30 }, true);
   (c.attn as unknown as { graphHashMinMacs: number }).graphHashMinMacs = 0;
   await c.ready;
+  // prepare() made the graph and ran it once, so that the first decode step does not pay for that.
+  assert.ok((c.attn as unknown as { queryGraph: unknown }).queryGraph, 'prepare() made the query hash graph');
+  assert.ok((c.attn as unknown as { queryGraphWarm: boolean }).queryGraphWarm, 'prepare() ran the query hash graph');
   await c.attn.forwardAsync(0, h.q, h.k.subarray((n - 1) * d, n * d), h.v.subarray((n - 1) * d, n * d), 1, c.out);
   assert.ok(relErr(c.out, b.out) < 1e-5, `forwardAsync vs forward: ${relErr(c.out, b.out)}`);
   assert.ok((c.attn as unknown as { queryGraph: unknown }).queryGraph, 'the step hashed its query on the graph');
   // At the default threshold this small shape (2 heads × d 16 × K·L 180) hashes queries on the CPU: no graph made.
   const e = run(h, n, { method: 'magicpig', K: 6, L: 30 }, true);
   await e.ready;
+  assert.equal((e.attn as unknown as { queryGraph: unknown }).queryGraph, null, 'no graph where queries hash on the CPU');
   await e.attn.forwardAsync(0, h.q, h.k.subarray((n - 1) * d, n * d), h.v.subarray((n - 1) * d, n * d), 1, e.out);
   assert.ok(relErr(e.out, b.out) < 1e-5);
   assert.equal((e.attn as unknown as { queryGraph: unknown }).queryGraph, null);
