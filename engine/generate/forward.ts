@@ -7,7 +7,8 @@ import {
   buildEmbedHeadGraph, buildHeadGraph, buildLayerGraph, fuseEmbedHeadMaxBytes, io, largestGraphBytes, maxGraphBytes,
   type LayerGraphParts, type WeightSource,
 } from '../model/graphs';
-import { dequantRow, isQuant, quantBytes, type QuantMatrix } from '../model/quant';
+import { MemoryEmbedding, type EmbeddingRows } from '../model/embedding-rows';
+import { isQuant, type QuantMatrix } from '../model/quant';
 import { statSync } from 'node:fs';
 
 /** Bytes of a serialized graph (in memory or a cached file): for a packed model, about its weights. */
@@ -72,7 +73,7 @@ export class ModelRunner {
     private readonly steps: LayerStep[],
     private readonly rope: RopeTables,
     /** Packed models: the embedding table rows are dequantized here (embedHead then holds only the head). */
-    private readonly embedTable?: QuantMatrix,
+    private readonly embedRows?: EmbeddingRows,
   ) {}
 
   static async create(spec: ModelSpec, weight: WeightSource, options: RunnerOptions = {}): Promise<ModelRunner> {
@@ -117,14 +118,16 @@ export class ModelRunner {
   }
 
   /**
-   * Packed weights: layer graphs (fused pairs), a head graph, and the embedding kept as its packed table. A tied
-   * head reads the same table (its own packed copy lives in the head session).
+   * Packed weights: layer graphs (fused pairs), a head graph, and the embedding kept as its packed table: in memory
+   * on the load that builds the cache, in the cache's file after (embedding-rows.ts). A tied head has its own packed
+   * copy in the head session.
    */
   private static async createPacked(spec: ModelSpec, weight: WeightSource, options: RunnerOptions): Promise<ModelRunner> {
     const { cache } = options;
     if (cache?.complete) {
       try {
-        const runner = await ModelRunner.buildPacked(spec, options, () => cache.readEmbedding(), (name) => cache.graphFile(name));
+        // A cache hit leaves the embedding table in the cache's file, read a row per token (embedding-rows.ts).
+        const runner = await ModelRunner.buildPacked(spec, options, () => cache.embeddingRows(), (name) => cache.graphFile(name));
         cache.touch();
         runner.cacheState = 'hit';
         return runner;
@@ -141,7 +144,7 @@ export class ModelRunner {
       if (!isQuant(t)) throw new Error('packed model: the embedding must be packed too');
       table = t;
       if (caching) caching = cache!.writeEmbedding(t);
-      return t;
+      return new MemoryEmbedding(t);
     }, (name, parts) => {
       const bytes = parts ? buildLayerGraph(spec, source, parts, graph) : buildHeadGraph(spec, source, graph);
       if (caching) caching = cache!.writeGraph(name, bytes);
@@ -158,23 +161,24 @@ export class ModelRunner {
    * bytes, and the embedding table.
    */
   private static async buildPacked(
-    spec: ModelSpec, options: RunnerOptions, embedding: () => QuantMatrix,
+    spec: ModelSpec, options: RunnerOptions, embedding: () => EmbeddingRows,
     graphFor: (name: string, parts?: LayerGraphParts) => Uint8Array | string,
   ): Promise<ModelRunner> {
     const L = spec.numLayers;
     const total = L + 2;
     const sessionOptions = { threads: options.threads, log: options.log, large: true };
     const sessions: ort.InferenceSession[] = [];
+    let table: EmbeddingRows | undefined;
     try {
       options.onProgress?.('reading the embedding', 0);
-      const table = embedding();
+      table = embedding();
       options.onProgress?.('building head', 1 / total);
       const headGraph = graphFor('head');
       const head = await createSession(headGraph, options.provider ?? 'auto', sessionOptions);
       sessions.push(head.session);
       let provider: ProviderSetting = head.provider;
       const steps: LayerStep[] = [];
-      let bytes = quantBytes(table) + graphBytes(headGraph);
+      let bytes = table.residentBytes + graphBytes(headGraph);
       for (let l = 0; l <= L; l++) {
         options.onProgress?.(`building layer graph ${l + 1}/${L + 1}`, (l + 2) / total);
         const parts: LayerGraphParts = { post: l > 0 ? l - 1 : undefined, pre: l < L ? l : undefined };
@@ -190,6 +194,7 @@ export class ModelRunner {
       runner.weightBytes = bytes;
       return runner;
     } catch (err) {
+      table?.close();
       for (const s of sessions) await s.release().catch(() => undefined);
       throw err;
     }
@@ -214,9 +219,9 @@ export class ModelRunner {
     // Token embeddings (in the first layer graph when fused).
     const idsT = new ort.Tensor('int64', BigInt64Array.from(ids, (id) => BigInt(id)), [n]);
     let x: ort.Tensor | undefined;
-    if (this.embedTable) {
+    if (this.embedRows) {
       const rows = new Float32Array(n * H);
-      for (let i = 0; i < n; i++) dequantRow(this.embedTable, ids[i], rows, i * H);
+      this.embedRows.rowsInto(ids, rows);
       x = new ort.Tensor('float32', rows, [n, H]);
     } else if (this.embedHead) {
       x = (await this.embedHead.run({ [io.ids]: idsT, [io.hidden]: new ort.Tensor('float32', new Float32Array(0), [0, H]) }))[io.embeds];
@@ -250,7 +255,7 @@ export class ModelRunner {
     const hidden = x!.data as Float32Array;
     const last = hidden.subarray((n - 1) * H, n * H);
     const feeds: Record<string, ort.Tensor> = { [io.hidden]: new ort.Tensor('float32', last.slice(), [1, H]) };
-    if (!this.embedTable) feeds[io.ids] = new ort.Tensor('int64', new BigInt64Array(0), [0]);
+    if (!this.embedRows) feeds[io.ids] = new ort.Tensor('int64', new BigInt64Array(0), [0]);
     const head = await this.embedHead!.run(feeds);
     return finiteLogits(head[io.logits].data as Float32Array);
   }
@@ -262,10 +267,11 @@ export class ModelRunner {
 
   /** Packed weights (the embedding is looked up from its packed table). */
   get packed(): boolean {
-    return this.embedTable !== undefined;
+    return this.embedRows !== undefined;
   }
 
   async dispose(): Promise<void> {
+    this.embedRows?.close();
     await this.embedHead?.release();
     for (const s of this.steps) await s.session.release();
   }

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { FileEmbedding } from './embedding-rows';
 import type { QuantMatrix } from './quant';
 import { WeightCacheReader, WeightCacheWriter } from './weight-cache';
 
@@ -35,10 +36,11 @@ export class GraphCache {
     return path.join(this.dir, `${name}.onnx`);
   }
 
-  readEmbedding(): QuantMatrix {
+  /** The packed embedding table, left in its file and read a row at a time (embedding-rows.ts). */
+  embeddingRows(): FileEmbedding {
     const reader = WeightCacheReader.open(path.join(this.dir, 'embed.snoutw'));
     try {
-      return reader.read('embed');
+      return reader.rows('embed');
     } finally {
       reader.close();
     }

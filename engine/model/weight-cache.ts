@@ -7,6 +7,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import * as zlib from 'node:zlib';
+import { FileEmbedding } from './embedding-rows';
 import { checkQuant, type QuantMatrix } from './quant';
 
 const MAGIC = 'SNOUTW01';
@@ -152,6 +153,36 @@ export class WeightCacheReader {
     };
     checkQuant(m, `cached tensor ${name}`);
     return m;
+  }
+
+  /**
+   * One packed tensor left in the file, read a row at a time (embedding-rows.ts): its shape is checked as read()
+   * checks it and its arrays' checksummed samples are verified now; the rows are read on demand.
+   */
+  rows(name: string): FileEmbedding {
+    const e = this.entries.get(name);
+    if (!e) throw new Error(`no tensor ${name}`);
+    // checkQuant looks at the arrays' lengths only: give it the lengths the index states.
+    const len = (ref: ArrayRef | undefined, width: number) => (ref ? { length: ref[1] / width } : undefined);
+    checkQuant({
+      kind: 'quant', bits: e.bits, blockSize: e.blockSize, N: e.N, K: e.K,
+      data: len(e.data, 1), scales: len(e.scales, 4), zeroPoints: len(e.zeroPoints, 1), offsets: len(e.offsets, 4),
+    } as unknown as QuantMatrix, `cached tensor ${name}`);
+    for (const ref of [e.data, e.scales, e.zeroPoints, e.offsets]) if (ref) this.checkSample(ref, name);
+    return new FileEmbedding(this.file, {
+      bits: e.bits, blockSize: e.blockSize, N: e.N, K: e.K,
+      data: e.data[0], scales: e.scales[0], zeroPoints: e.zeroPoints?.[0] ?? null, offsets: e.offsets?.[0] ?? null,
+    });
+  }
+
+  /** The checksum of an array's first and last SAMPLE bytes (what crc32 covers), without reading the rest. */
+  private checkSample(ref: ArrayRef, name: string): void {
+    if (!zlibCrc || ref[2] === 0) return;
+    if (ref[1] <= 2 * SAMPLE) { this.array(ref, name); return; }
+    const first = new Uint8Array(SAMPLE), last = new Uint8Array(SAMPLE);
+    readFully(this.fd, first, ref[0]);
+    readFully(this.fd, last, ref[0] + ref[1] - SAMPLE);
+    if (zlibCrc(last, zlibCrc(first)) !== ref[2]) throw new Error(`tensor ${name}: checksum mismatch`);
   }
 
   close(): void {
