@@ -20,6 +20,16 @@ export interface EmbeddingRows {
   close(): void;
 }
 
+/** Reads bytes.length bytes at `position` (positioned reads loop until done); throws at the end of the file. */
+export function readFully(fd: number, bytes: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < bytes.length) {
+    const n = readSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30), position + done);
+    if (n <= 0) throw new Error('unexpected end of file');
+    done += n;
+  }
+}
+
 function checkId(id: number, N: number): void {
   if (!Number.isInteger(id) || id < 0 || id >= N) throw new RangeError(`token id ${id} is outside the embedding table (${N} rows)`);
 }
@@ -59,6 +69,8 @@ export class FileEmbedding implements EmbeddingRows {
   /** One row of each array (a QuantMatrix of N = 1), refilled per lookup. */
   private readonly row: QuantMatrix;
   private readonly sizes: { data: number; scales: number; zeroPoints: number; offsets: number };
+  /** The row arrays' bytes, filled by the reads (views made once). */
+  private readonly bytes: { data: Uint8Array; scales: Uint8Array; zeroPoints: Uint8Array | null; offsets: Uint8Array | null };
   readonly residentBytes: number;
 
   /** Opens `file` (its own descriptor, closed by close()); the layout comes from a validated index. */
@@ -75,30 +87,33 @@ export class FileEmbedding implements EmbeddingRows {
       zeroPoints: layout.zeroPoints === null ? undefined : new Uint8Array(rb.zeroPoints),
       offsets: layout.offsets === null ? undefined : new Float32Array(nb),
     };
+    const view = (a: Uint8Array | Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    this.bytes = {
+      data: this.row.data, scales: view(this.row.scales),
+      zeroPoints: this.row.zeroPoints ?? null, offsets: this.row.offsets ? view(this.row.offsets) : null,
+    };
     this.residentBytes = this.sizes.data + this.sizes.scales + this.sizes.zeroPoints + this.sizes.offsets;
     this.fd = openSync(file, 'r');
   }
 
-  private read(into: Uint8Array | Float32Array, at: number): void {
-    const bytes = new Uint8Array(into.buffer, into.byteOffset, into.byteLength);
-    let done = 0;
-    while (done < bytes.length) {
-      const n = readSync(this.fd!, bytes, done, bytes.length - done, at + done);
-      if (n <= 0) throw new Error(`${this.file}: the model cache's embedding table ends early (was the file changed?)`);
-      done += n;
+  private read(into: Uint8Array, at: number): void {
+    try {
+      readFully(this.fd!, into, at);
+    } catch (err) {
+      throw new Error(`${this.file}: the model cache's embedding table cannot be read (${(err as Error).message}; was the file changed?)`);
     }
   }
 
   rowsInto(ids: ArrayLike<number>, out: Float32Array): void {
     if (this.fd === null) throw new Error('embedding table closed');
-    const { layout, sizes, row } = this;
+    const { layout, sizes, row, bytes } = this;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       checkId(id, this.N);
-      this.read(row.data, layout.data + id * sizes.data);
-      this.read(row.scales, layout.scales + id * sizes.scales);
-      if (row.zeroPoints) this.read(row.zeroPoints, layout.zeroPoints! + id * sizes.zeroPoints);
-      if (row.offsets) this.read(row.offsets, layout.offsets! + id * sizes.offsets);
+      this.read(bytes.data, layout.data + id * sizes.data);
+      this.read(bytes.scales, layout.scales + id * sizes.scales);
+      if (bytes.zeroPoints) this.read(bytes.zeroPoints, layout.zeroPoints! + id * sizes.zeroPoints);
+      if (bytes.offsets) this.read(bytes.offsets, layout.offsets! + id * sizes.offsets);
       dequantRow(row, 0, out, i * this.K);
     }
   }

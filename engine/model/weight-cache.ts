@@ -4,10 +4,10 @@
 // lengths and CRC-32s of a sample (the first and last 32 KiB: a checksum of every byte would cost more than the read
 // itself, and truncation, a garbled header or a stale file are what caches meet in practice). Written to a temp file
 // and renamed into place, so a reader sees a whole file or none.
-import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import * as zlib from 'node:zlib';
-import { FileEmbedding } from './embedding-rows';
+import { FileEmbedding, readFully } from './embedding-rows';
 import { checkQuant, type QuantMatrix } from './quant';
 
 const MAGIC = 'SNOUTW01';
@@ -17,15 +17,6 @@ type ArrayRef = [offset: number, bytes: number, crc: number];
 interface Entry {
   name: string; bits: 4 | 8; blockSize: number; N: number; K: number;
   data: ArrayRef; scales: ArrayRef; zeroPoints?: ArrayRef; offsets?: ArrayRef;
-}
-
-function readFully(fd: number, bytes: Uint8Array, position: number): void {
-  let done = 0;
-  while (done < bytes.length) {
-    const n = readSync(fd, bytes, done, Math.min(bytes.length - done, 1 << 30), position + done);
-    if (n <= 0) throw new Error('unexpected end of file');
-    done += n;
-  }
 }
 
 // zlib.crc32 arrived in Node 20.15; older runtimes (an older VS Code's Electron) write 0 and skip the check.
@@ -137,22 +128,6 @@ export class WeightCacheReader {
     readFully(this.fd, bytes, ref[0]);
     if (zlibCrc && ref[2] !== 0 && crc32(bytes) !== ref[2]) throw new Error(`tensor ${name}: checksum mismatch`);
     return bytes;
-  }
-
-  /** One packed tensor; throws on a checksum mismatch or a malformed entry. */
-  read(name: string): QuantMatrix {
-    const e = this.entries.get(name);
-    if (!e) throw new Error(`no tensor ${name}`);
-    const f32 = (b: Uint8Array) => new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);
-    const m: QuantMatrix = {
-      kind: 'quant', bits: e.bits, blockSize: e.blockSize, N: e.N, K: e.K,
-      data: this.array(e.data, name),
-      scales: f32(this.array(e.scales, name)),
-      zeroPoints: e.zeroPoints ? this.array(e.zeroPoints, name) : undefined,
-      offsets: e.offsets ? f32(this.array(e.offsets, name)) : undefined,
-    };
-    checkQuant(m, `cached tensor ${name}`);
-    return m;
   }
 
   /**

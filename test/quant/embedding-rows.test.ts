@@ -2,7 +2,7 @@
 // of the same packed table (quant.ts dequantRow64, written from the formats' definition) and against the in-memory
 // lookup, for every layout a packed table comes in: 4 and 8 bits, default zero points, explicit zero points, offsets.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync, truncateSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, it } from 'node:test';
@@ -77,4 +77,16 @@ it('an id outside the table is a clear RangeError; a closed table refuses lookup
   assert.throws(() => new MemoryEmbedding(m).rowsInto([50], out), RangeError);
   rows.close();
   assert.throws(() => rows.rowsInto([0], out), /closed/);
+});
+
+it('a cache file cut short after it was opened is a clear error naming the file, not garbage rows', () => {
+  const m = table(8, 32, 200, 64, false, 4);
+  const file = written('cut', m);
+  const rows = open(file);
+  try {
+    truncateSync(file, Math.floor(statSync(file).size / 4)); // the scales (after the data) are gone
+    assert.throws(() => rows.rowsInto([199], new Float32Array(64)), (e: Error) => e.message.includes(file) && /cannot be read/.test(e.message));
+  } finally {
+    rows.close();
+  }
 });
