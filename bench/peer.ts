@@ -83,7 +83,7 @@ interface ChildArgs {
   engine: 'llama.cpp' | 'snout'; file: string; idsFile: string; contexts: number[]; decode: number; fa: boolean; loadOnly: boolean;
   /** Snout on the safetensors folder: quantized on load (int8 for Q8_0, int4 for Q4_0) instead of the GGUF file. */
   weights?: 'int8' | 'int4';
-  /** llama.cpp threads (Snout's are 2: onnxruntime's default on this machine, and the attention's). */
+  /** llama.cpp threads (Snout's are THREADS: its onnxruntime sessions' and its attention's). */
   threads: number;
 }
 
@@ -127,7 +127,7 @@ async function llamaChild(a: ChildArgs): Promise<void> {
 async function snoutChild(a: ChildArgs): Promise<void> {
   const { loadModel } = await import('../engine/generate/load');
   const t0 = performance.now();
-  const model = await loadModel(a.file, { provider: 'cpu', contextLimit: Math.max(...a.contexts) + a.decode + 16, weights: a.weights });
+  const model = await loadModel(a.file, { provider: 'cpu', threads: THREADS, contextLimit: Math.max(...a.contexts) + a.decode + 16, weights: a.weights });
   emit({ load_s: (performance.now() - t0) / 1000, peak_rss_mb: procStatusMb('VmHWM'), rss_mb: procStatusMb('VmRSS') });
   if (a.loadOnly) { await model.dispose(); return; }
   const ids: number[] = JSON.parse(readFileSync(a.idsFile, 'utf8'));

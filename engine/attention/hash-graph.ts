@@ -27,7 +27,7 @@ export class KeyHashGraph {
   private constructor(private readonly session: ort.InferenceSession, readonly L: number, readonly d: number) {}
 
   /**
-   * threads: intra-op threads (0 = onnxruntime's default). The per-step query hash uses 1: a [heads, d]·W product is
+   * threads: intra-op threads (0 = one per physical core, session.ts). The per-step query hash uses 1: a [heads, d]·W product is
    * too small to split, and an idle pool's spinning threads would take CPU from the attention kernels.
    */
   static async create(h: SimHash, provider: ProviderSetting = 'auto', threads = 0): Promise<KeyHashGraph> {

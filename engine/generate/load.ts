@@ -35,7 +35,7 @@ export interface LoadOptions extends OpenSourceOptions {
   prefillChunk?: number;
   /** Allow positions beyond config's max_position_embeddings (speed benchmarks only: quality is not trained there). */
   contextLimit?: number;
-  /** onnxruntime threads per operator (0 = its default). */
+  /** onnxruntime threads per operator (unset or 0: one per physical core, runtime/cores.ts). */
   threads?: number;
   /** Fuse post-attention(l) with pre-attention(l+1) (default true). */
   fuseLayers?: boolean;

@@ -3,6 +3,7 @@
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { defaultIntraOpThreads } from './cores';
 
 // onnxruntime's own logger prints a second, multi-line copy of every failure (e.g. a missing CUDA library) that we
 // already report or throw; it is process-wide and fixed when the first session is created, so set it at import.
@@ -12,7 +13,10 @@ export type ProviderSetting = 'auto' | 'cpu' | 'cuda' | 'webgpu';
 export type Provider = 'cpu' | 'cuda' | 'webgpu';
 
 export interface SessionOptions {
-  /** Threads for one operator (0 = onnxruntime's default: one per physical core). Env SNOUT_THREADS overrides. */
+  /**
+   * Threads for one operator; unset or 0: one per physical core (cores.ts: counted by Snout on Linux, where
+   * onnxruntime's own count can be half of it). Env SNOUT_THREADS overrides.
+   */
   threads?: number;
   /** Where the one fallback line goes (stderr by default: stdout may carry a protocol). */
   log?: (line: string) => void;
@@ -70,7 +74,7 @@ function gpuAllowedForAuto(p: Provider): boolean {
 
 export function sessionOptions(provider: Provider, options: SessionOptions = {}): ort.InferenceSession.SessionOptions {
   const envThreads = Number(process.env.SNOUT_THREADS);
-  const threads = Number.isFinite(envThreads) && envThreads > 0 ? envThreads : options.threads ?? 0;
+  const threads = Number.isFinite(envThreads) && envThreads > 0 ? envThreads : options.threads || defaultIntraOpThreads();
   return {
     executionProviders: [provider],
     graphOptimizationLevel: options.large ? 'basic' : 'all',
