@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { loadModel } from '../generate/load';
 import { parameterCount } from '../model/safetensors-source';
 import { modelArg, parseArgs, providerArg, weightArgs, weightFlags } from './model-args';
+import { intraOpThreads } from '../runtime/session';
 
 const peakRssMb = () => {
   try { return Number(/VmHWM:\s+(\d+)/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) / 1024; } catch { return process.memoryUsage().rss / 2 ** 20; }
@@ -26,6 +27,8 @@ export async function run(argv: string[]): Promise<number> {
       residentWeightBytes: model.weights?.residentBytes,
       cache: model.weights?.cache,
       provider: model.provider,
+      /** onnxruntime threads per operator (0: onnxruntime's own default, on systems where Snout does not count cores). */
+      threads: intraOpThreads(),
       loadSeconds: Number((model.loadSeconds ?? 0).toFixed(2)),
       rssMb: Math.round(process.memoryUsage().rss / 2 ** 20),
       peakRssMb: Math.round(peakRssMb()),
@@ -41,7 +44,8 @@ export async function run(argv: string[]): Promise<number> {
         `weights     ${info.weights}${info.packed ? ' (packed, MatMulNBits)' : ''}: ${gib(info.residentWeightBytes)} resident` +
           (info.cache ? `; model cache: ${info.cache}` : ''),
         `memory      ${info.rssMb} MB resident after load, ${info.peakRssMb} MB peak`,
-        `load        ${info.loadSeconds} s on ${info.provider}`,
+        `load        ${info.loadSeconds} s on ${info.provider}, ${info.threads || "onnxruntime's default"} threads per operator` +
+          ' (SNOUT_THREADS to change)',
       ].join('\n') + '\n');
     }
     return 0;

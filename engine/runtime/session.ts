@@ -72,9 +72,14 @@ function gpuAllowedForAuto(p: Provider): boolean {
   return p === 'cuda' || process.env.SNOUT_AUTO_WEBGPU === '1';
 }
 
-export function sessionOptions(provider: Provider, options: SessionOptions = {}): ort.InferenceSession.SessionOptions {
+/** Intra-op threads a session gets: env SNOUT_THREADS, else `requested` (when > 0), else the default (0 = onnxruntime's). */
+export function intraOpThreads(requested?: number): number {
   const envThreads = Number(process.env.SNOUT_THREADS);
-  const threads = Number.isFinite(envThreads) && envThreads > 0 ? envThreads : options.threads || defaultIntraOpThreads();
+  return Number.isFinite(envThreads) && envThreads > 0 ? Math.floor(envThreads) : requested || defaultIntraOpThreads();
+}
+
+export function sessionOptions(provider: Provider, options: SessionOptions = {}): ort.InferenceSession.SessionOptions {
+  const threads = intraOpThreads(options.threads);
   return {
     executionProviders: [provider],
     graphOptimizationLevel: options.large ? 'basic' : 'all',

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { hasModel, maxAbsDiff, modelDir, readGolden, repoRoot } from './paths';
 import { packedBlockSize } from '../../engine/model/safetensors-source';
+import { intraOpThreads } from '../../engine/runtime/session';
 
 const name = 'stories260K-hf';
 const cli = (...args: string[]) => spawnSync(process.execPath, [path.join(repoRoot, 'dist/cli.js'), ...args], { encoding: 'utf8' });
@@ -105,6 +106,13 @@ describe('CLI info and --weights', { skip: !hasModel('tiny-coder-hf') && 'tiny-c
       assert.ok(int8.residentWeightBytes < 0.35 * f32.residentWeightBytes, `${int8.residentWeightBytes} vs ${f32.residentWeightBytes}`);
       assert.ok(int4.residentWeightBytes < int8.residentWeightBytes);
       assert.equal(int8.parameters, f32.parameters);
+      // Threads per operator: one per physical core by default (runtime/cores.ts), SNOUT_THREADS when set.
+      assert.equal(f32.threads, intraOpThreads());
+      assert.ok(process.platform !== 'linux' || f32.threads >= 1);
+      const r = spawnSync(process.execPath, [path.join(repoRoot, 'dist/cli.js'), 'info', '--model', dir, '--weights', 'int8',
+        '--cache-dir', cacheDir, '--provider', 'cpu', '--json'], { encoding: 'utf8', env: { ...process.env, SNOUT_THREADS: '3' } });
+      assert.equal(r.status, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout.trim().split('\n').at(-1)!).threads, 3);
     } finally {
       rmSync(cacheDir, { recursive: true, force: true });
     }
