@@ -1,9 +1,9 @@
 // How many threads one onnxruntime operator should use when the user did not say: one per physical core this process
-// may run on. onnxruntime's own default (intra_op_num_threads 0) counts physical cores from CPUID, and under a
-// hypervisor that advertises hyper-threading (the `ht` flag) on vCPUs that are each a core, it counts half of them:
-// on a 2-vCPU VM it ran every layer graph on one thread (prompt chunks 1.6× and prefill attention 1.75× slower than
-// with 2; bench-results/threads-default.md). Linux says what a core is in sysfs (the same topology lscpu prints), so
-// we count there; other systems keep onnxruntime's default, whose OS queries are not the problem.
+// may run on. onnxruntime's own default (intra_op_num_threads 0) takes its core count from the CPU's topology report,
+// which under a hypervisor can disagree with the vCPUs the guest was given: on a 2-vCPU KVM guest (whose /proc/cpuinfo
+// shows the `ht` flag; why onnxruntime counts one core there is inferred, not traced) it ran every graph on one thread,
+// prompt chunks 1.6× and prefill attention 1.75× slower than with 2 (bench-results/threads-default.md). Linux says
+// what a core is in sysfs (the topology lscpu prints), so we count there; other systems keep onnxruntime's default.
 import { availableParallelism } from 'node:os';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -36,7 +36,7 @@ let cached: number | undefined;
 
 /**
  * Intra-op threads for a session whose caller gave none: physical cores on Linux, capped by the CPUs this process may
- * use (availableParallelism follows the affinity mask and cgroup limits' CPU set); 0 (onnxruntime's default) elsewhere.
+ * use (availableParallelism follows the affinity mask); 0 (onnxruntime's default) elsewhere.
  */
 export function defaultIntraOpThreads(): number {
   if (cached !== undefined) return cached;
