@@ -1,9 +1,9 @@
 // How many threads one onnxruntime operator should use when the user did not say: one per physical core this process
 // may run on. onnxruntime's own default (intra_op_num_threads 0) takes its core count from the CPU's topology report,
 // which under a hypervisor can disagree with the vCPUs the guest was given: on a 2-vCPU KVM guest (whose /proc/cpuinfo
-// shows the `ht` flag; why onnxruntime counts one core there is inferred, not traced) it ran every graph on one thread,
-// prompt chunks 1.6× and prefill attention 1.75× slower than with 2 (bench-results/threads-default.md). Linux says
-// what a core is in sysfs (the topology lscpu prints), so we count there; other systems keep onnxruntime's default.
+// shows the `ht` flag; why onnxruntime counts one core there is inferred, not traced) it ran every graph on one thread
+// (bench-results/threads-default.md has what that cost). Linux says what a core is in sysfs (the topology lscpu
+// prints), so we count there; other systems keep onnxruntime's default.
 import { availableParallelism } from 'node:os';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
