@@ -324,19 +324,25 @@ export class LshTables {
     const oldB = this.buckets, oldIds = this.ids, oldCap = this.capacity;
     for (let l = 0; l < L; l++) {
       const bb = 2 * l * B, row = l * cap, oldRow = l * oldCap;
-      for (let c = 0; c < B; c++) {
-        const s = oldRow + oldB[bb + 2 * c];
-        let m = oldB[bb + 2 * c + 1];
-        while (m > 0 && oldIds[s + m - 1] >= end) m--; // ascending: the ids past the cut are a bucket's last ones
-        kept[c] = m;
-        sizes[c] = m;
-      }
+      // Nothing kept (a first fold): the old buckets are not read (an empty set's memory is untouched, and reading
+      // it would fault in its zero pages).
+      if (keep > 0) {
+        for (let c = 0; c < B; c++) {
+          const s = oldRow + oldB[bb + 2 * c];
+          let m = oldB[bb + 2 * c + 1];
+          while (m > 0 && oldIds[s + m - 1] >= end) m--; // ascending: the ids past the cut are a bucket's last ones
+          kept[c] = m;
+          sizes[c] = m;
+        }
+      } else sizes.fill(0);
       for (let j = 0; j < n; j++) sizes[codes![j * L + l]]++;
       LshTables.place(sizes, cap, starts);
       for (let c = 0; c < B; c++) {
-        const s = oldRow + oldB[bb + 2 * c];
-        let w = row + starts[c];
-        for (let p = s, e = s + kept[c]; p < e; p++) ids[w++] = oldIds[p];
+        if (keep > 0) {
+          const s = oldRow + oldB[bb + 2 * c];
+          let w = row + starts[c];
+          for (let p = s, e = s + kept[c]; p < e; p++) ids[w++] = oldIds[p];
+        }
         buckets[bb + 2 * c] = starts[c];
         buckets[bb + 2 * c + 1] = kept[c];
       }
