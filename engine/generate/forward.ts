@@ -9,15 +9,12 @@ import {
 } from '../model/graphs';
 import { MemoryEmbedding, type EmbeddingRows } from '../model/embedding-rows';
 import { isQuant, type QuantMatrix } from '../model/quant';
-import { statSync } from 'node:fs';
-
-/** Bytes of a serialized graph (in memory or a cached file): for a packed model, about its weights. */
-const graphBytes = (g: Uint8Array | string) => (typeof g === 'string' ? statSync(g).size : g.byteLength);
 import { embedName } from '../model/weights';
 import type { GraphCache } from '../model/graph-cache';
+import { checkGraphFile, openSavingPrepacked, type OpenGraph } from '../model/prepacked';
 import { RopeTables } from '../model/rope';
 import type { ModelSpec } from '../model/spec';
-import { createSession, ort, type Provider, type ProviderSetting } from '../runtime/session';
+import { createSession, ort, type CreatedSession, type Provider, type ProviderSetting } from '../runtime/session';
 
 /** One layer graph: [embedding,] post-attention of layer `post` and/or pre-attention of layer `pre`[, head]. */
 interface LayerStep extends LayerGraphParts {
@@ -127,7 +124,11 @@ export class ModelRunner {
     if (cache?.complete) {
       try {
         // A cache hit leaves the embedding table in the cache's file, read a row per token (embedding-rows.ts).
-        const runner = await ModelRunner.buildPacked(spec, options, () => cache.embeddingRows(), (name) => cache.graphFile(name));
+        const runner = await ModelRunner.buildPacked(spec, options, () => cache.embeddingRows(), async (name, open) => {
+          const file = cache.graphFile(name);
+          const bytes = checkGraphFile(file); // before a session maps a data file that may be cut short
+          return { created: await open(file), bytes };
+        });
         cache.touch();
         runner.cacheState = 'hit';
         return runner;
@@ -145,10 +146,13 @@ export class ModelRunner {
       table = t;
       if (caching) caching = cache!.writeEmbedding(t);
       return new MemoryEmbedding(t);
-    }, (name, parts) => {
+    }, async (name, open, parts) => {
       const bytes = parts ? buildLayerGraph(spec, source, parts, graph) : buildHeadGraph(spec, source, graph);
-      if (caching) caching = cache!.writeGraph(name, bytes);
-      return bytes;
+      if (!caching) return { created: await open(bytes), bytes: bytes.byteLength };
+      // Kept as onnxruntime's saved prepacked form where it checks out (later loads map the packed weights), else plain.
+      const { created, saved } = await openSavingPrepacked(bytes, cache!.dir, name, open, options.log ?? ((l) => process.stderr.write(l + '\n')));
+      if (!saved) caching = cache!.writeGraph(name, bytes);
+      return { created, bytes: saved ? checkGraphFile(cache!.graphFile(name)) : bytes.byteLength };
     }).then((runner) => {
       if (caching) cache!.finish();
       runner.cacheState = caching ? 'written' : 'none';
@@ -162,7 +166,7 @@ export class ModelRunner {
    */
   private static async buildPacked(
     spec: ModelSpec, options: RunnerOptions, embedding: () => EmbeddingRows,
-    graphFor: (name: string, parts?: LayerGraphParts) => Uint8Array | string,
+    openGraph: (name: string, open: OpenGraph, parts?: LayerGraphParts) => Promise<{ created: CreatedSession; bytes: number }>,
   ): Promise<ModelRunner> {
     const L = spec.numLayers;
     const total = L + 2;
@@ -173,18 +177,18 @@ export class ModelRunner {
       options.onProgress?.('reading the embedding', 0);
       table = embedding();
       options.onProgress?.('building head', 1 / total);
-      const headGraph = graphFor('head');
-      const head = await createSession(headGraph, options.provider ?? 'auto', sessionOptions);
+      let provider: ProviderSetting = options.provider ?? 'auto';
+      const open: OpenGraph = (graph, savePrepacked) => createSession(graph, provider, { ...sessionOptions, savePrepacked });
+      const { created: head, bytes: headBytes } = await openGraph('head', open);
       sessions.push(head.session);
-      let provider: ProviderSetting = head.provider;
+      provider = head.provider;
       const steps: LayerStep[] = [];
-      let bytes = table.residentBytes + graphBytes(headGraph);
+      let bytes = table.residentBytes + headBytes;
       for (let l = 0; l <= L; l++) {
         options.onProgress?.(`building layer graph ${l + 1}/${L + 1}`, (l + 2) / total);
         const parts: LayerGraphParts = { post: l > 0 ? l - 1 : undefined, pre: l < L ? l : undefined };
-        const graph = graphFor(`layer-${l}`, parts);
-        bytes += graphBytes(graph);
-        const created = await createSession(graph, provider, sessionOptions);
+        const { created, bytes: graphBytes } = await openGraph(`layer-${l}`, open, parts);
+        bytes += graphBytes;
         sessions.push(created.session);
         provider = created.provider;
         steps.push({ ...parts, session: created.session });

@@ -2,28 +2,40 @@
 // serializing the weights again (each of those touches every byte once more, and fresh memory is what a load pays
 // for: bench-results/peer.md). One folder per model identity:
 //
-//   <cacheDir>/graphs/<key>/head.onnx, layer-<i>.onnx   the serialized graphs, as built
+//   <cacheDir>/graphs/<key>/head.onnx, layer-<i>.onnx   the graphs: onnxruntime's saved form with MatMulNBits' weights
+//                                                     prepacked, in a data file beside each (prepacked.ts), or where
+//                                                     that does not check out, the serialized graph as built
 //                          embed.snoutw                 the packed embedding table (weight-cache.ts format)
 //                          complete                     written last: a folder without it is never used
 //
-// key = hash(source fingerprint, weights format, graph options, GRAPH_CACHE_VERSION), so another model, weights
-// setting or engine version never reads these files. Files are written to temp names and renamed; two processes
+// key = hash(source fingerprint, weights format, graph options, GRAPH_CACHE_VERSION, onnxruntime's version, the CPU),
+// so another model, weights setting, engine or onnxruntime version never reads these files, nor another CPU (MLAS
+// packs for the kernels it picks on this one: AVX2, AVX-512, VNNI). Files are written to temp names and renamed; two processes
 // building the same folder each rename whole files. A folder that fails to load is deleted and rebuilt.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import type { FileEmbedding } from './embedding-rows';
 import type { QuantMatrix } from './quant';
 import { WeightCacheReader, WeightCacheWriter } from './weight-cache';
 
 /** Bump whenever graphs.ts changes what it builds. */
-export const GRAPH_CACHE_VERSION = 2;
+export const GRAPH_CACHE_VERSION = 3;
+
+/** What the packed layout depends on besides the graph: onnxruntime's version and the CPU (model and feature flags). */
+export function runtimeIdentity(): { ort: string; arch: string; cpu: string; flags: string } {
+  let ortVersion = 'unknown', flags = '';
+  try { ortVersion = (JSON.parse(readFileSync(require.resolve('onnxruntime-node/package.json'), 'utf8')) as { version: string }).version; } catch { /* bundled without it */ }
+  try { flags = /^flags\s*:(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? ''; } catch { /* not Linux */ }
+  return { ort: ortVersion, arch: process.arch, cpu: os.cpus()[0]?.model ?? '', flags: createHash('sha256').update(flags).digest('hex').slice(0, 16) };
+}
 
 export class GraphCache {
   readonly dir: string;
 
   constructor(cacheDir: string, identity: unknown, private readonly log: (line: string) => void) {
-    const key = createHash('sha256').update(JSON.stringify({ v: GRAPH_CACHE_VERSION, identity })).digest('hex').slice(0, 32);
+    const key = createHash('sha256').update(JSON.stringify({ v: GRAPH_CACHE_VERSION, identity, runtime: runtimeIdentity() })).digest('hex').slice(0, 32);
     this.dir = path.join(cacheDir, 'graphs', key);
   }
 

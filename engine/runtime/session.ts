@@ -26,6 +26,11 @@ export interface SessionOptions {
    * and gain nothing on graphs whose time is all in MatMulNBits).
    */
   large?: boolean;
+  /**
+   * Save the optimized graph to `path` with its weights in `dataFile` (a name beside it), MatMulNBits' prepacked
+   * weights included (engine/model/prepacked.ts).
+   */
+  savePrepacked?: { path: string; dataFile: string };
 }
 
 export interface CreatedSession {
@@ -90,7 +95,17 @@ export function sessionOptions(provider: Provider, options: SessionOptions = {})
     logSeverityLevel: 3,
     // Idle pool threads spin by default; with one session per layer run back to back (and attention in JS between
     // them) spinning threads only steal cycles from the work that follows. SNOUT_SPIN=1 restores it.
-    extra: { session: { intra_op: { allow_spinning: process.env.SNOUT_SPIN === '1' ? '1' : '0' } } },
+    extra: {
+      session: {
+        intra_op: { allow_spinning: process.env.SNOUT_SPIN === '1' ? '1' : '0' },
+        ...(options.savePrepacked && {
+          save_external_prepacked_constant_initializers: '1',
+          optimized_model_external_initializers_file_name: options.savePrepacked.dataFile,
+          optimized_model_external_initializers_min_size_in_bytes: '1024',
+        }),
+      },
+    },
+    ...(options.savePrepacked && { optimizedModelFilePath: options.savePrepacked.path }),
   };
 }
 

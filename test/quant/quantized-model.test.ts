@@ -144,6 +144,12 @@ describe('the packed model cache (graph-cache.ts)', () => {
       const f = path.join(dir, 'embed.snoutw'); const b = readFileSync(f); b[9] ^= 0xff; writeFileSync(f, b);
     }],
     ['a garbage graph file', (dir: string) => writeFileSync(path.join(dir, 'head.onnx'), 'not a model')],
+    // The graphs are onnxruntime's saved prepacked form (prepacked.ts): weights in a data file a session maps.
+    ['a truncated data file', (dir: string) => {
+      const [f] = readdirSync(dir).filter((n) => n.startsWith('layer-1.') && n.endsWith('.data'));
+      assert.ok(f, `a saved graph's data file in ${readdirSync(dir).join(', ')}`);
+      truncateSync(path.join(dir, f), statSync(path.join(dir, f)).size - 100);
+    }],
   ] as const) {
     it(`${what} is detected, logged, deleted and rebuilt`, async () => {
       const ckpt = makeCheckpoint(path.join(root, `cache_${what.replace(/\W+/g, '_')}`), opts);
