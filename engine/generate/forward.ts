@@ -11,7 +11,7 @@ import { MemoryEmbedding, type EmbeddingRows } from '../model/embedding-rows';
 import { isQuant, type QuantMatrix } from '../model/quant';
 import { embedName } from '../model/weights';
 import type { GraphCache } from '../model/graph-cache';
-import { checkGraphFile, openSavingPrepacked, type OpenGraph } from '../model/prepacked';
+import { checkGraphFile, openSavingPrepacked, prepackedEnabled, type OpenGraph } from '../model/prepacked';
 import { RopeTables } from '../model/rope';
 import type { ModelSpec } from '../model/spec';
 import { createSession, ort, type CreatedSession, type Provider, type ProviderSetting } from '../runtime/session';
@@ -148,7 +148,10 @@ export class ModelRunner {
       return new MemoryEmbedding(t);
     }, async (name, open, parts) => {
       const bytes = parts ? buildLayerGraph(spec, source, parts, graph) : buildHeadGraph(spec, source, graph);
-      if (!caching) return { created: await open(bytes), bytes: bytes.byteLength };
+      if (!caching || !prepackedEnabled()) {
+        if (caching) caching = cache!.writeGraph(name, bytes);
+        return { created: await open(bytes), bytes: bytes.byteLength };
+      }
       // Kept as onnxruntime's saved prepacked form where it checks out (later loads map the packed weights), else plain.
       const { created, saved } = await openSavingPrepacked(bytes, cache!.dir, name, open, options.log ?? ((l) => process.stderr.write(l + '\n')));
       if (!saved) caching = cache!.writeGraph(name, bytes);

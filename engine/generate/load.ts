@@ -11,6 +11,7 @@ import type { ModelSpec } from '../model/spec';
 import type { HfTokenizer } from '../model/tokenizer';
 import { embedName } from '../model/weights';
 import { GraphCache, trimGraphCache } from '../model/graph-cache';
+import { prepackedEnabled } from '../model/prepacked';
 import { defaultFusedOps } from '../model/graphs';
 import { defaultCacheDir } from '../model/safetensors-source';
 import type { ProviderSetting } from '../runtime/session';
@@ -59,7 +60,7 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
     const cache = packed && cacheDir ? new GraphCache(cacheDir, {
       source: source.fingerprint, format: source.format, weights: (source as { weightsFormat?: string }).weightsFormat,
-      accuracyLevel: options.accuracyLevel, fused: defaultFusedOps(),
+      accuracyLevel: options.accuracyLevel, fused: defaultFusedOps(), prepacked: prepackedEnabled(),
     }, log) : undefined;
     const runner = await ModelRunner.create(spec, (name) => source.weight(name), {
       cache,

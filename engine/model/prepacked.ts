@@ -18,6 +18,13 @@ import path from 'node:path';
 import { onnx } from 'onnx-proto';
 import { ort, type CreatedSession, type SessionOptions } from '../runtime/session';
 
+/**
+ * Whether the graph cache keeps the saved prepacked form: SNOUT_PREPACKED=0 keeps plain graphs (packing at every
+ * load), for before/after runs (`snout bench layer --model F --vary SNOUT_PREPACKED=0,-`) and as a way out should an
+ * onnxruntime version save them wrongly in a way the check misses. Part of the cache key (load.ts).
+ */
+export const prepackedEnabled = () => process.env.SNOUT_PREPACKED !== '0';
+
 /** Offsets in the re-laid data file are multiples of this (a page: what mmap needs, and a multiple of MLAS's 64). */
 export const PREPACKED_ALIGNMENT = 4096;
 
