@@ -152,7 +152,8 @@ export class ModelRunner {
         if (caching) caching = cache!.writeGraph(name, bytes);
         return { created: await open(bytes), bytes: bytes.byteLength };
       }
-      // Kept as onnxruntime's saved prepacked form where it checks out (later loads map the packed weights), else plain.
+      // SNOUT_PREPACKED=1: kept as onnxruntime's saved prepacked form where it checks out (later loads map the packed
+      // weights), else plain.
       const { created, saved } = await openSavingPrepacked(bytes, cache!.dir, name, open, options.log ?? ((l) => process.stderr.write(l + '\n')));
       if (!saved) caching = cache!.writeGraph(name, bytes);
       return { created, bytes: saved ? checkGraphFile(cache!.graphFile(name)) : bytes.byteLength };

@@ -2,9 +2,9 @@
 // serializing the weights again (each of those touches every byte once more, and fresh memory is what a load pays
 // for: bench-results/peer.md). One folder per model identity:
 //
-//   <cacheDir>/graphs/<key>/head.onnx, layer-<i>.onnx   the graphs: onnxruntime's saved form with MatMulNBits' weights
-//                                                     prepacked, in a data file beside each (prepacked.ts), or where
-//                                                     that does not check out, the serialized graph as built
+//   <cacheDir>/graphs/<key>/head.onnx, layer-<i>.onnx   the serialized graphs, as built; with SNOUT_PREPACKED=1,
+//                                                     onnxruntime's saved form with MatMulNBits' weights prepacked
+//                                                     in a data file beside each, where that checks out (prepacked.ts)
 //                          embed.snoutw                 the packed embedding table (weight-cache.ts format)
 //                          complete                     written last: a folder without it is never used
 //

@@ -19,11 +19,13 @@ import { onnx } from 'onnx-proto';
 import { ort, type CreatedSession, type SessionOptions } from '../runtime/session';
 
 /**
- * Whether the graph cache keeps the saved prepacked form: SNOUT_PREPACKED=0 keeps plain graphs (packing at every
- * load), for before/after runs (`snout bench layer --model F --vary SNOUT_PREPACKED=0,-`) and as a way out should an
- * onnxruntime version save them wrongly in a way the check misses. Part of the cache key (load.ts).
+ * Whether the graph cache keeps the saved prepacked form: only with SNOUT_PREPACKED=1. Measured on the 1.5B shape
+ * (bench-results/prepacked-cache.md), it lowers peak RSS by 100-500 MB but decodes 5-20 % slower and prefills the
+ * first prompt slower: the packed weights are then file pages mapped 4 KB at a time, where onnxruntime's own buffers
+ * are heap blocks that glibc madvises into 2 MB pages (malloc-env.ts), and a token streams all of them. Speed comes
+ * first, so it is an opt-in for memory-bound machines. Part of the cache key (load.ts).
  */
-export const prepackedEnabled = () => process.env.SNOUT_PREPACKED !== '0';
+export const prepackedEnabled = () => process.env.SNOUT_PREPACKED === '1';
 
 /** Offsets in the re-laid data file are multiples of this (a page: what mmap needs, and a multiple of MLAS's 64). */
 export const PREPACKED_ALIGNMENT = 4096;
