@@ -17,6 +17,8 @@ export interface AttentionSettings {
   window?: number;
   denseLayers?: number[];
   budget?: number | 'auto';
+  /** Fewest keys worth a MagicPIG/TopK/Quest index; shorter contexts are attended exactly (default 1024; 0: always index). */
+  minIndexed?: number;
   /** KV cache element type. Default: bfloat16 for quantized (packed) weights, as llama.cpp keeps an f16 cache; float32
    *  for float32 models, so that the demo models stay exact against their float64 goldens. */
   kvDtype?: 'float32' | 'bfloat16';

@@ -199,7 +199,8 @@ export class Sequence implements SequenceAttention {
       await this.dense.causalAsync(st.kv, q, n, out, this.provider);
       return;
     }
-    const hashes = this.isSampledLayer(layer) && this.hashesQueries();
+    // No index to sample from (a short context): no query hash either.
+    const hashes = this.samplesNow(layer) && this.hashesQueries();
     if (hashes && this.queryHashOnGraph()) {
       const graph = await this.queryHashGraph();
       const t = this.observer ? performance.now() : 0;
@@ -236,11 +237,12 @@ export class Sequence implements SequenceAttention {
     step.hash = hashes && !this.stepCodes ? this.simhash() : null;
     if (this.stepCodes) step.codes = this.stepCodes;
     else if (step.codes.length < H * c.L) step.codes = new Int32Array(H * c.L);
-    const method = decodeMethod(sampled ? c.method : 'dense', d);
+    // With nothing indexed the step is exact over every key: the dense method's (grouped, threaded) kernels.
+    const method = decodeMethod(count > 0 ? c.method : 'dense', d);
     method.beforeStep?.(step, st.kv, this.row);
-    // Threads: sampled steps by their indexed keys (and only with an index), exact steps by every key.
-    const threads = sampled
-      ? (count > 0 ? threadsFor(H * d * count, c.threads, THREADS_MIN_WORK) : 1)
+    // Threads: sampled steps by their indexed keys, exact steps by every key.
+    const threads = count > 0
+      ? threadsFor(H * d * count, c.threads, THREADS_MIN_WORK)
       : threadsFor(H * d * st.kv.length, c.threads, DENSE_THREADS_MIN_WORK);
     runStep(method, step, layer, threads, st.kv.simd());
     if (count > 0) {
@@ -254,7 +256,13 @@ export class Sequence implements SequenceAttention {
     const { sinks, window, tailThreshold } = this.config;
     const B = Math.max(1, tailThreshold);
     const waiting = Math.min(this.contextEnd, this.layers[layer].kv.length) - window - sinks;
-    return sinks + B * Math.ceil(Math.max(0, waiting - tailThreshold) / B);
+    const target = sinks + B * Math.ceil(Math.max(0, waiting - tailThreshold) / B);
+    return target - sinks < this.config.minIndexed ? sinks : target; // too few keys to be worth sampling: all exact
+  }
+
+  /** Whether `layer`'s decode steps sample now: a sampled layer whose index target holds keys. */
+  private samplesNow(layer: number): boolean {
+    return this.isSampledLayer(layer) && this.indexTarget(layer) > this.config.sinks;
   }
 
   /**
@@ -376,7 +384,7 @@ export class Sequence implements SequenceAttention {
     }
     // The first run of the per-step query hash graph (session creation, then onnxruntime's first-run setup) took
     // ~30 ms inside the first decode step of a process (bench-results/first-step.md); run it here, between requests.
-    if (this.layers.some((_, l) => this.isSampledLayer(l)) && this.hashesQueries() && this.queryHashOnGraph()) {
+    if (this.layers.some((_, l) => this.samplesNow(l)) && this.hashesQueries() && this.queryHashOnGraph()) {
       const graph = await this.queryHashGraph();
       if (!this.queryGraphWarm) {
         await graph.hash(new Float32Array(this.shape.numHeads * d), this.shape.numHeads);

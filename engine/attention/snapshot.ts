@@ -44,7 +44,7 @@ const CODES_CHUNK = 1 << 20;
 const RESTORE_ROOM = 2048;
 
 /** The attention settings that shape what is stored (a file made under others is never used). */
-export const SHAPING_KEYS = ['method', 'K', 'L', 'seed', 'sinks', 'window', 'tailThreshold', 'denseLayers', 'kvDtype'] as const;
+export const SHAPING_KEYS = ['method', 'K', 'L', 'seed', 'sinks', 'window', 'tailThreshold', 'minIndexed', 'denseLayers', 'kvDtype'] as const;
 export type ShapingConfig = Pick<AttentionConfig, typeof SHAPING_KEYS[number]>;
 export const shapingConfig = (c: Readonly<AttentionConfig>): ShapingConfig =>
   Object.fromEntries(SHAPING_KEYS.map((k) => [k, c[k]])) as unknown as ShapingConfig;

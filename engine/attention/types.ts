@@ -22,6 +22,14 @@ export interface AttentionConfig {
   budget: number | 'auto';
   /** Exact-tail length above which new tokens are folded into the LSH index. */
   tailThreshold: number;
+  /**
+   * Fewest keys worth an index: while the index would hold fewer (sequence.ts indexTarget), the whole context is
+   * attended exactly and nothing is hashed. Deviation from the spec, which samples at any length: below ~1.5K keys a
+   * sampled step costs more than an exact one here and is less accurate (bench-results/attention-decisions.md). 0
+   * (the spec's behaviour, and this default) indexes from the first block; models loaded by the engine default to
+   * SHORT_CONTEXT_MIN_INDEXED.
+   */
+  minIndexed: number;
   kvDtype: KvDtype;
   /** Seed of the SimHash Gaussian matrix. */
   seed: number;
@@ -114,6 +122,13 @@ export interface SequenceAttention {
  */
 export const LSH_LIMITS = { K: { min: 1, max: 16 }, L: { min: 2, max: 1024 } } as const;
 
+/**
+ * The engine's minIndexed for loaded models: a context indexes nothing until its index would hold this many keys
+ * (with the defaults, prompts up to ~1.35K tokens are attended exactly). Measured crossover of a sampled against an
+ * exact decode step on the 1.5B shape: between 1K and 2K keys (bench-results/attention-decisions.md).
+ */
+export const SHORT_CONTEXT_MIN_INDEXED = 1024;
+
 export const defaultAttentionConfig = (numLayers: number): AttentionConfig => ({
   method: 'dense',
   K: 10,
@@ -123,6 +138,7 @@ export const defaultAttentionConfig = (numLayers: number): AttentionConfig => ({
   denseLayers: numLayers > 1 ? [0, Math.floor(numLayers / 2)] : [0],
   budget: 'auto',
   tailThreshold: 256,
+  minIndexed: 0,
   kvDtype: 'float32',
   seed: 1234,
 });

@@ -1,5 +1,5 @@
 // snout generate --model DIR --prompt TEXT --max-tokens N [--greedy | --temperature T --top-p P --seed S]
-//                [--stop S]... [--attention METHOD [--k K --l L --sinks N --window N --dense-layers 0,3 --budget F]]
+//                [--stop S]... [--attention METHOD [--k K --l L --sinks N --window N --dense-layers 0,3 --budget F --min-indexed N]]
 //                [--provider P] [--cache-dir DIR] [--json]
 // Streams the completion to stdout; with --json a final line {"ids", "text", "stats": {...}} follows. With --cache-dir,
 // a prompt of 256+ tokens is kept in DIR/prefix/ and a later run with the same start reads it back

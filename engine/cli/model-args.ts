@@ -87,10 +87,10 @@ export function idsArg(command: string, raw: string, flag = 'ids'): number[] {
 /** The attention knobs every model command takes (issue: K, L, sinks, window, dense layers, budget per request). */
 export const attentionFlags = {
   attention: 'value', k: 'value', l: 'value', sinks: 'value', window: 'value', 'dense-layers': 'value', budget: 'value',
-  'kv-dtype': 'value',
+  'kv-dtype': 'value', 'min-indexed': 'value',
 } as const;
 
-/** --attention/--k/--l/--sinks/--window/--dense-layers/--budget/--kv-dtype → config overrides (undefined if none). */
+/** --attention/--k/--l/--sinks/--window/--dense-layers/--budget/--kv-dtype/--min-indexed → config overrides (undefined if none). */
 export function attentionConfigArg(command: string, a: ParsedArgs): Partial<AttentionConfig> | undefined {
   const c: Partial<AttentionConfig> = {};
   const method = attentionArg(command, a);
@@ -103,6 +103,8 @@ export function attentionConfigArg(command: string, a: ParsedArgs): Partial<Atte
   if (L !== undefined) c.L = L;
   if (sinks !== undefined) c.sinks = sinks;
   if (window !== undefined) c.window = window;
+  const minIndexed = whole('min-indexed', 0);
+  if (minIndexed !== undefined) c.minIndexed = minIndexed;
   const dense = stringArg(a, 'dense-layers');
   if (dense !== undefined) c.denseLayers = dense.trim() === '' || dense === 'none' ? [] : idsArg(command, dense, 'dense-layers');
   const budget = stringArg(a, 'budget');

@@ -231,6 +231,8 @@ export function summarise(rs: ItemResult[], methods: string[]) {
 /** The attention overrides for a method name at a given (K, L) and TopK/Quest budget. */
 export function methodSpec(name: AttentionMethod, K: number, L: number, budget: number | 'auto', label?: string): MethodSpec {
   const attention: Partial<AttentionConfig> = { method: name };
-  if (name !== 'dense') Object.assign(attention, { K, L, budget });
+  // minIndexed 0: the eval compares the methods themselves, so they index even the short prompts the engine's
+  // default attends exactly (types.ts SHORT_CONTEXT_MIN_INDEXED).
+  if (name !== 'dense') Object.assign(attention, { K, L, budget, minIndexed: 0 });
   return { name: label ?? name, attention };
 }

@@ -3,7 +3,7 @@
 // (engine/generate/types.ts).
 import { createSequenceAttention } from '../attention/index';
 import { estimateSequenceBytes } from '../attention/memory';
-import { defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../attention/types';
+import { SHORT_CONTEXT_MIN_INDEXED, defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../attention/types';
 import { openModelSource, type OpenSourceOptions } from '../model/open';
 import { isQuant } from '../model/quant';
 import type { ModelSource } from '../model/source';
@@ -122,7 +122,8 @@ class Model implements LoadedModel {
     // A quantized model's KV cache is bfloat16 by default: half the RAM and the bytes each step reads at long context,
     // at an error far below the weights' own (llama.cpp keeps f16). Float32 models keep a float32 cache (exact goldens).
     const kvDtype = runner.packed ? 'bfloat16' as const : 'float32' as const;
-    this.baseAttention = { ...defaultAttentionConfig(spec.numLayers), kvDtype, ...options.attention };
+    // Short contexts are attended exactly (types.ts minIndexed): sampling pays only past ~1.5K keys.
+    this.baseAttention = { ...defaultAttentionConfig(spec.numLayers), kvDtype, minIndexed: SHORT_CONTEXT_MIN_INDEXED, ...options.attention };
     this.ctx = {
       runner,
       tokenizer,

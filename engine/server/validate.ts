@@ -58,6 +58,7 @@ function attention(v: unknown, where: string): AttentionSettings | undefined {
     L: num(o, 'L', where, LSH_LIMITS.L.min, LSH_LIMITS.L.max, true),
     sinks: num(o, 'sinks', where, 0, 1 << 20, true),
     window: num(o, 'window', where, 0, 1 << 20, true),
+    minIndexed: num(o, 'minIndexed', where, 0, 1 << 24, true),
     kvDtype: oneOf(o, 'kvDtype', where, ['float32', 'bfloat16'] as const),
   };
   const dl = arr(o, 'denseLayers', where, 1024);

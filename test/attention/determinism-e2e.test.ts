@@ -19,7 +19,7 @@ describe('tiny-coder: cached sequence == fresh sequence with sampled attention',
       const cases: { input_ids: number[] }[] = readGolden(name).cases;
       const a = cases.flatMap((c) => c.input_ids); // ~380 tokens of code
       const b = [...a.slice(0, 300), ...cases[1].input_ids.slice(0, 80)];
-      const attention = { method, K: 8, L: 40, sinks: 4, window: 16, tailThreshold: 16 };
+      const attention = { method, K: 8, L: 40, sinks: 4, window: 16, tailThreshold: 16, minIndexed: 0 };
       const run = (seq: ReturnType<LoadedModel['newSequence']>, ids: number[]) =>
         model.generate(seq, { ids, maxTokens: 12, sampling: greedy, attention });
 

@@ -29,14 +29,14 @@ describe('stories260K golden with magicpig', { skip: !hasModel(name) && `${name}
     const ids: number[] = golden.long_400.input_ids;
     const r = await model.generate(model.newSequence(), {
       ids: ids.slice(0, 300), maxTokens: 100, sampling: greedy,
-      attention: { method: 'magicpig', K: 1, L: 300, sinks: 4, window: 16, tailThreshold: 0 },
+      attention: { method: 'magicpig', K: 1, L: 300, sinks: 4, window: 16, tailThreshold: 0, minIndexed: 0 },
     });
     assert.ok(r.stats.sampledFraction > 0.99, `sampled fraction ${r.stats.sampledFraction}`);
     assert.deepEqual(r.ids, ids.slice(300, 400));
     // The same pipeline with sparse knobs really samples (so the fraction above is measured, not a default of 1).
     const sparse = await model.generate(model.newSequence(), {
       ids: ids.slice(0, 300), maxTokens: 4, sampling: greedy,
-      attention: { method: 'magicpig', K: 6, L: 10, sinks: 4, window: 16, tailThreshold: 0 },
+      attention: { method: 'magicpig', K: 6, L: 10, sinks: 4, window: 16, tailThreshold: 0, minIndexed: 0 },
     });
     assert.ok(sparse.stats.sampledFraction < 0.5, `sparse sampled fraction ${sparse.stats.sampledFraction}`);
   });

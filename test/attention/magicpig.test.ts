@@ -53,6 +53,27 @@ test('below sinks + window (+ tail threshold), magicpig equals dense', () => {
   assert.equal(r.attn.stats().sampledFraction, 1, 'nothing indexed: no sampling recorded');
 });
 
+test('minIndexed: while the index would hold fewer keys the step is the dense method\'s, bit for bit, with no index; at the threshold it samples', async () => {
+  const n = 400, h = head(n, 7);
+  const denseRun = run(h, n, { method: 'dense' });
+  denseRun.step();
+  // The context (399 tokens, sinks 4, window 8, tail threshold 0) would index 387 keys.
+  for (const [minIndexed, samples] of [[388, false], [387, true], [0, true]] as const) {
+    const r = run(h, n, { method: 'magicpig', K: 6, L: 10, minIndexed }, true);
+    await r.ready;
+    r.step();
+    const st = r.attn.stats();
+    if (samples) {
+      assert.ok(st.sampledFraction < 0.9, `minIndexed ${minIndexed}: samples (fraction ${st.sampledFraction})`);
+      assert.ok(st.memory!.tables > 0);
+    } else {
+      assert.deepEqual(r.out, denseRun.out, `minIndexed ${minIndexed}: the dense step's output`);
+      assert.equal(st.sampledFraction, 1);
+      assert.equal(st.memory!.tables, 0, 'no tables built');
+    }
+  }
+});
+
 test('every key sampled with u = 1 (K = 1, L = 300): magicpig equals exact attention', () => {
   const n = 400, h = head(n, 2);
   const r = run(h, n, { method: 'magicpig', K: 1, L: 300 });

@@ -61,17 +61,20 @@ describe('CLI attention knobs', { skip: !hasModel('tiny-coder-hf') && 'tiny-code
   };
 
   it('--k/--l/--sinks/--window/--dense-layers reach the attention (magicpig samples; dense does not)', () => {
-    const sparse = run('--attention', 'magicpig', '--k', '10', '--l', '20', '--sinks', '4', '--window', '16', '--dense-layers', 'none');
+    const sparse = run('--attention', 'magicpig', '--k', '10', '--l', '20', '--sinks', '4', '--window', '16', '--dense-layers', 'none', '--min-indexed', '0');
     assert.equal(sparse.attention, 'magicpig');
     assert.ok(sparse.sampled_fraction > 0 && sparse.sampled_fraction < 0.5, `sampled ${sparse.sampled_fraction}`);
-    const wide = run('--attention', 'magicpig', '--k', '1', '--l', '200', '--window', '16', '--dense-layers', 'none');
+    const wide = run('--attention', 'magicpig', '--k', '1', '--l', '200', '--window', '16', '--dense-layers', 'none', '--min-indexed', '0');
     assert.ok(wide.sampled_fraction > 0.9, `K=1, L=200 samples nearly every key (got ${wide.sampled_fraction})`);
     assert.equal(run('--attention', 'dense').sampled_fraction, 1);
+    // Without --min-indexed 0 a prompt this short is attended exactly (engine default SHORT_CONTEXT_MIN_INDEXED).
+    assert.equal(run('--attention', 'magicpig', '--k', '10', '--l', '20', '--sinks', '4', '--window', '16', '--dense-layers', 'none').sampled_fraction, 1);
   });
 
   it('bad knob values are one clear line and exit 1', () => {
     for (const [flag, value, expect] of [['--k', '0', /--k must be a whole number/], ['--budget', '2', /--budget must be/],
-      ['--dense-layers', 'x', /--dense-layers must be/], ['--kv-dtype', 'int8', /--kv-dtype must be/]] as const) {
+      ['--dense-layers', 'x', /--dense-layers must be/], ['--kv-dtype', 'int8', /--kv-dtype must be/],
+      ['--min-indexed', '-1', /--min-indexed must be a whole number/]] as const) {
       const r = cli('generate', '--model', modelDir('tiny-coder-hf'), '--prompt', 'x', flag, value);
       assert.equal(r.status, 1);
       assert.match(r.stderr, expect);
