@@ -96,6 +96,8 @@ async function startEngine(model: string, s: Settings): Promise<{ engine: Backen
   const params: LoadParams = { modelDir: model, provider: s.device as LoadParams['provider'], attention: { method: s.method as 'magicpig', K: s.K, L: s.L } };
   console.log(`engine: ${path.relative(repoRoot, enginePath)} (JSON-RPC over stdio), model ${model}`);
   console.log(`attention: ${s.method} K=${s.K} L=${s.L} (the extension's default), device ${s.device}`);
+  // The engine attends short contexts exactly (types.ts SHORT_CONTEXT_MIN_INDEXED): the demo model's 1K context always is.
+  if (s.method === 'magicpig') console.log(`  (prompts under ~1.35K tokens are attended exactly, where sampling would cost more than it saves: this demo model's context is 1K)`);
   let lastLine = '';
   const engine = new EngineClient({
     enginePath, runtime: process.execPath, loadParams: () => params, maxCrashes: 0,
