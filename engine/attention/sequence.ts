@@ -64,6 +64,13 @@ export interface LayerState {
  */
 export const GRAPH_HASH_MIN_MACS = 1_000_000;
 
+/** |k̃|: a row's Euclidean norm (float64 sum in index order: the same bits wherever it is computed). */
+function norm(row: Float32Array): number {
+  let s = 0;
+  for (let c = 0; c < row.length; c++) s += row[c] * row[c];
+  return Math.sqrt(s);
+}
+
 /**
  * Keys per run of the key-hash graph in prepare(). onnxruntime's CPU arena keeps a run's largest intermediates for
  * the session's life ([batch, K·L] projections, bits, weighted bits), so the batch sets memory that a process never
@@ -294,19 +301,17 @@ export class Sequence implements SequenceAttention {
     return row;
   }
 
-  /** Add [start, end) to every head's index (norms, tables). codes[g] (if given) are the centred keys' codes. */
-  private fold(layer: number, start: number, end: number, codes: (Int32Array | null)[] | null): void {
+  /**
+   * Add [start, end) to every head's index (norms, tables). codes[g] (if given) are the centred keys' codes; with
+   * `normsDone` the caller has already set their norms (prepare(), from the rows it hashed).
+   */
+  private fold(layer: number, start: number, end: number, codes: (Int32Array | null)[] | null, normsDone = false): void {
     const st = this.layers[layer];
     const { sinks, K, L } = this.config;
-    const n = end - start, d = this.shape.headDim, row = this.row;
+    const n = end - start, row = this.row;
     for (const hi of st.heads) {
       hi.ensureNorms(end);
-      for (let i = start; i < end; i++) {
-        this.centredKey(st, hi, i, row);
-        let s = 0;
-        for (let c = 0; c < d; c++) s += row[c] * row[c];
-        hi.norms[i] = Math.sqrt(s);
-      }
+      if (!normsDone) for (let i = start; i < end; i++) hi.norms[i] = norm(this.centredKey(st, hi, i, row));
       let c = codes?.[hi.g] ?? null;
       if (!c) {
         const h = this.simhash();
@@ -372,15 +377,16 @@ export class Sequence implements SequenceAttention {
       const codes: Int32Array[] = [];
       const batch = Math.min(n, HASH_BATCH), rows = new Float32Array(batch * d);
       for (const hi of st.heads) {
+        hi.ensureNorms(end);
         const c = new Int32Array(n * L);
         for (let b = 0; b < n; b += batch) {
           const m = Math.min(batch, n - b);
-          for (let j = 0; j < m; j++) this.centredKey(st, hi, start + b + j, rows.subarray(j * d, (j + 1) * d));
+          for (let j = 0; j < m; j++) hi.norms[start + b + j] = norm(this.centredKey(st, hi, start + b + j, rows.subarray(j * d, (j + 1) * d)));
           c.set(await graph.hash(rows, m), b * L);
         }
         codes[hi.g] = c;
       }
-      this.fold(layer, start, end, codes);
+      this.fold(layer, start, end, codes, true);
     }
     // The first run of the per-step query hash graph (session creation, then onnxruntime's first-run setup) took
     // ~30 ms inside the first decode step of a process (bench-results/first-step.md); run it here, between requests.
