@@ -143,7 +143,8 @@ async function sameOutputs(a: ort.InferenceSession, b: ort.InferenceSession): Pr
     const feeds = probeFeeds(a, rows);
     const [x, y] = [await a.run(feeds), await b.run(feeds)];
     for (const name of a.outputNames) {
-      const p = new Uint8Array((x[name].data as Float32Array).buffer), q = new Uint8Array((y[name].data as Float32Array).buffer);
+      const bytes = (t: ort.Tensor) => { const v = t.data as Float32Array; return new Uint8Array(v.buffer, v.byteOffset, v.byteLength); };
+      const p = bytes(x[name]), q = bytes(y[name]);
       if (p.length !== q.length || !p.every((v, i) => v === q[i])) return false;
     }
   }
@@ -163,13 +164,13 @@ export type OpenGraph = (graph: Uint8Array | string, savePrepacked?: SessionOpti
 export async function openSavingPrepacked(bytes: Uint8Array, dir: string, name: string, open: OpenGraph, log: (line: string) => void): Promise<{ created: CreatedSession; saved: boolean }> {
   const tmp = mkdtempSync(path.join(dir, `.${name}-`));
   let saver: CreatedSession | undefined, reopened: CreatedSession | undefined;
-  const data = path.join(dir, `${name}.${process.pid}-${Math.random().toString(36).slice(2, 8)}.data`);
-  const file = path.join(dir, `${name}.onnx`);
+  const unique = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const data = path.join(dir, `${name}.${unique}.data`), file = path.join(dir, `${name}.onnx`), staged = `${file}.${unique}.tmp`;
   try {
     saver = await open(bytes, { path: path.join(tmp, `${name}.onnx`), dataFile: `${name}.data` });
     if (saver.provider !== 'cpu') return { created: saver, saved: false };
-    realignExternalData(path.join(tmp, `${name}.onnx`), `${file}.tmp`, data);
-    renameSync(`${file}.tmp`, file);
+    realignExternalData(path.join(tmp, `${name}.onnx`), staged, data);
+    renameSync(staged, file);
     reopened = await open(file);
     if (!(await sameOutputs(saver.session, reopened.session))) {
       log(`snout: onnxruntime's saved prepacked weights of ${name} give other outputs than the packed ones; caching the plain graph`);
@@ -183,7 +184,7 @@ export async function openSavingPrepacked(bytes: Uint8Array, dir: string, name: 
   } catch (err) {
     await reopened?.session.release().catch(() => undefined);
     rmSync(file, { force: true });
-    rmSync(`${file}.tmp`, { force: true });
+    rmSync(staged, { force: true });
     rmSync(data, { force: true });
     if (!saver) throw err;
     log(`snout: cannot save ${name}'s prepacked weights (${(err as Error).message.split('\n')[0]}); caching the plain graph`);
