@@ -5,7 +5,7 @@
 // SharedArrayBuffers so worker threads can read them without a copy.
 import type { KvDtype } from './types';
 import { HeadCache } from './head-cache';
-import { fromBf16, toBf16, type KvArray } from './rows';
+import { fromBf16, toBf16, widenBf16Pairs, type KvArray } from './rows';
 
 export { fromBf16, toBf16, type KvArray };
 
@@ -75,18 +75,13 @@ export class KvStore {
     const K = this.keys[g], d = this.headDim, o = i * this.heads[g].stride;
     if (K instanceof Float32Array) dst.set(K.subarray(o, o + d));
     else if ((d & 1) === 0 && (o & 1) === 0 && (K.byteOffset & 3) === 0 && (dst.byteOffset & 3) === 0) {
-      // Two bfloat16 values a 32-bit load, each written as a float32's bits (its top 16): the same bits as fromBf16,
-      // without a scratch cast per value (a fresh index's keys go through here twice: hashing and norms).
+      // Two bfloat16 values a 32-bit load (prepare() reads every key of a fresh index through here), through 32-bit
+      // views of the keys and of the destination's memory, kept while those stay the same.
       let kb = this.keyBits[g];
       if (!kb || kb.buffer !== K.buffer || kb.byteOffset !== K.byteOffset) kb = this.keyBits[g] = new Uint32Array(K.buffer, K.byteOffset, K.length >> 1);
       let db = this.dstBits;
       if (!db || db.buffer !== dst.buffer) db = this.dstBits = new Uint32Array(dst.buffer, 0, dst.buffer.byteLength >> 2);
-      const s = o >> 1, t = dst.byteOffset >> 2;
-      for (let c = 0; c < d >> 1; c++) {
-        const x = kb[s + c];
-        db[t + 2 * c] = x << 16;
-        db[t + 2 * c + 1] = x & 0xffff0000;
-      }
+      widenBf16Pairs(kb, o >> 1, db, dst.byteOffset >> 2, d >> 1);
     } else for (let c = 0; c < d; c++) dst[c] = fromBf16(K[o + c]);
     return dst;
   }

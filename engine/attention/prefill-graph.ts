@@ -21,7 +21,7 @@
 import { GraphBuilder, attr } from '../runtime/onnx-graph';
 import { createSession, ort, type ProviderSetting } from '../runtime/session';
 import type { KvStore } from './kv-store';
-import type { KvArray } from './rows';
+import { widenBf16Pairs, type KvArray } from './rows';
 
 /**
  * Score floats alive in one graph call (all KV heads together): 16M floats = 64 MB. Smaller budgets make sub-chunks
@@ -164,19 +164,11 @@ function copyRows(bufs: Float32Array[], g: number, src: KvArray, rows: number, d
     if (stride === d) view.set(src.subarray(0, len));
     else for (let i = 0; i < rows; i++) view.set(src.subarray(i * stride, i * stride + d), i * d); // K and V interleaved
   } else if (d % 2 === 0 && stride % 2 === 0 && src.byteOffset % 4 === 0) {
-    // Two bfloat16 values a 32-bit load (little-endian: channel c in the low half, c + 1 in the high half), each
-    // becoming a float32's top 16 bits: half the loads of one value at a time, the same bits.
+    // Two bfloat16 values a 32-bit load: half the loads of one value at a time, the same bits.
     const bits = new Uint32Array(view.buffer, view.byteOffset, len);
     const pairs = new Uint32Array(src.buffer, src.byteOffset, src.length >> 1);
     const half = d >> 1, halfStride = stride >> 1;
-    for (let i = 0; i < rows; i++) {
-      const s = i * halfStride, o = i * d;
-      for (let c = 0; c < half; c++) {
-        const x = pairs[s + c];
-        bits[o + 2 * c] = x << 16;
-        bits[o + 2 * c + 1] = x & 0xffff0000;
-      }
-    }
+    for (let i = 0; i < rows; i++) widenBf16Pairs(pairs, i * halfStride, bits, i * d, half);
   } else {
     const bits = new Uint32Array(view.buffer, view.byteOffset, len);
     for (let i = 0; i < rows; i++) {

@@ -20,6 +20,18 @@ export function fromBf16(h: number): number {
   return castF32[0];
 }
 
+/**
+ * n pairs of bfloat16 values, read as 32-bit words src[s..s+n) (little-endian: value 2c in the low half, 2c + 1 in the
+ * high), widened into float32 bits dst[t..t+2n): fromBf16's bits with half the loads and no scratch cast.
+ */
+export function widenBf16Pairs(src: Uint32Array, s: number, dst: Uint32Array, t: number, n: number): void {
+  for (let c = 0; c < n; c++) {
+    const x = src[s + c];
+    dst[t + 2 * c] = x << 16;
+    dst[t + 2 * c + 1] = x & 0xffff0000;
+  }
+}
+
 /** q[qo..qo+d) · K[row i]. Float32 with four partial sums (V8 keeps them in registers: faster than a single sum). */
 export function dotRow(q: Float32Array, qo: number, K: KvArray, i: number, d: number): number {
   return K instanceof Float32Array ? dotF32(q, qo, K, i * d, d) : dotBf16(q, qo, K, i * d, d);

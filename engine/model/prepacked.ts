@@ -65,13 +65,14 @@ function externalPieces(model: onnx.IModelProto, file: string): { pieces: Piece[
 
 /**
  * Copies the saved model `srcOnnx` (external data in its `location` beside it) to `dstOnnx` + `dstData` with every
- * external piece at an aligned offset. Returns the data file's size. Throws on a reference outside the data file.
+ * external piece at an aligned offset. Returns the data file's size (0, and no file, for a model without external
+ * data). Throws on a reference outside the data file.
  */
 export function realignExternalData(srcOnnx: string, dstOnnx: string, dstData: string): number {
   const model = onnx.ModelProto.decode(readFileSync(srcOnnx));
   const { pieces, location, locations } = externalPieces(model, srcOnnx);
   for (const loc of locations) loc.value = path.basename(dstData);
-  if (location === undefined) { writeFileSync(dstOnnx, onnx.ModelProto.encode(model).finish()); writeFileSync(dstData, ''); return 0; }
+  if (location === undefined) { writeFileSync(dstOnnx, onnx.ModelProto.encode(model).finish()); return 0; } // no data file
   const src = openSync(path.join(path.dirname(srcOnnx), location), 'r');
   const dst = openSync(dstData, 'w');
   try {
