@@ -7,8 +7,9 @@
 // as in a 28-layer decode, not from the last-level cache. Reports the median ms per layer and the GB/s that implies
 // over the layer's packed bytes. --head times the output head (final norm + lm_head over the whole vocabulary) too.
 // --profile writes onnxruntime's per-node profile for one session per variant at M=1 and sums it by operator.
-// --model FILE.gguf [--context 512] [--decode 16] [--rounds 6] [--vary SNOUT_X=a,b]: the whole model instead, loaded
-// once per value of an engine environment variable (default SNOUT_FUSED=0,-: old graphs against fused ones).
+// --model FILE.gguf [--context 512] [--decode 16] [--rounds 6] [--method dense|magicpig] [--vary SNOUT_X=a,b]: the
+// whole model instead, loaded once per value of an engine environment variable (default SNOUT_FUSED=0,-: old graphs
+// against fused ones), with a check that the variants decode the same greedy tokens.
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
@@ -122,6 +123,8 @@ async function makeSession(bytes: Uint8Array, v: Variant, extra: Partial<ort.Inf
 async function wholeModel(argv: string[], file: string): Promise<number> {
   const { loadModel } = await import('../engine/generate/load');
   const context = Number(arg(argv, '--context') ?? 512), decode = Number(arg(argv, '--decode') ?? 16), rounds = Number(arg(argv, '--rounds') ?? 6);
+  const method = arg(argv, '--method') ?? 'dense';
+  if (method !== 'dense' && method !== 'magicpig') throw new UserError('bench layer: --method dense or magicpig');
   const log = (line: string) => process.stderr.write(line + '\n');
   // --vary NAME=a,b,...: one load per value of the environment variable NAME ('-' = unset); default SNOUT_FUSED=0,-.
   const [varName, varValues] = (arg(argv, '--vary') ?? 'SNOUT_FUSED=0,-').split('=');
@@ -143,7 +146,7 @@ async function wholeModel(argv: string[], file: string): Promise<number> {
       await forward(layer, ...rest);
     };
     attention.prepare = async (...x: unknown[]) => { await prepare(...x); state.decoding = true; };
-    runs.push({ v, model, seq, state, steps: [] as number[] });
+    runs.push({ v, model, seq, state, steps: [] as number[], tokens: [] as string[] });
   }
   if (saved === undefined) delete process.env[varName]; else process.env[varName] = saved;
   const ids = Array.from({ length: context }, (_, i) => 1000 + ((i * 7919) % 100000));
@@ -151,7 +154,8 @@ async function wholeModel(argv: string[], file: string): Promise<number> {
     for (let j = 0; j < runs.length; j++) {
       const x = runs[(j + Math.max(r, 0)) % runs.length];
       x.state.starts = []; x.state.decoding = false;
-      await x.model.generate(x.seq, { ids, maxTokens: decode + 1, sampling: { temperature: 0, topP: 1, seed: 0 }, attention: { method: 'dense' } });
+      const out = await x.model.generate(x.seq, { ids, maxTokens: decode + 1, sampling: { temperature: 0, topP: 1, seed: 0 }, attention: { method } });
+      x.tokens.push(out.ids.join(','));
       const end = performance.now();
       // Steps after the first (the first step after a prefill is reported apart by bench peer).
       const steps = x.state.starts.map((t, i) => (i + 1 < x.state.starts.length ? x.state.starts[i + 1] : end) - t).slice(1);
@@ -159,10 +163,14 @@ async function wholeModel(argv: string[], file: string): Promise<number> {
     }
   }
   process.stdout.write(`load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end\n`);
-  process.stdout.write(`| graphs | context | decode ms/token, median | p10 | mean | steps |\n| --- | --- | --- | --- | --- | --- |\n`);
+  // Greedy tokens of every call against the first variant's call of the same round (variants meant to compute the
+  // same thing; the first call of each prefills, the others reuse the cached prompt).
+  const ref = runs[0].tokens;
+  for (const x of runs.slice(1)) process.stdout.write(`${x.v.name}: ${x.tokens.filter((t, i) => t === ref[i]).length} of ${x.tokens.length} calls decoded the same tokens as ${runs[0].v.name}\n`);
+  process.stdout.write(`| graphs | context | method | decode ms/token, median | p10 | mean | steps |\n| --- | --- | --- | --- | --- | --- | --- |\n`);
   for (const x of runs) {
     const mean = x.steps.reduce((a, b) => a + b, 0) / x.steps.length;
-    process.stdout.write(`| ${x.v.name} | ${context} | ${quantile(x.steps, 0.5).toFixed(1)} | ${quantile(x.steps, 0.1).toFixed(1)} | ${mean.toFixed(1)} | ${x.steps.length} |\n`);
+    process.stdout.write(`| ${x.v.name} | ${context} | ${method} | ${quantile(x.steps, 0.5).toFixed(1)} | ${quantile(x.steps, 0.1).toFixed(1)} | ${mean.toFixed(1)} | ${x.steps.length} |\n`);
     x.seq.dispose();
     await x.model.dispose();
   }

@@ -25,7 +25,7 @@
 //   KBAR_SPAN for the measured loss.
 // - Table buckets hold ids in ascending order whatever the fold history (folds append larger ids; cuts keep order), so
 //   retrieval emits the same ids in the same order.
-import type { AttentionConfig, AttentionShape, AttentionStats, SequenceAttention, PrepareOptions } from './types';
+import type { AttentionConfig, AttentionShape, AttentionStats, SequenceAttention, PrepareOptions, QueryCodes, QueryHashParams } from './types';
 import { KvStore } from './kv-store';
 import { DenseKernel } from './dense';
 import { HeadIndex } from './head-index';
@@ -199,7 +199,7 @@ export class Sequence implements SequenceAttention {
    * query hash as the ONNX SimHash graph (one [numHeads, d]·W product on the selected provider) where the shape is
    * big enough to pay for a graph call (GRAPH_HASH_MIN_MACS); the CPU kernel otherwise.
    */
-  async forwardAsync(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): Promise<void> {
+  async forwardAsync(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array, codes?: QueryCodes): Promise<void> {
     if (!this.decoding || n !== 1) {
       const st = this.layers[layer];
       st.kv.append(k, v, n);
@@ -208,7 +208,9 @@ export class Sequence implements SequenceAttention {
     }
     // No index to sample from (a short context): no query hash either.
     const hashes = this.samplesNow(layer) && this.hashesQueries();
-    if (hashes && this.queryHashOnGraph()) {
+    if (hashes && codes && this.madeWith(codes) && codes.codes.length >= this.shape.numHeads * this.config.L) {
+      this.stepCodes = codes.codes; // hashed by the caller's layer graph, in the run that made q
+    } else if (hashes && this.queryHashOnGraph()) {
       const graph = await this.queryHashGraph();
       const t = this.observer ? performance.now() : 0;
       this.stepCodes = await graph.hash(q, this.shape.numHeads);
@@ -219,6 +221,15 @@ export class Sequence implements SequenceAttention {
     } finally {
       this.stepCodes = null;
     }
+  }
+
+  queryHashFor(layer: number, n: number): QueryHashParams | null {
+    return this.decoding && n === 1 && this.samplesNow(layer) && this.hashesQueries() ? this.config : null;
+  }
+
+  private madeWith(p: QueryHashParams): boolean {
+    const c = this.config;
+    return p.K === c.K && p.L === c.L && p.seed === c.seed;
   }
 
   /**

@@ -59,6 +59,18 @@ export interface AttentionStats {
   memory?: { kv: number; norms: number; tables: number; pages: number };
 }
 
+/** What a query's SimHash codes depend on besides the query (spec §3: W is drawn from the seed). */
+export interface QueryHashParams {
+  readonly K: number;
+  readonly L: number;
+  readonly seed: number;
+}
+
+/** A decode step's query codes [numHeads, L] computed by the caller, with the parameters they were made with. */
+export interface QueryCodes extends QueryHashParams {
+  readonly codes: Int32Array;
+}
+
 export interface PrepareOptions {
   /** Execution provider for the key-hashing graph (falls back to cpu with one log line). */
   provider?: 'auto' | 'cpu' | 'cuda' | 'webgpu';
@@ -89,9 +101,15 @@ export interface SequenceAttention {
   /**
    * forward() for the runner's async loop: exact calls (prompt chunks, dense layers) may run as the ONNX prefill graph
    * (DenseKernel.causalAsync), and a sampled decode step's query hash as the ONNX SimHash graph when the shape is big
-   * enough to pay for a graph call (sequence.ts GRAPH_HASH_MIN_MACS). Same results up to float32 rounding.
+   * enough to pay for a graph call (sequence.ts GRAPH_HASH_MIN_MACS), unless `codes` (made with the step's K, L and
+   * seed: see queryHashFor) already hold it. Same results up to float32 rounding.
    */
-  forwardAsync(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array): Promise<void>;
+  forwardAsync(layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array, codes?: QueryCodes): Promise<void>;
+  /**
+   * The SimHash parameters `layer`'s next forward call of n rows hashes its query with (a sampled decode step), else
+   * null. A caller that can compute the codes itself (the runner's layer graphs) passes them to forwardAsync.
+   */
+  queryHashFor?(layer: number, n: number): QueryHashParams | null;
   /** Prompt done: tokens so far are "context" (may be indexed); later tokens are generated and stay exact. */
   endPrefill(): void;
   /**

@@ -8,7 +8,7 @@
 // The decode inputs are teacher-forced (q of step t comes from the exact path), so errors do not compound: this
 // measures the attention kernel, not the end-to-end drift (the RepoBench run measures that).
 import { createSequenceAttention } from '../attention/index';
-import { defaultAttentionConfig, type AttentionConfig, type AttentionMethod, type AttentionShape, type SequenceAttention } from '../attention/types';
+import { defaultAttentionConfig, type AttentionConfig, type AttentionMethod, type AttentionShape, type QueryCodes, type SequenceAttention } from '../attention/types';
 import { attentionShape } from '../generate/load';
 import { ModelSequence } from '../generate/sequence';
 import type { LoadedModel } from '../generate/types';
@@ -46,8 +46,8 @@ export function recordingAttention(inner: SequenceAttention): { attention: Seque
         };
       }
       if (prop === 'forwardAsync') {
-        return async (layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array) => {
-          await target.forwardAsync(layer, q, k, v, n, out);
+        return async (layer: number, q: Float32Array, k: Float32Array, v: Float32Array, n: number, out: Float32Array, codes?: QueryCodes) => {
+          await target.forwardAsync(layer, q, k, v, n, out, codes);
           record(layer, q, k, v, n, out);
         };
       }

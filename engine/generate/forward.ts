@@ -1,7 +1,8 @@
 // The forward pass, top to bottom (as in llama2.c): embed → for each layer [pre-attention → attention → post-attention]
 // → final norm + lm_head on the last position. Dense parts are onnxruntime sessions built from the weights; attention
 // is engine code over the sequence's CPU-RAM KV cache (engine/attention), reached through one interface.
-import type { SequenceAttention } from '../attention/types';
+import { simhashFor } from '../attention/simhash';
+import type { QueryCodes, QueryHashParams, SequenceAttention } from '../attention/types';
 import { UserError } from '../errors';
 import {
   buildEmbedHeadGraph, buildHeadGraph, buildLayerGraph, fuseEmbedHeadMaxBytes, io, largestGraphBytes, maxGraphBytes,
@@ -19,6 +20,16 @@ import { createSession, ort, type CreatedSession, type Provider, type ProviderSe
 /** One layer graph: [embedding,] post-attention of layer `post` and/or pre-attention of layer `pre`[, head]. */
 interface LayerStep extends LayerGraphParts {
   session: ort.InferenceSession;
+  /** The graph also hashes the query (it takes q_hash_start: graphs.ts GraphOptions.queryHash). */
+  hashesQuery?: boolean;
+}
+
+function layerStep(parts: LayerGraphParts, session: ort.InferenceSession): LayerStep {
+  return { ...parts, session, hashesQuery: session.inputNames.includes(io.qHashStart) };
+}
+
+function sameHash(a: QueryHashParams, b: QueryHashParams | undefined): boolean {
+  return !!b && a.K === b.K && a.L === b.L && a.seed === b.seed;
 }
 
 export interface RunnerOptions {
@@ -44,6 +55,16 @@ export interface RunnerOptions {
   accuracyLevel?: number;
   /** Where a packed model's graphs are kept between loads (engine/model/graph-cache.ts). */
   cache?: GraphCache;
+  /**
+   * The pre-attention graphs also compute MagicPIG's query hash with these parameters (graphs.ts
+   * GraphOptions.queryHash), for the decode steps whose sequence asks for them (SequenceAttention.queryHashFor).
+   */
+  queryHash?: QueryHashParams;
+}
+
+/** GraphOptions.queryHash for RunnerOptions.queryHash: the SimHash weights every layer graph multiplies by. */
+function queryHashWeights(spec: ModelSpec, p?: QueryHashParams) {
+  return p ? simhashFor(spec.headDim, p.K, p.L, p.seed) : undefined;
 }
 
 /**
@@ -106,12 +127,14 @@ export class ModelRunner {
     const steps: LayerStep[] = [];
     for (const [i, parts] of plan.entries()) {
       progress(i + (fuseEnds ? 0 : 1), `layer graph ${i + 1}/${plan.length}`);
-      const created = await createSession(buildLayerGraph(spec, weight, parts), provider, sessionOptions);
+      const created = await createSession(buildLayerGraph(spec, weight, parts, { queryHash: queryHashWeights(spec, options.queryHash) }), provider, sessionOptions);
       provider = created.provider;
-      steps.push({ ...parts, session: created.session });
+      steps.push(layerStep(parts, created.session));
     }
     options.onProgress?.('model ready', 1);
-    return new ModelRunner(spec, provider as Provider, embedHead, steps, new RopeTables(spec));
+    const runner = new ModelRunner(spec, provider as Provider, embedHead, steps, new RopeTables(spec));
+    runner.queryHash = options.queryHash;
+    return runner;
   }
 
   /**
@@ -137,7 +160,7 @@ export class ModelRunner {
       }
     }
     let caching = cache?.begin() ?? false;
-    const graph = { accuracyLevel: options.accuracyLevel };
+    const graph = { accuracyLevel: options.accuracyLevel, queryHash: queryHashWeights(spec, options.queryHash) };
     let table: QuantMatrix | undefined;
     const source: WeightSource = (name) => (name === embedName ? table! : weight(name));
     return ModelRunner.buildPacked(spec, options, () => {
@@ -195,11 +218,12 @@ export class ModelRunner {
         bytes += graphBytes;
         sessions.push(created.session);
         provider = created.provider;
-        steps.push({ ...parts, session: created.session });
+        steps.push(layerStep(parts, created.session));
       }
       options.onProgress?.('model ready', 1);
       const runner = new ModelRunner(spec, provider as Provider, head.session, steps, new RopeTables(spec), table);
       runner.weightBytes = bytes;
+      runner.queryHash = options.queryHash;
       return runner;
     } catch (err) {
       table?.close();
@@ -239,20 +263,28 @@ export class ModelRunner {
     // between graphs on the KV cache.
     const attnOut = new Float32Array(n * numHeads * D);
     const attnT = new ort.Tensor('float32', attnOut, [n, numHeads * D]);
+    // Graphs with the query hash hash rows [start, n) of q: the last row for a sampled decode step, none otherwise.
+    const hashLast = new ort.Tensor('int64', BigInt64Array.of(BigInt(n - 1)), [1]);
+    const hashNone = new ort.Tensor('int64', BigInt64Array.of(BigInt(n)), [1]);
     let logits: Float32Array | undefined;
     for (const step of this.steps) {
       const feeds: Record<string, ort.Tensor> = step.embed ? { [io.ids]: idsT } : { [io.x]: x! };
       if (step.post !== undefined) feeds[io.attn] = attnT;
       if (step.pre !== undefined) { feeds[io.cos] = cosT; feeds[io.sin] = sinT; }
+      const hashWith = step.pre !== undefined && step.hashesQuery ? attention.queryHashFor?.(step.pre, n) : null;
+      const hashes = !!hashWith && sameHash(hashWith, this.queryHash);
+      if (step.hashesQuery) feeds[io.qHashStart] = hashes ? hashLast : hashNone;
       const out = await step.session.run(feeds);
       if (step.post !== undefined || step.embed) x = out[io.xOut];
       if (step.pre !== undefined) {
         const q = out[io.q].data as Float32Array;
         const k = out[io.k].data as Float32Array;
         const v = out[io.v].data as Float32Array;
+        const codes: QueryCodes | undefined = hashes ? { ...this.queryHash!, codes: out[io.qCodes].data as Int32Array } : undefined;
         // forwardAsync: exact calls (prompt chunks, dense layers) run as one ONNX graph when big enough; a sampled
-        // decode step hashes its query on the graph or the SIMD CPU kernel, whichever is cheaper for the shape.
-        await attention.forwardAsync(step.pre, q, k, v, n, attnOut);
+        // decode step takes its query hash from this graph's run, else hashes on a graph of its own or the SIMD CPU
+        // kernel, whichever is cheaper for the shape.
+        await attention.forwardAsync(step.pre, q, k, v, n, attnOut, codes);
       }
       if (step.head) logits = out[io.logits].data as Float32Array;
     }
@@ -272,6 +304,9 @@ export class ModelRunner {
   weightBytes?: number;
   /** Packed models: whether the graphs came from the disk cache ('hit'), were written to it, or neither. */
   cacheState?: 'hit' | 'written' | 'none';
+
+  /** The SimHash parameters of the layer graphs' query hash (RunnerOptions.queryHash), if they have one. */
+  queryHash?: QueryHashParams;
 
   /** Packed weights (the embedding is looked up from its packed table). */
   get packed(): boolean {

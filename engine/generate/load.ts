@@ -3,7 +3,8 @@
 // (engine/generate/types.ts).
 import { createSequenceAttention } from '../attention/index';
 import { estimateSequenceBytes } from '../attention/memory';
-import { SHORT_CONTEXT_MIN_INDEXED, defaultAttentionConfig, type AttentionConfig, type AttentionShape } from '../attention/types';
+import { SHORT_CONTEXT_MIN_INDEXED, defaultAttentionConfig, type AttentionConfig, type AttentionShape, type QueryHashParams } from '../attention/types';
+import { GRAPH_HASH_MIN_MACS } from '../attention/sequence';
 import { openModelSource, type OpenSourceOptions } from '../model/open';
 import { isQuant } from '../model/quant';
 import type { ModelSource } from '../model/source';
@@ -58,9 +59,10 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
     const packed = source.packed ?? isQuant(source.weight(embedName));
     const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
+    const queryHash = layerGraphQueryHash(spec, options.attention);
     const cache = packed && cacheDir ? new GraphCache(cacheDir, {
       source: source.fingerprint, format: source.format, weights: (source as { weightsFormat?: string }).weightsFormat,
-      accuracyLevel: options.accuracyLevel, fused: defaultFusedOps(), prepacked: prepackedEnabled(),
+      accuracyLevel: options.accuracyLevel, fused: defaultFusedOps(), prepacked: prepackedEnabled(), queryHash: queryHash ?? null,
     }, log) : undefined;
     const runner = await ModelRunner.create(spec, (name) => source.weight(name), {
       cache,
@@ -72,6 +74,7 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
       packed,
       accuracyLevel: options.accuracyLevel,
       bytesPerWeight: source.bytesPerWeight,
+      queryHash,
       onProgress: (message, fraction) => progress(message, 0.05 + 0.95 * fraction),
     });
     if (cache && cacheDir) {
@@ -87,6 +90,18 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
   } finally {
     source.close();
   }
+}
+
+/**
+ * The query hash the layer graphs compute for sampled decode steps (graphs.ts GraphOptions.queryHash), with the
+ * model's default K, L and seed: where the shape makes a hash worth a graph product (GRAPH_HASH_MIN_MACS; smaller
+ * shapes hash on the CPU kernel). Requests with other K, L or seed hash on their own (sequence.ts forwardAsync).
+ * SNOUT_FUSED_QHASH=0 leaves it out (before/after runs).
+ */
+function layerGraphQueryHash(spec: ModelSpec, attention?: Partial<AttentionConfig>): QueryHashParams | undefined {
+  if (process.env.SNOUT_FUSED_QHASH === '0') return undefined;
+  const { K, L, seed } = { ...defaultAttentionConfig(spec.numLayers), ...attention };
+  return spec.numHeads * spec.headDim * K * L >= GRAPH_HASH_MIN_MACS ? { K, L, seed } : undefined;
 }
 
 export function attentionShape(spec: ModelSpec): AttentionShape {

@@ -6,6 +6,7 @@
 //   layer graph: [post-attention of layer l] then [pre-attention of layer l+1]; either half may be absent:
 //     post(l):  attn [n, heads·D] → o_proj → + residual → RMSNorm → SwiGLU MLP → + residual → x
 //     pre(l):   x → RMSNorm → fused q|k|v projection (+ bias) → RoPE on q, k (rotate_half) → q, k, v
+//               [→ SimHash codes of q's last row, when the runner asks: MagicPIG's query hash in the same run]
 //   By default the norms, residual+norm pairs, RoPE and biases are onnxruntime's fused kernels (FusedOps below).
 //   Fusing post(l) with pre(l+1) halves the onnxruntime calls per token (L+3 instead of 2L+2). For small
 //   vocabularies the embedding also moves into the first layer graph and final norm + lm_head into the last (L+1
@@ -15,6 +16,7 @@
 //
 // A linear layer's weight is float32 (Gemm) or a QuantMatrix (quant.ts), which becomes com.microsoft MatMulNBits:
 // the packed bytes are the graph's initializers, so no float32 copy of a quantized matrix exists anywhere.
+import { addSimHashNodes, type SimHashWeights } from '../attention/hash-graph';
 import { GraphBuilder, attr } from '../runtime/onnx-graph';
 import { blocksPerRow, isQuant, rowBytes, type QuantMatrix, type WeightTensor } from './quant';
 import type { ModelSpec } from './spec';
@@ -58,6 +60,11 @@ export interface GraphOptions {
   accuracyLevel?: number;
   /** Fused kernels (default: defaultFusedOps()). */
   fused?: FusedOps;
+  /**
+   * Pre-attention graphs also hash the query (MagicPIG's SimHash, spec §3) of rows [q_hash_start, n) of q, so a
+   * sampled decode step gets its codes from the same onnxruntime run instead of a graph call of its own.
+   */
+  queryHash?: SimHashWeights;
 }
 const graphOptions = new WeakMap<GraphBuilder, GraphOptions>();
 
@@ -71,6 +78,7 @@ function vector(w: WeightTensor, name: string): Float32Array {
 export const io = {
   ids: 'ids', embeds: 'embeds', hidden: 'hidden', logits: 'logits',
   x: 'x', attn: 'attn', cos: 'cos', sin: 'sin', xOut: 'x_out', q: 'q', k: 'k', v: 'v',
+  qHashStart: 'q_hash_start', qCodes: 'q_codes',
 } as const;
 
 const fusedOf = (g: GraphBuilder): FusedOps => graphOptions.get(g)?.fused ?? defaultFusedOps();
@@ -234,6 +242,16 @@ function addPreAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource,
     g.output(rope(g, k, numKvHeads, D, `l${l}_k_rope`), io.k, 'float32', ['n', numKvHeads, D]);
   }
   g.output(v, io.v, 'float32', ['n', kvSize]);
+  const hash = graphOptions.get(g)?.queryHash;
+  if (hash) {
+    // The query's SimHash codes [rows·heads, L] for rows [q_hash_start, n): the runner feeds n − 1 when this layer's
+    // decode step samples (one row: a [heads, D]·W product) and n otherwise (no row, no work).
+    if (hash.d !== D) throw new Error(`query hash for head size ${hash.d} in a model with head size ${D}`);
+    g.input(io.qHashStart, 'int64', [1]);
+    const rows = g.op('Slice', [io.q, io.qHashStart, g.int64s(`l${l}_q_hash_end`, [2 ** 53]), g.int64s(`l${l}_q_hash_axis`, [0])]);
+    const flat = g.op('Reshape', [rows, g.int64s(`l${l}_q_hash_rows`, [-1, D])]);
+    g.output(addSimHashNodes(g, flat, hash, `l${l}_q_hash`, io.qCodes), io.qCodes, 'int32', ['r', hash.L]);
+  }
 }
 
 /**
@@ -293,7 +311,8 @@ export interface LayerGraphParts {
  * One layer graph: [embedding] → post-attention of `post` → pre-attention of `pre` → [final norm + lm_head].
  * Inputs: x [n, H] (or ids [n] with embed), attn [n, heads·D] (with post), cos/sin [n, 1, D/2] (with pre).
  * Outputs: x_out [n, H] (with post or embed), q [n, heads, D], k [n, kvHeads, D], v [n, kvHeads·D] (with pre),
- * logits [1, V] (with head).
+ * logits [1, V] (with head). With GraphOptions.queryHash and pre, also input q_hash_start [1] (int64) and output
+ * q_codes [(n − q_hash_start)·heads, L] (int32).
  */
 export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, parts: LayerGraphParts, options: GraphOptions = {}): Uint8Array {
   const { hiddenSize: H, numHeads, headDim: D } = spec;
