@@ -401,7 +401,9 @@ export class Sequence implements SequenceAttention {
     }
     // The first run of the per-step query hash graph (session creation, then onnxruntime's first-run setup) took
     // ~30 ms inside the first decode step of a process (bench-results/first-step.md); run it here, between requests.
-    if (this.layers.some((_, l) => this.samplesNow(l)) && this.hashesQueries() && this.queryHashOnGraph()) {
+    // Not needed when the caller's layer graphs hash the query.
+    const callerHashes = options.queryCodes !== undefined && this.madeWith(options.queryCodes);
+    if (!callerHashes && this.layers.some((_, l) => this.samplesNow(l)) && this.hashesQueries() && this.queryHashOnGraph()) {
       const graph = await this.queryHashGraph();
       if (!this.queryGraphWarm) {
         await graph.hash(new Float32Array(this.shape.numHeads * d), this.shape.numHeads);

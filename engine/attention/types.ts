@@ -74,6 +74,8 @@ export interface QueryCodes extends QueryHashParams {
 export interface PrepareOptions {
   /** Execution provider for the key-hashing graph (falls back to cpu with one log line). */
   provider?: 'auto' | 'cpu' | 'cuda' | 'webgpu';
+  /** The caller passes query codes made with these parameters to forwardAsync (no query-hash graph to warm up for them). */
+  queryCodes?: QueryHashParams;
 }
 
 /**

@@ -61,7 +61,7 @@ export async function generate(
   }
   attention.endPrefill();
   // Index the context for sampled attention (MagicPIG hashes keys here); a no-op for dense.
-  await attention.prepare({ provider: runner.provider });
+  await attention.prepare({ provider: runner.provider, queryCodes: runner.queryHash });
   attention.resetStats();
   const decodeStart = performance.now();
 
