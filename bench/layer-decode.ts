@@ -14,7 +14,7 @@ import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import path from 'node:path';
 import { UserError } from '../engine/errors';
-import { buildHeadGraph, buildLayerGraph, io, type FusedOps, type GraphOptions } from '../engine/model/graphs';
+import { buildHeadGraph, buildLayerGraph, defaultFusedOps, io, ropeTables2d, type FusedOps, type GraphOptions } from '../engine/model/graphs';
 import { isQuant, quantBytes, type QuantBits, type QuantMatrix, type WeightTensor } from '../engine/model/quant';
 import type { ModelSpec } from '../engine/model/spec';
 import { embedName, finalNormName, layerWeightNames } from '../engine/model/weights';
@@ -41,6 +41,7 @@ export const VARIANTS: Variant[] = [
   { name: 'rope', fused: { rope: true }, what: 'RoPE as com.microsoft RotaryEmbedding' },
   { name: 'bias-out', fused: { bias: true, outputs: true }, what: 'bias inside MatMulNBits, no Identity outputs' },
   { name: 'fused', fused: allFused, what: 'all four fusions' },
+  { name: 'rope-io', fused: { ...allFused, ropeIo: true }, what: 'all four, and RoPE tables and outputs in RotaryEmbedding\'s shapes (no Reshape around it)' },
   { name: 'base-ext', fused: {}, session: { graphOptimizationLevel: 'extended' }, what: 'base graphs, extended rewrites' },
   { name: 'base-all', fused: {}, session: { graphOptimizationLevel: 'all' }, what: 'base graphs, all rewrites' },
   { name: 'fused-all', fused: allFused, session: { graphOptimizationLevel: 'all' }, what: 'fused graphs, all rewrites' },
@@ -233,6 +234,8 @@ export async function run(argv: string[]): Promise<number> {
       [io.cos]: new ort.Tensor('float32', new Float32Array(m * (D / 2)).fill(0.8), [m, 1, D / 2]),
       [io.sin]: new ort.Tensor('float32', new Float32Array(m * (D / 2)).fill(0.6), [m, 1, D / 2]),
     };
+    // Graphs with FusedOps.ropeIo take the tables as [m, D/2].
+    const feeds2d = { ...feeds, [io.cos]: feeds[io.cos].reshape([m, D / 2]), [io.sin]: feeds[io.sin].reshape([m, D / 2]) };
     const headFeeds = { [io.hidden]: new ort.Tensor('float32', rand(H), [1, H]) };
     const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
     const headTimes = new Map<string, number[]>(variants.map((v) => [v.name, []]));
@@ -243,7 +246,7 @@ export async function run(argv: string[]): Promise<number> {
         const v = variants[(j + Math.max(r, 0)) % variants.length];
         for (const s of sessions.get(v.name)!) {
           const t0 = performance.now();
-          await s.run(feeds);
+          await s.run(ropeTables2d(v.fused ?? defaultFusedOps()) ? feeds2d : feeds);
           if (r >= 0) times.get(v.name)!.push(performance.now() - t0);
         }
         if (withHead && m === ms[0]) {
@@ -268,11 +271,12 @@ export async function run(argv: string[]): Promise<number> {
       const bytes = buildLayerGraph(spec, weight, { post: 0, pre: 1 }, { fused: v.fused, accuracyLevel: v.accuracyLevel });
       const prefix = `/tmp/snout-layer-profile-${process.pid}-${v.name}`;
       const s = await makeSession(bytes, v, { enableProfiling: true, profileFilePrefix: prefix });
+      const tableDims = ropeTables2d(v.fused ?? defaultFusedOps()) ? [1, D / 2] : [1, 1, D / 2];
       const feeds = {
         [io.x]: new ort.Tensor('float32', new Float32Array(H).fill(0.1), [1, H]),
         [io.attn]: new ort.Tensor('float32', new Float32Array(numHeads * D).fill(0.1), [1, numHeads * D]),
-        [io.cos]: new ort.Tensor('float32', new Float32Array(D / 2).fill(0.8), [1, 1, D / 2]),
-        [io.sin]: new ort.Tensor('float32', new Float32Array(D / 2).fill(0.6), [1, 1, D / 2]),
+        [io.cos]: new ort.Tensor('float32', new Float32Array(D / 2).fill(0.8), tableDims),
+        [io.sin]: new ort.Tensor('float32', new Float32Array(D / 2).fill(0.6), tableDims),
       };
       const runs = 30;
       for (let i = 0; i < runs; i++) await s.run(feeds);

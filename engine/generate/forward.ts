@@ -22,10 +22,18 @@ interface LayerStep extends LayerGraphParts {
   session: ort.InferenceSession;
   /** The graph also hashes the query (it takes q_hash_start: graphs.ts GraphOptions.queryHash). */
   hashesQuery?: boolean;
+  /** It takes cos/sin as [n, D/2] (graphs.ts FusedOps.ropeIo), not [n, 1, D/2]. */
+  ropeTables2d?: boolean;
 }
 
 function layerStep(parts: LayerGraphParts, session: ort.InferenceSession): LayerStep {
-  return { ...parts, session, hashesQuery: session.inputNames.includes(io.qHashStart) };
+  return { ...parts, session, hashesQuery: session.inputNames.includes(io.qHashStart), ropeTables2d: ropeTableDims(session, 1, 1).length === 2 };
+}
+
+/** The dims a layer graph declares for its cos/sin inputs at n tokens: [n, D/2] (FusedOps.ropeIo) or [n, 1, D/2]. */
+export function ropeTableDims(session: ort.InferenceSession, n: number, half: number): number[] {
+  const meta = session.inputMetadata.find((m) => m.name === io.cos);
+  return meta?.isTensor && meta.shape.length === 2 ? [n, half] : [n, 1, half];
 }
 
 function sameHash(a: QueryHashParams, b: QueryHashParams | undefined): boolean {
@@ -247,6 +255,8 @@ export class ModelRunner {
     this.rope.fill(start, n, cos, sin);
     const cosT = new ort.Tensor('float32', cos, [n, 1, D / 2]);
     const sinT = new ort.Tensor('float32', sin, [n, 1, D / 2]);
+    const cos2 = new ort.Tensor('float32', cos, [n, D / 2]);
+    const sin2 = new ort.Tensor('float32', sin, [n, D / 2]);
 
     // Token embeddings (in the first layer graph when fused).
     const idsT = new ort.Tensor('int64', BigInt64Array.from(ids, (id) => BigInt(id)), [n]);
@@ -270,7 +280,7 @@ export class ModelRunner {
     for (const step of this.steps) {
       const feeds: Record<string, ort.Tensor> = step.embed ? { [io.ids]: idsT } : { [io.x]: x! };
       if (step.post !== undefined) feeds[io.attn] = attnT;
-      if (step.pre !== undefined) { feeds[io.cos] = cosT; feeds[io.sin] = sinT; }
+      if (step.pre !== undefined) { feeds[io.cos] = step.ropeTables2d ? cos2 : cosT; feeds[io.sin] = step.ropeTables2d ? sin2 : sinT; }
       const hashWith = step.pre !== undefined && step.hashesQuery ? attention.queryHashFor?.(step.pre, n) : null;
       const hashes = !!hashWith && sameHash(hashWith, this.queryHash);
       if (step.hashesQuery) feeds[io.qHashStart] = hashes ? hashLast : hashNone;

@@ -44,6 +44,11 @@ export interface FusedOps {
   bias?: boolean;
   /** Graph outputs named at the node that makes them (no Identity copies). */
   outputs?: boolean;
+  /**
+   * With `rope`: the graph takes cos/sin as RotaryEmbedding's [n, D/2] tables and returns q and k in its
+   * [1, n, heads·D] layout (the same floats), so no Reshape runs around it (4 nodes a layer fewer).
+   */
+  ropeIo?: boolean;
 }
 
 /**
@@ -51,8 +56,12 @@ export interface FusedOps {
  * SNOUT_FUSED=0 builds the unfused graphs, for before/after runs of whole models (`snout bench peer`).
  */
 export function defaultFusedOps(): FusedOps {
-  return process.env.SNOUT_FUSED === '0' ? {} : { norm: true, rope: true, bias: true, outputs: true };
+  if (process.env.SNOUT_FUSED === '0') return {};
+  return { norm: true, rope: true, bias: true, outputs: true, ropeIo: process.env.SNOUT_FUSED_ROPE_IO !== '0' };
 }
+
+/** Whether a graph built with these options takes cos/sin as [n, D/2] (else [n, 1, D/2]): see FusedOps.ropeIo. */
+export const ropeTables2d = (fused: FusedOps): boolean => !!(fused.rope && fused.ropeIo);
 
 /** Per-graph build options. */
 export interface GraphOptions {
@@ -205,13 +214,15 @@ function rope(g: GraphBuilder, x: string, heads: number, headDim: number, stem: 
 
 /**
  * The same RoPE as one com.microsoft RotaryEmbedding (interleaved 0 = rotate_half) on [1, n, heads·D], position
- * offset 0 into the chunk's own cos/sin rows ([n, D/2]); `out` names the [n, heads, D] result.
+ * offset 0 into the chunk's own cos/sin rows ([n, D/2]); `out` names the result: [1, n, heads·D] as the kernel
+ * leaves it when `direct` (FusedOps.ropeIo), else reshaped to [n, heads, D].
  */
-function ropeFused(g: GraphBuilder, x: string, heads: number, headDim: number, stem: string, tables: { cos: string; sin: string; start: string }, out: string): string {
+function ropeFused(g: GraphBuilder, x: string, heads: number, headDim: number, stem: string, tables: { cos: string; sin: string; start: string }, out: string, direct: boolean): string {
   const x3 = g.op('Reshape', [x, g.int64s(`${stem}_in_shape`, [1, -1, heads * headDim])]);
   const r = g.node('RotaryEmbedding', [x3, tables.start, tables.cos, tables.sin], {
-    domain: 'com.microsoft', attrs: { interleaved: attr.i(0), num_heads: attr.i(heads) }, name: stem,
+    domain: 'com.microsoft', attrs: { interleaved: attr.i(0), num_heads: attr.i(heads) }, name: stem, outputs: direct ? [out] : 1,
   })[0];
+  if (direct) return r;
   return g.node('Reshape', [r, g.int64s(`${stem}_out_shape`, [-1, heads, headDim])], { outputs: [out] })[0];
 }
 
@@ -229,14 +240,16 @@ function addPreAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource,
   const [q, k, v] = g.node('Split', [qkv, g.int64s(`l${l}_qkv_split`, [qSize, kvSize, kvSize])], {
     outputs: fused.outputs ? [g.reserve('q_proj'), g.reserve('k_proj'), io.v] : 3, attrs: { axis: attr.i(1) }, name: `l${l}_qkv_split`,
   });
+  const direct = ropeTables2d(fused);
   if (fused.rope) {
-    const tables = {
+    const tables = direct ? { cos: io.cos, sin: io.sin, start: g.int64s(`l${l}_rope_start`, [0]) } : {
       cos: g.op('Reshape', [io.cos, g.int64s(`l${l}_rope_table_shape`, [-1, D / 2])]),
       sin: g.op('Reshape', [io.sin, g.int64s(`l${l}_rope_table_shape`, [-1, D / 2])]),
       start: g.int64s(`l${l}_rope_start`, [0]),
     };
-    g.output(ropeFused(g, q, numHeads, D, `l${l}_q_rope`, tables, io.q), io.q, 'float32', ['n', numHeads, D]);
-    g.output(ropeFused(g, k, numKvHeads, D, `l${l}_k_rope`, tables, io.k), io.k, 'float32', ['n', numKvHeads, D]);
+    const dims = (heads: number) => (direct ? [1, 'n', heads * D] : ['n', heads, D]);
+    g.output(ropeFused(g, q, numHeads, D, `l${l}_q_rope`, tables, io.q, direct), io.q, 'float32', dims(numHeads));
+    g.output(ropeFused(g, k, numKvHeads, D, `l${l}_k_rope`, tables, io.k, direct), io.k, 'float32', dims(numKvHeads));
   } else {
     g.output(rope(g, q, numHeads, D, `l${l}_q_rope`), io.q, 'float32', ['n', numHeads, D]);
     g.output(rope(g, k, numKvHeads, D, `l${l}_k_rope`), io.k, 'float32', ['n', numKvHeads, D]);
@@ -248,7 +261,7 @@ function addPreAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource,
     // decode step samples (one row: a [heads, D]·W product) and n otherwise (no row, no work).
     if (hash.d !== D) throw new Error(`query hash for head size ${hash.d} in a model with head size ${D}`);
     g.input(io.qHashStart, 'int64', [1]);
-    const rows = g.op('Slice', [io.q, io.qHashStart, g.int64s(`l${l}_q_hash_end`, [2 ** 53]), g.int64s(`l${l}_q_hash_axis`, [0])]);
+    const rows = g.op('Slice', [io.q, io.qHashStart, g.int64s(`l${l}_q_hash_end`, [2 ** 53]), g.int64s(`l${l}_q_hash_axis`, [direct ? 1 : 0])]);
     const flat = g.op('Reshape', [rows, g.int64s(`l${l}_q_hash_rows`, [-1, D])]);
     g.output(addSimHashNodes(g, flat, hash, `l${l}_q_hash`, io.qCodes), io.qCodes, 'int32', ['r', hash.L]);
   }
@@ -309,8 +322,9 @@ export interface LayerGraphParts {
 
 /**
  * One layer graph: [embedding] → post-attention of `post` → pre-attention of `pre` → [final norm + lm_head].
- * Inputs: x [n, H] (or ids [n] with embed), attn [n, heads·D] (with post), cos/sin [n, 1, D/2] (with pre).
- * Outputs: x_out [n, H] (with post or embed), q [n, heads, D], k [n, kvHeads, D], v [n, kvHeads·D] (with pre),
+ * Inputs: x [n, H] (or ids [n] with embed), attn [n, heads·D] (with post), cos/sin [n, 1, D/2] (with pre; [n, D/2]
+ * with FusedOps.ropeIo). Outputs: x_out [n, H] (with post or embed), q [n, heads, D], k [n, kvHeads, D] ([1, n,
+ * heads·D] with ropeIo: the same floats), v [n, kvHeads·D] (with pre),
  * logits [1, V] (with head). With GraphOptions.queryHash and pre, also input q_hash_start [1] (int64) and output
  * q_codes [(n − q_hash_start)·heads, L] (int32).
  */
@@ -338,8 +352,9 @@ export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, parts: La
     g.output(x, io.xOut, 'float32', ['n', H]);
   }
   if (parts.pre !== undefined) {
-    g.input(io.cos, 'float32', ['n', 1, D / 2]);
-    g.input(io.sin, 'float32', ['n', 1, D / 2]);
+    const tableDims = ropeTables2d(fusedOf(g)) ? ['n', D / 2] : ['n', 1, D / 2];
+    g.input(io.cos, 'float32', tableDims);
+    g.input(io.sin, 'float32', tableDims);
     addPreAttention(g, spec, weight, parts.pre, x, normed);
   }
   if (parts.head) {

@@ -15,6 +15,7 @@ import type { ModelSpec } from '../../engine/model/spec';
 import { layerWeightNames } from '../../engine/model/weights';
 import { gaussianStream } from '../../engine/random';
 import { createSession, ort } from '../../engine/runtime/session';
+import { ropeTableDims } from '../../engine/generate/forward';
 import { hasModel, modelDir, readGolden } from '../engine/paths';
 
 const spec: ModelSpec = {
@@ -77,7 +78,8 @@ describe('query hash in the layer graph', () => {
     const { session } = await createSession(bytes, 'cpu', { threads: 2 });
     try {
       const f = feeds(hashStart);
-      return await session.run(Object.fromEntries(session.inputNames.map((name) => [name, f[name]])));
+      const table = (t: ort.Tensor) => t.reshape(ropeTableDims(session, n, D / 2));
+      return await session.run(Object.fromEntries(session.inputNames.map((name) => [name, name === io.cos || name === io.sin ? table(f[name]) : f[name]])));
     } finally {
       await session.release();
     }

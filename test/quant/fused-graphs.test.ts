@@ -12,13 +12,14 @@ import { RopeTables } from '../../engine/model/rope';
 import type { ModelSpec } from '../../engine/model/spec';
 import { embedName, finalNormName, layerWeightNames } from '../../engine/model/weights';
 import { createSession, ort } from '../../engine/runtime/session';
+import { ropeTableDims } from '../../engine/generate/forward';
 
 const spec: ModelSpec = {
   modelType: 'qwen2', hiddenSize: 64, intermediateSize: 96, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 16,
   vocabSize: 128, maxPositionEmbeddings: 4096, rmsNormEps: 1e-6, ropeTheta: 10000, ropeScaling: { type: 'none' },
   tieWordEmbeddings: true, attentionBias: true, eosTokenIds: [1],
 };
-const all: FusedOps = { norm: true, rope: true, bias: true, outputs: true };
+const all: FusedOps = { norm: true, rope: true, bias: true, outputs: true, ropeIo: true };
 
 function rand(n: number, seed: number, scale = 0.1): Float32Array {
   return Float32Array.from({ length: n }, (_, i) => Math.sin((i + 1) * 12.9898 + seed * 78.233) * scale);
@@ -71,7 +72,9 @@ function opTypes(bytes: Uint8Array): string[] {
 async function runGraph(bytes: Uint8Array, feeds: Record<string, ort.Tensor>): Promise<Record<string, Float32Array>> {
   const { session } = await createSession(bytes, 'cpu', { large: true, threads: 1 });
   try {
-    const inputs = Object.fromEntries(session.inputNames.map((n) => [n, feeds[n]]));
+    // cos/sin in the shape the graph declares ([n, D/2] with FusedOps.ropeIo, else [n, 1, D/2]; the same floats).
+    const table = (t: ort.Tensor) => t.reshape(ropeTableDims(session, t.dims[0], spec.headDim / 2));
+    const inputs = Object.fromEntries(session.inputNames.map((n) => [n, n === io.cos || n === io.sin ? table(feeds[n]) : feeds[n]]));
     const out = await session.run(inputs);
     return Object.fromEntries(Object.entries(out).map(([k, t]) => [k, t.data as Float32Array]));
   } finally {
@@ -132,6 +135,18 @@ describe('fused layer graphs equal the plain ones', () => {
       });
     }
   }
+  it('RoPE tables and outputs in RotaryEmbedding\'s own shapes (ropeIo) compute what the reshaped graph does, with 4 Reshape nodes fewer', async () => {
+    const weight = weights('int4');
+    const reshaped = buildLayerGraph(spec, weight, { post: 0, pre: 1 }, { accuracyLevel: 0, fused: { ...all, ropeIo: false } });
+    const direct = buildLayerGraph(spec, weight, { post: 0, pre: 1 }, { accuracyLevel: 0, fused: all });
+    const reshapes = (bytes: Uint8Array) => opTypes(bytes).filter((t) => t === 'Reshape').length;
+    assert.equal(reshapes(reshaped) - reshapes(direct), 4);
+    for (const [n, start] of [[1, 4000], [7, 123]]) {
+      const feeds = feedsFor(n, start);
+      const a = await runGraph(direct, feeds), b = await runGraph(reshaped, feeds);
+      for (const k of Object.keys(b)) assert.deepEqual(Array.from(a[k]), Array.from(b[k]), `n=${n} ${k}`);
+    }
+  });
   it('head graph (final norm + packed lm_head)', async () => {
     const weight = weights('int8');
     const plain = buildHeadGraph(spec, weight, { accuracyLevel: 0, fused: {} });
