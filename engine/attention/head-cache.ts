@@ -158,6 +158,27 @@ export class HeadCache {
     for (let j = at; j < at + m; j++) this.logits[j] = dotRow(q, 0, this.keys, this.ids[j], this.d);
   }
 
+  /**
+   * logits[at + j] = scale · (qs[slot] · K[ids[at + j]]) for j < m; returns the largest (−∞ for m = 0), computed in
+   * double before the float store as in the loop below (the WebAssembly kernel does the same in one call).
+   */
+  dotsScaledAt(slot: number, at: number, m: number, scale: number): number {
+    if (this.wasm) {
+      const q = this.qOff + 4 * this.d * slot, ids = this.idsOff + 4 * at, out = this.logitsOff + 4 * at;
+      if (this.bf16) return this.wasm.dotsIdsMax16(q, this.kOff, ids, out, m, this.rowBytes, this.strideBytes, scale);
+      return this.wasm.dotsIdsMax(q, this.kOff, ids, out, m, this.rowBytes, this.strideBytes, scale);
+    }
+    this.dotsAt(slot, at, m);
+    const logits = this.logits;
+    let mx = -Infinity;
+    for (let j = at; j < at + m; j++) {
+      const x = logits[j] * scale;
+      logits[j] = x;
+      if (x > mx) mx = x;
+    }
+    return mx;
+  }
+
   /** p[at + j] = exp(p[at + j] − shift) for j < m; returns the sum (where the WebAssembly loop is unavailable). */
   private expLoop(p: Float32Array, at: number, m: number, shift: number): number {
     let z = 0;
@@ -235,14 +256,9 @@ export class HeadCache {
       w.touch(this.kOff + b0 * this.strideBytes, m * this.strideBytes);
       for (let s = 0; s < count; s++) {
         const qp = this.qOff + 4 * d * s, lp = this.scoresOff + 4 * bl * s, at = bl * s;
-        if (this.bf16) w.dotsRange16(qp, this.kOff, b0, lp, m, rowBytes, this.strideBytes);
-        else w.dotsRange(qp, this.kOff, b0, lp, m, rowBytes, this.strideBytes);
-        let bmax = -Infinity;
-        for (let j = at; j < at + m; j++) {
-          const x = logits[j] * scale;
-          logits[j] = x;
-          if (x > bmax) bmax = x;
-        }
+        // Scaled scores of the block and their max in one kernel call.
+        const bmax = this.bf16 ? w.dotsRangeMax16(qp, this.kOff, b0, lp, m, rowBytes, this.strideBytes, scale)
+          : w.dotsRangeMax(qp, this.kOff, b0, lp, m, rowBytes, this.strideBytes, scale);
         if (bmax > mx[s]) { // a new max: rescale what was summed so far
           const r = Math.exp(mx[s] - bmax), o = this.os[s];
           z[s] *= r;

@@ -2,7 +2,7 @@
 // row length, unrolled with immediate offsets) and the any-length ones, against float64 sums, and against each other
 // bit for bit: both add the same products in the same order, so a sized copy that reads a wrong offset or steps a
 // pointer wrongly shows up as a different score or sum. Head sizes: every sized copy, and others (8, 24, 264) that
-// get the any-length kernels either way.
+// get the any-length kernels either way. dotsMax (scaled scores and their max) against the dots' own scores.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { HEAD_DIMS, instantiate, kernelModule, type WasmKernels } from '../../engine/attention/kernels/kernels';
@@ -49,6 +49,21 @@ for (const d of [8, 24, 64, 80, 96, 128, 256, 264]) {
             let s = 0;
             for (let c = 0; c < d; c++) s += f32[qOff / 4 + c] * K(row(j), c);
             assert.ok(Math.abs(scores[0][j] - s) < 1e-5 * d, `dots m=${m} row ${j}: ${scores[0][j]} vs ${s}`);
+          }
+          // dotsMax: the dots' scores times scale in double, stored as float, and the largest double product (what
+          // the JavaScript loop it replaced computed: logits[j] * scale, then the max), in both builds.
+          const scale = 1 / Math.sqrt(d);
+          for (const k of [sized, any]) {
+            f32.fill(NaN, wOff / 4, wOff / 4 + ROWS);
+            const mx = (k as unknown as Record<string, (...a: number[]) => number>)[(byIds ? 'dotsIdsMax' : 'dotsRangeMax') + sfx](qOff, kOff, rows, wOff, m, rowBytes, stride, scale);
+            let want = -Infinity;
+            for (let j = 0; j < m; j++) {
+              const x = scores[0][j] * scale;
+              assert.equal(f32[wOff / 4 + j], Math.fround(x), `dotsMax m=${m} row ${j}`);
+              if (x > want) want = x;
+            }
+            assert.equal(mx, want, `dotsMax m=${m} ${byIds ? 'ids' : 'range'}: the max`);
+            assert.ok(Number.isNaN(f32[wOff / 4 + m]), 'dotsMax writes m scores, no more');
           }
           // axpy: o += Σ_j w[j] · V[row j], onto a nonzero o
           const w = Array.from({ length: m }, () => rand());

@@ -5,6 +5,7 @@
 // and the TypeScript fallbacks and tests depend on these exact bits.
 //
 //   dots:  out[j] = q · row_j                 (scores of a gathered set of keys)
+//   dotsMax: out[j] = scale · (q · row_j), and the largest (the exact part of a step: its softmax shift)
 //   axpy:  o += Σ_j w[j] · row_j              (weighted sum of a gathered set of values)
 //   touch: one load per 64-byte line          (WebAssembly has no prefetch; this is one)
 //   logWeights, expShift                      (MagicPIG's per-key math after the gathers, spec §6-7)
@@ -96,6 +97,24 @@ INLINE void dots(int byIds, int bf16, addr q, addr base, uint32_t rows, addr out
   }
 }
 
+/**
+ * dots, then each score times `scale` (in double: the float score widened, as JavaScript's `logits[j] * scale` does),
+ * stored rounded to float; returns the largest product (double, unrounded), −∞ for m = 0. The exact parts of a step
+ * (a dense block, MagicPIG's exact set T) take their softmax shift from it, so no JavaScript loop re-reads the scores.
+ */
+INLINE double dotsMax(int byIds, int bf16, addr q, addr base, uint32_t rows, addr out, int32_t m, uint32_t rowBytes,
+  uint32_t stride, double scale) {
+  dots(byIds, bf16, q, base, rows, out, m, rowBytes, stride);
+  double mx = -__builtin_inf();
+  for (int32_t j = 0; j < m; j++) {
+    float *o = (float *)(out + 4 * (uint32_t)j);
+    double x = (double)*o * scale;
+    *o = (float)x;
+    if (x > mx) mx = x;
+  }
+  return mx;
+}
+
 // ---- axpy ------------------------------------------------------------------------------------------------------------
 // o += w_0·row_0 + w_1·row_1 + … for n rows a pass, added in row order onto o's 8 channels of each step.
 
@@ -160,7 +179,19 @@ INLINE void axpy(int byIds, int bf16, addr o, addr base, uint32_t rows, addr w, 
   EXPORT("axpyIds16" SUFFIX) void axpyIds16_##F32_BYTES(addr o, addr base, uint32_t ids, addr w, int32_t m, uint32_t rb,   \
     uint32_t stride) { axpy(1, 1, o, base, ids, w, m, BF16_BYTES ? BF16_BYTES : rb, stride); }                          \
   EXPORT("axpyRange16" SUFFIX) void axpyRange16_##F32_BYTES(addr o, addr base, uint32_t start, addr w, int32_t m,         \
-    uint32_t rb, uint32_t stride) { axpy(0, 1, o, base, start, w, m, BF16_BYTES ? BF16_BYTES : rb, stride); }
+    uint32_t rb, uint32_t stride) { axpy(0, 1, o, base, start, w, m, BF16_BYTES ? BF16_BYTES : rb, stride); }          \
+  EXPORT("dotsIdsMax" SUFFIX) double dotsIdsMax##F32_BYTES(addr q, addr base, uint32_t ids, addr out, int32_t m,          \
+    uint32_t rb, uint32_t stride, double scale) {                                                                       \
+    return dotsMax(1, 0, q, base, ids, out, m, F32_BYTES ? F32_BYTES : rb, stride, scale); }                           \
+  EXPORT("dotsRangeMax" SUFFIX) double dotsRangeMax##F32_BYTES(addr q, addr base, uint32_t start, addr out, int32_t m,    \
+    uint32_t rb, uint32_t stride, double scale) {                                                                       \
+    return dotsMax(0, 0, q, base, start, out, m, F32_BYTES ? F32_BYTES : rb, stride, scale); }                         \
+  EXPORT("dotsIdsMax16" SUFFIX) double dotsIdsMax16_##F32_BYTES(addr q, addr base, uint32_t ids, addr out, int32_t m,     \
+    uint32_t rb, uint32_t stride, double scale) {                                                                       \
+    return dotsMax(1, 1, q, base, ids, out, m, BF16_BYTES ? BF16_BYTES : rb, stride, scale); }                         \
+  EXPORT("dotsRangeMax16" SUFFIX) double dotsRangeMax16_##F32_BYTES(addr q, addr base, uint32_t start, addr out,          \
+    int32_t m, uint32_t rb, uint32_t stride, double scale) {                                                            \
+    return dotsMax(0, 1, q, base, start, out, m, BF16_BYTES ? BF16_BYTES : rb, stride, scale); }
 
 KERNELS("", 0, 0)
 // HEAD_DIMS (keep in step with kernels.ts): d = 64, 80, 96, 128, 256.

@@ -25,6 +25,14 @@ export interface WasmKernels {
   dotsRange16(q: number, base: number, start: number, out: number, m: number, rowBytes: number, stride: number): void;
   axpyIds16(o: number, base: number, ids: number, w: number, m: number, rowBytes: number, stride: number): void;
   axpyRange16(o: number, base: number, start: number, w: number, m: number, rowBytes: number, stride: number): void;
+  /**
+   * out[j] = (float)((double)(q · row) · scale) over ids / a range, f32 or bf16 rows; returns the largest double
+   * product (−∞ for m = 0): the scores and softmax shift of an exact part in one call.
+   */
+  dotsIdsMax(q: number, base: number, ids: number, out: number, m: number, rowBytes: number, stride: number, scale: number): number;
+  dotsRangeMax(q: number, base: number, start: number, out: number, m: number, rowBytes: number, stride: number, scale: number): number;
+  dotsIdsMax16(q: number, base: number, ids: number, out: number, m: number, rowBytes: number, stride: number, scale: number): number;
+  dotsRangeMax16(q: number, base: number, start: number, out: number, m: number, rowBytes: number, stride: number, scale: number): number;
   /** Load one word of every 64-byte line of [p, p + bytes) (a prefetch); returns their sum. */
   touch(p: number, bytes: number): number;
   /** MagicPIG logits of m sampled keys in place (s_i − log(u_i + 1e-4)); returns the largest. */
@@ -36,7 +44,8 @@ export interface WasmKernels {
     stride: number, base: number, sampled: number, spans: number, count: number): number;
 }
 
-const ROW_KERNELS = ['dotsIds', 'dotsRange', 'axpyIds', 'axpyRange', 'dotsIds16', 'dotsRange16', 'axpyIds16', 'axpyRange16'] as const;
+const ROW_KERNELS = ['dotsIds', 'dotsRange', 'axpyIds', 'axpyRange', 'dotsIds16', 'dotsRange16', 'axpyIds16', 'axpyRange16',
+  'dotsIdsMax', 'dotsRangeMax', 'dotsIdsMax16', 'dotsRangeMax16'] as const;
 
 let compiled: WebAssembly.Module | null | undefined;
 

@@ -94,7 +94,7 @@ export class MagicPig implements DecodeMethod {
    * a logit exceeds T's max by that much.
    */
   attend(c: HeadCache, index: HeadIndex, slots: number, K: number, L: number, out: Float32Array, oo: number): void {
-    const d = this.d, ids = c.ids, logits = c.logits, kbar = index.kbar;
+    const d = this.d, ids = c.ids, kbar = index.kbar;
     this.norms = index.norms;
     // The sampled ids of every slot are ascending (retrieval lists them in id order): the blocks walk memory forward.
     let total = 0, lo = 0x7fffffff, hi = -1;
@@ -118,13 +118,7 @@ export class MagicPig implements DecodeMethod {
       if (kbar) for (let j = 0; j < d; j++) qk += q[j] * kbar[j];
       this.qn[s] = Math.sqrt(qn);
       this.qk[s] = qk;
-      c.dotsAt(s, a, this.nT[s]);
-      let mx = -Infinity;
-      for (let j = a; j < b; j++) {
-        const x = logits[j] * this.scale;
-        logits[j] = x;
-        if (x > mx) mx = x;
-      }
+      const mx = c.dotsScaledAt(s, a, this.nT[s], this.scale);
       this.mx[s] = mx;
       this.z[s] = c.expAt(a, b - a, mx);
       c.os[s].fill(0);
