@@ -53,9 +53,9 @@ for (const d of [8, 24, 64, 80, 96, 128, 256, 264]) {
           // dotsMax: the dots' scores times scale in double, stored as float, and the largest double product (what
           // the JavaScript loop it replaced computed: logits[j] * scale, then the max), in both builds.
           const scale = 1 / Math.sqrt(d);
-          for (const k of [sized, any]) {
+          for (const k of [sized, any] as WasmKernels[]) {
             f32.fill(NaN, wOff / 4, wOff / 4 + ROWS);
-            const mx = (k as unknown as Record<string, (...a: number[]) => number>)[(byIds ? 'dotsIdsMax' : 'dotsRangeMax') + sfx](qOff, kOff, rows, wOff, m, rowBytes, stride, scale);
+            const mx: number = (k as unknown as Record<string, (...a: number[]) => number>)[(byIds ? 'dotsIdsMax' : 'dotsRangeMax') + sfx](qOff, kOff, rows, wOff, m, rowBytes, stride, scale);
             let want = -Infinity;
             for (let j = 0; j < m; j++) {
               const x = scores[0][j] * scale;
