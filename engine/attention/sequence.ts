@@ -26,6 +26,7 @@
 // - Table buckets hold ids in ascending order whatever the fold history (folds append larger ids; cuts keep order), so
 //   retrieval emits the same ids in the same order.
 import type { AttentionConfig, AttentionShape, AttentionStats, SequenceAttention, PrepareOptions, QueryCodes, QueryHashParams } from './types';
+import { sameQueryHash } from './types';
 import { KvStore } from './kv-store';
 import { DenseKernel } from './dense';
 import { HeadIndex } from './head-index';
@@ -208,7 +209,7 @@ export class Sequence implements SequenceAttention {
     }
     // No index to sample from (a short context): no query hash either.
     const hashes = this.samplesNow(layer) && this.hashesQueries();
-    if (hashes && codes && this.madeWith(codes) && codes.codes.length >= this.shape.numHeads * this.config.L) {
+    if (hashes && codes && sameQueryHash(codes, this.config) && codes.codes.length >= this.shape.numHeads * this.config.L) {
       this.stepCodes = codes.codes; // hashed by the caller's layer graph, in the run that made q
     } else if (hashes && this.queryHashOnGraph()) {
       const graph = await this.queryHashGraph();
@@ -225,11 +226,6 @@ export class Sequence implements SequenceAttention {
 
   queryHashFor(layer: number, n: number): QueryHashParams | null {
     return this.decoding && n === 1 && this.samplesNow(layer) && this.hashesQueries() ? this.config : null;
-  }
-
-  private madeWith(p: QueryHashParams): boolean {
-    const c = this.config;
-    return p.K === c.K && p.L === c.L && p.seed === c.seed;
   }
 
   /**
@@ -402,7 +398,7 @@ export class Sequence implements SequenceAttention {
     // The first run of the per-step query hash graph (session creation, then onnxruntime's first-run setup) took
     // ~30 ms inside the first decode step of a process (bench-results/first-step.md); run it here, between requests.
     // Not needed when the caller's layer graphs hash the query.
-    const callerHashes = options.queryCodes !== undefined && this.madeWith(options.queryCodes);
+    const callerHashes = options.queryCodes !== undefined && sameQueryHash(options.queryCodes, this.config);
     if (!callerHashes && this.layers.some((_, l) => this.samplesNow(l)) && this.hashesQueries() && this.queryHashOnGraph()) {
       const graph = await this.queryHashGraph();
       if (!this.queryGraphWarm) {

@@ -66,6 +66,11 @@ export interface QueryHashParams {
   readonly seed: number;
 }
 
+/** Whether codes made with `a` are codes made with `b` (the same W, the same code shape). */
+export function sameQueryHash(a: QueryHashParams, b: QueryHashParams | undefined): boolean {
+  return !!b && a.K === b.K && a.L === b.L && a.seed === b.seed;
+}
+
 /** A decode step's query codes [numHeads, L] computed by the caller, with the parameters they were made with. */
 export interface QueryCodes extends QueryHashParams {
   readonly codes: Int32Array;

@@ -2,7 +2,7 @@
 // → final norm + lm_head on the last position. Dense parts are onnxruntime sessions built from the weights; attention
 // is engine code over the sequence's CPU-RAM KV cache (engine/attention), reached through one interface.
 import { simhashFor } from '../attention/simhash';
-import type { QueryCodes, QueryHashParams, SequenceAttention } from '../attention/types';
+import { sameQueryHash, type QueryCodes, type QueryHashParams, type SequenceAttention } from '../attention/types';
 import { UserError } from '../errors';
 import {
   buildEmbedHeadGraph, buildHeadGraph, buildLayerGraph, fuseEmbedHeadMaxBytes, io, largestGraphBytes, maxGraphBytes,
@@ -34,10 +34,6 @@ function layerStep(parts: LayerGraphParts, session: ort.InferenceSession): Layer
 export function ropeTableDims(session: ort.InferenceSession, n: number, half: number): number[] {
   const meta = session.inputMetadata.find((m) => m.name === io.cos);
   return meta?.isTensor && meta.shape.length === 2 ? [n, half] : [n, 1, half];
-}
-
-function sameHash(a: QueryHashParams, b: QueryHashParams | undefined): boolean {
-  return !!b && a.K === b.K && a.L === b.L && a.seed === b.seed;
 }
 
 export interface RunnerOptions {
@@ -282,7 +278,7 @@ export class ModelRunner {
       if (step.post !== undefined) feeds[io.attn] = attnT;
       if (step.pre !== undefined) { feeds[io.cos] = step.ropeTables2d ? cos2 : cosT; feeds[io.sin] = step.ropeTables2d ? sin2 : sinT; }
       const hashWith = step.pre !== undefined && step.hashesQuery ? attention.queryHashFor?.(step.pre, n) : null;
-      const hashes = !!hashWith && sameHash(hashWith, this.queryHash);
+      const hashes = !!hashWith && sameQueryHash(hashWith, this.queryHash);
       if (step.hashesQuery) feeds[io.qHashStart] = hashes ? hashLast : hashNone;
       const out = await step.session.run(feeds);
       if (step.post !== undefined || step.embed) x = out[io.xOut];
