@@ -146,6 +146,14 @@ async function wholeModel(argv: string[], file: string): Promise<number> {
       if (state.decoding && layer === 0) state.starts.push(performance.now());
       await forward(layer, ...rest);
     };
+    // A step whose layer-0 attention runs inside the next graph (Sequence.graphAttention) starts there instead.
+    const sync = attention as unknown as Record<string, (...x: unknown[]) => unknown>;
+    const graphAttention = sync.graphAttention.bind(attention);
+    sync.graphAttention = (layer: unknown, ...rest: unknown[]) => {
+      const rows = graphAttention(layer, ...rest);
+      if (rows && state.decoding && layer === 0) state.starts.push(performance.now());
+      return rows;
+    };
     attention.prepare = async (...x: unknown[]) => { await prepare(...x); state.decoding = true; };
     runs.push({ v, model, seq, state, steps: [] as number[], tokens: [] as string[] });
   }

@@ -9,6 +9,27 @@ import { fromBf16, toBf16, widenBf16Pairs, type KvArray } from './rows';
 
 export { fromBf16, toBf16, type KvArray };
 
+/** KvStore.mirrorRows: per KV head, rows [0, length) of K and of V as float32 [capacity, D]. */
+export interface KvMirror {
+  keys: Float32Array[];
+  values: Float32Array[];
+  length: number;
+  capacity: number;
+}
+
+/** Rows [from, to) of a cache array (rows `stride` elements apart) into dst as float32 rows of d. */
+function copyWidened(src: KvArray, stride: number, dst: Float32Array, d: number, from: number, to: number): void {
+  if (src instanceof Float32Array) {
+    for (let i = from; i < to; i++) dst.set(src.subarray(i * stride, i * stride + d), i * d);
+  } else if (d % 2 === 0 && stride % 2 === 0 && src.byteOffset % 4 === 0) {
+    const pairs = new Uint32Array(src.buffer, src.byteOffset, src.length >> 1);
+    const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+    for (let i = from; i < to; i++) widenBf16Pairs(pairs, (i * stride) >> 1, bits, i * d, d >> 1);
+  } else {
+    for (let i = from; i < to; i++) for (let c = 0; c < d; c++) dst[i * d + c] = fromBf16(src[i * stride + c]);
+  }
+}
+
 export class KvStore {
   /** Per KV head: its cache memory (K, V and the decode workspace). */
   heads: HeadCache[] = [];
@@ -112,11 +133,52 @@ export class KvStore {
 
   truncate(length: number): void {
     this.length = Math.min(this.length, Math.max(0, length));
+    if (this.mirror) this.mirror.length = Math.min(this.mirror.length, this.length);
   }
 
-  /** Bytes held (capacity, i.e. what is really allocated, workspace included). */
+  /**
+   * Decode attention inside the layer graphs (graphs.ts GraphOptions.decodeAttention) reads K and V as plain float32
+   * [tokens, D] per head: onnxruntime-node takes no SharedArrayBuffer-backed tensor and no bfloat16 one, and the
+   * cache rows interleave K with V. This copy holds rows [0, length) of the cache, widened (exact: a bfloat16 is a
+   * float32's top half), brought up to date here; truncate() cuts it with the cache, so it never holds stale rows.
+   */
+  mirrorRows(): KvMirror {
+    const d = this.headDim, G = this.numKvHeads;
+    let m = this.mirror;
+    if (!m || m.capacity < this.length) {
+      const cap = Math.max(this.length, 2 * (m?.capacity ?? 0), 64);
+      const grown: KvMirror = { keys: [], values: [], length: m?.length ?? 0, capacity: cap };
+      for (let g = 0; g < G; g++) {
+        grown.keys[g] = new Float32Array(cap * d);
+        grown.values[g] = new Float32Array(cap * d);
+        if (m) { grown.keys[g].set(m.keys[g].subarray(0, m.length * d)); grown.values[g].set(m.values[g].subarray(0, m.length * d)); }
+      }
+      m = this.mirror = grown;
+    }
+    for (let g = 0; g < G && m.length < this.length; g++) {
+      const stride = this.heads[g].stride;
+      copyWidened(this.keys[g], stride, m.keys[g], d, m.length, this.length);
+      copyWidened(this.values[g], stride, m.values[g], d, m.length, this.length);
+    }
+    m.length = this.length;
+    return m;
+  }
+
+  /** Free the float32 copy (the cache outgrew what the graphs' attention is used for). */
+  dropMirror(): void {
+    this.mirror = null;
+  }
+
+  /** Bytes of the float32 copy (0 without one). */
+  mirrorBytes(): number {
+    return this.mirror ? 8 * this.numKvHeads * this.mirror.capacity * this.headDim : 0;
+  }
+
+  private mirror: KvMirror | null = null;
+
+  /** Bytes held (capacity, i.e. what is really allocated, workspace and the float32 copy included). */
   bytes(): number {
-    return this.heads.reduce((a, h) => a + h.bytes, 0);
+    return this.heads.reduce((a, h) => a + h.bytes, 0) + this.mirrorBytes();
   }
 
   /** Bytes of the cached tokens (length, not capacity). */

@@ -27,7 +27,7 @@
 //   retrieval emits the same ids in the same order.
 import type { AttentionConfig, AttentionShape, AttentionStats, SequenceAttention, PrepareOptions, QueryCodes, QueryHashParams } from './types';
 import { sameQueryHash } from './types';
-import { KvStore } from './kv-store';
+import { KvStore, type KvMirror } from './kv-store';
 import { DenseKernel } from './dense';
 import { HeadIndex } from './head-index';
 import { LshTables } from './lsh-tables';
@@ -71,6 +71,12 @@ function norm(row: Float32Array): number {
   for (let c = 0; c < row.length; c++) s += row[c] * row[c];
   return Math.sqrt(s);
 }
+
+/**
+ * Longest cache whose exact decode steps run inside the layer graphs (Sequence.graphAttention). Its float32 copy costs
+ * twice the bfloat16 cache's memory (8 · KV heads · D bytes a token a layer) and pays where the WebAssembly kernels' arithmetic is most of a short step; MagicPIG samples beyond it.
+ */
+export const GRAPH_ATTENTION_MAX_TOKENS = 4096;
 
 /**
  * Keys per run of the key-hash graph in prepare(). onnxruntime's CPU arena keeps a run's largest intermediates for
@@ -204,6 +210,7 @@ export class Sequence implements SequenceAttention {
     if (!this.decoding || n !== 1) {
       const st = this.layers[layer];
       st.kv.append(k, v, n);
+      this.keepMirror(layer);
       await this.dense.causalAsync(st.kv, q, n, out, this.provider);
       return;
     }
@@ -222,6 +229,56 @@ export class Sequence implements SequenceAttention {
     } finally {
       this.stepCodes = null;
     }
+  }
+
+  /**
+   * A decode step of `layer` whose attention is exact (the dense method, a dense layer, or nothing indexed yet) can
+   * run inside the next layer graph (graphs.ts GraphOptions.decodeAttention) over a float32 copy of the cache: MLAS's
+   * GEMMs instead of the WebAssembly kernels, and no attention call between the two graph runs. Appends k/v like
+   * forward() and returns the copy's rows (the new token's included), or returns null having done nothing, and the
+   * caller runs forwardAsync. Caches past GRAPH_ATTENTION_MAX_TOKENS drop their copy (its memory grows with the
+   * context, and a dense step there is memory-bound either way).
+   */
+  graphAttention(layer: number, k: Float32Array, v: Float32Array, n: number): KvMirror | null {
+    this.graphAttentionSeen = true;
+    if (!this.decoding || n !== 1 || this.samplesNow(layer)) return null;
+    const st = this.layers[layer];
+    if (!this.mirrorAllowed(layer, st.kv.length + 1)) {
+      st.kv.dropMirror();
+      return null;
+    }
+    if (this.isSampledLayer(layer)) this.reconcile(layer); // what decode() does first: drops an index not wanted now
+    st.kv.append(k, v, 1);
+    return st.kv.mirrorRows();
+  }
+
+  /** Cache length up to which graphAttention() serves a step (tests lower it); a sampling method's dense layers have no limit. */
+  graphAttentionMaxTokens = GRAPH_ATTENTION_MAX_TOKENS;
+  /** The runner hands exact decode steps to its graphs: prompt chunks then keep the float32 copy of layers that will. */
+  private graphAttentionSeen = false;
+
+  /**
+   * Whether `layer` may keep a float32 copy of `length` tokens: up to graphAttentionMaxTokens, and at any length for
+   * the dense layers of a sampling method (a few layers; at long context their exact steps gain the most).
+   */
+  private mirrorAllowed(layer: number, length: number): boolean {
+    return (this.config.method !== 'dense' && this.isDenseLayer(layer)) || length <= this.graphAttentionMaxTokens;
+  }
+
+  /**
+   * After a prompt chunk: bring the float32 copy up to date where the decode steps will hand over (layers that never
+   * sample, and sampled layers whose index would still be empty were the prompt to end here), so the first decode
+   * step does not copy the whole prompt.
+   */
+  private keepMirror(layer: number): void {
+    if (!this.graphAttentionSeen) return;
+    const kv = this.layers[layer].kv;
+    if (this.isSampledLayer(layer) && this.indexTarget(layer, kv.length) > this.config.sinks) {
+      kv.dropMirror(); // this prompt will be sampled from
+      return;
+    }
+    if (this.mirrorAllowed(layer, kv.length)) kv.mirrorRows();
+    else kv.dropMirror();
   }
 
   queryHashFor(layer: number, n: number): QueryHashParams | null {
@@ -266,10 +323,10 @@ export class Sequence implements SequenceAttention {
   }
 
   /** Where I should end for the current context (see the header comment): sinks + B·⌈(waiting − tailThreshold)/B⌉. */
-  private indexTarget(layer: number): number {
+  private indexTarget(layer: number, contextEnd = this.contextEnd): number {
     const { sinks, window, tailThreshold } = this.config;
     const B = Math.max(1, tailThreshold);
-    const waiting = Math.min(this.contextEnd, this.layers[layer].kv.length) - window - sinks;
+    const waiting = Math.min(contextEnd, this.layers[layer].kv.length) - window - sinks;
     const target = sinks + B * Math.ceil(Math.max(0, waiting - tailThreshold) / B);
     return target - sinks < this.config.minIndexed ? sinks : target; // too few keys to be worth sampling: all exact
   }

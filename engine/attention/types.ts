@@ -87,6 +87,13 @@ export interface PrepareOptions {
  * One sequence's KV cache plus an attention method. Tensors are row-major float32:
  * q: [n, numHeads, headDim], k/v: [n, numKvHeads, headDim], out: [n, numHeads, headDim].
  */
+/** Rows [0, length) of a layer's keys and values as float32 [≥ length, D] per KV head. */
+export interface GraphAttentionRows {
+  keys: Float32Array[];
+  values: Float32Array[];
+  length: number;
+}
+
 export interface SequenceAttention {
   readonly shape: AttentionShape;
   /** Tokens cached (all layers have the same length between forward passes). */
@@ -117,6 +124,12 @@ export interface SequenceAttention {
    * null. A caller that can compute the codes itself (the runner's layer graphs) passes them to forwardAsync.
    */
   queryHashFor?(layer: number, n: number): QueryHashParams | null;
+  /**
+   * For a runner whose next layer graph computes attention itself (graphs.ts GraphOptions.decodeAttention): when
+   * `layer`'s step is an exact decode step it may hand over, append k/v and return the cache's rows as float32 per KV
+   * head (the new token's included); else null, nothing done, and the caller runs forwardAsync.
+   */
+  graphAttention?(layer: number, k: Float32Array, v: Float32Array, n: number): GraphAttentionRows | null;
   /** Prompt done: tokens so far are "context" (may be indexed); later tokens are generated and stay exact. */
   endPrefill(): void;
   /**

@@ -2,7 +2,7 @@
 // → final norm + lm_head on the last position. Dense parts are onnxruntime sessions built from the weights; attention
 // is engine code over the sequence's CPU-RAM KV cache (engine/attention), reached through one interface.
 import { simhashFor } from '../attention/simhash';
-import { sameQueryHash, type QueryCodes, type QueryHashParams, type SequenceAttention } from '../attention/types';
+import { sameQueryHash, type GraphAttentionRows, type QueryCodes, type QueryHashParams, type SequenceAttention } from '../attention/types';
 import { UserError } from '../errors';
 import {
   buildEmbedHeadGraph, buildHeadGraph, buildLayerGraph, fuseEmbedHeadMaxBytes, io, largestGraphBytes, maxGraphBytes,
@@ -24,10 +24,15 @@ interface LayerStep extends LayerGraphParts {
   hashesQuery?: boolean;
   /** It takes cos/sin as [n, D/2] (graphs.ts FusedOps.ropeIo), not [n, 1, D/2]. */
   ropeTables2d?: boolean;
+  /** It can compute its post-attention layer's decode attention itself (graphs.ts GraphOptions.decodeAttention). */
+  attendsInGraph?: boolean;
 }
 
 function layerStep(parts: LayerGraphParts, session: ort.InferenceSession): LayerStep {
-  return { ...parts, session, hashesQuery: session.inputNames.includes(io.qHashStart), ropeTables2d: ropeTableDims(session, 1, 1).length === 2 };
+  return {
+    ...parts, session, hashesQuery: session.inputNames.includes(io.qHashStart), ropeTables2d: ropeTableDims(session, 1, 1).length === 2,
+    attendsInGraph: session.inputNames.includes(io.attnQ),
+  };
 }
 
 /** The dims a layer graph declares for its cos/sin inputs at n tokens: [n, D/2] (FusedOps.ropeIo) or [n, 1, D/2]. */
@@ -64,6 +69,8 @@ export interface RunnerOptions {
    * GraphOptions.queryHash), for the decode steps whose sequence asks for them (SequenceAttention.queryHashFor).
    */
   queryHash?: QueryHashParams;
+  /** Graphs with a post-attention half also compute exact decode attention (graphs.ts GraphOptions.decodeAttention). */
+  decodeAttention?: boolean;
 }
 
 /** GraphOptions.queryHash for RunnerOptions.queryHash: the SimHash weights every layer graph multiplies by. */
@@ -131,7 +138,7 @@ export class ModelRunner {
     const steps: LayerStep[] = [];
     for (const [i, parts] of plan.entries()) {
       progress(i + (fuseEnds ? 0 : 1), `layer graph ${i + 1}/${plan.length}`);
-      const created = await createSession(buildLayerGraph(spec, weight, parts, { queryHash: queryHashWeights(spec, options.queryHash) }), provider, sessionOptions);
+      const created = await createSession(buildLayerGraph(spec, weight, parts, { queryHash: queryHashWeights(spec, options.queryHash), decodeAttention: options.decodeAttention }), provider, sessionOptions);
       provider = created.provider;
       steps.push(layerStep(parts, created.session));
     }
@@ -164,7 +171,7 @@ export class ModelRunner {
       }
     }
     let caching = cache?.begin() ?? false;
-    const graph = { accuracyLevel: options.accuracyLevel, queryHash: queryHashWeights(spec, options.queryHash) };
+    const graph = { accuracyLevel: options.accuracyLevel, queryHash: queryHashWeights(spec, options.queryHash), decodeAttention: options.decodeAttention };
     let table: QuantMatrix | undefined;
     const source: WeightSource = (name) => (name === embedName ? table! : weight(name));
     return ModelRunner.buildPacked(spec, options, () => {
@@ -272,25 +279,44 @@ export class ModelRunner {
     // Graphs with the query hash hash rows [start, n) of q: the last row for a sampled decode step, none otherwise.
     const hashLast = new ort.Tensor('int64', BigInt64Array.of(BigInt(n - 1)), [1]);
     const hashNone = new ort.Tensor('int64', BigInt64Array.of(BigInt(n)), [1]);
+    // Graphs that attend themselves (decode steps the sequence hands over): zero rows of whichever input is unused.
+    const { numKvHeads } = this.spec;
+    const noRows = (cols: number) => new ort.Tensor('float32', new Float32Array(0), [0, cols]);
+    const noAttn = noRows(numHeads * D), noKv = noRows(D);
+    let handed: GraphAttentionRows | null = null, handedQ: Float32Array | undefined;
     let logits: Float32Array | undefined;
-    for (const step of this.steps) {
+    for (const [i, step] of this.steps.entries()) {
       const feeds: Record<string, ort.Tensor> = step.embed ? { [io.ids]: idsT } : { [io.x]: x! };
-      if (step.post !== undefined) feeds[io.attn] = attnT;
+      if (step.post !== undefined) feeds[io.attn] = handed ? noAttn : attnT;
+      if (step.attendsInGraph) {
+        feeds[io.attnQ] = handed ? new ort.Tensor('float32', handedQ!, [1, numHeads * D]) : noAttn;
+        for (let g = 0; g < numKvHeads; g++) {
+          const rows = (a: Float32Array) => new ort.Tensor('float32', a.subarray(0, handed!.length * D), [handed!.length, D]);
+          feeds[`${io.attnKeys}${g}`] = handed ? rows(handed.keys[g]) : noKv;
+          feeds[`${io.attnValues}${g}`] = handed ? rows(handed.values[g]) : noKv;
+        }
+      }
       if (step.pre !== undefined) { feeds[io.cos] = step.ropeTables2d ? cos2 : cosT; feeds[io.sin] = step.ropeTables2d ? sin2 : sinT; }
       const hashWith = step.pre !== undefined && step.hashesQuery ? attention.queryHashFor?.(step.pre, n) : null;
       const hashes = !!hashWith && sameQueryHash(hashWith, this.queryHash);
       if (step.hashesQuery) feeds[io.qHashStart] = hashes ? hashLast : hashNone;
       const out = await step.session.run(feeds);
       if (step.post !== undefined || step.embed) x = out[io.xOut];
+      handed = null;
       if (step.pre !== undefined) {
         const q = out[io.q].data as Float32Array;
         const k = out[io.k].data as Float32Array;
         const v = out[io.v].data as Float32Array;
-        const codes: QueryCodes | undefined = hashes ? { ...this.queryHash!, codes: out[io.qCodes].data as Int32Array } : undefined;
-        // forwardAsync: exact calls (prompt chunks, dense layers) run as one ONNX graph when big enough; a sampled
-        // decode step takes its query hash from this graph's run, else hashes on a graph of its own or the SIMD CPU
-        // kernel, whichever is cheaper for the shape.
-        await attention.forwardAsync(step.pre, q, k, v, n, attnOut, codes);
+        // An exact decode step the next graph can compute: the sequence appends k/v and hands over its rows.
+        if (this.steps[i + 1]?.attendsInGraph) handed = attention.graphAttention?.(step.pre, k, v, n) ?? null;
+        if (handed) handedQ = q;
+        else {
+          const codes: QueryCodes | undefined = hashes ? { ...this.queryHash!, codes: out[io.qCodes].data as Int32Array } : undefined;
+          // forwardAsync: exact calls (prompt chunks, dense layers) run as one ONNX graph when big enough; a sampled
+          // decode step takes its query hash from this graph's run, else hashes on a graph of its own or the SIMD CPU
+          // kernel, whichever is cheaper for the shape.
+          await attention.forwardAsync(step.pre, q, k, v, n, attnOut, codes);
+        }
       }
       if (step.head) logits = out[io.logits].data as Float32Array;
     }

@@ -45,6 +45,11 @@ export interface LoadOptions extends OpenSourceOptions {
   fuseEmbedHead?: boolean;
   /** MatMulNBits accuracy_level for packed weights (default 4: int8 activations; tests use 0). */
   accuracyLevel?: number;
+  /**
+   * Exact decode steps attend inside the layer graphs (graphs.ts GraphOptions.decodeAttention). Default: for models
+   * whose query heads span at least GRAPH_ATTENTION_MIN_WIDTH floats (tests force it either way).
+   */
+  decodeAttention?: boolean;
   /** Where the provider-fallback line goes (default stderr). */
   log?: (line: string) => void;
 }
@@ -60,9 +65,11 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
     const log = options.log ?? ((line: string) => process.stderr.write(line + '\n'));
     const cacheDir = options.cacheDir === undefined ? defaultCacheDir() : options.cacheDir;
     const queryHash = layerGraphQueryHash(spec, options.attention);
+    const decodeAttention = options.decodeAttention ?? layerGraphAttention(spec);
     const cache = packed && cacheDir ? new GraphCache(cacheDir, {
       source: source.fingerprint, format: source.format, weights: (source as { weightsFormat?: string }).weightsFormat,
       accuracyLevel: options.accuracyLevel, fused: defaultFusedOps(), prepacked: prepackedEnabled(), queryHash: queryHash ?? null,
+      ...(decodeAttention ? { decodeAttention } : {}),
     }, log) : undefined;
     const runner = await ModelRunner.create(spec, (name) => source.weight(name), {
       cache,
@@ -75,6 +82,7 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
       accuracyLevel: options.accuracyLevel,
       bytesPerWeight: source.bytesPerWeight,
       queryHash,
+      decodeAttention,
       onProgress: (message, fraction) => progress(message, 0.05 + 0.95 * fraction),
     });
     if (cache && cacheDir) {
@@ -90,6 +98,18 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
   } finally {
     source.close();
   }
+}
+
+/**
+ * Query width (heads · head size) from which exact decode steps attend inside the layer graphs by default: there the
+ * WebAssembly kernels' arithmetic is a measurable part of a short step (bench-results/attention-decisions.md). Below
+ * it (the bundled demo model) a step's attention is microseconds and the graphs stay as they are.
+ * SNOUT_GRAPH_ATTENTION=0 leaves it out (before/after runs).
+ */
+export const GRAPH_ATTENTION_MIN_WIDTH = 1024;
+
+function layerGraphAttention(spec: ModelSpec): boolean {
+  return process.env.SNOUT_GRAPH_ATTENTION !== '0' && spec.numHeads * spec.headDim >= GRAPH_ATTENTION_MIN_WIDTH;
 }
 
 /**

@@ -74,6 +74,12 @@ export interface GraphOptions {
    * sampled decode step gets its codes from the same onnxruntime run instead of a graph call of its own.
    */
   queryHash?: SimHashWeights;
+  /**
+   * Graphs with a post-attention half can also compute that layer's attention themselves, for an exact decode step
+   * (one query row) over a float32 copy of the layer's K/V that the runner feeds (decodeAttentionNodes below): the
+   * step then needs no attention call of its own between two graph runs.
+   */
+  decodeAttention?: boolean;
 }
 const graphOptions = new WeakMap<GraphBuilder, GraphOptions>();
 
@@ -88,6 +94,7 @@ export const io = {
   ids: 'ids', embeds: 'embeds', hidden: 'hidden', logits: 'logits',
   x: 'x', attn: 'attn', cos: 'cos', sin: 'sin', xOut: 'x_out', q: 'q', k: 'k', v: 'v',
   qHashStart: 'q_hash_start', qCodes: 'q_codes',
+  attnQ: 'attn_q', attnKeys: 'attn_k', attnValues: 'attn_v',
 } as const;
 
 const fusedOf = (g: GraphBuilder): FusedOps => graphOptions.get(g)?.fused ?? defaultFusedOps();
@@ -272,12 +279,12 @@ function addPreAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource,
  * allow) and, when `nextNorm` is given and norms are fused, that norm of it (the next layer's input RMSNorm, fused
  * with the last residual add).
  */
-function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string, xName: string, nextNorm?: { weight: Float32Array; stem: string }): { x: string; normed?: string } {
+function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource, l: number, x: string, attn: string, xName: string, nextNorm?: { weight: Float32Array; stem: string }): { x: string; normed?: string } {
   const { hiddenSize: H, intermediateSize: I, numHeads, headDim: D } = spec;
   const n = layerWeightNames(spec, l);
   const fused = fusedOf(g);
   const bias = (name?: string) => (name ? vector(weight(name), name) : undefined);
-  const o = linear(g, io.attn, weight(n.o), H, numHeads * D, `l${l}_o`, bias(n.oBias));
+  const o = linear(g, attn, weight(n.o), H, numHeads * D, `l${l}_o`, bias(n.oBias));
   let afterAttn: string, h: string;
   if (fused.norm) {
     ({ sum: afterAttn, normed: h } = residualNorm(g, x, o, vector(weight(n.postNorm), n.postNorm), spec.rmsNormEps, `l${l}_post_norm`));
@@ -309,6 +316,33 @@ function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource
   return { x: g.node('Add', [afterAttn, down], { outputs: out ? [out] : 1, name: `l${l}_mlp_residual` })[0] };
 }
 
+/**
+ * Exact attention of one decode step inside the graph (GraphOptions.decodeAttention), per KV head g with its G query
+ * heads stacked: scores = q_g · K_gᵀ / √D [G, p], softmax over the p keys, out_g = weights · V_g [G, D]. Inputs:
+ * attn_q [m, heads·D] (the step's query after RoPE, m = 1; m = 0 when the runner computed attention itself),
+ * attn_k<g> and attn_v<g> [p, D] (every cached key/value of KV head g, the new token's included; p = 0 with m = 0).
+ * The result [m, heads·D] follows the runner's own rows in `attn` [e, heads·D] (e = n, or 0 when m = 1): the layer
+ * sees whichever was given. With no rows the nodes cost a few microseconds of dispatch; onnxruntime runs every node
+ * whatever is fetched, which is why "none" is zero rows rather than an unused output.
+ */
+function decodeAttentionNodes(g: GraphBuilder, spec: ModelSpec, attn: string, stem: string): string {
+  const { numHeads, numKvHeads, headDim: D } = spec, G = numHeads / numKvHeads;
+  g.input(io.attnQ, 'float32', ['m', numHeads * D]);
+  const heads = g.op('Reshape', [io.attnQ, g.int64s(`${stem}_q_shape`, [-1, D])]); // [m·heads, D]
+  const axis = g.int64s(`${stem}_axis`, [0]);
+  const outs: string[] = [];
+  for (let kv = 0; kv < numKvHeads; kv++) {
+    const keys = g.input(`${io.attnKeys}${kv}`, 'float32', ['p', D]);
+    const values = g.input(`${io.attnValues}${kv}`, 'float32', ['p', D]);
+    const q = g.op('Slice', [heads, g.int64s(`${stem}_q${kv}_start`, [kv * G]), g.int64s(`${stem}_q${kv}_end`, [(kv + 1) * G]), axis]);
+    const scores = g.op('Gemm', [q, keys], { transB: attr.i(1), alpha: attr.f(1 / Math.sqrt(D)) }, `${stem}_scores${kv}`);
+    const weights = g.op('Softmax', [scores], { axis: attr.i(-1) });
+    outs.push(g.op('MatMul', [weights, values], undefined, `${stem}_out${kv}`));
+  }
+  const own = g.op('Reshape', [g.op('Concat', outs, { axis: attr.i(0) }), g.int64s(`${stem}_out_shape`, [-1, numHeads * D])]);
+  return g.op('Concat', [attn, own], { axis: attr.i(0) }, stem);
+}
+
 export interface LayerGraphParts {
   /** Post-attention of this layer first. */
   post?: number;
@@ -326,7 +360,8 @@ export interface LayerGraphParts {
  * with FusedOps.ropeIo). Outputs: x_out [n, H] (with post or embed), q [n, heads, D], k [n, kvHeads, D] ([1, n,
  * heads·D] with ropeIo: the same floats), v [n, kvHeads·D] (with pre),
  * logits [1, V] (with head). With GraphOptions.queryHash and pre, also input q_hash_start [1] (int64) and output
- * q_codes [(n − q_hash_start)·heads, L] (int32).
+ * q_codes [(n − q_hash_start)·heads, L] (int32). With GraphOptions.decodeAttention and post, attn may have 0 rows and
+ * the inputs of decodeAttentionNodes come with it.
  */
 export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, parts: LayerGraphParts, options: GraphOptions = {}): Uint8Array {
   const { hiddenSize: H, numHeads, headDim: D } = spec;
@@ -345,9 +380,10 @@ export function buildLayerGraph(spec: ModelSpec, weight: WeightSource, parts: La
   }
   let normed: string | undefined;
   if (parts.post !== undefined) {
-    g.input(io.attn, 'float32', ['n', numHeads * D]);
+    let attn = g.input(io.attn, 'float32', [options.decodeAttention ? 'e' : 'n', numHeads * D]);
+    if (options.decodeAttention) attn = decodeAttentionNodes(g, spec, attn, `l${parts.post}_attn`);
     const next = parts.pre !== undefined ? layerWeightNames(spec, parts.pre).inputNorm : undefined;
-    ({ x, normed } = addPostAttention(g, spec, weight, parts.post, x, io.xOut,
+    ({ x, normed } = addPostAttention(g, spec, weight, parts.post, x, attn, io.xOut,
       next ? { weight: vector(weight(next), next), stem: `l${parts.pre}_input_norm` } : undefined));
     g.output(x, io.xOut, 'float32', ['n', H]);
   }
