@@ -143,6 +143,18 @@ async function snoutChild(a: ChildArgs): Promise<void> {
     await forward(layer, ...rest);
     if (decoding) attn[attn.length - 1] += performance.now() - s;
   };
+  // A layer whose exact step runs inside the next layer graph (Sequence.graphAttention) makes no forwardAsync call:
+  // its step starts here, and only the hand-over (append, copy) counts as attention time (the rest is in the graph).
+  const sync = attention as unknown as Record<string, (...x: unknown[]) => unknown>;
+  const graphAttention = sync.graphAttention.bind(attention);
+  sync.graphAttention = (layer: unknown, ...rest: unknown[]) => {
+    const s = performance.now();
+    const rows = graphAttention(layer, ...rest);
+    if (!rows || !decoding) return rows;
+    if (layer === 0) { starts.push(s); attn.push(0); }
+    attn[attn.length - 1] += performance.now() - s;
+    return rows;
+  };
   attention.prepare = async (...x: unknown[]) => {
     const s = performance.now();
     await prepare(...x);

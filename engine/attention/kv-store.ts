@@ -164,6 +164,11 @@ export class KvStore {
     return m;
   }
 
+  /** The float32 copy when it holds every cached row (no copying here), else null. */
+  currentMirror(): KvMirror | null {
+    return this.mirror && this.mirror.length === this.length ? this.mirror : null;
+  }
+
   /** Free the float32 copy (the cache outgrew what the graphs' attention is used for). */
   dropMirror(): void {
     this.mirror = null;

@@ -101,16 +101,21 @@ export class PrefillGraph {
    */
   async causal(kv: KvStore, q: Float32Array, n: number, out: Float32Array, scale: number): Promise<void> {
     const past = kv.length - n;
+    // The cache's own float32 copy where it keeps one in step (KvStore.mirrorRows: decode attention in the layer
+    // graphs), else this graph's scratch copy.
+    const mirror = kv.currentMirror();
+    const keys: Float32Array[] = [], values: Float32Array[] = [];
     for (let g = 0; g < this.numKvHeads; g++) {
-      copyRows(this.kBufs, g, kv.keys[g], kv.length, this.headDim, kv.heads[g].stride);
-      copyRows(this.vBufs, g, kv.values[g], kv.length, this.headDim, kv.heads[g].stride);
+      keys[g] = mirror ? mirror.keys[g] : copyRows(this.kBufs, g, kv.keys[g], kv.length, this.headDim, kv.heads[g].stride);
+      values[g] = mirror ? mirror.values[g] : copyRows(this.vBufs, g, kv.values[g], kv.length, this.headDim, kv.heads[g].stride);
     }
     const step = this.subChunk(kv.length);
-    for (let j0 = 0; j0 < n; j0 += step) await this.run(q, j0, Math.min(n, j0 + step), past, out, scale);
+    for (let j0 = 0; j0 < n; j0 += step) await this.run(q, keys, values, j0, Math.min(n, j0 + step), past, out, scale);
   }
 
-  /** Chunk queries [j0, j1): keys [0, past + j1). */
-  private async run(q: Float32Array, j0: number, j1: number, past: number, out: Float32Array, scale: number): Promise<void> {
+  /** Chunk queries [j0, j1): keys [0, past + j1) of keys/values (float32 rows of d per KV head). */
+  private async run(q: Float32Array, keyRows: Float32Array[], valueRows: Float32Array[], j0: number, j1: number, past: number,
+    out: Float32Array, scale: number): Promise<void> {
     const H = this.numHeads, Hkv = this.numKvHeads, G = H / Hkv, d = this.headDim;
     const c = j1 - j0, keys = past + j1;
     const feeds: Record<string, ort.Tensor> = {
@@ -128,8 +133,8 @@ export class PrefillGraph {
         }
       }
       feeds[`q${g}`] = new ort.Tensor('float32', qb.subarray(0, G * c * d), [G, c, d]);
-      feeds[`k${g}`] = new ort.Tensor('float32', this.kBufs[g].subarray(0, keys * d), [keys, d]);
-      feeds[`v${g}`] = new ort.Tensor('float32', this.vBufs[g].subarray(0, keys * d), [keys, d]);
+      feeds[`k${g}`] = new ort.Tensor('float32', keyRows[g].subarray(0, keys * d), [keys, d]);
+      feeds[`v${g}`] = new ort.Tensor('float32', valueRows[g].subarray(0, keys * d), [keys, d]);
     }
     const res = await this.session.run(feeds);
     for (let g = 0; g < Hkv; g++) {

@@ -73,10 +73,12 @@ function norm(row: Float32Array): number {
 }
 
 /**
- * Longest cache whose exact decode steps run inside the layer graphs (Sequence.graphAttention). Its float32 copy costs
- * twice the bfloat16 cache's memory (8 · KV heads · D bytes a token a layer) and pays where the WebAssembly kernels' arithmetic is most of a short step; MagicPIG samples beyond it.
+ * Longest cache whose exact decode steps run inside the layer graphs (Sequence.graphAttention). There the WebAssembly
+ * kernels' arithmetic is what a step waits on; with more keys the graph's float32 reads from DRAM catch up with it
+ * (for the 1.5B shape a clear gain at 4K keys, even at 8K, a loss at 16K: bench-results/layer-decode.md), and the copy
+ * costs twice the bfloat16 cache's memory (8 · KV heads · D bytes a token a layer).
  */
-export const GRAPH_ATTENTION_MAX_TOKENS = 4096;
+export const GRAPH_ATTENTION_MAX_TOKENS = 6144;
 
 /**
  * Keys per run of the key-hash graph in prepare(). onnxruntime's CPU arena keeps a run's largest intermediates for
@@ -252,17 +254,19 @@ export class Sequence implements SequenceAttention {
     return st.kv.mirrorRows();
   }
 
-  /** Cache length up to which graphAttention() serves a step (tests lower it); a sampling method's dense layers have no limit. */
+  /** Cache length up to which graphAttention() serves a step (tests lower it). */
   graphAttentionMaxTokens = GRAPH_ATTENTION_MAX_TOKENS;
   /** The runner hands exact decode steps to its graphs: prompt chunks then keep the float32 copy of layers that will. */
   private graphAttentionSeen = false;
 
   /**
-   * Whether `layer` may keep a float32 copy of `length` tokens: up to graphAttentionMaxTokens, and at any length for
-   * the dense layers of a sampling method (a few layers; at long context their exact steps gain the most).
+   * Whether `layer` may keep a float32 copy of `length` tokens: up to graphAttentionMaxTokens. Not beyond, not even for
+   * a sampling method's dense layers: at 16K keys the graph's GEMMs read twice the bytes of the bfloat16 cache, from
+   * DRAM (the weights of a whole token pass between two steps evict them), and packing them costs more than the
+   * WebAssembly step (bench-results/layer-decode.md).
    */
-  private mirrorAllowed(layer: number, length: number): boolean {
-    return (this.config.method !== 'dense' && this.isDenseLayer(layer)) || length <= this.graphAttentionMaxTokens;
+  private mirrorAllowed(_layer: number, length: number): boolean {
+    return length <= this.graphAttentionMaxTokens;
   }
 
   /**

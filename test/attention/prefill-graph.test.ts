@@ -102,3 +102,31 @@ test('prefill graph on a bfloat16 cache equals the CPU loop over the same rounde
     assert.ok(worst < 2e-5, `H ${s.H} / G ${s.G} / d ${s.d}: graph vs loop max |diff| ${worst}`);
   }
 });
+
+test('prefill graph: over the cache\'s own float32 copy (decode attention in the layer graphs) it makes no copy and gives the same bits', async () => {
+  const s = { H: 4, G: 2, d: 16 }, rand = rng(5);
+  for (const dtype of ['float32', 'bfloat16'] as const) {
+    const plain = await PrefillGraph.create(s.H, s.G, s.d, 'cpu'), mirrored = await PrefillGraph.create(s.H, s.G, s.d, 'cpu');
+    const a = new KvStore(s.G, s.d, dtype), b = new KvStore(s.G, s.d, dtype);
+    for (const n of [40, 1, 70]) {
+      const q = gaussians(n * s.H * s.d, rand, 3), k = gaussians(n * s.G * s.d, rand, 3), v = gaussians(n * s.G * s.d, rand);
+      a.append(k, v, n);
+      b.append(k, v, n);
+      b.mirrorRows(); // what Sequence.keepMirror does after each prompt chunk
+      const outA = new Float32Array(n * s.H * s.d), outB = new Float32Array(n * s.H * s.d);
+      await plain.causal(a, q, n, outA, 0.25);
+      await mirrored.causal(b, q, n, outB, 0.25);
+      assert.deepEqual(outB, outA, `${dtype}, chunk of ${n}`);
+      assert.equal((mirrored as unknown as { kBufs: unknown[] }).kBufs.length, 0, 'no scratch copy was made');
+    }
+    // A copy that lags the cache (rows appended since) is not used.
+    const n = 3, q = gaussians(n * s.H * s.d, rand), k = gaussians(n * s.G * s.d, rand), v = gaussians(n * s.G * s.d, rand);
+    a.append(k, v, n);
+    b.append(k, v, n);
+    const outA = new Float32Array(n * s.H * s.d), outB = new Float32Array(n * s.H * s.d);
+    await plain.causal(a, q, n, outA, 0.25);
+    await mirrored.causal(b, q, n, outB, 0.25);
+    assert.deepEqual(outB, outA);
+    assert.equal((mirrored as unknown as { kBufs: unknown[] }).kBufs.length, s.G);
+  }
+});
