@@ -29,6 +29,8 @@ interface Variant {
   accuracyLevel?: number;
   /** Session options laid over the engine's own for a large (packed) model. */
   session?: Partial<ort.InferenceSession.SessionOptions>;
+  /** GraphOptions.decodeAttention, fed as the runner does when the engine attends (zero rows: the nodes' cost when off). */
+  decodeAttention?: boolean;
   what: string;
 }
 
@@ -42,6 +44,7 @@ export const VARIANTS: Variant[] = [
   { name: 'bias-out', fused: { bias: true, outputs: true }, what: 'bias inside MatMulNBits, no Identity outputs' },
   { name: 'fused', fused: allFused, what: 'all four fusions' },
   { name: 'rope-io', fused: { ...allFused, ropeIo: true }, what: 'all four, and RoPE tables and outputs in RotaryEmbedding\'s shapes (no Reshape around it)' },
+  { name: 'graph-attn', fused: { ...allFused, ropeIo: true }, decodeAttention: true, what: 'rope-io, plus the decode-attention nodes fed zero rows (a step the engine attends)' },
   { name: 'base-ext', fused: {}, session: { graphOptimizationLevel: 'extended' }, what: 'base graphs, extended rewrites' },
   { name: 'base-all', fused: {}, session: { graphOptimizationLevel: 'all' }, what: 'base graphs, all rewrites' },
   { name: 'fused-all', fused: allFused, session: { graphOptimizationLevel: 'all' }, what: 'fused graphs, all rewrites' },
@@ -223,7 +226,7 @@ export async function run(argv: string[]): Promise<number> {
   const sessions = new Map<string, ort.InferenceSession[]>();
   const heads = new Map<string, ort.InferenceSession>();
   for (const v of variants) {
-    const options: GraphOptions = { fused: v.fused, accuracyLevel: v.accuracyLevel };
+    const options: GraphOptions = { fused: v.fused, accuracyLevel: v.accuracyLevel, decodeAttention: v.decodeAttention };
     const bytes = buildLayerGraph(spec, weight, { post: 0, pre: 1 }, options);
     const list: ort.InferenceSession[] = [];
     for (let c = 0; c < copies; c++) list.push(await makeSession(bytes, v));
@@ -243,7 +246,10 @@ export async function run(argv: string[]): Promise<number> {
       [io.sin]: new ort.Tensor('float32', new Float32Array(m * (D / 2)).fill(0.6), [m, 1, D / 2]),
     };
     // Graphs with FusedOps.ropeIo take the tables as [m, D/2].
-    const feeds2d = { ...feeds, [io.cos]: feeds[io.cos].reshape([m, D / 2]), [io.sin]: feeds[io.sin].reshape([m, D / 2]) };
+    const feeds2d: Record<string, ort.Tensor> = { ...feeds, [io.cos]: feeds[io.cos].reshape([m, D / 2]), [io.sin]: feeds[io.sin].reshape([m, D / 2]) };
+    const noRows = (cols: number) => new ort.Tensor('float32', new Float32Array(0), [0, cols]);
+    const attendFeeds: Record<string, ort.Tensor> = { ...feeds2d, [io.attnQ]: noRows(numHeads * D) };
+    for (let g = 0; g < spec.numKvHeads; g++) { attendFeeds[`${io.attnKeys}${g}`] = noRows(D); attendFeeds[`${io.attnValues}${g}`] = noRows(D); }
     const headFeeds = { [io.hidden]: new ort.Tensor('float32', rand(H), [1, H]) };
     const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
     const headTimes = new Map<string, number[]>(variants.map((v) => [v.name, []]));
@@ -254,7 +260,7 @@ export async function run(argv: string[]): Promise<number> {
         const v = variants[(j + Math.max(r, 0)) % variants.length];
         for (const s of sessions.get(v.name)!) {
           const t0 = performance.now();
-          await s.run(ropeTables2d(v.fused ?? defaultFusedOps()) ? feeds2d : feeds);
+          await s.run(v.decodeAttention ? attendFeeds : ropeTables2d(v.fused ?? defaultFusedOps()) ? feeds2d : feeds);
           if (r >= 0) times.get(v.name)!.push(performance.now() - t0);
         }
         if (withHead && m === ms[0]) {
