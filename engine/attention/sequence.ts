@@ -245,7 +245,7 @@ export class Sequence implements SequenceAttention {
     this.graphAttentionSeen = true;
     if (!this.decoding || n !== 1 || this.samplesNow(layer)) return null;
     const st = this.layers[layer];
-    if (!this.mirrorAllowed(layer, st.kv.length + 1)) {
+    if (!this.mirrorAllowed(st.kv.length + 1)) {
       st.kv.dropMirror();
       return null;
     }
@@ -260,14 +260,17 @@ export class Sequence implements SequenceAttention {
   private graphAttentionSeen = false;
 
   /**
-   * Whether `layer` may keep a float32 copy of `length` tokens: up to graphAttentionMaxTokens. Not beyond, not even for
-   * a sampling method's dense layers: at 16K keys the graph's GEMMs read twice the bytes of the bfloat16 cache, from
-   * DRAM (the weights of a whole token pass between two steps evict them), and packing them costs more than the
-   * WebAssembly step (bench-results/layer-decode.md).
+   * Whether a layer may keep a float32 copy of `length` tokens in this request: when neither it nor the length the
+   * request reserved (prompt + most tokens generated) passes graphAttentionMaxTokens, so a long prompt never builds
+   * a copy only to drop it. Not beyond, not even for a sampling method's dense layers: at 16K keys the graph's GEMMs
+   * read twice the bytes of the bfloat16 cache from DRAM (a whole token's weights pass between two steps of a layer
+   * and evict them), and packing them costs more than the WebAssembly step (bench-results/layer-decode.md).
    */
-  private mirrorAllowed(_layer: number, length: number): boolean {
-    return length <= this.graphAttentionMaxTokens;
+  private mirrorAllowed(length: number): boolean {
+    return Math.max(length, this.requestEnd) <= this.graphAttentionMaxTokens;
   }
+  /** The length the current request reserved room for (reserve()); 0 when none did. */
+  private requestEnd = 0;
 
   /**
    * After a prompt chunk: bring the float32 copy up to date where the decode steps will hand over (layers that never
@@ -281,7 +284,7 @@ export class Sequence implements SequenceAttention {
       kv.dropMirror(); // this prompt will be sampled from
       return;
     }
-    if (this.mirrorAllowed(layer, kv.length)) kv.mirrorRows();
+    if (this.mirrorAllowed(kv.length)) kv.mirrorRows();
     else kv.dropMirror();
   }
 
@@ -494,6 +497,7 @@ export class Sequence implements SequenceAttention {
   }
 
   reserve(tokens: number): void {
+    this.requestEnd = tokens;
     for (const st of this.layers) st.kv.reserve(tokens);
     // Decode steps over this many tokens will run on worker threads: start them now, so they boot while the prompt is
     // prefilled instead of inside the first decode step (bench-results/peer.md).

@@ -91,18 +91,24 @@ describe('decode attention inside the layer graphs', { skip: !hasModel(name) && 
     seq.dispose();
   });
 
-  it('past the length limit a step goes back to forwardAsync, with the same tokens', async () => {
+  it('a request that would pass the length limit attends on the engine and frees the copy, with the same tokens', async () => {
     const ids: number[] = golden.long_400.input_ids;
     const seq = model.newSequence();
     const { attention, handed, kept } = spy(seq);
     attention.graphAttentionMaxTokens = 110;
-    const r = await model.generate(seq, { ids: ids.slice(0, 100), maxTokens: 40, sampling: greedy });
-    assert.deepEqual(r.ids, ids.slice(100, 140));
-    // 39 decode steps (the first token comes from the prompt's logits); steps 1..10 bring the cache to 101..110
-    // tokens and are handed over, the other 29 are kept.
-    assert.equal(handed.length, 10 * model.spec.numLayers);
-    assert.equal(kept.length, 29 * model.spec.numLayers);
-    assert.equal(attention.cache(0).mirrorBytes(), 0, 'the float32 copy was freed');
+    // 100 + 5: within the limit, so its 4 decode steps are handed over and the copy is kept.
+    const short = await model.generate(seq, { ids: ids.slice(0, 100), maxTokens: 5, sampling: greedy });
+    assert.deepEqual(short.ids, ids.slice(100, 105));
+    assert.equal(handed.length, 4 * model.spec.numLayers);
+    assert.ok(attention.cache(0).mirrorBytes() > 0);
+    // The same prompt, 40 tokens: it would reach 140, so no step is handed over (not even those under 110) and the
+    // copy is freed at once, not built.
+    handed.length = 0;
+    const long = await model.generate(seq, { ids: ids.slice(0, 100), maxTokens: 40, sampling: greedy });
+    assert.deepEqual(long.ids, ids.slice(100, 140));
+    assert.equal(handed.length, 0);
+    assert.ok(kept.length >= 39 * model.spec.numLayers);
+    for (let l = 0; l < model.spec.numLayers; l++) assert.equal(attention.cache(l).mirrorBytes(), 0, `layer ${l}`);
     seq.dispose();
   });
 
