@@ -238,8 +238,7 @@ export class Sequence implements SequenceAttention {
    * run inside the next layer graph (graphs.ts GraphOptions.decodeAttention) over a float32 copy of the cache: MLAS's
    * GEMMs instead of the WebAssembly kernels, and no attention call between the two graph runs. Appends k/v like
    * forward() and returns the copy's rows (the new token's included), or returns null having done nothing, and the
-   * caller runs forwardAsync. Caches past GRAPH_ATTENTION_MAX_TOKENS drop their copy (its memory grows with the
-   * context, and a dense step there is memory-bound either way).
+   * caller runs forwardAsync. A request that may pass GRAPH_ATTENTION_MAX_TOKENS keeps no copy (mirrorAllowed).
    */
   graphAttention(layer: number, k: Float32Array, v: Float32Array, n: number): KvMirror | null {
     this.graphAttentionSeen = true;
