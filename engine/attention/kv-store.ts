@@ -5,7 +5,7 @@
 // SharedArrayBuffers so worker threads can read them without a copy.
 import type { KvDtype } from './types';
 import { HeadCache } from './head-cache';
-import { fromBf16, toBf16, widenBf16Pairs, type KvArray } from './rows';
+import { fromBf16, toBf16, widenBf16Pairs, widenRows, type KvArray } from './rows';
 
 export { fromBf16, toBf16, type KvArray };
 
@@ -15,19 +15,6 @@ export interface KvMirror {
   values: Float32Array[];
   length: number;
   capacity: number;
-}
-
-/** Rows [from, to) of a cache array (rows `stride` elements apart) into dst as float32 rows of d. */
-function copyWidened(src: KvArray, stride: number, dst: Float32Array, d: number, from: number, to: number): void {
-  if (src instanceof Float32Array) {
-    for (let i = from; i < to; i++) dst.set(src.subarray(i * stride, i * stride + d), i * d);
-  } else if (d % 2 === 0 && stride % 2 === 0 && src.byteOffset % 4 === 0) {
-    const pairs = new Uint32Array(src.buffer, src.byteOffset, src.length >> 1);
-    const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
-    for (let i = from; i < to; i++) widenBf16Pairs(pairs, (i * stride) >> 1, bits, i * d, d >> 1);
-  } else {
-    for (let i = from; i < to; i++) for (let c = 0; c < d; c++) dst[i * d + c] = fromBf16(src[i * stride + c]);
-  }
 }
 
 export class KvStore {
@@ -157,8 +144,8 @@ export class KvStore {
     }
     for (let g = 0; g < G && m.length < this.length; g++) {
       const stride = this.heads[g].stride;
-      copyWidened(this.keys[g], stride, m.keys[g], d, m.length, this.length);
-      copyWidened(this.values[g], stride, m.values[g], d, m.length, this.length);
+      widenRows(this.keys[g], stride, m.keys[g], d, m.length, this.length);
+      widenRows(this.values[g], stride, m.values[g], d, m.length, this.length);
     }
     m.length = this.length;
     return m;

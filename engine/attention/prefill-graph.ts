@@ -21,7 +21,7 @@
 import { GraphBuilder, attr } from '../runtime/onnx-graph';
 import { createSession, ort, type ProviderSetting } from '../runtime/session';
 import type { KvStore } from './kv-store';
-import { widenBf16Pairs, type KvArray } from './rows';
+import { widenRows, type KvArray } from './rows';
 
 /**
  * Score floats alive in one graph call (all KV heads together): 16M floats = 64 MB. Smaller budgets make sub-chunks
@@ -156,30 +156,12 @@ export class PrefillGraph {
   }
 }
 
-/**
- * `rows` rows of d values from src (rows `stride` apart) packed into bufs[g] as float32 (grown by doubling); returns the
- * view. A bfloat16 row (Uint16Array) is widened: its bits are the float32's top 16.
- */
+/** `rows` rows of d values from src (rows `stride` apart) packed into bufs[g] as float32 (grown by doubling); returns the view. */
 function copyRows(bufs: Float32Array[], g: number, src: KvArray, rows: number, d: number, stride: number): Float32Array {
   const len = rows * d;
   let b = bufs[g];
   if (!b || b.length < len) b = bufs[g] = new Float32Array(Math.max(len, 2 * (b?.length ?? 0)));
   const view = b.subarray(0, len);
-  if (src instanceof Float32Array) {
-    if (stride === d) view.set(src.subarray(0, len));
-    else for (let i = 0; i < rows; i++) view.set(src.subarray(i * stride, i * stride + d), i * d); // K and V interleaved
-  } else if (d % 2 === 0 && stride % 2 === 0 && src.byteOffset % 4 === 0) {
-    // Two bfloat16 values a 32-bit load: half the loads of one value at a time, the same bits.
-    const bits = new Uint32Array(view.buffer, view.byteOffset, len);
-    const pairs = new Uint32Array(src.buffer, src.byteOffset, src.length >> 1);
-    const half = d >> 1, halfStride = stride >> 1;
-    for (let i = 0; i < rows; i++) widenBf16Pairs(pairs, i * halfStride, bits, i * d, half);
-  } else {
-    const bits = new Uint32Array(view.buffer, view.byteOffset, len);
-    for (let i = 0; i < rows; i++) {
-      const s = i * stride, o = i * d;
-      for (let c = 0; c < d; c++) bits[o + c] = src[s + c] << 16;
-    }
-  }
+  widenRows(src, stride, view, d, 0, rows);
   return view;
 }

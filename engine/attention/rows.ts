@@ -32,6 +32,24 @@ export function widenBf16Pairs(src: Uint32Array, s: number, dst: Uint32Array, t:
   }
 }
 
+/**
+ * Rows [from, to) of a cache array (row i at src[i · stride], d values) into dst as float32 rows of d (row i at
+ * dst[i · d]). A bfloat16 row is widened two values a 32-bit load (its bits are the float32's top 16: exact).
+ */
+export function widenRows(src: KvArray, stride: number, dst: Float32Array, d: number, from: number, to: number): void {
+  if (src instanceof Float32Array) {
+    if (stride === d) dst.set(src.subarray(from * d, to * d), from * d);
+    else for (let i = from; i < to; i++) dst.set(src.subarray(i * stride, i * stride + d), i * d); // K and V interleaved
+  } else if (d % 2 === 0 && stride % 2 === 0 && src.byteOffset % 4 === 0) {
+    const pairs = new Uint32Array(src.buffer, src.byteOffset, src.length >> 1);
+    const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+    for (let i = from; i < to; i++) widenBf16Pairs(pairs, (i * stride) >> 1, bits, i * d, d >> 1);
+  } else {
+    const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+    for (let i = from; i < to; i++) for (let c = 0; c < d; c++) bits[i * d + c] = src[i * stride + c] << 16;
+  }
+}
+
 /** q[qo..qo+d) · K[row i]. Float32 with four partial sums (V8 keeps them in registers: faster than a single sum). */
 export function dotRow(q: Float32Array, qo: number, K: KvArray, i: number, d: number): number {
   return K instanceof Float32Array ? dotF32(q, qo, K, i * d, d) : dotBf16(q, qo, K, i * d, d);
