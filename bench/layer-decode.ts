@@ -248,8 +248,11 @@ export async function run(argv: string[]): Promise<number> {
     // Graphs with FusedOps.ropeIo take the tables as [m, D/2].
     const feeds2d: Record<string, ort.Tensor> = { ...feeds, [io.cos]: feeds[io.cos].reshape([m, D / 2]), [io.sin]: feeds[io.sin].reshape([m, D / 2]) };
     const noRows = (cols: number) => new ort.Tensor('float32', new Float32Array(0), [0, cols]);
-    const attendFeeds: Record<string, ort.Tensor> = { ...feeds2d, [io.attnQ]: noRows(numHeads * D) };
-    for (let g = 0; g < spec.numKvHeads; g++) { attendFeeds[`${io.attnKeys}${g}`] = noRows(D); attendFeeds[`${io.attnValues}${g}`] = noRows(D); }
+    const attendFeeds: Record<string, ort.Tensor> = { ...feeds2d, [io.attnQ]: noRows(numHeads * D), [io.attnPad]: new ort.Tensor('int64', new BigInt64Array(4), [4]) };
+    for (let g = 0; g < spec.numKvHeads; g++) {
+      attendFeeds[`${io.attnKeys}${g}`] = noRows(D);
+      attendFeeds[`${io.attnValuesT}${g}`] = new ort.Tensor('float32', new Float32Array(0), [D, 0]);
+    }
     const headFeeds = { [io.hidden]: new ort.Tensor('float32', rand(H), [1, H]) };
     const times = new Map<string, number[]>(variants.map((v) => [v.name, []]));
     const headTimes = new Map<string, number[]>(variants.map((v) => [v.name, []]));

@@ -5,14 +5,17 @@
 // SharedArrayBuffers so worker threads can read them without a copy.
 import type { KvDtype } from './types';
 import { HeadCache } from './head-cache';
-import { fromBf16, toBf16, widenBf16Pairs, widenRows, type KvArray } from './rows';
+import { fromBf16, toBf16, widenBf16Pairs, widenRows, widenRowsTransposed, type KvArray } from './rows';
 
 export { fromBf16, toBf16, type KvArray };
 
-/** KvStore.mirrorRows: per KV head, rows [0, length) of K and of V as float32 [capacity, D]. */
+/**
+ * KvStore.mirrorRows: per KV head, rows [0, length) of K as float32 rows [capacity, D], and of V transposed, float32
+ * [D, capacity] (token i in column i; columns from length on unused, zero or stale).
+ */
 export interface KvMirror {
   keys: Float32Array[];
-  values: Float32Array[];
+  valuesT: Float32Array[];
   length: number;
   capacity: number;
 }
@@ -125,27 +128,36 @@ export class KvStore {
 
   /**
    * Decode attention inside the layer graphs (graphs.ts GraphOptions.decodeAttention) reads K and V as plain float32
-   * [tokens, D] per head: onnxruntime-node takes no SharedArrayBuffer-backed tensor and no bfloat16 one, and the
-   * cache rows interleave K with V. This copy holds rows [0, length) of the cache, widened (exact: a bfloat16 is a
-   * float32's top half), brought up to date here; truncate() cuts it with the cache, so it never holds stale rows.
+   * (onnxruntime-node takes no SharedArrayBuffer-backed tensor and no bfloat16 one, and the cache rows interleave K
+   * with V), V transposed so that both are the A operand of their GEMMs (read in place, graphs.ts says why). This copy
+   * holds rows [0, length) of the cache, widened (exact: a bfloat16 is a float32's top half), brought up to date here;
+   * truncate() cuts it with the cache, so it never holds stale rows.
+   *
+   * The graph reads every column of the transposed values, so the capacity follows the request: `end` (the length the
+   * request reserved, when known and not passed) or else the length plus an eighth; a copy more than twice that
+   * (left by a longer request) is rebuilt smaller.
    */
-  mirrorRows(): KvMirror {
+  mirrorRows(end = 0): KvMirror {
     const d = this.headDim, G = this.numKvHeads;
+    const target = end >= this.length ? end : this.length + (this.length >> 3) + 64;
     let m = this.mirror;
-    if (!m || m.capacity < this.length) {
-      const cap = Math.max(this.length, 2 * (m?.capacity ?? 0), 64);
-      const grown: KvMirror = { keys: [], values: [], length: m?.length ?? 0, capacity: cap };
+    if (!m || m.capacity < this.length || m.capacity > 2 * target + 64) {
+      const cap = Math.max(target, 16), kept = m ? Math.min(m.length, this.length) : 0;
+      const grown: KvMirror = { keys: [], valuesT: [], length: kept, capacity: cap };
       for (let g = 0; g < G; g++) {
         grown.keys[g] = new Float32Array(cap * d);
-        grown.values[g] = new Float32Array(cap * d);
-        if (m) { grown.keys[g].set(m.keys[g].subarray(0, m.length * d)); grown.values[g].set(m.values[g].subarray(0, m.length * d)); }
+        grown.valuesT[g] = new Float32Array(d * cap);
+        if (m && kept > 0) {
+          grown.keys[g].set(m.keys[g].subarray(0, kept * d));
+          for (let c = 0; c < d; c++) grown.valuesT[g].set(m.valuesT[g].subarray(c * m.capacity, c * m.capacity + kept), c * cap);
+        }
       }
       m = this.mirror = grown;
     }
     for (let g = 0; g < G && m.length < this.length; g++) {
       const stride = this.heads[g].stride;
       widenRows(this.keys[g], stride, m.keys[g], d, m.length, this.length);
-      widenRows(this.values[g], stride, m.values[g], d, m.length, this.length);
+      widenRowsTransposed(this.values[g], stride, m.valuesT[g], d, m.capacity, m.length, this.length);
     }
     m.length = this.length;
     return m;

@@ -101,13 +101,13 @@ export class PrefillGraph {
    */
   async causal(kv: KvStore, q: Float32Array, n: number, out: Float32Array, scale: number): Promise<void> {
     const past = kv.length - n;
-    // The cache's own float32 copy where it keeps one in step (KvStore.mirrorRows: decode attention in the layer
-    // graphs), else this graph's scratch copy.
+    // The keys: the cache's own float32 copy where it keeps one in step (KvStore.mirrorRows: decode attention in the
+    // layer graphs), else this graph's scratch copy. The values always in the scratch: the copy holds them transposed.
     const mirror = kv.currentMirror();
     const keys: Float32Array[] = [], values: Float32Array[] = [];
     for (let g = 0; g < this.numKvHeads; g++) {
       keys[g] = mirror ? mirror.keys[g] : copyRows(this.kBufs, g, kv.keys[g], kv.length, this.headDim, kv.heads[g].stride);
-      values[g] = mirror ? mirror.values[g] : copyRows(this.vBufs, g, kv.values[g], kv.length, this.headDim, kv.heads[g].stride);
+      values[g] = copyRows(this.vBufs, g, kv.values[g], kv.length, this.headDim, kv.heads[g].stride); // the copy's are transposed
     }
     const step = this.subChunk(kv.length);
     for (let j0 = 0; j0 < n; j0 += step) await this.run(q, keys, values, j0, Math.min(n, j0 + step), past, out, scale);

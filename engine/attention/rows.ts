@@ -50,6 +50,19 @@ export function widenRows(src: KvArray, stride: number, dst: Float32Array, d: nu
   }
 }
 
+/**
+ * Rows [from, to) of a cache array (row i at src[i · stride], d values) into dst as float32 columns: dst is [d, cols]
+ * and row i becomes column i (dst[c · cols + i]). Widened as widenRows does (exact).
+ */
+export function widenRowsTransposed(src: KvArray, stride: number, dst: Float32Array, d: number, cols: number, from: number, to: number): void {
+  if (src instanceof Float32Array) {
+    for (let c = 0; c < d; c++) for (let i = from; i < to; i++) dst[c * cols + i] = src[i * stride + c];
+  } else {
+    const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+    for (let c = 0; c < d; c++) for (let i = from; i < to; i++) bits[c * cols + i] = src[i * stride + c] << 16;
+  }
+}
+
 /** q[qo..qo+d) · K[row i]. Float32 with four partial sums (V8 keeps them in registers: faster than a single sum). */
 export function dotRow(q: Float32Array, qo: number, K: KvArray, i: number, d: number): number {
   return K instanceof Float32Array ? dotF32(q, qo, K, i * d, d) : dotBf16(q, qo, K, i * d, d);

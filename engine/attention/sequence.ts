@@ -73,10 +73,10 @@ function norm(row: Float32Array): number {
 }
 
 /**
- * Longest cache whose exact decode steps run inside the layer graphs (Sequence.graphAttention). There the WebAssembly
- * kernels' arithmetic is what a step waits on; with more keys the graph's float32 reads from DRAM catch up with it
- * (for the 1.5B shape a clear gain at 4K keys, even at 8K, a loss at 16K: bench-results/layer-decode.md), and the copy
- * costs twice the bfloat16 cache's memory (8 · KV heads · D bytes a token a layer).
+ * Longest cache whose exact decode steps run inside the layer graphs (Sequence.graphAttention) on every layer that
+ * attends exactly (the dense method; sampled layers before they index). The float32 copy those graphs read costs
+ * twice the bfloat16 cache's memory (8 · KV heads · D bytes a token a layer), so past this length only a sampling
+ * method's dense layers keep one (two layers of 28 for the 1.5B shape; bench-results/layer-decode.md has the timings).
  */
 export const GRAPH_ATTENTION_MAX_TOKENS = 6144;
 
@@ -244,13 +244,13 @@ export class Sequence implements SequenceAttention {
     this.graphAttentionSeen = true;
     if (!this.decoding || n !== 1 || this.samplesNow(layer)) return null;
     const st = this.layers[layer];
-    if (!this.mirrorAllowed(st.kv.length + 1)) {
+    if (!this.mirrorAllowed(layer, st.kv.length + 1)) {
       st.kv.dropMirror();
       return null;
     }
     if (this.isSampledLayer(layer)) this.reconcile(layer); // what decode() does first: drops an index not wanted now
     st.kv.append(k, v, 1);
-    return st.kv.mirrorRows();
+    return st.kv.mirrorRows(this.requestEnd);
   }
 
   /** Cache length up to which graphAttention() serves a step (tests lower it). */
@@ -259,13 +259,13 @@ export class Sequence implements SequenceAttention {
   private graphAttentionSeen = false;
 
   /**
-   * Whether a layer may keep a float32 copy of `length` tokens in this request: when neither it nor the length the
-   * request reserved (prompt + most tokens generated) passes graphAttentionMaxTokens, so a long prompt never builds
-   * a copy only to drop it. Not beyond, not even for a sampling method's dense layers: at 16K keys the graph's GEMMs
-   * read twice the bytes of the bfloat16 cache from DRAM (a whole token's weights pass between two steps of a layer
-   * and evict them), and packing them costs more than the WebAssembly step (bench-results/layer-decode.md).
+   * Whether a layer may keep a float32 copy of `length` tokens in this request: a sampling method's dense layers at
+   * any length (two of 28 layers: the copy is small beside the cache and the index); other layers when neither the
+   * length nor the one the request reserved (prompt + most tokens generated) passes graphAttentionMaxTokens, so a long
+   * prompt never builds a copy only to drop it.
    */
-  private mirrorAllowed(length: number): boolean {
+  private mirrorAllowed(layer: number, length: number): boolean {
+    if (this.config.method !== 'dense' && this.isDenseLayer(layer)) return true;
     return Math.max(length, this.requestEnd) <= this.graphAttentionMaxTokens;
   }
   /** The length the current request reserved room for (reserve()); 0 when none did. */
@@ -283,7 +283,7 @@ export class Sequence implements SequenceAttention {
       kv.dropMirror(); // this prompt will be sampled from
       return;
     }
-    if (this.mirrorAllowed(kv.length)) kv.mirrorRows();
+    if (this.mirrorAllowed(layer, kv.length)) kv.mirrorRows(this.requestEnd);
     else kv.dropMirror();
   }
 

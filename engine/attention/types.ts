@@ -87,11 +87,15 @@ export interface PrepareOptions {
  * One sequence's KV cache plus an attention method. Tensors are row-major float32:
  * q: [n, numHeads, headDim], k/v: [n, numKvHeads, headDim], out: [n, numHeads, headDim].
  */
-/** Rows [0, length) of a layer's keys and values as float32 [≥ length, D] per KV head. */
+/**
+ * Rows [0, length) of a layer's keys and values in float32, per KV head: keys as rows [≥ length, D], values transposed
+ * [D, capacity] (token i in column i; the graph reads all capacity columns, weighting those past length by zero).
+ */
 export interface GraphAttentionRows {
   keys: Float32Array[];
-  values: Float32Array[];
+  valuesT: Float32Array[];
   length: number;
+  capacity: number;
 }
 
 export interface SequenceAttention {

@@ -283,6 +283,7 @@ export class ModelRunner {
     const { numKvHeads } = this.spec;
     const noRows = (cols: number) => new ort.Tensor('float32', new Float32Array(0), [0, cols]);
     const noAttn = noRows(numHeads * D), noKv = noRows(D);
+    const noVt = new ort.Tensor('float32', new Float32Array(0), [D, 0]), noPad = new ort.Tensor('int64', new BigInt64Array(4), [4]);
     let handed: GraphAttentionRows | null = null, handedQ: Float32Array | undefined;
     let logits: Float32Array | undefined;
     for (const [i, step] of this.steps.entries()) {
@@ -290,10 +291,11 @@ export class ModelRunner {
       if (step.post !== undefined) feeds[io.attn] = handed ? noAttn : attnT;
       if (step.attendsInGraph) {
         feeds[io.attnQ] = handed ? new ort.Tensor('float32', handedQ!, [1, numHeads * D]) : noAttn;
+        // The weights are padded with zero rows up to the transposed values' capacity (graphs.ts decodeAttentionNodes).
+        feeds[io.attnPad] = handed ? new ort.Tensor('int64', BigInt64Array.of(0n, 0n, BigInt(handed.capacity - handed.length), 0n), [4]) : noPad;
         for (let g = 0; g < numKvHeads; g++) {
-          const rows = (a: Float32Array) => new ort.Tensor('float32', a.subarray(0, handed!.length * D), [handed!.length, D]);
-          feeds[`${io.attnKeys}${g}`] = handed ? rows(handed.keys[g]) : noKv;
-          feeds[`${io.attnValues}${g}`] = handed ? rows(handed.values[g]) : noKv;
+          feeds[`${io.attnKeys}${g}`] = handed ? new ort.Tensor('float32', handed.keys[g].subarray(0, handed.length * D), [handed.length, D]) : noKv;
+          feeds[`${io.attnValuesT}${g}`] = handed ? new ort.Tensor('float32', handed.valuesT[g], [D, handed.capacity]) : noVt;
         }
       }
       if (step.pre !== undefined) { feeds[io.cos] = step.ropeTables2d ? cos2 : cosT; feeds[io.sin] = step.ropeTables2d ? sin2 : sinT; }

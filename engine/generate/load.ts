@@ -69,7 +69,7 @@ export async function loadModel(modelPath: string, options: LoadOptions = {}): P
     const cache = packed && cacheDir ? new GraphCache(cacheDir, {
       source: source.fingerprint, format: source.format, weights: (source as { weightsFormat?: string }).weightsFormat,
       accuracyLevel: options.accuracyLevel, fused: defaultFusedOps(), prepacked: prepackedEnabled(), queryHash: queryHash ?? null,
-      ...(decodeAttention ? { decodeAttention } : {}),
+      ...(decodeAttention ? { decodeAttention: 'keys-and-transposed-values' } : {}), // the graphs' input layout
     }, log) : undefined;
     const runner = await ModelRunner.create(spec, (name) => source.weight(name), {
       cache,

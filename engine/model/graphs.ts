@@ -94,7 +94,7 @@ export const io = {
   ids: 'ids', embeds: 'embeds', hidden: 'hidden', logits: 'logits',
   x: 'x', attn: 'attn', cos: 'cos', sin: 'sin', xOut: 'x_out', q: 'q', k: 'k', v: 'v',
   qHashStart: 'q_hash_start', qCodes: 'q_codes',
-  attnQ: 'attn_q', attnKeys: 'attn_k', attnValues: 'attn_v',
+  attnQ: 'attn_q', attnKeys: 'attn_k', attnValuesT: 'attn_vt', attnPad: 'attn_pad',
 } as const;
 
 const fusedOf = (g: GraphBuilder): FusedOps => graphOptions.get(g)?.fused ?? defaultFusedOps();
@@ -318,9 +318,15 @@ function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource
 
 /**
  * Exact attention of one decode step inside the graph (GraphOptions.decodeAttention), per KV head g with its G query
- * heads stacked: scores = q_g · K_gᵀ / √D [G, p], softmax over the p keys, out_g = weights · V_g [G, D]. Inputs:
+ * heads: scoresᵀ = K_g · (q_g / √D)ᵀ [p, G], softmax over the p keys (axis 0), outᵀ = V_gᵀ · weights [D, G]. Inputs:
  * attn_q [m, heads·D] (the step's query after RoPE, m = 1; m = 0 when the runner computed attention itself),
- * attn_k<g> and attn_v<g> [p, D] (every cached key/value of KV head g, the new token's included; p = 0 with m = 0).
+ * attn_k<g> [p, D] (every cached key of KV head g, the new token's included), attn_vt<g> [D, c] (the values stored
+ * transposed, c ≥ p columns: the copy's capacity, columns past p unused) and attn_pad [4] = (0, 0, c − p, 0), the
+ * zero rows that stretch the weights to c. With m = 0 all are empty (p = c = 0).
+ * Why this way round: MLAS streams a GEMM's A operand from where it lies and packs B, so the long operands (K, and V
+ * transposed) are A and the small query/weights B. As Gemm(q, K, transB) and MatMul(weights, V) the two cache
+ * operands were B, copied into packed panels every call: at 16K keys that cost more than the WebAssembly step
+ * (bench-results/layer-decode.md).
  * The result [m, heads·D] follows the runner's own rows in `attn` [e, heads·D] (e = n, or 0 when m = 1): the layer
  * sees whichever was given. With no rows the nodes cost a few microseconds of dispatch; onnxruntime runs every node
  * whatever is fetched, which is why "none" is zero rows rather than an unused output.
@@ -328,16 +334,19 @@ function addPostAttention(g: GraphBuilder, spec: ModelSpec, weight: WeightSource
 function decodeAttentionNodes(g: GraphBuilder, spec: ModelSpec, attn: string, stem: string): string {
   const { numHeads, numKvHeads, headDim: D } = spec, G = numHeads / numKvHeads;
   g.input(io.attnQ, 'float32', ['m', numHeads * D]);
-  const heads = g.op('Reshape', [io.attnQ, g.int64s(`${stem}_q_shape`, [-1, D])]); // [m·heads, D]
+  g.input(io.attnPad, 'int64', [4]);
+  // [m·heads, D], scaled by 1/√D before the dot products (G·D multiplies instead of p·G)
+  const heads = g.op('Mul', [g.op('Reshape', [io.attnQ, g.int64s(`${stem}_q_shape`, [-1, D])]), g.float(`${stem}_scale`, 1 / Math.sqrt(D))]);
   const axis = g.int64s(`${stem}_axis`, [0]);
   const outs: string[] = [];
   for (let kv = 0; kv < numKvHeads; kv++) {
     const keys = g.input(`${io.attnKeys}${kv}`, 'float32', ['p', D]);
-    const values = g.input(`${io.attnValues}${kv}`, 'float32', ['p', D]);
+    const valuesT = g.input(`${io.attnValuesT}${kv}`, 'float32', [D, 'c']);
     const q = g.op('Slice', [heads, g.int64s(`${stem}_q${kv}_start`, [kv * G]), g.int64s(`${stem}_q${kv}_end`, [(kv + 1) * G]), axis]);
-    const scores = g.op('Gemm', [q, keys], { transB: attr.i(1), alpha: attr.f(1 / Math.sqrt(D)) }, `${stem}_scores${kv}`);
-    const weights = g.op('Softmax', [scores], { axis: attr.i(-1) });
-    outs.push(g.op('MatMul', [weights, values], undefined, `${stem}_out${kv}`));
+    const scoresT = g.op('MatMul', [keys, g.op('Transpose', [q], { perm: attr.ints([1, 0]) })], undefined, `${stem}_scores${kv}`); // [p, G]
+    const weights = g.op('Pad', [g.op('Softmax', [scoresT], { axis: attr.i(0) }), io.attnPad]); // [c, G]
+    const outT = g.op('MatMul', [valuesT, weights], undefined, `${stem}_out${kv}`); // [D, G]
+    outs.push(g.op('Transpose', [outT], { perm: attr.ints([1, 0]) }));
   }
   const own = g.op('Reshape', [g.op('Concat', outs, { axis: attr.i(0) }), g.int64s(`${stem}_out_shape`, [-1, numHeads * D])]);
   return g.op('Concat', [attn, own], { axis: attr.i(0) }, stem);

@@ -4,7 +4,8 @@
 // steps the graphs really computed (a spy on graphAttention), so a path that silently fell back to the WebAssembly
 // kernels fails. Then the float32 copy's bookkeeping: a sequence reused through the prefix cache (truncated, then
 // re-prefilled with other tokens) decodes what a fresh sequence decodes; a cache past the length limit drops its
-// copy and goes back to forwardAsync; MagicPIG's sampled layers never hand their steps over.
+// copy and goes back to forwardAsync; MagicPIG's sampled layers never hand their steps over, its dense layers do at
+// any length.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Sequence } from '../../engine/attention/sequence';
@@ -128,6 +129,28 @@ describe('decode attention inside the layer graphs', { skip: !hasModel(name) && 
     // Only the layer that hands its steps over holds a float32 copy of the cache.
     assert.ok(attention.cache(0).mirrorBytes() > 0);
     for (let l = 1; l < model.spec.numLayers; l++) assert.equal(attention.cache(l).mirrorBytes(), 0, `layer ${l}`);
+    seq.dispose();
+  });
+
+  it('MagicPIG past the length limit: its dense layers still hand their steps over (and only they keep a copy)', async () => {
+    const ids: number[] = golden.long_400.input_ids;
+    const seq = model.newSequence();
+    const { attention, handed, kept } = spy(seq);
+    attention.graphAttentionMaxTokens = 50; // far below this request's 320 tokens
+    const r = await model.generate(seq, {
+      ids: ids.slice(0, 300), maxTokens: 20, sampling: greedy,
+      attention: { method: 'magicpig', K: 1, L: 300, sinks: 4, window: 16, tailThreshold: 0, minIndexed: 0, denseLayers: [0, 3] },
+    });
+    assert.ok(r.stats.sampledFraction > 0.99, `sampled fraction ${r.stats.sampledFraction}`);
+    assert.deepEqual(r.ids, ids.slice(300, 320));
+    assert.deepEqual([...new Set(handed)].sort(), [0, 3]);
+    assert.equal(handed.length, 2 * 19);
+    assert.deepEqual([...new Set(kept)].sort(), [1, 2, 4].filter((l) => l < model.spec.numLayers));
+    for (let l = 0; l < model.spec.numLayers; l++) {
+      const copy = attention.cache(l).currentMirror();
+      if (l === 0 || l === 3) assert.equal(copy?.length, attention.cache(l).length, `layer ${l} keeps its copy in step`);
+      else assert.equal(attention.cache(l).mirrorBytes(), 0, `layer ${l}`);
+    }
     seq.dispose();
   });
 });
