@@ -6,8 +6,9 @@
 // tokens/s, decode ms/token (Snout dense and magicpig on the same prefilled prompt), load time and peak RSS.
 //
 // Each engine runs in its own child process (so its peak RSS, VmHWM, is its own), one at a time (two big models never
-// share the machine's memory): per format llama.cpp with flash attention, Snout, llama.cpp without it; each grows one
-// prompt through the contexts (prefill to 512, decode, drop the decoded tokens, extend to 4K, ...). Both engines get
+// share the machine's memory), taking turns at each context: llama.cpp with flash attention, Snout, llama.cpp without
+// it, each a fresh process that loads, prefills that context's prompt and decodes (so the rows compared are measured
+// minutes apart, whatever the run's length). Both engines get
 // the same ids (this repository's engine sources tokenized), 2 threads, prefill batches of 512 (llama.cpp) and Snout's
 // default chunk. llama.cpp's row at each context is the faster of its two flash-attention settings (both recorded).
 // Before the measured processes, each engine loads once in a throwaway process (warms the page cache and any
@@ -304,16 +305,18 @@ export async function run(argv: string[]): Promise<number> {
     if (engines.includes('llama.cpp')) runs.push({ engine: 'llama.cpp', fa: fas[0] });
     if (engines.includes('snout')) runs.push({ engine: 'snout', fa: true });
     if (engines.includes('llama.cpp') && fas.length > 1) runs.push({ engine: 'llama.cpp', fa: fas[1] });
-    const results: { engine: string; fa: boolean; out: Record<string, unknown>[] }[] = [];
-    for (const r of runs) {
-      const second = r.engine === 'llama.cpp' && fas.length > 1 && r.fa === fas[1];
-      const ctxs = second ? contexts.filter((n) => n <= faBothMax) : contexts;
-      if (!ctxs.length) continue;
-      const out = await runChild({ ...base, ...r, contexts: ctxs, loadOnly: false, ...(r.engine === 'snout' ? snoutArgs : {}) }, log);
-      results.push({ ...r, out });
-      raw.push(...out.map((o) => ({ format, engine: r.engine, fa: r.engine === 'llama.cpp' ? r.fa : undefined, ...o })));
-    }
+    // The turns are taken at each context (a fresh process per engine and context), so the rows compared with each
+    // other are measured minutes apart, not a whole run apart: on a shared machine the window moves the figures more
+    // than the loads this costs.
     for (const n of contexts) {
+      const results: { engine: string; fa: boolean; out: Record<string, unknown>[] }[] = [];
+      for (const r of runs) {
+        const second = r.engine === 'llama.cpp' && fas.length > 1 && r.fa === fas[1];
+        if (second && n > faBothMax) continue;
+        const out = await runChild({ ...base, ...r, contexts: [n], loadOnly: false, ...(r.engine === 'snout' ? snoutArgs : {}) }, log);
+        results.push({ ...r, out });
+        raw.push(...out.map((o) => ({ format, engine: r.engine, fa: r.engine === 'llama.cpp' ? r.fa : undefined, ...o })));
+      }
       const llamaRuns = results.filter((r) => r.engine === 'llama.cpp' && r.out.some((o) => o.context === n))
         .map((r) => ({ fa: r.fa, load: r.out[0], c: r.out.find((o) => o.context === n) as unknown as ChildContext }));
       if (llamaRuns.length) {
@@ -342,8 +345,8 @@ export async function run(argv: string[]): Promise<number> {
           });
         }
       }
+      save();
     }
-    save();
   }
 
   rmSync(idsFile, { force: true });
