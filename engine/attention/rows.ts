@@ -55,11 +55,13 @@ export function widenRows(src: KvArray, stride: number, dst: Float32Array, d: nu
  * and row i becomes column i (dst[c · cols + i]). Widened as widenRows does (exact).
  */
 export function widenRowsTransposed(src: KvArray, stride: number, dst: Float32Array, d: number, cols: number, from: number, to: number): void {
-  if (src instanceof Float32Array) {
-    for (let c = 0; c < d; c++) for (let i = from; i < to; i++) dst[c * cols + i] = src[i * stride + c];
-  } else {
-    const bits = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
-    for (let c = 0; c < d; c++) for (let i = from; i < to; i++) bits[c * cols + i] = src[i * stride + c] << 16;
+  const bits = src instanceof Float32Array ? null : new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
+  // 64 rows at a time, so the rows being read stay in cache across the d passes (a whole restored cache at once
+  // would otherwise be read from memory d times).
+  for (let b = from; b < to; b += 64) {
+    const e = Math.min(to, b + 64);
+    if (!bits) for (let c = 0; c < d; c++) for (let i = b; i < e; i++) dst[c * cols + i] = (src as Float32Array)[i * stride + c];
+    else for (let c = 0; c < d; c++) for (let i = b; i < e; i++) bits[c * cols + i] = src[i * stride + c] << 16;
   }
 }
 
