@@ -93,11 +93,15 @@ export function sessionOptions(provider: Provider, options: SessionOptions = {})
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     logSeverityLevel: 3,
-    // Idle pool threads spin by default; with one session per layer run back to back (and attention in JS between
-    // them) spinning threads only steal cycles from the work that follows. SNOUT_SPIN=1 restores it.
+    // Pool threads spin while a run is in flight, so an operator's parallel sections (several per MatMulNBits, ~10 a
+    // layer graph) do not each wait for a sleeping thread to wake, and stop the moment the run returns
+    // (force_spinning_stop): every session has its own pool, and onnxruntime's default spin after a run (~ms) kept one
+    // session's thread busy through the next session's run and the attention between them. SNOUT_SPIN=0: never spin.
+    // Measured in bench-results/threads-wake.md.
     extra: {
       session: {
-        intra_op: { allow_spinning: process.env.SNOUT_SPIN === '1' ? '1' : '0' },
+        intra_op: { allow_spinning: process.env.SNOUT_SPIN === '0' ? '0' : '1' },
+        ...(process.env.SNOUT_SPIN !== '0' && { force_spinning_stop: '1' }),
         ...(options.savePrepacked && {
           save_external_prepacked_constant_initializers: '1',
           optimized_model_external_initializers_file_name: options.savePrepacked.dataFile,
